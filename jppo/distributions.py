@@ -1,0 +1,64 @@
+"""Action distributions as pure functions on arrays.
+
+Kept tiny and dependency-free so that log-probabilities and entropies are easy
+to check against scipy, and so that no distribution object crosses a jit
+boundary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def categorical_log_prob(logits: jax.Array, actions: jax.Array) -> jax.Array:
+    """log pi(a) for integer `actions` under softmax(`logits`) (last axis)."""
+    log_probs = jax.nn.log_softmax(logits)
+    return jnp.take_along_axis(log_probs, actions[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+
+def categorical_entropy(logits: jax.Array) -> jax.Array:
+    log_probs = jax.nn.log_softmax(logits)
+    return -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+
+
+def categorical_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
+    return jax.random.categorical(key, logits).astype(jnp.int32)
+
+
+def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, actions: jax.Array) -> jax.Array:
+    """log N(a; mean, diag(exp(log_std))^2), summed over the action dimension."""
+    z = (actions - mean) * jnp.exp(-log_std)
+    return jnp.sum(-0.5 * z**2 - log_std - 0.5 * _LOG_2PI, axis=-1)
+
+
+def gaussian_entropy(log_std: jax.Array) -> jax.Array:
+    return jnp.sum(0.5 + 0.5 * _LOG_2PI + log_std, axis=-1)
+
+
+def gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
+    return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+
+
+def sample(key: jax.Array, dist: tuple[jax.Array, ...], discrete: bool) -> jax.Array:
+    """Draw an action from `dist` (logits) or `(mean, log_std)`."""
+    if discrete:
+        return categorical_sample(key, dist[0])
+    return gaussian_sample(key, *dist)
+
+
+def log_prob(dist: tuple[jax.Array, ...], actions: jax.Array, discrete: bool) -> jax.Array:
+    if discrete:
+        return categorical_log_prob(dist[0], actions)
+    return gaussian_log_prob(*dist, actions)
+
+
+def entropy(dist: tuple[jax.Array, ...], discrete: bool) -> jax.Array:
+    if discrete:
+        return categorical_entropy(dist[0])
+    mean, log_std = dist
+    return gaussian_entropy(jnp.broadcast_to(log_std, mean.shape))

@@ -1,0 +1,71 @@
+"""PPO loss terms as pure functions of arrays (no network calls), so each can
+be checked against a hand computation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def clipped_surrogate(
+    log_prob: jax.Array, old_log_prob: jax.Array, advantages: jax.Array, clip_eps: jax.Array
+) -> jax.Array:
+    """-E[min(r A, clip(r, 1-eps, 1+eps) A)] with r = pi/pi_old."""
+    ratio = jnp.exp(log_prob - old_log_prob)
+    unclipped = ratio * advantages
+    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
+    return -jnp.mean(jnp.minimum(unclipped, clipped))
+
+
+def mse_value_loss(values: jax.Array, targets: jax.Array) -> jax.Array:
+    """0.5 E[(V - R)^2]."""
+    return 0.5 * jnp.mean((values - targets) ** 2)
+
+
+def clipped_value_loss(
+    values: jax.Array, old_values: jax.Array, targets: jax.Array, clip_eps: jax.Array
+) -> jax.Array:
+    """0.5 E[max((V - R)^2, (V_old + clip(V - V_old, +-eps) - R)^2)].
+
+    `clip_eps` is in return units, which is why it silently freezes the critic
+    when returns are in the thousands.
+    """
+    clipped = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
+    return 0.5 * jnp.mean(jnp.maximum((values - targets) ** 2, (clipped - targets) ** 2))
+
+
+def value_clip_fraction(
+    values: jax.Array, old_values: jax.Array, clip_eps: jax.Array
+) -> jax.Array:
+    """Share of samples whose value moved further than the clip allows."""
+    return jnp.mean((jnp.abs(values - old_values) > clip_eps).astype(jnp.float32))
+
+
+def normalize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
+    return (x - jnp.mean(x)) / (jnp.std(x) + eps)
+
+
+def approx_kl(log_prob: jax.Array, old_log_prob: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(k1, k3) estimators of KL(pi_old || pi) from samples of pi_old.
+
+    k1 = E[-log r] is unbiased but noisy and can go negative; k3 = E[(r - 1) - log r]
+    is unbiased and always >= 0 (Schulman, "Approximating KL divergence").
+    """
+    log_ratio = log_prob - old_log_prob
+    k1 = jnp.mean(-log_ratio)
+    k3 = jnp.mean(jnp.expm1(log_ratio) - log_ratio)
+    return k1, k3
+
+
+def clip_fraction(log_prob: jax.Array, old_log_prob: jax.Array, clip_eps: jax.Array) -> jax.Array:
+    ratio = jnp.exp(log_prob - old_log_prob)
+    return jnp.mean((jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32))
+
+
+def explained_variance(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    """1 - Var[R - V] / Var[R]; negative means worse than predicting the mean.
+
+    NaN when the targets have zero variance (nothing to explain).
+    """
+    var_targets = jnp.var(targets)
+    return jnp.where(var_targets > 0, 1.0 - jnp.var(targets - predictions) / var_targets, jnp.nan)

@@ -1,0 +1,62 @@
+"""The optax chain: global-norm clipping, then Adam with a learning rate and
+schedule per parameter group (policy, value, shared torso).
+
+The optimizer is built inside the traced program from `HParams`, so learning
+rates and the clip norm are sweepable array values rather than constants.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jppo.config import HParams, PPOConfig
+from jppo.networks import param_labels
+
+
+def schedule(kind: str, base_lr: jax.Array, total_steps: int) -> optax.Schedule:
+    """Learning rate as a function of the optimizer step (one per minibatch)."""
+    if kind == "constant":
+        return lambda count: base_lr * jnp.ones_like(count, jnp.float32)
+    if kind == "linear":
+        return lambda count: base_lr * jnp.clip(1.0 - count / total_steps, 0.0, 1.0)
+    if kind == "cosine":
+        return lambda count: base_lr * 0.5 * (
+            1.0 + jnp.cos(jnp.pi * jnp.clip(count / total_steps, 0.0, 1.0))
+        )
+    raise ValueError(f"lr_schedule={kind!r} is invalid: allowed is linear, cosine, constant")
+
+
+def group_learning_rates(config: PPOConfig, hparams: HParams) -> dict[str, jax.Array]:
+    return {"policy": hparams.policy_lr, "value": hparams.value_lr, "torso": hparams.torso_lr}
+
+
+def make_optimizer(
+    config: PPOConfig, hparams: HParams, params: dict
+) -> optax.GradientTransformation:
+    total_steps = config.num_updates * config.steps_per_update
+    groups = sorted(set(jax.tree.leaves(param_labels(params))))
+    lrs = group_learning_rates(config, hparams)
+    per_group = {
+        group: optax.chain(
+            optax.scale_by_adam(eps=hparams.adam_eps),
+            optax.scale_by_learning_rate(schedule(config.lr_schedule, lrs[group], total_steps)),
+        )
+        for group in groups
+    }
+    return optax.chain(
+        optax.clip_by_global_norm(hparams.max_grad_norm),
+        optax.multi_transform(per_group, param_labels),
+    )
+
+
+def learning_rates_in_force(
+    config: PPOConfig, hparams: HParams, step: jax.Array
+) -> dict[str, jax.Array]:
+    """The learning rate of each group at optimizer step `step` (a metric)."""
+    total_steps = config.num_updates * config.steps_per_update
+    return {
+        group: schedule(config.lr_schedule, lr, total_steps)(step)
+        for group, lr in group_learning_rates(config, hparams).items()
+    }
