@@ -1,0 +1,72 @@
+"""Metric definitions and reductions over `(seeds, updates)` metric arrays.
+
+Every metric is one scalar per update per seed. This module documents each
+name in one line and turns the arrays into per-seed summaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+METRIC_DOCS: dict[str, str] = {
+    "episode_return": "mean return of the episodes that finished in the update (NaN if none)",
+    "episode_length": "mean length of the episodes that finished in the update (NaN if none)",
+    "episodes_finished": "number of episodes that finished in the update, over all envs",
+    "policy_loss": "clipped surrogate loss, mean over minibatch steps",
+    "value_loss": "value loss (before vf_coef), mean over minibatch steps",
+    "entropy": "policy entropy, mean over minibatch steps",
+    "total_loss": "policy_loss + vf_coef * value_loss - ent_coef * entropy",
+    "approx_kl": "KL(pi_old || pi) by the k3 estimator E[(r-1) - log r], mean over steps",
+    "approx_kl_k1": "KL(pi_old || pi) by the k1 estimator E[-log r], mean over steps",
+    "clip_fraction": "share of samples with |ratio - 1| > clip_eps",
+    "value_clip_fraction": "share of samples with |V - V_old| > value_clip_eps",
+    "grad_norm": "global gradient norm before clipping, mean over minibatch steps",
+    "grad_clipped": "share of minibatch steps whose gradient norm exceeded max_grad_norm",
+    "explained_variance": "1 - Var[R - V]/Var[R] of the rollout's critic targets (< 0: worse than "
+    "the mean)",
+    "value_mean": "mean critic prediction on the rollout",
+    "target_mean": "mean critic target (lambda-return) on the rollout",
+    "target_std": "std of the critic targets on the rollout",
+    "advantage_mean": "mean actor advantage before normalization",
+    "advantage_std": "std of the actor advantages before normalization",
+    "reward_mean": "mean per-step reward seen by the learner",
+    "lr_policy": "policy learning rate in force at the end of the update",
+    "lr_value": "value learning rate in force at the end of the update",
+    "lr_torso": "shared-torso learning rate in force at the end of the update",
+}
+
+
+def final_window(num_updates: int, fraction: float = 0.1) -> int:
+    """How many trailing updates count as 'final' (at least one)."""
+    return max(1, round(num_updates * fraction))
+
+
+def final_episode_return(metrics: Mapping[str, np.ndarray], fraction: float = 0.1) -> np.ndarray:
+    """Per-seed mean return of all episodes finished in the last `fraction` of updates.
+
+    Episodes, not updates, are averaged: an update in which no episode ended
+    (common when episodes outlast a rollout) contributes nothing.
+    """
+    returns = np.asarray(metrics["episode_return"], np.float64)
+    counts = np.asarray(metrics["episodes_finished"], np.float64)
+    window = final_window(returns.shape[-1], fraction)
+    returns, counts = returns[..., -window:], counts[..., -window:]
+    total = np.nansum(np.where(counts > 0, returns * counts, 0.0), axis=-1)
+    n = counts.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def summarize(metrics: Mapping[str, np.ndarray], fraction: float = 0.1) -> dict[str, float]:
+    """Across-seed statistics of the final return (mean, std, min, median, max)."""
+    final = final_episode_return(metrics, fraction)
+    return {
+        "seeds": int(final.shape[0]),
+        "final_return_mean": float(np.nanmean(final)),
+        "final_return_std": float(np.nanstd(final)),
+        "final_return_min": float(np.nanmin(final)),
+        "final_return_median": float(np.nanmedian(final)),
+        "final_return_max": float(np.nanmax(final)),
+    }
