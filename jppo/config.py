@@ -80,16 +80,20 @@ def _describe_range(lo: float, hi: float, lo_inc: bool, hi_inc: bool) -> str:
 def check_value(field: str, value: Any) -> None:
     """Raise a ValueError naming `field` if any entry of `value` is out of range."""
     lo, hi, lo_inc, hi_inc = _HPARAM_RANGES[field]
-    array = np.asarray(value, dtype=np.float64)
+    allowed = _describe_range(lo, hi, lo_inc, hi_inc)
+    if isinstance(value, str | bytes | bool):
+        raise ValueError(f"{field}={value!r} is invalid: allowed is {allowed}")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field}={value!r} is invalid: allowed is {allowed}") from None
     ok_lo = array >= lo if lo_inc else array > lo
     ok_hi = array <= hi if hi_inc else array < hi
     bad = ~(ok_lo & ok_hi) | np.isnan(array)
     if np.any(bad):
-        shown = array[bad].ravel()[0] if array.ndim else array
-        raise ValueError(
-            f"{field}={shown!r} is invalid: allowed is "
-            f"{_describe_range(lo, hi, lo_inc, hi_inc)}"
-        )
+        shown = float(array[bad].ravel()[0])
+        where = f" (entry {int(np.argmax(bad.ravel()))} of a batch)" if array.ndim else ""
+        raise ValueError(f"{field}={shown!r}{where} is invalid: allowed is {allowed}")
 
 
 def validate_hparams(hparams: HParams) -> None:
@@ -249,12 +253,16 @@ class PPOConfig:
             raise ValueError(
                 f"value_layer_norm={self.value_layer_norm!r} is invalid: allowed is True or False"
             )
-        if not isinstance(self.lr, int | float) or not self.lr > 0:
-            raise ValueError(f"lr={self.lr!r} is invalid: allowed is a number > 0")
+        _check_lr(self.lr)
         for field in HPARAM_FIELDS:
             value = getattr(self, field)
             if value is not None:
                 check_value(field, value)
+
+
+def _check_lr(lr: Any) -> None:
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
+        raise ValueError(f"lr={lr!r} is invalid: allowed is a finite number > 0")
 
 
 def _default(value: float | None, fallback: float) -> float:

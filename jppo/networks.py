@@ -31,6 +31,54 @@ _ACTIVATIONS = {
 HIDDEN_GAIN = math.sqrt(2.0)
 
 
+def householder_q(a: jax.Array) -> jax.Array:
+    """Q of the QR decomposition of a tall `(n, m)` matrix, with sign(diag R) > 0.
+
+    Plain jnp ops (reflections in two `fori_loop`s) instead of LAPACK: XLA's CPU
+    QR kernel, once batched by `vmap` over seeds, splits work onto the same
+    intra-op thread pool it runs on and deadlocks a 2-core machine. The
+    positive-diagonal QR is unique, so this equals `jnp.linalg.qr` up to
+    rounding.
+    """
+    n, m = a.shape
+    rows = jnp.arange(n)
+
+    def reflect(j, carry):
+        r, vectors = carry
+        x = jnp.where(rows >= j, r[:, j], 0.0)
+        x_j = x[j]
+        alpha = -jnp.where(x_j >= 0, 1.0, -1.0) * jnp.linalg.norm(x)
+        v = x.at[j].add(-alpha)
+        v = v / jnp.maximum(jnp.linalg.norm(v), 1e-30)
+        r = r - 2.0 * jnp.outer(v, v @ r)
+        return r, vectors.at[j].set(v)
+
+    r, vectors = jax.lax.fori_loop(0, m, reflect, (a, jnp.zeros((m, n), a.dtype)))
+
+    def apply(k, q):
+        v = vectors[m - 1 - k]
+        return q - 2.0 * jnp.outer(v, v @ q)
+
+    q = jax.lax.fori_loop(0, m, apply, jnp.eye(n, m, dtype=a.dtype))
+    signs = jnp.where(jnp.diagonal(r) >= 0, 1.0, -1.0).astype(a.dtype)
+    return q * signs[None, :]
+
+
+def orthogonal(scale: float = 1.0) -> nn.initializers.Initializer:
+    """Drop-in for `nn.initializers.orthogonal(scale)` (same draws, same matrices)
+    that is safe to vmap on CPU; see `householder_q`."""
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+        n_rows, n_cols = math.prod(shape) // shape[-1], shape[-1]
+        tall = (max(n_rows, n_cols), min(n_rows, n_cols))
+        q = householder_q(jax.random.normal(key, tall, dtype))
+        if n_rows < n_cols:
+            q = q.T
+        return scale * q.reshape(shape)
+
+    return init
+
+
 class MLP(nn.Module):
     """Dense -> [LayerNorm] -> activation, per hidden size; orthogonal(sqrt 2) init."""
 
@@ -44,7 +92,7 @@ class MLP(nn.Module):
         for width in self.hidden:
             x = nn.Dense(
                 width,
-                kernel_init=nn.initializers.orthogonal(HIDDEN_GAIN),
+                kernel_init=orthogonal(HIDDEN_GAIN),
                 bias_init=nn.initializers.zeros,
             )(x)
             if self.layer_norm:
@@ -56,7 +104,7 @@ class MLP(nn.Module):
 def _head(features: int, name: str) -> nn.Dense:
     return nn.Dense(
         features,
-        kernel_init=nn.initializers.orthogonal(1.0),
+        kernel_init=orthogonal(1.0),
         bias_init=nn.initializers.zeros,
         name=name,
     )

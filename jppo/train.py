@@ -172,7 +172,7 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         def minibatch_step(carry, mb: Batch):
             params, opt_state = carry
             (_, stats), grads = grad_fn(params, mb, hparams)
-            grad_norm = optax.global_norm(grads)
+            grad_norm = optax.tree.norm(grads)
             updates, opt_state = tx.update(grads, opt_state, params)
             stats = {**stats, "grad_norm": grad_norm,
                      "grad_clipped": (grad_norm > hparams.max_grad_norm).astype(jnp.float32)}

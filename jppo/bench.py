@@ -1,0 +1,161 @@
+"""`make bench`: throughput, compile time, memory and fraction of peak, as JSON.
+
+Each seed count runs in its own process so that peak memory is that run's own
+and one measurement cannot disturb the next. Throughput is env steps of the
+compiled `train` (metrics on) divided by its wall time, compile excluded.
+
+    python -m jppo.bench                      # 1, 16, 64 seeds on CartPole-v1
+    python -m jppo.bench --seeds 1 64 1024    # other seed counts
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+import envs
+from jppo.config import PPOConfig, make_config
+from jppo.runner import seed_keys, versions
+from jppo.train import make_train
+
+# Env steps per seed for each seed count: long enough (several seconds) that
+# dispatch and warm-up are noise, short enough for a 2-core CPU.
+DEFAULT_STEPS = {1: 500_000, 16: 131_072, 64: 65_536}
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+    """Measured fp32 matrix-multiply rate of the default device, GFLOP/s."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+    matmul = jax.jit(lambda x, y: x @ y)
+    matmul(a, b).block_until_ready()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = matmul(a, b)
+    out.block_until_ready()
+    return 2.0 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def dense_flops(sizes: list[int]) -> int:
+    """Multiply-adds of a chain of dense layers, counted as 2 FLOPs each."""
+    return sum(2 * a * b for a, b in itertools.pairwise(sizes))
+
+
+def flops_per_env_step(config: PPOConfig, spec: envs.EnvSpec) -> dict[str, float]:
+    """Analytic network FLOPs per env step (environment dynamics excluded).
+
+    Rollout: one policy forward. Critic: forwards on the observation and on the
+    final observation. Learning: `update_epochs` passes of forward + backward
+    (about 3x a forward) through policy and critic.
+    """
+    out = spec.num_actions if spec.discrete else spec.action_dim
+    torso_out = config.torso_hidden[-1] if config.torso_hidden else spec.obs_dim
+    torso = dense_flops([spec.obs_dim, *config.torso_hidden]) if config.torso_hidden else 0
+    policy = torso + dense_flops([torso_out, *config.policy_hidden, out])
+    value = torso + dense_flops([torso_out, *config.value_hidden, 1])
+    rollout, critic, learn = policy, 2 * value, config.update_epochs * 3 * (policy + value)
+    return {"rollout": rollout, "critic": critic, "learn": learn,
+            "total": rollout + critic + learn}
+
+
+def measure(env_name: str, num_seeds: int, config: PPOConfig) -> dict[str, Any]:
+    """Compile and run `num_seeds` vmapped seeds once; report time and memory."""
+    env, env_params = envs.make(env_name)
+    trainer = make_train(config, env, env_params)
+    keys = seed_keys(num_seeds)
+    start = time.perf_counter()
+    compiled = jax.jit(jax.vmap(trainer)).lower(keys).compile()
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(keys))
+    run_seconds = time.perf_counter() - start
+    env_steps = num_seeds * config.num_updates * config.batch_size
+    memory = compiled.memory_analysis()
+    program_bytes = None
+    if memory is not None:
+        program_bytes = int(memory.temp_size_in_bytes + memory.argument_size_in_bytes
+                            + memory.output_size_in_bytes)
+    flops = flops_per_env_step(config, trainer.spec)["total"]
+    sps = env_steps / run_seconds
+    return {
+        "seeds": num_seeds,
+        "env_steps": env_steps,
+        "env_steps_per_s": round(sps),
+        "compile_s": round(compile_seconds, 2),
+        "run_s": round(run_seconds, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "program_mb": None if program_bytes is None else round(program_bytes / 2**20, 2),
+        "network_gflop_per_s": round(sps * flops / 1e9, 2),
+    }
+
+
+def _measure_in_subprocess(env_name: str, seeds: int, steps: int, overrides: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "jppo.bench", "--one", str(seeds), "--env", env_name,
+           "--steps", str(steps), *[arg for o in overrides for arg in ("--set", o)]]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark for {seeds} seeds failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jppo.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--steps", type=int, default=None, help="env steps per seed")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="FIELD=VALUE", help="PPOConfig override")
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    from jppo.cli import parse_assignments
+
+    overrides = parse_assignments(args.overrides, "--set")
+    if args.one is not None:
+        config = make_config(**{**overrides, "total_timesteps": args.steps})
+        print(json.dumps(measure(args.env, args.one, config)))
+        return 0
+
+    config = make_config(**overrides)
+    spec = envs.env_spec(*envs.make(args.env))
+    flops = flops_per_env_step(config, spec)
+    peak = matmul_gflops()
+    results = []
+    for seeds in args.seeds:
+        steps = args.steps or DEFAULT_STEPS.get(seeds, max(16_384, 4_194_304 // seeds))
+        row = _measure_in_subprocess(args.env, seeds, steps, args.overrides)
+        row["fraction_of_matmul_peak"] = round(row["network_gflop_per_s"] / peak, 4)
+        results.append(row)
+        print(f"# {seeds} seeds: {row['env_steps_per_s']:,} env-steps/s", file=sys.stderr)
+    report = {
+        "env": args.env,
+        "config": {k: overrides[k] for k in sorted(overrides)} or "default PPOConfig",
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "backend": jax.default_backend(),
+            "devices": [d.device_kind for d in jax.devices()],
+        },
+        "versions": versions(),
+        "matmul_fp32_gflop_per_s": round(peak, 1),
+        "flops_per_env_step": flops,
+        "results": results,
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
