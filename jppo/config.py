@@ -20,8 +20,15 @@ from flax import struct
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
 LR_SCHEDULES = ("linear", "cosine", "constant")
-VALUE_LOSSES = ("clipped", "mse")
-INT_FIELDS = ("num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches")
+VALUE_LOSSES = ("clipped", "mse", "huber", "hl_gauss")
+VALUE_CLIP_MODES = ("absolute", "relative")
+VALUE_TARGETS = ("raw", "symlog", "popart", "batch_standardize")
+ADVANTAGE_NORMS = ("minibatch", "batch", "off", "robust")
+GRAD_CLIPS = ("global", "per_head")
+ENT_SCHEDULES = ("constant", "linear", "cosine")
+INT_FIELDS = ("num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches",
+              "hl_gauss_bins", "value_pretrain_updates")
+POSITIVE_INT_FIELDS = INT_FIELDS[:5]
 
 
 @struct.dataclass
@@ -47,6 +54,14 @@ class HParams:
     policy_output_gain: jax.Array
     value_output_gain: jax.Array
     log_std_init: jax.Array
+    huber_delta: jax.Array
+    adv_std_threshold: jax.Array
+    target_kl: jax.Array
+    ent_coef_final: jax.Array
+    obs_clip: jax.Array
+    reward_clip: jax.Array
+    popart_step: jax.Array
+    hl_gauss_sigma: jax.Array
 
 
 HPARAM_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(HParams))
@@ -68,6 +83,14 @@ _HPARAM_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "policy_output_gain": (0.0, math.inf, False, False),
     "value_output_gain": (0.0, math.inf, False, False),
     "log_std_init": (-math.inf, math.inf, False, False),
+    "huber_delta": (0.0, math.inf, False, False),
+    "adv_std_threshold": (0.0, math.inf, True, False),
+    "target_kl": (0.0, math.inf, False, False),
+    "ent_coef_final": (0.0, math.inf, True, False),
+    "obs_clip": (0.0, math.inf, False, True),
+    "reward_clip": (0.0, math.inf, False, True),
+    "popart_step": (0.0, 1.0, False, True),
+    "hl_gauss_sigma": (0.0, math.inf, False, False),
 }
 
 
@@ -138,11 +161,32 @@ class PPOConfig:
     critic_lambda: float | None = None  # critic targets; None: use gae_lambda
     # --- losses
     clip_eps: float = 0.2
-    value_loss: str = "clipped"  # static: "clipped" (PureJaxRL/CleanRL) or "mse"
+    value_loss: str = "clipped"  # "clipped" (PureJaxRL/CleanRL), "mse", "huber", "hl_gauss"
     value_clip_eps: float | None = None  # None: use clip_eps
+    value_clip_mode: str = "absolute"  # "relative": eps x running std of the value targets
+    huber_delta: float = 1.0
     ent_coef: float = 0.01
+    ent_schedule: str = "constant"  # decays ent_coef -> ent_coef_final over training
+    ent_coef_final: float = 0.0
     vf_coef: float = 0.5
-    normalize_advantages: bool = True  # per minibatch
+    advantage_norm: str = "minibatch"  # "batch", "off", "robust"
+    adv_std_threshold: float = 1e-3  # "robust": divide by std only above this
+    # --- value target scale
+    value_target: str = "raw"  # "symlog", "popart", "batch_standardize"
+    popart_step: float = 0.01  # EMA step per update for PopArt's target moments
+    obs_norm: bool = False
+    obs_clip: float = 10.0
+    reward_scaling: bool = False  # divide by running std of the discounted return
+    reward_clip: float = 10.0
+    hl_gauss_bins: int = 51
+    hl_gauss_range: tuple[float, float] = (-10.0, 10.0)  # support, in critic space
+    hl_gauss_sigma: float = 0.75  # in bin widths
+    # --- optimisation extras
+    grad_clip: str = "global"  # "per_head": each group clipped to max_grad_norm
+    kl_early_stop: bool = False  # stop the update's epochs once KL > 1.5 target_kl
+    target_kl: float = 0.01
+    value_pretrain_updates: int = 0  # critic-only updates (lambda = 1) before PPO
+    diagnostics: bool = True  # per-head / per-term gradient norms and target stats
     # --- network (static structure, traced init scales)
     activation: str = "tanh"
     torso_hidden: tuple[int, ...] = ()  # shared torso layers; () = separate nets
@@ -157,7 +201,7 @@ class PPOConfig:
     def __post_init__(self) -> None:
         # Accept what TOML / CLI / notebooks naturally produce: lists for layer
         # sizes and integral floats such as 5e5 for counts.
-        for name in ("policy_hidden", "value_hidden", "torso_hidden"):
+        for name in ("policy_hidden", "value_hidden", "torso_hidden", "hl_gauss_range"):
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
@@ -208,13 +252,21 @@ class PPOConfig:
             "policy_output_gain": self.policy_output_gain,
             "value_output_gain": self.value_output_gain,
             "log_std_init": self.log_std_init,
+            "huber_delta": self.huber_delta,
+            "adv_std_threshold": self.adv_std_threshold,
+            "target_kl": self.target_kl,
+            "ent_coef_final": self.ent_coef_final,
+            "obs_clip": self.obs_clip,
+            "reward_clip": self.reward_clip,
+            "popart_step": self.popart_step,
+            "hl_gauss_sigma": self.hl_gauss_sigma,
         }
         return HParams(**{k: jnp.asarray(v, jnp.float32) for k, v in values.items()})
 
     # --------------------------------------------------------------- validation
     def validate(self) -> None:
         """Raise a ValueError naming the first bad field, its value and what is allowed."""
-        for name in INT_FIELDS:
+        for name in POSITIVE_INT_FIELDS:
             _require_positive_int(name, getattr(self, name))
         if self.num_minibatches > self.batch_size:
             raise ValueError(
@@ -233,6 +285,27 @@ class PPOConfig:
             )
         _require_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _require_choice("value_loss", self.value_loss, VALUE_LOSSES)
+        _require_choice("value_clip_mode", self.value_clip_mode, VALUE_CLIP_MODES)
+        _require_choice("value_target", self.value_target, VALUE_TARGETS)
+        _require_choice("advantage_norm", self.advantage_norm, ADVANTAGE_NORMS)
+        _require_choice("grad_clip", self.grad_clip, GRAD_CLIPS)
+        _require_choice("ent_schedule", self.ent_schedule, ENT_SCHEDULES)
+        if self.value_pretrain_updates != 0:
+            _require_positive_int("value_pretrain_updates", self.value_pretrain_updates)
+        if self.value_loss == "hl_gauss":
+            _require_positive_int("hl_gauss_bins", self.hl_gauss_bins)
+            lo, hi = self.hl_gauss_range
+            if not lo < hi:
+                raise ValueError(f"hl_gauss_range={self.hl_gauss_range!r} is invalid: allowed "
+                                 "is (low, high) with low < high")
+            if self.value_target == "popart":
+                raise ValueError("value_loss='hl_gauss' with value_target='popart' is invalid: "
+                                 "PopArt rescales a scalar output layer, HL-Gauss outputs bin "
+                                 "logits over a fixed support; use value_target 'raw' or "
+                                 "'symlog' with hl_gauss")
+        if self.value_target == "batch_standardize" and self.value_loss == "hl_gauss":
+            raise ValueError("value_target='batch_standardize' with value_loss='hl_gauss' is "
+                             "invalid: the bins need a fixed target scale")
         _require_choice("activation", self.activation, ACTIVATIONS)
         if self.value_activation is not None:
             _require_choice("value_activation", self.value_activation, ACTIVATIONS)
@@ -244,15 +317,12 @@ class PPOConfig:
                 raise ValueError(
                     f"{name}={sizes!r} is invalid: allowed is a tuple of positive ints"
                 )
-        if not isinstance(self.normalize_advantages, bool):
-            raise ValueError(
-                f"normalize_advantages={self.normalize_advantages!r} is invalid: "
-                "allowed is True or False"
-            )
-        if not isinstance(self.value_layer_norm, bool):
-            raise ValueError(
-                f"value_layer_norm={self.value_layer_norm!r} is invalid: allowed is True or False"
-            )
+        for name in ("value_layer_norm", "obs_norm", "reward_scaling", "kl_early_stop",
+                     "diagnostics"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is invalid: allowed is True or False"
+                )
         _check_lr(self.lr)
         for field in HPARAM_FIELDS:
             value = getattr(self, field)

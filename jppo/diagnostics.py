@@ -24,6 +24,20 @@ METRIC_DOCS: dict[str, str] = {
     "value_clip_fraction": "share of samples with |V - V_old| > value_clip_eps",
     "grad_norm": "global gradient norm before clipping, mean over minibatch steps",
     "grad_clipped": "share of minibatch steps whose gradient norm exceeded max_grad_norm",
+    "grad_clip_ratio": "grad_norm / max_grad_norm (> 10: updates throttled by clipping)",
+    "grad_norm_policy": "pre-clip gradient norm of the policy parameters",
+    "grad_norm_value": "pre-clip gradient norm of the value parameters",
+    "grad_norm_torso": "pre-clip gradient norm of the shared torso (0 without one)",
+    "grad_norm_policy_term_torso": "norm of the policy-loss (+entropy) gradient on the shared "
+    "torso",
+    "grad_norm_value_term_torso": "norm of the vf_coef * value-loss gradient on the shared torso",
+    "epochs_completed": "epochs of optimizer steps applied before a KL early stop "
+    "(update_epochs if none)",
+    "ent_coef": "entropy coefficient in force (entropy schedule)",
+    "value_std": "std of the critic predictions on the rollout",
+    "target_abs_max": "largest |critic target| in the rollout (return scale)",
+    "normalizer_sigma": "PopArt sigma, or the reward scaler's return std, else 1",
+    "log_std_mean": "mean log-std of a Gaussian policy",
     "explained_variance": "1 - Var[R - V]/Var[R] of the rollout's critic targets (< 0: worse than "
     "the mean)",
     "value_mean": "mean critic prediction on the rollout",

@@ -69,3 +69,48 @@ def explained_variance(predictions: jax.Array, targets: jax.Array) -> jax.Array:
     """
     var_targets = jnp.var(targets)
     return jnp.where(var_targets > 0, 1.0 - jnp.var(targets - predictions) / var_targets, jnp.nan)
+
+
+def huber_value_loss(values: jax.Array, targets: jax.Array, delta: jax.Array) -> jax.Array:
+    """E[huber_delta(V - R)]: quadratic within `delta`, linear beyond, so a few
+    huge returns cannot dominate the critic gradient."""
+    error = jnp.abs(values - targets)
+    quadratic = jnp.minimum(error, delta)
+    return jnp.mean(0.5 * quadratic**2 + delta * (error - quadratic))
+
+
+def standardize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
+    """Zero mean, unit std over the whole array."""
+    return (x - jnp.mean(x)) / (jnp.std(x) + eps)
+
+
+def robust_normalize(x: jax.Array, threshold: jax.Array) -> jax.Array:
+    """Center; divide by the std only when it exceeds `threshold`, so that
+    near-constant advantages are not blown up into unit-variance noise."""
+    centered = x - jnp.mean(x)
+    std = jnp.std(x)
+    return jnp.where(std > threshold, centered / jnp.maximum(std, 1e-8), centered)
+
+
+def hl_gauss_targets(
+    targets: jax.Array, bin_edges: jax.Array, sigma: jax.Array
+) -> jax.Array:
+    """Histogram targets: the mass of N(target, sigma^2) falling in each bin
+    (Farebrother et al. 2024), renormalized over the support."""
+    cdf = jax.scipy.special.erf((bin_edges - targets[..., None]) / (jnp.sqrt(2.0) * sigma))
+    mass = cdf[..., 1:] - cdf[..., :-1]
+    return mass / jnp.maximum(jnp.sum(mass, axis=-1, keepdims=True), 1e-12)
+
+
+def hl_gauss_loss(
+    logits: jax.Array, targets: jax.Array, bin_edges: jax.Array, sigma: jax.Array
+) -> jax.Array:
+    """Cross-entropy of the critic's bin logits against the HL-Gauss histogram."""
+    probs = hl_gauss_targets(targets, bin_edges, sigma)
+    return -jnp.mean(jnp.sum(probs * jax.nn.log_softmax(logits), axis=-1))
+
+
+def hl_gauss_value(logits: jax.Array, bin_edges: jax.Array) -> jax.Array:
+    """The critic's scalar prediction: expected bin center under softmax(logits)."""
+    centers = 0.5 * (bin_edges[1:] + bin_edges[:-1])
+    return jnp.sum(jax.nn.softmax(logits) * centers, axis=-1)

@@ -121,13 +121,14 @@ class ActorCritic(nn.Module):
     value_hidden: Sequence[int] = (64, 64)
     value_activation: str = "tanh"
     value_layer_norm: bool = False
+    value_outputs: int = 1  # > 1: logits over value bins (HL-Gauss)
 
     def setup(self) -> None:
         self.torso = MLP(self.torso_hidden, self.activation)
         self.policy_torso = MLP(self.policy_hidden, self.activation)
         self.policy_head = _head(self.action_dim, "policy_head")
         self.value_torso = MLP(self.value_hidden, self.value_activation, self.value_layer_norm)
-        self.value_head = _head(1, "value_head")
+        self.value_head = _head(self.value_outputs, "value_head")
         if not self.discrete:
             self.policy_log_std = self.param(
                 "policy_log_std", nn.initializers.zeros, (self.action_dim,)
@@ -140,7 +141,9 @@ class ActorCritic(nn.Module):
         return out, self.policy_log_std
 
     def value(self, obs: jax.Array) -> jax.Array:
-        return self.value_head(self.value_torso(self.torso(obs)))[..., 0]
+        """The critic's raw output: a scalar per observation, or bin logits."""
+        out = self.value_head(self.value_torso(self.torso(obs)))
+        return out[..., 0] if self.value_outputs == 1 else out
 
     def __call__(self, obs: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
         return self.policy(obs), self.value(obs)
@@ -156,6 +159,7 @@ def make_network(config: PPOConfig, action_dim: int, discrete: bool) -> ActorCri
         value_hidden=tuple(config.value_hidden),
         value_activation=config.value_activation or config.activation,
         value_layer_norm=config.value_layer_norm,
+        value_outputs=config.hl_gauss_bins if config.value_loss == "hl_gauss" else 1,
     )
 
 

@@ -38,17 +38,32 @@ def make_optimizer(
     total_steps = config.num_updates * config.steps_per_update
     groups = sorted(set(jax.tree.leaves(param_labels(params))))
     lrs = group_learning_rates(config, hparams)
+    per_head_clip = config.grad_clip == "per_head"
     per_group = {
         group: optax.chain(
+            # per head: a huge value gradient can no longer shrink the policy step
+            optax.clip_by_global_norm(hparams.max_grad_norm) if per_head_clip
+            else optax.identity(),
             optax.scale_by_adam(eps=hparams.adam_eps),
             optax.scale_by_learning_rate(schedule(config.lr_schedule, lrs[group], total_steps)),
         )
         for group in groups
     }
-    return optax.chain(
-        optax.clip_by_global_norm(hparams.max_grad_norm),
-        optax.multi_transform(per_group, param_labels),
-    )
+    grouped = optax.multi_transform(per_group, param_labels)
+    if per_head_clip:
+        return grouped
+    return optax.chain(optax.clip_by_global_norm(hparams.max_grad_norm), grouped)
+
+
+def group_norms(grads: dict) -> dict[str, jax.Array]:
+    """L2 norm of the gradient of each parameter group (0 for absent groups)."""
+    labels = param_labels(grads)
+    norms = {}
+    for group in ("policy", "value", "torso"):
+        leaves = [g for g, lab in zip(jax.tree.leaves(grads), jax.tree.leaves(labels),
+                                      strict=True) if lab == group]
+        norms[group] = (optax.tree.norm(leaves) if leaves else jnp.zeros((), jnp.float32))
+    return norms
 
 
 def learning_rates_in_force(

@@ -25,12 +25,25 @@ from flax import struct
 
 import envs
 from jppo import distributions, losses
+from jppo import normalize as norm
 from jppo.config import HParams, PPOConfig, validate_hparams
 from jppo.gae import actor_critic_targets
-from jppo.networks import ActorCritic, init_params, make_network
-from jppo.optim import learning_rates_in_force, make_optimizer
+from jppo.networks import ActorCritic, init_params, make_network, param_labels
+from jppo.optim import group_norms, learning_rates_in_force, make_optimizer
 
 Metrics = dict[str, jax.Array]
+
+
+@struct.dataclass
+class NormState:
+    """Normalizer statistics; always carried (a few scalars) so that the state's
+    structure does not depend on which normalizers are switched on."""
+
+    obs: norm.RunningStats  # raw observations
+    returns: norm.RunningStats  # discounted returns, for reward scaling
+    running_return: jax.Array  # (num_envs,) discounted return so far
+    targets: norm.RunningStats  # critic targets in head space, for the relative clip
+    popart: norm.PopArtStats
 
 
 @struct.dataclass
@@ -43,6 +56,7 @@ class TrainState:
     obs: jax.Array
     key: jax.Array
     update_count: jax.Array
+    norm: NormState
 
 
 @struct.dataclass
@@ -64,12 +78,12 @@ class Transition:
 
 @struct.dataclass
 class Batch:
-    obs: jax.Array
+    obs: jax.Array  # as the networks saw it (normalized if obs_norm)
     action: jax.Array
     log_prob: jax.Array
-    value: jax.Array
+    value: jax.Array  # V_old in return units
     advantage: jax.Array
-    target: jax.Array
+    target: jax.Array  # critic target in return units
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,80 +117,189 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
                            spec.discrete)
     step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     reset_envs = jax.vmap(env.reset, in_axes=(0, None))
+    lo, hi = config.hl_gauss_range
+    bin_edges = jnp.linspace(lo, hi, config.hl_gauss_bins + 1)
+    bin_width = (hi - lo) / config.hl_gauss_bins
 
     def policy(params: Any, obs: jax.Array) -> tuple[jax.Array, ...]:
         return network.apply(params, obs, method=ActorCritic.policy)
 
-    def value(params: Any, obs: jax.Array) -> jax.Array:
-        return network.apply(params, obs, method=ActorCritic.value)
+    def head(params: Any, obs: jax.Array) -> jax.Array:
+        """The critic's prediction in head space (scalar; expected bin for HL-Gauss)."""
+        out = network.apply(params, obs, method=ActorCritic.value)
+        return losses.hl_gauss_value(out, bin_edges) if config.value_loss == "hl_gauss" else out
+
+    def encode(returns: jax.Array, ns: NormState) -> jax.Array:
+        """Return units -> the critic's head space."""
+        if config.value_target == "symlog":
+            return norm.symlog(returns)
+        if config.value_target == "popart":
+            return (returns - ns.popart.mean) / ns.popart.sigma()
+        return returns
+
+    def decode(h: jax.Array, ns: NormState) -> jax.Array:
+        if config.value_target == "symlog":
+            return norm.symexp(h)
+        if config.value_target == "popart":
+            return h * ns.popart.sigma() + ns.popart.mean
+        return h
+
+    def observe(obs: jax.Array, ns: NormState, hparams: HParams) -> jax.Array:
+        return norm.normalize_obs(obs, ns.obs, hparams.obs_clip) if config.obs_norm else obs
 
     def init(key: jax.Array, hparams: HParams) -> TrainState:
         key, net_key, env_key = jax.random.split(key, 3)
         params = init_params(network, net_key, spec.obs_dim, hparams)
         opt_state = make_optimizer(config, hparams, params).init(params)
         obs, env_state = reset_envs(jax.random.split(env_key, config.num_envs), env_params)
-        return TrainState(params, opt_state, env_state, obs, key, jnp.zeros((), jnp.int32))
+        ns = NormState(
+            obs=norm.update_stats(norm.init_stats((spec.obs_dim,)), obs),
+            returns=norm.init_stats(),
+            running_return=jnp.zeros((config.num_envs,), jnp.float32),
+            targets=norm.init_stats(),
+            popart=norm.init_popart(),
+        )
+        state = TrainState(params, opt_state, env_state, obs, key, jnp.zeros((), jnp.int32), ns)
+        if config.value_pretrain_updates:
+            state = pretrain_critic(state, hparams)
+        return state
 
-    def rollout(params: Any, env_state: Any, obs: jax.Array, key: jax.Array):
+    def rollout(state: TrainState, hparams: HParams, key: jax.Array):
+        """Act with the current policy; observations are stored as the networks saw them."""
+        params, ns = state.params, state.norm
+
         def env_step(carry, step_key):
             env_state, obs = carry
             action_key, env_key = jax.random.split(step_key)
-            dist = policy(params, obs)
+            seen = observe(obs, ns, hparams)
+            dist = policy(params, seen)
             action = distributions.sample(action_key, dist, spec.discrete)
             log_prob = distributions.log_prob(dist, action, spec.discrete)
             next_obs, env_state, reward, terminated, truncated, info = step_envs(
                 jax.random.split(env_key, config.num_envs), env_state, action, env_params
             )
             transition = Transition(
-                obs, action, log_prob, reward.astype(jnp.float32),
-                terminated, truncated, info["final_observation"],
+                seen, action, log_prob, reward.astype(jnp.float32),
+                terminated, truncated, observe(info["final_observation"], ns, hparams),
             )
-            return (env_state, next_obs), transition
+            return (env_state, next_obs), (transition, obs)
 
         keys = jax.random.split(key, config.num_steps)
-        return jax.lax.scan(env_step, (env_state, obs), keys)
+        env_state = envs.reset_episode_totals(state.env_state)
+        (env_state, obs), (traj, raw_obs) = jax.lax.scan(env_step, (env_state, state.obs), keys)
+        return env_state, obs, traj, raw_obs
 
-    def loss_fn(params: Any, mb: Batch, hparams: HParams):
+    def learner_rewards(traj: Transition, ns: NormState, hparams: HParams):
+        """Rewards as the learner sees them, and the updated return statistics."""
+        if not config.reward_scaling:
+            return traj.reward, ns
+        done = jnp.logical_or(traj.terminated, traj.truncated)
+        seen, final = norm.discounted_returns(traj.reward, done, ns.running_return,
+                                              hparams.gamma)
+        returns = norm.update_stats(ns.returns, seen)
+        ns = ns.replace(returns=returns, running_return=final)
+        return norm.scale_rewards(traj.reward, returns, hparams.reward_clip), ns
+
+    def targets_of(params, traj: Transition, rewards, ns: NormState, hparams: HParams,
+                   critic_lambda: jax.Array):
+        values = decode(head(params, traj.obs), ns)
+        next_values = decode(head(params, traj.final_obs), ns)
+        advantages, targets = actor_critic_targets(
+            rewards, values, next_values, traj.terminated, traj.truncated,
+            hparams.gamma, hparams.gae_lambda, critic_lambda,
+        )
+        return values, advantages, targets
+
+    def value_loss_fn(params, mb: Batch, ns: NormState, hparams: HParams, loss_scale):
+        """Value loss in head space (divided by `loss_scale`), and its clip fraction."""
+        target = encode(mb.target, ns) / loss_scale
+        if config.value_loss == "hl_gauss":
+            logits = network.apply(params, mb.obs, method=ActorCritic.value)
+            loss = losses.hl_gauss_loss(logits, encode(mb.target, ns), bin_edges,
+                                        hparams.hl_gauss_sigma * bin_width)
+            return loss, jnp.zeros(())
+        pred = head(params, mb.obs) / loss_scale
+        old = encode(mb.value, ns) / loss_scale
+        eps = hparams.value_clip_eps
+        if config.value_clip_mode == "relative":
+            eps = eps * ns.targets.std / loss_scale
+        if config.value_loss == "clipped":
+            loss = losses.clipped_value_loss(pred, old, target, eps)
+        elif config.value_loss == "huber":
+            loss = losses.huber_value_loss(pred, target, hparams.huber_delta)
+        else:
+            loss = losses.mse_value_loss(pred, target)
+        return loss, losses.value_clip_fraction(pred, old, eps)
+
+    def policy_loss_fn(params, mb: Batch, hparams: HParams, ent_coef):
         dist = policy(params, mb.obs)
-        new_value = value(params, mb.obs)
         log_prob = distributions.log_prob(dist, mb.action, spec.discrete)
         entropy = jnp.mean(distributions.entropy(dist, spec.discrete))
-        advantage = losses.normalize(mb.advantage) if config.normalize_advantages else mb.advantage
+        if config.advantage_norm == "minibatch":
+            advantage = losses.normalize(mb.advantage)
+        elif config.advantage_norm == "robust":
+            advantage = losses.robust_normalize(mb.advantage, hparams.adv_std_threshold)
+        else:  # "batch" was applied to the whole batch already; "off"
+            advantage = mb.advantage
         policy_loss = losses.clipped_surrogate(log_prob, mb.log_prob, advantage, hparams.clip_eps)
-        if config.value_loss == "clipped":
-            value_loss = losses.clipped_value_loss(
-                new_value, mb.value, mb.target, hparams.value_clip_eps
-            )
-        else:
-            value_loss = losses.mse_value_loss(new_value, mb.target)
-        total = policy_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
         kl_k1, kl_k3 = losses.approx_kl(log_prob, mb.log_prob)
         stats = {
             "policy_loss": policy_loss,
-            "value_loss": value_loss,
             "entropy": entropy,
-            "total_loss": total,
             "approx_kl": kl_k3,
             "approx_kl_k1": kl_k1,
             "clip_fraction": losses.clip_fraction(log_prob, mb.log_prob, hparams.clip_eps),
-            "value_clip_fraction": losses.value_clip_fraction(
-                new_value, mb.value, hparams.value_clip_eps
-            ),
         }
-        return total, stats
+        return policy_loss - ent_coef * entropy, stats
 
-    def optimize(params, opt_state, batch: Batch, hparams: HParams, key: jax.Array):
+    def loss_fn(params, mb: Batch, ns: NormState, hparams: HParams, ent_coef, loss_scale):
+        actor, stats = policy_loss_fn(params, mb, hparams, ent_coef)
+        value_loss, value_clip = value_loss_fn(params, mb, ns, hparams, loss_scale)
+        total = actor + hparams.vf_coef * value_loss
+        return total, {**stats, "value_loss": value_loss, "value_clip_fraction": value_clip,
+                       "total_loss": total}
+
+    def term_norms_on_torso(params, mb, ns, hparams, ent_coef, loss_scale):
+        """Norms of the policy-term and value-term gradients on the shared torso:
+        the direct evidence of value dominance."""
+        actor_grads = jax.grad(lambda p: policy_loss_fn(p, mb, hparams, ent_coef)[0])(params)
+        value_grads = jax.grad(
+            lambda p: hparams.vf_coef * value_loss_fn(p, mb, ns, hparams, loss_scale)[0]
+        )(params)
+        return {"grad_norm_policy_term_torso": group_norms(actor_grads)["torso"],
+                "grad_norm_value_term_torso": group_norms(value_grads)["torso"]}
+
+    def optimize(state: TrainState, batch: Batch, ns: NormState, hparams: HParams,
+                 key: jax.Array, ent_coef, loss_scale):
+        params, opt_state = state.params, state.opt_state
         tx = make_optimizer(config, hparams, params)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        kl_limit = 1.5 * hparams.target_kl
 
         def minibatch_step(carry, mb: Batch):
-            params, opt_state = carry
-            (_, stats), grads = grad_fn(params, mb, hparams)
+            params, opt_state, stopped = carry
+            (_, stats), grads = grad_fn(params, mb, ns, hparams, ent_coef, loss_scale)
             grad_norm = optax.tree.norm(grads)
-            updates, opt_state = tx.update(grads, opt_state, params)
+            updates, new_opt_state = tx.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            if config.kl_early_stop:
+                # SB3 semantics: a minibatch whose KL already exceeds the limit is
+                # not applied, and neither is anything after it in this update.
+                stopped = jnp.logical_or(stopped, stats["approx_kl"] > kl_limit)
+                new_params, new_opt_state = jax.tree.map(
+                    lambda new, old: jnp.where(stopped, old, new),
+                    (new_params, new_opt_state), (params, opt_state),
+                )
             stats = {**stats, "grad_norm": grad_norm,
-                     "grad_clipped": (grad_norm > hparams.max_grad_norm).astype(jnp.float32)}
-            return (optax.apply_updates(params, updates), opt_state), stats
+                     "grad_clipped": (grad_norm > hparams.max_grad_norm).astype(jnp.float32),
+                     "steps_applied": 1.0 - stopped.astype(jnp.float32)}
+            if config.diagnostics:
+                norms = group_norms(grads)
+                stats.update({f"grad_norm_{g}": n for g, n in norms.items()})
+                if config.torso_hidden:
+                    stats.update(term_norms_on_torso(params, mb, ns, hparams, ent_coef,
+                                                     loss_scale))
+            return (new_params, new_opt_state, stopped), stats
 
         def epoch(carry, epoch_key):
             order = jax.random.permutation(epoch_key, config.batch_size)
@@ -189,32 +312,57 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
             return jax.lax.scan(minibatch_step, carry, shuffled)
 
         keys = jax.random.split(key, config.update_epochs)
-        (params, opt_state), stats = jax.lax.scan(epoch, (params, opt_state), keys)
-        return params, opt_state, jax.tree.map(jnp.mean, stats)
+        carry = (params, opt_state, jnp.zeros((), bool))
+        (params, opt_state, _), stats = jax.lax.scan(epoch, carry, keys)
+        applied = stats.pop("steps_applied")
+        summary = jax.tree.map(jnp.mean, stats)
+        summary["epochs_completed"] = jnp.sum(applied) / config.num_minibatches
+        summary["grad_clip_ratio"] = summary["grad_norm"] / hparams.max_grad_norm
+        return params, opt_state, summary
+
+    def entropy_coef(update_count: jax.Array, hparams: HParams) -> jax.Array:
+        frac = jnp.clip(update_count / config.num_updates, 0.0, 1.0)
+        start, end = hparams.ent_coef, hparams.ent_coef_final
+        if config.ent_schedule == "linear":
+            return start + (end - start) * frac
+        if config.ent_schedule == "cosine":
+            return end + (start - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+        return start
 
     def update(state: TrainState, hparams: HParams) -> tuple[TrainState, Metrics]:
         key, rollout_key, epoch_key = jax.random.split(state.key, 3)
-        env_state = envs.reset_episode_totals(state.env_state)
-        (env_state, obs), traj = rollout(state.params, env_state, state.obs, rollout_key)
-
-        values = value(state.params, traj.obs)
-        next_values = value(state.params, traj.final_obs)
-        advantages, targets = actor_critic_targets(
-            traj.reward, values, next_values, traj.terminated, traj.truncated,
-            hparams.gamma, hparams.gae_lambda, hparams.critic_lambda,
-        )
+        env_state, obs, traj, raw_obs = rollout(state, hparams, rollout_key)
+        rewards, ns = learner_rewards(traj, state.norm, hparams)
+        values, advantages, targets = targets_of(state.params, traj, rewards, ns, hparams,
+                                                 hparams.critic_lambda)
+        params = state.params
+        if config.value_target == "popart":
+            popart, value_head = norm.popart_update(
+                ns.popart, params["params"]["value_head"], targets, hparams.popart_step)
+            params = {"params": {**params["params"], "value_head": value_head}}
+            ns = ns.replace(popart=popart)
+        ns = ns.replace(targets=norm.update_stats(ns.targets, encode(targets, ns)))
+        pre_norm_advantages = advantages
+        if config.advantage_norm == "batch":
+            advantages = losses.normalize(advantages)
+        loss_scale = (jnp.std(targets) + 1e-8 if config.value_target == "batch_standardize"
+                      else jnp.ones(()))
         batch = jax.tree.map(
             lambda x: x.reshape((config.batch_size, *x.shape[2:])),
             Batch(traj.obs, traj.action, traj.log_prob, values, advantages, targets),
         )
+        ent_coef = entropy_coef(state.update_count, hparams)
         params, opt_state, stats = optimize(
-            state.params, state.opt_state, batch, hparams, epoch_key
+            state.replace(params=params), batch, ns, hparams, epoch_key, ent_coef, loss_scale
         )
+        if config.obs_norm:
+            ns = ns.replace(obs=norm.update_stats(ns.obs, raw_obs))
         update_count = state.update_count + 1
         metrics = {
             **stats,
             **_episode_metrics(env_state),
-            **_rollout_metrics(values, targets, advantages, traj.reward),
+            **_rollout_metrics(values, targets, pre_norm_advantages, rewards),
+            "ent_coef": ent_coef,
             **{
                 f"lr_{group}": lr
                 for group, lr in learning_rates_in_force(
@@ -222,8 +370,48 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
                 ).items()
             },
         }
-        new_state = TrainState(params, opt_state, env_state, obs, key, update_count)
+        if config.diagnostics:
+            metrics.update(_scale_metrics(values, targets, ns, config))
+            if not spec.discrete:
+                metrics["log_std_mean"] = jnp.mean(params["params"]["policy_log_std"])
+        new_state = TrainState(params, opt_state, env_state, obs, key, update_count, ns)
         return new_state, metrics
+
+    def pretrain_critic(state: TrainState, hparams: HParams) -> TrainState:
+        """VC-PPO value pretraining: critic-only updates on rollouts of the initial
+        policy with lambda = 1 targets. A separate Adam (discarded afterwards)
+        touches only value-group parameters; the PPO optimizer starts fresh."""
+        labels = param_labels(state.params)
+        tx = optax.adam(hparams.value_lr, eps=hparams.adam_eps)
+
+        def value_only(grads):
+            return jax.tree.map(
+                lambda g, label: g if label == "value" else jnp.zeros_like(g), grads, labels
+            )
+
+        def one(carry, _):
+            state, opt_state = carry
+            key, rollout_key = jax.random.split(state.key)
+            env_state, obs, traj, raw_obs = rollout(state, hparams, rollout_key)
+            rewards, ns = learner_rewards(traj, state.norm, hparams)
+            values, _, targets = targets_of(state.params, traj, rewards, ns, hparams,
+                                            jnp.ones(()))
+            batch = jax.tree.map(
+                lambda x: x.reshape((config.batch_size, *x.shape[2:])),
+                Batch(traj.obs, traj.action, traj.log_prob, values, targets - values, targets),
+            )
+            grads = jax.grad(lambda p: value_loss_fn(p, batch, ns, hparams, jnp.ones(()))[0])(
+                state.params)
+            updates, opt_state = tx.update(value_only(grads), opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
+            if config.obs_norm:
+                ns = ns.replace(obs=norm.update_stats(ns.obs, raw_obs))
+            return (state.replace(params=params, env_state=env_state, obs=obs, key=key,
+                                  norm=ns), opt_state), None
+
+        (state, _), _ = jax.lax.scan(one, (state, tx.init(state.params)), None,
+                                     length=config.value_pretrain_updates)
+        return state.replace(env_state=envs.reset_episode_totals(state.env_state))
 
     def run_updates(state: TrainState, hparams: HParams, num_updates: int):
         return jax.lax.scan(lambda s, _: update(s, hparams), state, None, length=num_updates)
@@ -253,4 +441,19 @@ def _rollout_metrics(
         "advantage_mean": jnp.mean(advantages),
         "advantage_std": jnp.std(advantages),
         "reward_mean": jnp.mean(rewards),
+    }
+
+
+def _scale_metrics(values: jax.Array, targets: jax.Array, ns: NormState,
+                   config: PPOConfig) -> Metrics:
+    if config.value_target == "popart":
+        sigma = ns.popart.sigma()
+    elif config.reward_scaling:
+        sigma = ns.returns.std
+    else:
+        sigma = jnp.ones(())
+    return {
+        "value_std": jnp.std(values),
+        "target_abs_max": jnp.max(jnp.abs(targets)),
+        "normalizer_sigma": sigma,
     }

@@ -65,7 +65,7 @@ INVALID = [
     (dict(policy_hidden="64"), "policy_hidden"),
     (dict(value_layer_norm=1), "value_layer_norm"),
     (dict(value_layer_norm="yes"), "value_layer_norm"),
-    (dict(normalize_advantages=0), "normalize_advantages"),
+    (dict(obs_norm=0), "obs_norm"),
 ]
 
 
