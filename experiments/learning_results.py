@@ -26,7 +26,8 @@ HERE = Path(__file__).parent
 
 # Pendulum and Acrobot use the per-task settings of gymnax-blines' PPO configs
 # (32x16 and 16x32 rollouts, constant lr 5e-4, grad norm 1.0, ReLU) with a
-# state-independent log-std and no observation or reward normalization.
+# state-independent log-std. Pendulum adds reward scaling and an unclipped value
+# loss: without them 16 seeds averaged -298.8 +- 97.7 (worst seed -571.5).
 BLINES = dict(
     update_epochs=4, num_minibatches=4, lr=5e-4, lr_schedule="constant",
     max_grad_norm=1.0, activation="relu",
@@ -40,9 +41,9 @@ TASKS = {
                        note="16 envs x 32 steps, constant lr 5e-4, grad norm 1.0, ReLU"),
     "Pendulum-v1": dict(seeds=16, target=-300.0,
                         config=PPOConfig(num_envs=32, num_steps=16, total_timesteps=1_000_000,
-                                         value_loss="mse", **BLINES),
+                                         value_loss="mse", reward_scaling=True, **BLINES),
                         note="32 envs x 16 steps, constant lr 5e-4, grad norm 1.0, ReLU, "
-                             "unclipped (mse) value loss"),
+                             "mse value loss, reward scaling"),
 }
 
 
@@ -68,8 +69,7 @@ def main() -> None:
             "std": float(np.std(final)),
             "min": float(np.min(final)),
             "target": task["target"],
-            "env_steps_per_s": out.steps_per_second,
-            "compile_s": out.compile_seconds,
+                    "compile_s": out.compile_seconds,
             "run_s": out.run_seconds,
             "note": task["note"],
             "config_changes": {
@@ -88,14 +88,14 @@ def table(results: dict) -> str:
         f"({jax.device_count()} device), jax {jax.__version__}.",
         "",
         "| environment | seeds | steps/seed | final return mean ± std | min seed | target "
-        "| env-steps/s | config |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| config |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for env_name, r in results.items():
         lines.append(
             f"| {env_name} | {r['seeds']} | {r['total_timesteps']:,} | "
             f"{r['mean']:.1f} ± {r['std']:.1f} | {r['min']:.1f} | >= {r['target']:g} | "
-            f"{r['env_steps_per_s']:,.0f} | {r['note']} |"
+            f"{r['note']} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -29,8 +29,9 @@ METRIC_DOCS: dict[str, str] = {
     "grad_norm_value": "pre-clip gradient norm of the value parameters",
     "grad_norm_torso": "pre-clip gradient norm of the shared torso (0 without one)",
     "grad_norm_policy_term_torso": "norm of the policy-loss (+entropy) gradient on the shared "
-    "torso",
-    "grad_norm_value_term_torso": "norm of the vf_coef * value-loss gradient on the shared torso",
+    "torso (first minibatch of the update)",
+    "grad_norm_value_term_torso": "norm of the vf_coef * value-loss gradient on the shared torso "
+    "(first minibatch of the update)",
     "epochs_completed": "epochs of optimizer steps applied before a KL early stop "
     "(update_epochs if none)",
     "ent_coef": "entropy coefficient in force (entropy schedule)",
