@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,30 +68,34 @@ class HParams:
 HPARAM_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(HParams))
 
 # (lower, upper, lower_inclusive, upper_inclusive) for each traced field.
+_POSITIVE = (0.0, math.inf, False, False)
+_NON_NEGATIVE = (0.0, math.inf, True, False)
+_POSITIVE_OR_INF = (0.0, math.inf, False, True)  # inf switches a clip off
+_UNIT = (0.0, 1.0, True, True)
 _HPARAM_RANGES: dict[str, tuple[float, float, bool, bool]] = {
-    "policy_lr": (0.0, math.inf, False, False),
-    "value_lr": (0.0, math.inf, False, False),
-    "torso_lr": (0.0, math.inf, False, False),
-    "adam_eps": (0.0, math.inf, False, False),
-    "max_grad_norm": (0.0, math.inf, False, True),
+    "policy_lr": _POSITIVE,
+    "value_lr": _POSITIVE,
+    "torso_lr": _POSITIVE,
+    "adam_eps": _POSITIVE,
+    "max_grad_norm": _POSITIVE_OR_INF,
     "gamma": (0.0, 1.0, False, True),
-    "gae_lambda": (0.0, 1.0, True, True),
-    "critic_lambda": (0.0, 1.0, True, True),
-    "clip_eps": (0.0, math.inf, False, False),
-    "value_clip_eps": (0.0, math.inf, False, False),
-    "ent_coef": (0.0, math.inf, True, False),
-    "vf_coef": (0.0, math.inf, True, False),
-    "policy_output_gain": (0.0, math.inf, False, False),
-    "value_output_gain": (0.0, math.inf, False, False),
+    "gae_lambda": _UNIT,
+    "critic_lambda": _UNIT,
+    "clip_eps": _POSITIVE,
+    "value_clip_eps": _POSITIVE_OR_INF,
+    "ent_coef": _NON_NEGATIVE,
+    "vf_coef": _NON_NEGATIVE,
+    "policy_output_gain": _POSITIVE,
+    "value_output_gain": _POSITIVE,
     "log_std_init": (-math.inf, math.inf, False, False),
-    "huber_delta": (0.0, math.inf, False, False),
-    "adv_std_threshold": (0.0, math.inf, True, False),
-    "target_kl": (0.0, math.inf, False, False),
-    "ent_coef_final": (0.0, math.inf, True, False),
-    "obs_clip": (0.0, math.inf, False, True),
-    "reward_clip": (0.0, math.inf, False, True),
+    "huber_delta": _POSITIVE,
+    "adv_std_threshold": _NON_NEGATIVE,
+    "target_kl": _POSITIVE,
+    "ent_coef_final": _NON_NEGATIVE,
+    "obs_clip": _POSITIVE_OR_INF,
+    "reward_clip": _POSITIVE_OR_INF,
     "popart_step": (0.0, 1.0, False, True),
-    "hl_gauss_sigma": (0.0, math.inf, False, False),
+    "hl_gauss_sigma": _POSITIVE,
 }
 
 
@@ -293,11 +298,15 @@ class PPOConfig:
         if self.value_pretrain_updates != 0:
             _require_positive_int("value_pretrain_updates", self.value_pretrain_updates)
         if self.value_loss == "hl_gauss":
-            _require_positive_int("hl_gauss_bins", self.hl_gauss_bins)
-            lo, hi = self.hl_gauss_range
-            if not lo < hi:
-                raise ValueError(f"hl_gauss_range={self.hl_gauss_range!r} is invalid: allowed "
-                                 "is (low, high) with low < high")
+            if not isinstance(self.hl_gauss_bins, int) or self.hl_gauss_bins < 2:
+                raise ValueError(f"hl_gauss_bins={self.hl_gauss_bins!r} is invalid: allowed is "
+                                 "an integer >= 2")
+            support = self.hl_gauss_range
+            if not (isinstance(support, tuple) and len(support) == 2
+                    and all(isinstance(x, numbers.Real) and math.isfinite(x) for x in support)
+                    and support[0] < support[1]):
+                raise ValueError(f"hl_gauss_range={support!r} is invalid: allowed is a finite "
+                                 "(low, high) pair with low < high")
             if self.value_target == "popart":
                 raise ValueError("value_loss='hl_gauss' with value_target='popart' is invalid: "
                                  "PopArt rescales a scalar output layer, HL-Gauss outputs bin "
@@ -331,7 +340,7 @@ class PPOConfig:
 
 
 def _check_lr(lr: Any) -> None:
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:
         raise ValueError(f"lr={lr!r} is invalid: allowed is a finite number > 0")
 
 

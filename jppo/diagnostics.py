@@ -23,8 +23,9 @@ METRIC_DOCS: dict[str, str] = {
     "clip_fraction": "share of samples with |ratio - 1| > clip_eps",
     "value_clip_fraction": "share of samples with |V - V_old| > value_clip_eps",
     "grad_norm": "global gradient norm before clipping, mean over minibatch steps",
-    "grad_clipped": "share of minibatch steps whose gradient norm exceeded max_grad_norm",
-    "grad_clip_ratio": "grad_norm / max_grad_norm (> 10: updates throttled by clipping)",
+    "grad_clipped": "share of minibatch steps clipped (global norm, or any head's under "
+    "per-head clipping)",
+    "grad_clip_ratio": "clipped norm / max_grad_norm, mean over steps (> 10: updates throttled)",
     "grad_norm_policy": "pre-clip gradient norm of the policy parameters",
     "grad_norm_value": "pre-clip gradient norm of the value parameters",
     "grad_norm_torso": "pre-clip gradient norm of the shared torso (0 without one)",

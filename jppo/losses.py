@@ -96,7 +96,10 @@ def hl_gauss_targets(
     targets: jax.Array, bin_edges: jax.Array, sigma: jax.Array
 ) -> jax.Array:
     """Histogram targets: the mass of N(target, sigma^2) falling in each bin
-    (Farebrother et al. 2024), renormalized over the support."""
+    (Farebrother et al. 2024), renormalized over the support. Targets are first
+    clipped to the support, as in the paper, so an out-of-range return still
+    pulls toward the edge instead of yielding an all-zero row."""
+    targets = jnp.clip(targets, bin_edges[0], bin_edges[-1])
     cdf = jax.scipy.special.erf((bin_edges - targets[..., None]) / (jnp.sqrt(2.0) * sigma))
     mass = cdf[..., 1:] - cdf[..., :-1]
     return mass / jnp.maximum(jnp.sum(mass, axis=-1, keepdims=True), 1e-12)

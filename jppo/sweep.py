@@ -58,6 +58,8 @@ def sweep(base: PPOConfig, **grid: Sequence[float]) -> Sweep:
                 f"sweep over {name!r} is invalid: it is a static field (part of the compiled "
                 f"program); sweepable fields are {sorted([*HPARAM_FIELDS, *_CONFIG_TO_HPARAMS])}"
             )
+        if isinstance(values, np.ndarray):
+            values = grid[name] = values.ravel().tolist()
         if isinstance(values, str) or not isinstance(values, Sequence) or len(values) == 0:
             raise ValueError(f"sweep {name}={values!r} is invalid: allowed is a non-empty list")
     names = list(grid)

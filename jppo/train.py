@@ -275,11 +275,15 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         tx = make_optimizer(config, hparams, params)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         kl_limit = 1.5 * hparams.target_kl
+        per_head = config.grad_clip == "per_head"
 
         def minibatch_step(carry, mb: Batch):
             params, opt_state, stopped = carry
             (_, stats), grads = grad_fn(params, mb, ns, hparams, ent_coef, loss_scale)
             grad_norm = optax.tree.norm(grads)
+            norms = group_norms(grads) if config.diagnostics or per_head else {}
+            # the norm the clip acts on: global, or the largest head's under per_head
+            clip_norm = (jnp.max(jnp.stack(list(norms.values()))) if per_head else grad_norm)
             updates, new_opt_state = tx.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
             if config.kl_early_stop:
@@ -291,10 +295,10 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
                     (new_params, new_opt_state), (params, opt_state),
                 )
             stats = {**stats, "grad_norm": grad_norm,
-                     "grad_clipped": (grad_norm > hparams.max_grad_norm).astype(jnp.float32),
+                     "grad_clip_ratio": clip_norm / hparams.max_grad_norm,
+                     "grad_clipped": (clip_norm > hparams.max_grad_norm).astype(jnp.float32),
                      "steps_applied": 1.0 - stopped.astype(jnp.float32)}
             if config.diagnostics:
-                norms = group_norms(grads)
                 stats.update({f"grad_norm_{g}": n for g, n in norms.items()})
             return (new_params, new_opt_state, stopped), stats
 
@@ -320,11 +324,10 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
             summary.update(term_norms_on_torso(state.params, first, ns, hparams, ent_coef,
                                                loss_scale))
         summary["epochs_completed"] = jnp.sum(applied) / config.num_minibatches
-        summary["grad_clip_ratio"] = summary["grad_norm"] / hparams.max_grad_norm
         return params, opt_state, summary
 
     def entropy_coef(update_count: jax.Array, hparams: HParams) -> jax.Array:
-        frac = jnp.clip(update_count / config.num_updates, 0.0, 1.0)
+        frac = jnp.clip(update_count / max(config.num_updates - 1, 1), 0.0, 1.0)
         start, end = hparams.ent_coef, hparams.ent_coef_final
         if config.ent_schedule == "linear":
             return start + (end - start) * frac
@@ -399,14 +402,20 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
             rewards, ns = learner_rewards(traj, state.norm, hparams)
             values, _, targets = targets_of(state.params, traj, rewards, ns, hparams,
                                             jnp.ones(()))
+            params = state.params
+            if config.value_target == "popart":
+                popart, value_head = norm.popart_update(
+                    ns.popart, params["params"]["value_head"], targets, hparams.popart_step)
+                params = {"params": {**params["params"], "value_head": value_head}}
+                ns = ns.replace(popart=popart)
             batch = jax.tree.map(
                 lambda x: x.reshape((config.batch_size, *x.shape[2:])),
                 Batch(traj.obs, traj.action, traj.log_prob, values, targets - values, targets),
             )
             grads = jax.grad(lambda p: value_loss_fn(p, batch, ns, hparams, jnp.ones(()))[0])(
-                state.params)
-            updates, opt_state = tx.update(value_only(grads), opt_state, state.params)
-            params = optax.apply_updates(state.params, updates)
+                params)
+            updates, opt_state = tx.update(value_only(grads), opt_state, params)
+            params = optax.apply_updates(params, updates)
             if config.obs_norm:
                 ns = ns.replace(obs=norm.update_stats(ns.obs, raw_obs))
             return (state.replace(params=params, env_state=env_state, obs=obs, key=key,

@@ -58,6 +58,7 @@ def test_huber_gradient_is_bounded_by_delta_for_outliers():
 
 
 def test_huber_with_a_huge_delta_is_mse():
+    """With delta beyond every error Huber is the plain 0.5 * MSE."""
     rng = np.random.default_rng(1)
     values, targets = rng.normal(size=(2, 64)).astype(np.float32)
     np.testing.assert_allclose(losses.huber_value_loss(values, targets, jnp.float32(1e6)),
@@ -68,6 +69,7 @@ def test_huber_with_a_huge_delta_is_mse():
 
 
 def test_robust_normalize_divides_by_the_std_above_the_threshold():
+    """A spread-out batch is fully standardized (numpy reference)."""
     x = (2.0 + 3.0 * np.random.default_rng(2).normal(size=128)).astype(np.float32)
     got = losses.robust_normalize(jnp.asarray(x), jnp.float32(1e-3))
     np.testing.assert_allclose(got, (x - x.mean()) / x.std(), rtol=1e-4, atol=1e-5)
@@ -85,6 +87,7 @@ def test_robust_normalize_only_centers_below_the_threshold():
 
 
 def test_standardize_matches_numpy():
+    """Zero mean, unit std over the whole array (numpy reference)."""
     x = (-3.0 + 0.1 * np.random.default_rng(4).normal(size=64)).astype(np.float32)
     np.testing.assert_allclose(losses.standardize(jnp.asarray(x)),
                                (x - x.mean()) / (x.std() + 1e-8), rtol=1e-4, atol=1e-4)
@@ -108,11 +111,13 @@ HL_TARGETS = np.array([-3.1, 0.0, 0.37, 2.25, 4.9, -4.99], np.float32)
 
 
 def test_hl_gauss_targets_match_scipy_normal_cdf_differences():
+    """Bin masses are scipy normal-CDF differences, renormalized to the support."""
     got = losses.hl_gauss_targets(jnp.asarray(HL_TARGETS), jnp.asarray(EDGES), SIGMA)
     np.testing.assert_allclose(got, scipy_histogram(HL_TARGETS), atol=2e-6)
 
 
 def test_hl_gauss_target_rows_are_distributions_even_at_the_support_edge():
+    """Every row sums to 1 with nonnegative mass, targets near the edges included."""
     got = np.asarray(losses.hl_gauss_targets(jnp.asarray(HL_TARGETS), jnp.asarray(EDGES), SIGMA))
     np.testing.assert_allclose(got.sum(axis=-1), 1.0, rtol=1e-5)
     assert np.all(got >= 0)
@@ -126,6 +131,7 @@ def test_hl_gauss_histogram_mean_recovers_targets_inside_the_support():
 
 
 def test_hl_gauss_loss_is_the_numpy_cross_entropy():
+    """Mean over the batch of -sum p log softmax(logits), p from scipy."""
     logits = np.random.default_rng(5).normal(size=(len(HL_TARGETS), 20)).astype(np.float32)
     expected = -np.mean(np.sum(scipy_histogram(HL_TARGETS)
                                * scipy.special.log_softmax(logits, axis=-1), axis=-1))
@@ -143,14 +149,33 @@ def test_hl_gauss_loss_is_stationary_at_the_target_histogram():
     np.testing.assert_allclose(grad, 0.0, atol=1e-6)
 
 
+def test_hl_gauss_targets_beyond_the_support_go_to_the_nearest_edge_bin():
+    """A target outside the support is clipped to it (as in the paper): still a
+    distribution, peaked on the edge bin, whose mean sits within a bin of the edge."""
+    beyond = jnp.array([12.0, 15.0, 100.0, -12.0, -1e4])
+    edges = jnp.linspace(-10.0, 10.0, 52)
+    probs = np.asarray(losses.hl_gauss_targets(beyond, edges, 0.75 * 20.0 / 51))
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-5)
+    assert np.all(probs[:3].argmax(axis=-1) == 50) and np.all(probs[3:].argmax(axis=-1) == 0)
+    centers = 0.5 * (np.asarray(edges)[1:] + np.asarray(edges)[:-1])
+    means = probs @ centers
+    width = 20.0 / 51
+    np.testing.assert_array_less(np.abs(means[:3] - 10.0), width)
+    np.testing.assert_array_less(np.abs(means[3:] + 10.0), width)
+    grad = jax.grad(losses.hl_gauss_loss)(jnp.zeros((5, 51)), beyond, edges, 0.75 * 20.0 / 51)
+    assert np.all(np.abs(np.asarray(grad)).sum(axis=-1) > 0.1), "every target pulls the logits"
+
+
 @pytest.mark.parametrize("bin_index", [0, 7, 19])
 def test_hl_gauss_value_of_a_peaked_softmax_is_the_bin_center(bin_index):
+    """Logits peaked on one bin predict that bin's center."""
     logits = jnp.zeros(20).at[bin_index].set(50.0)
     np.testing.assert_allclose(losses.hl_gauss_value(logits, jnp.asarray(EDGES)),
                                CENTERS[bin_index], atol=1e-5)
 
 
 def test_hl_gauss_value_is_the_softmax_weighted_center_batchwise():
+    """The prediction is softmax(logits) @ bin centers, row by row."""
     logits = np.random.default_rng(6).normal(size=(3, 20)).astype(np.float32)
     expected = scipy.special.softmax(logits, axis=-1) @ CENTERS
     np.testing.assert_allclose(losses.hl_gauss_value(jnp.asarray(logits), jnp.asarray(EDGES)),
@@ -178,6 +203,7 @@ def random_batches(seed=7, sizes=(5, 64, 1, 30)):
 
 
 def test_running_stats_follow_the_numpy_merge_formula():
+    """count/mean/M2 after several batches equal a float64 numpy Chan merge with the same prior."""
     stats = norm.init_stats((3,))
     count, mean, m2 = 1e-4, np.zeros(3), np.full(3, 1e-4)
     for batch in random_batches():
@@ -201,6 +227,7 @@ def test_running_stats_equal_numpy_moments_of_the_concatenation():
 
 
 def test_running_stats_do_not_depend_on_how_the_data_is_split():
+    """Merging batch by batch equals one update with their concatenation."""
     batches = random_batches()
     split = norm.init_stats((3,))
     for batch in batches:
@@ -220,6 +247,7 @@ def test_update_stats_flattens_leading_sample_axes():
 
 
 def test_normalize_obs_standardizes_then_clips():
+    """(obs - mean) / sqrt(var + 1e-8), clipped to +-clip, per feature."""
     stats = norm.RunningStats(jnp.float32(10.0), jnp.array([1.0, -2.0]), jnp.array([40.0, 0.1]))
     # var = m2 / count = [4, 0.01]
     obs = np.array([[3.0, -2.05], [101.0, -5.0], [-99.0, 1.0]], np.float32)
@@ -251,6 +279,7 @@ def test_discounted_returns_hand_computed():
 
 
 def test_discounted_returns_match_a_numpy_loop_with_resets():
+    """Random rewards and episode ends, carried-in accumulator: same as a numpy loop."""
     rng = np.random.default_rng(8)
     rewards = rng.normal(size=(40, 5)).astype(np.float32)
     done = rng.random((40, 5)) < 0.15
@@ -263,6 +292,7 @@ def test_discounted_returns_match_a_numpy_loop_with_resets():
 
 
 def test_scale_rewards_divides_by_the_return_std_without_centering_and_clips():
+    """r / sqrt(var + 1e-8), clipped, with the return mean left alone."""
     stats = norm.RunningStats(jnp.float32(4.0), jnp.float32(30.0), jnp.float32(16.0))  # var 4
     rewards = np.array([1.0, -3.0, 0.0, 50.0, -50.0], np.float32)
     got = norm.scale_rewards(jnp.asarray(rewards), stats, jnp.float32(10.0))
@@ -275,6 +305,7 @@ def test_scale_rewards_divides_by_the_return_std_without_centering_and_clips():
 
 
 def test_symlog_matches_numpy_and_symexp_inverts_it():
+    """symlog = sign(x) log(1 + |x|) and symexp(symlog(x)) = x from 1e-3 to 1e6."""
     x = np.array([-1e6, -1234.5, -1.0, -1e-3, 0.0, 1e-3, 0.5, 1.0, 42.0, 1e6], np.float32)
     np.testing.assert_allclose(norm.symlog(jnp.asarray(x)),
                                np.sign(x) * np.log1p(np.abs(x.astype(np.float64))), rtol=1e-6)
@@ -283,6 +314,7 @@ def test_symlog_matches_numpy_and_symexp_inverts_it():
 
 
 def test_symlog_is_odd_and_compresses_large_values():
+    """Odd, strictly increasing, and 1e4 maps below 10."""
     x = jnp.linspace(-1e4, 1e4, 101)
     np.testing.assert_allclose(norm.symlog(-x), -norm.symlog(x))
     assert np.all(np.diff(np.asarray(norm.symlog(x))) > 0), "strictly increasing"
@@ -293,11 +325,13 @@ def test_symlog_is_odd_and_compresses_large_values():
 
 
 def test_popart_starts_as_the_identity():
+    """Fresh PopArt stats are mu = 0, sigma = 1."""
     stats = norm.init_popart()
     assert float(stats.mean) == 0.0 and float(stats.sigma()) == 1.0
 
 
 def test_popart_update_preserves_unnormalized_outputs_and_moves_moments_by_ema():
+    """New moments are the numpy EMA and sigma' (h W' + b') + mu' = sigma (h W + b) + mu."""
     rng = np.random.default_rng(9)
     hidden = rng.normal(size=(32, 16)).astype(np.float32)
     head = {"kernel": rng.normal(size=(16, 1)).astype(np.float32),
@@ -373,6 +407,7 @@ def tree_norm(arrays):
 
 
 def test_per_head_clip_isolates_the_policy_step_from_a_huge_value_gradient():
+    """per_head: the policy and torso updates ignore a 1e6x value gradient exactly."""
     config, hparams, params = opt_setup(grad_clip="per_head")
     normal = grads_like(params, 0, {})
     huge_value = grads_like(params, 0, {"value": 1e6})
@@ -429,6 +464,7 @@ def test_per_head_clip_matches_a_numpy_per_group_clip_then_adam():
 
 @pytest.mark.parametrize("torso", [(8,), ()])
 def test_group_norms_match_numpy_norms_of_the_subtrees(torso):
+    """Per-group L2 norms equal numpy's, and an absent torso reports 0."""
     _, _, params = opt_setup(torso_hidden=torso)
     grads = grads_like(params, 3, {"policy": 0.1, "value": 10.0})
     norms = group_norms(grads)
@@ -447,6 +483,7 @@ BASE = PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, update_ep
 
 
 def test_sweep_settings_are_the_cartesian_product_in_order():
+    """settings follow itertools.product over the grid, first field slowest."""
     grid = dict(vf_coef=[0.05, 0.5], gamma=[0.9, 0.99, 0.999])
     swept = jppo.sweep(BASE, **grid)
     expected = [dict(vf_coef=a, gamma=b) for a, b in itertools.product(*grid.values())]
@@ -455,6 +492,7 @@ def test_sweep_settings_are_the_cartesian_product_in_order():
 
 
 def test_sweep_hparams_are_stacked_per_point():
+    """Every HParams leaf has shape (points,) and entry i is the hparams of setting i."""
     swept = jppo.sweep(BASE, vf_coef=[0.05, 0.5], gamma=[0.9, 0.99, 0.999])
     for field in HPARAM_FIELDS:
         assert np.shape(getattr(swept.hparams, field)) == (6,), field
@@ -470,6 +508,7 @@ def test_sweep_hparams_are_stacked_per_point():
 
 
 def test_sweep_over_lr_moves_all_three_group_learning_rates():
+    """`lr` is not an HParams field: it fans out to policy/value/torso lr."""
     swept = jppo.sweep(BASE, lr=[1e-3, 3e-4])
     for field in ("policy_lr", "value_lr", "torso_lr"):
         np.testing.assert_allclose(getattr(swept.hparams, field), [1e-3, 3e-4], rtol=1e-7)
@@ -480,11 +519,13 @@ def test_sweep_over_lr_moves_all_three_group_learning_rates():
                                                 ("value_target", ["raw", "popart"]),
                                                 ("kl_early_stop", [True, False])])
 def test_sweeping_a_static_field_is_rejected_by_name(field, values):
+    """Shapes and variant choices change the program, so they cannot be swept."""
     with pytest.raises(ValueError, match=f"{field}.*static"):
         jppo.sweep(BASE, **{field: values})
 
 
 def test_sweep_rejects_empty_lists_unknown_fields_and_bad_values():
+    """Each failure names the field, before anything is compiled."""
     with pytest.raises(ValueError, match=r"vf_coef.*non-empty"):
         jppo.sweep(BASE, vf_coef=[])
     with pytest.raises(ValueError, match="vf_coeff"):
@@ -493,7 +534,21 @@ def test_sweep_rejects_empty_lists_unknown_fields_and_bad_values():
         jppo.sweep(BASE, gamma=[0.9, 1.5])
 
 
+def test_sweep_accepts_numpy_scalars_for_every_field():
+    """Grid values may be numpy scalars (as from np.linspace)."""
+    swept = jppo.sweep(BASE, vf_coef=[np.float32(0.05), np.float64(0.5)])
+    np.testing.assert_allclose(swept.hparams.vf_coef, [0.05, 0.5], rtol=1e-6)
+
+
+def test_sweep_over_lr_accepts_numpy_float32_like_the_group_learning_rates():
+    """`lr` accepts numpy float32 values as policy_lr does."""
+    assert len(jppo.sweep(BASE, policy_lr=[np.float32(1e-3)])) == 1
+    swept = jppo.sweep(BASE, lr=[np.float32(1e-3), np.float32(3e-4)])
+    np.testing.assert_allclose(swept.hparams.value_lr, [1e-3, 3e-4], rtol=1e-6)
+
+
 def test_tile_is_point_major_with_seeds_shared_across_points():
+    """Run point*num_seeds + i uses PRNGKey(first_seed + i) and the hparams of point."""
     swept = jppo.sweep(BASE, vf_coef=[0.05, 0.5, 1.0])
     keys, hparams = swept.tile(num_seeds=4, first_seed=10)
     assert keys.shape == (12, 2)
@@ -505,6 +560,7 @@ def test_tile_is_point_major_with_seeds_shared_across_points():
 
 
 def test_split_reshapes_runs_into_points_by_seeds():
+    """(points * seeds, updates) -> (points, seeds, updates), in tile's order."""
     swept = jppo.sweep(BASE, vf_coef=[0.05, 0.5, 1.0])
     flat = np.arange(12 * 5, dtype=np.float32).reshape(12, 5)  # (points * seeds, updates)
     out = swept.split({"value_loss": flat})

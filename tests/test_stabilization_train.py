@@ -9,6 +9,8 @@ module-scoped fixture shared by the tests that read it; eight in all:
   reward-scaled run with PopArt and with raw targets.
 """
 
+import math
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -164,6 +166,7 @@ def test_value_pretraining_changes_only_critic_parameters(initial_state, pretrai
 
 
 def test_value_pretraining_hands_ppo_a_fresh_optimizer(initial_state, pretrained_state):
+    """The pretraining Adam is discarded: PPO's optimizer state is the untouched init."""
     _, pretrained = pretrained_state
     chex.assert_trees_all_equal(pretrained.opt_state, initial_state.opt_state)
     assert adam_step_counts(pretrained.opt_state) == [0, 0, 0]
@@ -246,6 +249,7 @@ def test_group_gradient_norms_partition_the_global_norm(diag_result):
 
 
 def test_raw_targets_without_reward_scaling_report_a_unit_normalizer(diag_result):
+    """normalizer_sigma is exactly 1 without PopArt or reward scaling."""
     np.testing.assert_array_equal(diag_result.metrics["normalizer_sigma"], 1.0)
 
 
@@ -274,12 +278,29 @@ def test_vmapped_sweep_equals_solo_runs_of_each_point(swept, diag_solo, point, s
 
 
 def test_sweep_points_really_differ_and_split_by_point_and_seed(swept):
+    """Same seed: the first rollout is shared, the vf_coef points' losses differ."""
     grid, _, result = swept
     per_point = grid.split(result.metrics)
     assert per_point["total_loss"].shape == (4, 2, DIAG_CONFIG.num_updates)
     # vf_coef 0.05 vs 1.0 at the same seed: same first rollout, different losses
     np.testing.assert_allclose(per_point["target_mean"][0, 0, 0], per_point["target_mean"][2, 0, 0])
     assert not np.allclose(per_point["total_loss"][0, 0], per_point["total_loss"][2, 0])
+
+
+def test_torso_term_norms_are_taken_at_the_update_start_and_scale_with_vf_coef(swept):
+    """Measured on the first minibatch at the update's starting parameters: on the
+    first update (same seed, same init, same rollout) the value term is exactly
+    vf_coef-proportional, the policy term does not depend on vf_coef, and the value
+    clip is irrelevant (V = V_old there)."""
+    grid, _, result = swept
+    per_point = grid.split(result.metrics)
+    value_term = per_point["grad_norm_value_term_torso"][:, :, 0]  # (points, seeds)
+    policy_term = per_point["grad_norm_policy_term_torso"][:, :, 0]
+    vf = np.array([s["vf_coef"] for s in grid.settings])
+    np.testing.assert_allclose(value_term / vf[:, None], np.broadcast_to(
+        value_term[0] / vf[0], value_term.shape), rtol=1e-4)
+    np.testing.assert_allclose(policy_term, np.broadcast_to(policy_term[0], policy_term.shape),
+                               rtol=1e-5)
 
 
 # --------------------------------------------------------- PopArt under a 1000x reward scale
@@ -320,6 +341,7 @@ def test_reward_scale_multiplies_the_target_scale_by_1000(stress_runs, diag_resu
 
 
 def test_popart_sigma_grows_to_the_return_scale(stress_runs):
+    """PopArt's sigma rises every update to the targets' std (thousands); raw stays 1."""
     popart = stress_runs["popart"]
     sigma = popart["normalizer_sigma"]
     assert np.all(np.diff(sigma) > 0), sigma
@@ -373,6 +395,14 @@ def test_invalid_variant_combinations_raise_naming_the_fields(changes, named):
         jppo.PPOConfig(**TINY).replace(**changes)
 
 
+@pytest.mark.parametrize("support", [(0.0, 1.0, 2.0), 5.0, "ab", (-math.inf, 10.0)],
+                         ids=["three-entries", "scalar", "string", "infinite"])
+def test_malformed_hl_gauss_range_is_rejected_by_name(support):
+    """A support that is not a finite (low, high) pair fails validation by name."""
+    with pytest.raises(ValueError, match="hl_gauss_range"):
+        jppo.PPOConfig(**TINY, value_loss="hl_gauss", hl_gauss_range=support)
+
+
 @pytest.mark.parametrize("changes", [
     dict(value_loss="hl_gauss", value_target="symlog"),
     dict(value_loss="huber", value_target="popart", value_clip_mode="relative"),
@@ -380,6 +410,7 @@ def test_invalid_variant_combinations_raise_naming_the_fields(changes, named):
          kl_early_stop=True, value_pretrain_updates=2, obs_norm=True, reward_scaling=True),
 ])
 def test_valid_variant_combinations_are_accepted(changes):
+    """Compatible variants combine freely."""
     config = jppo.PPOConfig(**TINY, **changes)
     for field, value in changes.items():
         assert getattr(config, field) == value
