@@ -210,6 +210,24 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         )
         return values, advantages, targets
 
+    def track_targets(params, ns: NormState, targets: jax.Array, hparams: HParams):
+        """PopArt: move the target moments and rescale the value head to match."""
+        if config.value_target != "popart":
+            return params, ns
+        popart, value_head = norm.popart_update(
+            ns.popart, params["params"]["value_head"], targets, hparams.popart_step)
+        return {"params": {**params["params"], "value_head": value_head}}, ns.replace(
+            popart=popart)
+
+    def track_observations(ns: NormState, raw_obs: jax.Array) -> NormState:
+        """Observation statistics move after the update, never during it, so the
+        stored log-probabilities stay those of the policy that acted."""
+        return ns.replace(obs=norm.update_stats(ns.obs, raw_obs)) if config.obs_norm else ns
+
+    def flatten(batch: Batch) -> Batch:
+        """(num_steps, num_envs, ...) -> (batch_size, ...)."""
+        return jax.tree.map(lambda x: x.reshape((config.batch_size, *x.shape[2:])), batch)
+
     def value_loss_fn(params, mb: Batch, ns: NormState, hparams: HParams, loss_scale):
         """Value loss in head space (divided by `loss_scale`), and its clip fraction."""
         target = encode(mb.target, ns) / loss_scale
@@ -341,28 +359,19 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         rewards, ns = learner_rewards(traj, state.norm, hparams)
         values, advantages, targets = targets_of(state.params, traj, rewards, ns, hparams,
                                                  hparams.critic_lambda)
-        params = state.params
-        if config.value_target == "popart":
-            popart, value_head = norm.popart_update(
-                ns.popart, params["params"]["value_head"], targets, hparams.popart_step)
-            params = {"params": {**params["params"], "value_head": value_head}}
-            ns = ns.replace(popart=popart)
+        params, ns = track_targets(state.params, ns, targets, hparams)
         ns = ns.replace(targets=norm.update_stats(ns.targets, encode(targets, ns)))
         pre_norm_advantages = advantages
         if config.advantage_norm == "batch":
             advantages = losses.normalize(advantages)
         loss_scale = (jnp.std(targets) + 1e-8 if config.value_target == "batch_standardize"
                       else jnp.ones(()))
-        batch = jax.tree.map(
-            lambda x: x.reshape((config.batch_size, *x.shape[2:])),
-            Batch(traj.obs, traj.action, traj.log_prob, values, advantages, targets),
-        )
+        batch = flatten(Batch(traj.obs, traj.action, traj.log_prob, values, advantages, targets))
         ent_coef = entropy_coef(state.update_count, hparams)
         params, opt_state, stats = optimize(
             state.replace(params=params), batch, ns, hparams, epoch_key, ent_coef, loss_scale
         )
-        if config.obs_norm:
-            ns = ns.replace(obs=norm.update_stats(ns.obs, raw_obs))
+        ns = track_observations(ns, raw_obs)
         update_count = state.update_count + 1
         metrics = {
             **stats,
@@ -402,22 +411,14 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
             rewards, ns = learner_rewards(traj, state.norm, hparams)
             values, _, targets = targets_of(state.params, traj, rewards, ns, hparams,
                                             jnp.ones(()))
-            params = state.params
-            if config.value_target == "popart":
-                popart, value_head = norm.popart_update(
-                    ns.popart, params["params"]["value_head"], targets, hparams.popart_step)
-                params = {"params": {**params["params"], "value_head": value_head}}
-                ns = ns.replace(popart=popart)
-            batch = jax.tree.map(
-                lambda x: x.reshape((config.batch_size, *x.shape[2:])),
-                Batch(traj.obs, traj.action, traj.log_prob, values, targets - values, targets),
-            )
+            params, ns = track_targets(state.params, ns, targets, hparams)
+            batch = flatten(
+                Batch(traj.obs, traj.action, traj.log_prob, values, targets - values, targets))
             grads = jax.grad(lambda p: value_loss_fn(p, batch, ns, hparams, jnp.ones(()))[0])(
                 params)
             updates, opt_state = tx.update(value_only(grads), opt_state, params)
             params = optax.apply_updates(params, updates)
-            if config.obs_norm:
-                ns = ns.replace(obs=norm.update_stats(ns.obs, raw_obs))
+            ns = track_observations(ns, raw_obs)
             return (state.replace(params=params, env_state=env_state, obs=obs, key=key,
                                   norm=ns), opt_state), None
 
