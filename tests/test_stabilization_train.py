@@ -414,3 +414,18 @@ def test_valid_variant_combinations_are_accepted(changes):
     config = jppo.PPOConfig(**TINY, **changes)
     for field, value in changes.items():
         assert getattr(config, field) == value
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_entropy_schedule_decays_from_ent_coef_to_ent_coef_final(kind):
+    """The coefficient in force at update u follows the schedule over u/(N-1),
+    reaching ent_coef_final at the last update."""
+    config = jppo.PPOConfig(**TINY, ent_coef=0.03, ent_coef_final=0.01, ent_schedule=kind)
+    env, env_params = envs.make("CartPole-v1")
+    metrics = jax.jit(jppo.make_train(config, env, env_params))(jax.random.PRNGKey(0)).metrics
+    frac = np.arange(config.num_updates) / (config.num_updates - 1)
+    if kind == "linear":
+        expected = 0.03 + (0.01 - 0.03) * frac
+    else:
+        expected = 0.01 + (0.03 - 0.01) * 0.5 * (1 + np.cos(np.pi * frac))
+    np.testing.assert_allclose(np.asarray(metrics["ent_coef"]), expected, rtol=1e-6)

@@ -152,3 +152,23 @@ def test_cartpole_learns_on_a_small_budget():
     assert np.mean(final) > 150, final
     ev = result.metrics["explained_variance"][:, -20:]
     assert np.nanmean(ev) > 0.0, "the critic explains the returns better than their mean"
+
+
+def test_cli_train_end_to_end(tmp_path):
+    """`jppo train` on a tiny budget prints per-seed finals and throughput, writes the run."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "jppo.cli", "train", "--env", "CartPole-v1", "--seeds", "2",
+           "--total-timesteps", "1024", "--set", "num_envs=4", "--set", "num_steps=64",
+           "--set", "activation=relu", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "seeds    0-1" in done.stdout and "env-steps/s" in done.stdout
+    assert json.loads((out / "config.json").read_text())["config"]["activation"] == "relu"
+    chex.assert_shape(load_metrics(out / "metrics.npz")["policy_loss"], (2, 4))
+
+    bad = subprocess.run([*cmd[:-2], "--set", "num_envz=3"], capture_output=True, text=True,
+                         check=False, timeout=120)
+    assert bad.returncode == 2 and "num_envz" in bad.stderr
