@@ -230,12 +230,12 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
 
     def value_loss_fn(params, mb: Batch, ns: NormState, hparams: HParams, loss_scale):
         """Value loss in head space (divided by `loss_scale`), and its clip fraction."""
-        target = encode(mb.target, ns) / loss_scale
         if config.value_loss == "hl_gauss":
             logits = network.apply(params, mb.obs, method=ActorCritic.value)
             loss = losses.hl_gauss_loss(logits, encode(mb.target, ns), bin_edges,
                                         hparams.hl_gauss_sigma * bin_width)
             return loss, jnp.zeros(())
+        target = encode(mb.target, ns) / loss_scale
         pred = head(params, mb.obs) / loss_scale
         old = encode(mb.value, ns) / loss_scale
         eps = hparams.value_clip_eps
