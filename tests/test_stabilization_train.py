@@ -429,3 +429,18 @@ def test_entropy_schedule_decays_from_ent_coef_to_ent_coef_final(kind):
     else:
         expected = 0.01 + (0.03 - 0.01) * 0.5 * (1 + np.cos(np.pi * frac))
     np.testing.assert_allclose(np.asarray(metrics["ent_coef"]), expected, rtol=1e-6)
+
+
+def test_relative_value_clip_is_the_absolute_clip_scaled_by_the_target_std():
+    """On the first update the running target std is the rollout's (up to its tiny
+    prior), so relative eps=e behaves as absolute eps=e*std(targets)."""
+    env, env_params = envs.make("CartPole-v1")
+    one_update = dict(TINY, total_timesteps=TINY["num_envs"] * TINY["num_steps"])
+    relative = jppo.PPOConfig(**one_update, value_clip_mode="relative", value_clip_eps=0.01)
+    metrics = jax.jit(jppo.make_train(relative, env, env_params))(jax.random.PRNGKey(4)).metrics
+    target_std = float(metrics["target_std"][0])
+    absolute = jppo.PPOConfig(**one_update, value_clip_eps=0.01 * target_std)
+    reference = jax.jit(jppo.make_train(absolute, env, env_params))(jax.random.PRNGKey(4)).metrics
+    assert 0.0 < float(metrics["value_clip_fraction"][0]) < 1.0, "the clip is active"
+    for name in ("value_loss", "value_clip_fraction", "policy_loss"):
+        np.testing.assert_allclose(metrics[name], reference[name], rtol=1e-3, atol=1e-6)
