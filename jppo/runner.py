@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import io
 import json
 import os
 import platform
@@ -87,8 +88,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def save_metrics(path: Path, metrics: dict[str, np.ndarray]) -> None:
     """Metrics as a NumPy .npz: one `(seeds, updates)` float array per name."""
-    import io
-
     buffer = io.BytesIO()
     np.savez(buffer, **metrics)
     atomic_write_bytes(path, buffer.getvalue())
@@ -139,6 +138,7 @@ def run(
     compile_seconds = time.perf_counter() - t0
 
     history: dict[str, list[np.ndarray]] = {}
+    merged: dict[str, np.ndarray] = {}
     done, run_seconds = 0, 0.0
     steps_per_update = config.batch_size * num_seeds
     while done < config.num_updates:
@@ -156,7 +156,6 @@ def run(
         if log is not None:
             log(_progress_line(done, config.num_updates, steps_per_update, run_seconds, merged))
 
-    merged = {name: np.concatenate(parts, axis=1) for name, parts in history.items()}
     result = RunResult(
         metrics=merged,
         state=state,

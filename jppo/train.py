@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -84,6 +84,21 @@ class Batch:
     value: jax.Array  # V_old in return units
     advantage: jax.Array
     target: jax.Array  # critic target in return units
+
+
+class Collected(NamedTuple):
+    """One rollout and everything derived from it before optimization."""
+
+    env_state: Any
+    obs: jax.Array  # next observation to act on (raw)
+    traj: Transition
+    raw_obs: jax.Array  # (num_steps, num_envs, obs_dim) for observation statistics
+    rewards: jax.Array  # as the learner sees them (scaled if reward_scaling)
+    values: jax.Array
+    advantages: jax.Array
+    targets: jax.Array
+    params: Any  # after PopArt's rescale of the value head
+    norm: NormState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,12 +370,9 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
 
     def update(state: TrainState, hparams: HParams) -> tuple[TrainState, Metrics]:
         key, rollout_key, epoch_key = jax.random.split(state.key, 3)
-        env_state, obs, traj, raw_obs = rollout(state, hparams, rollout_key)
-        rewards, ns = learner_rewards(traj, state.norm, hparams)
-        values, advantages, targets = targets_of(state.params, traj, rewards, ns, hparams,
-                                                 hparams.critic_lambda)
-        params, ns = track_targets(state.params, ns, targets, hparams)
-        ns = ns.replace(targets=norm.update_stats(ns.targets, encode(targets, ns)))
+        c = collect(state, hparams, rollout_key, hparams.critic_lambda)
+        env_state, obs, traj, rewards, ns = c.env_state, c.obs, c.traj, c.rewards, c.norm
+        values, advantages, targets, params = c.values, c.advantages, c.targets, c.params
         pre_norm_advantages = advantages
         if config.advantage_norm == "batch":
             advantages = losses.normalize(advantages)
@@ -371,7 +383,7 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         params, opt_state, stats = optimize(
             state.replace(params=params), batch, ns, hparams, epoch_key, ent_coef, loss_scale
         )
-        ns = track_observations(ns, raw_obs)
+        ns = track_observations(ns, c.raw_obs)
         update_count = state.update_count + 1
         metrics = {
             **stats,
@@ -392,6 +404,20 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         new_state = TrainState(params, opt_state, env_state, obs, key, update_count, ns)
         return new_state, metrics
 
+    def collect(state: TrainState, hparams: HParams, key: jax.Array,
+                critic_lambda: jax.Array) -> Collected:
+        """What an update and a pretraining step share: act, turn rewards into
+        learner rewards, compute advantages and targets, track target statistics
+        (and PopArt's rescale of the value head)."""
+        env_state, obs, traj, raw_obs = rollout(state, hparams, key)
+        rewards, ns = learner_rewards(traj, state.norm, hparams)
+        values, advantages, targets = targets_of(state.params, traj, rewards, ns, hparams,
+                                                 critic_lambda)
+        params, ns = track_targets(state.params, ns, targets, hparams)
+        ns = ns.replace(targets=norm.update_stats(ns.targets, encode(targets, ns)))
+        return Collected(env_state, obs, traj, raw_obs, rewards, values, advantages, targets,
+                         params, ns)
+
     def pretrain_critic(state: TrainState, hparams: HParams) -> TrainState:
         """VC-PPO value pretraining: critic-only updates on rollouts of the initial
         policy with lambda = 1 targets. A separate Adam (discarded afterwards)
@@ -407,20 +433,15 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         def one(carry, _):
             state, opt_state = carry
             key, rollout_key = jax.random.split(state.key)
-            env_state, obs, traj, raw_obs = rollout(state, hparams, rollout_key)
-            rewards, ns = learner_rewards(traj, state.norm, hparams)
-            values, _, targets = targets_of(state.params, traj, rewards, ns, hparams,
-                                            jnp.ones(()))
-            params, ns = track_targets(state.params, ns, targets, hparams)
-            batch = flatten(
-                Batch(traj.obs, traj.action, traj.log_prob, values, targets - values, targets))
-            grads = jax.grad(lambda p: value_loss_fn(p, batch, ns, hparams, jnp.ones(()))[0])(
-                params)
-            updates, opt_state = tx.update(value_only(grads), opt_state, params)
-            params = optax.apply_updates(params, updates)
-            ns = track_observations(ns, raw_obs)
-            return (state.replace(params=params, env_state=env_state, obs=obs, key=key,
-                                  norm=ns), opt_state), None
+            c = collect(state, hparams, rollout_key, jnp.ones(()))
+            batch = flatten(Batch(c.traj.obs, c.traj.action, c.traj.log_prob, c.values,
+                                  c.advantages, c.targets))
+            grads = jax.grad(lambda p: value_loss_fn(p, batch, c.norm, hparams,
+                                                     jnp.ones(()))[0])(c.params)
+            updates, opt_state = tx.update(value_only(grads), opt_state, c.params)
+            params = optax.apply_updates(c.params, updates)
+            return (state.replace(params=params, env_state=c.env_state, obs=c.obs, key=key,
+                                  norm=track_observations(c.norm, c.raw_obs)), opt_state), None
 
         (state, _), _ = jax.lax.scan(one, (state, tx.init(state.params)), None,
                                      length=config.value_pretrain_updates)
