@@ -8,6 +8,11 @@ compile excluded. The largest seed count is measured again with
 
     python -m jppo.bench                      # 1, 16, 64 seeds on CartPole-v1
     python -m jppo.bench --seeds 1 64 1024    # other seed counts
+    python -m jppo.bench --seeds 64 --devices 1 2   # seeds sharded over 1 vs 2 devices
+
+`--devices N` shards the seed axis over the first N devices (a mesh with a
+"seeds" axis); on a CPU the process is given N host devices with
+`--xla_force_host_platform_device_count`.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec
 
 import envs
 from jppo.config import PPOConfig, make_config
-from jppo.runner import seed_keys, versions
+from jppo.experiment import parse_assignments
+from jppo.runner import seed_keys, seed_mesh, versions
 from jppo.train import make_train
 
 # Env steps per seed for each seed count: long enough (several seconds) that
@@ -71,13 +78,17 @@ def flops_per_env_step(config: PPOConfig, spec: envs.EnvSpec) -> dict[str, float
             "total": rollout + critic + learn}
 
 
-def measure(env_name: str, num_seeds: int, config: PPOConfig) -> dict[str, Any]:
-    """Compile and run `num_seeds` vmapped seeds once; report time and memory."""
+def measure(env_name: str, num_seeds: int, config: PPOConfig, devices: int = 1
+            ) -> dict[str, Any]:
+    """Compile and run `num_seeds` vmapped seeds, sharded over `devices`; report
+    time and memory."""
     env, env_params = envs.make(env_name)
     trainer = make_train(config, env, env_params)
-    keys = seed_keys(num_seeds)
+    sharding = NamedSharding(seed_mesh(devices), PartitionSpec("seeds"))
+    keys = jax.device_put(seed_keys(num_seeds), sharding)
     start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(trainer)).lower(keys).compile()
+    program = jax.jit(jax.vmap(trainer), in_shardings=sharding, out_shardings=sharding)
+    compiled = program.lower(keys).compile()
     compile_seconds = time.perf_counter() - start
     run_seconds = min(_timed(compiled, keys) for _ in range(2))  # best of two: less noise
     env_steps = num_seeds * config.num_updates * config.batch_size
@@ -90,6 +101,7 @@ def measure(env_name: str, num_seeds: int, config: PPOConfig) -> dict[str, Any]:
     sps = env_steps / run_seconds
     return {
         "seeds": num_seeds,
+        "devices": devices,
         "env_steps": env_steps,
         "env_steps_per_s": round(sps),
         "compile_s": round(compile_seconds, 2),
@@ -106,10 +118,16 @@ def _timed(compiled: Any, keys: jax.Array) -> float:
     return time.perf_counter() - start
 
 
-def _measure_in_subprocess(env_name: str, seeds: int, steps: int, overrides: list[str]) -> dict:
+def _measure_in_subprocess(env_name: str, seeds: int, steps: int, overrides: list[str],
+                           devices: int = 1) -> dict:
     cmd = [sys.executable, "-m", "jppo.bench", "--one", str(seeds), "--env", env_name,
-           "--steps", str(steps), *[arg for o in overrides for arg in ("--set", o)]]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+           "--steps", str(steps), "--devices", str(devices),
+           *[arg for o in overrides for arg in ("--set", o)]]
+    env = dict(os.environ)
+    if devices > 1:
+        flags = env.get("XLA_FLAGS", "")
+        env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark for {seeds} seeds failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -123,15 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="env steps per seed")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="FIELD=VALUE", help="PPOConfig override")
+    parser.add_argument("--devices", type=int, nargs="+", default=[1],
+                        help="device counts to shard the seeds over (CPU: host devices)")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
-    from jppo.cli import parse_assignments
 
     overrides = parse_assignments(args.overrides, "--set")
     if args.one is not None:
         config = make_config(**{**overrides, "total_timesteps": args.steps})
-        print(json.dumps(measure(args.env, args.one, config)))
+        print(json.dumps(measure(args.env, args.one, config, args.devices[0])))
         return 0
 
     config = make_config(**overrides)
@@ -139,17 +157,20 @@ def main(argv: list[str] | None = None) -> int:
     flops = flops_per_env_step(config, spec)
     peak = matmul_gflops()
     results = []
-    for seeds in args.seeds:
+    for seeds, devices in itertools.product(args.seeds, args.devices):
         steps = args.steps or DEFAULT_STEPS.get(seeds, max(16_384, 4_194_304 // seeds))
-        row = _measure_in_subprocess(args.env, seeds, steps, args.overrides)
+        row = _measure_in_subprocess(args.env, seeds, steps, args.overrides, devices)
         row["fraction_of_matmul_peak"] = round(row["network_gflop_per_s"] / peak, 4)
         results.append(row)
-        print(f"# {seeds} seeds: {row['env_steps_per_s']:,} env-steps/s", file=sys.stderr)
+        print(f"# {seeds} seeds on {devices} device(s): {row['env_steps_per_s']:,} env-steps/s",
+              file=sys.stderr)
     # Cost of the diagnostics: the largest seed count again with them off.
     seeds = max(args.seeds)
     steps = args.steps or DEFAULT_STEPS.get(seeds, max(16_384, 4_194_304 // seeds))
-    off = _measure_in_subprocess(args.env, seeds, steps, [*args.overrides, "diagnostics=False"])
-    on = next(r for r in results if r["seeds"] == seeds)
+    devices = args.devices[0]
+    off = _measure_in_subprocess(args.env, seeds, steps, [*args.overrides, "diagnostics=False"],
+                                 devices)
+    on = next(r for r in results if r["seeds"] == seeds and r["devices"] == devices)
     diagnostics = {
         "seeds": seeds,
         "env_steps_per_s_on": on["env_steps_per_s"],

@@ -1,110 +1,243 @@
-"""The `jppo` command: `jppo train` (one config, many seeds) and `jppo envs`."""
+"""The `jppo` command: train, compare, plot, diagnose, summary, envs, bench.
+
+Every command is a typed function; `jppo COMMAND --help` lists its flags.
+"""
 
 from __future__ import annotations
 
-import argparse
-import ast
+import dataclasses
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-import numpy as np
+import tyro
 
-from jppo.config import CONFIG_FIELDS, make_config
-from jppo.diagnostics import final_episode_return
-
-
-def parse_assignments(items: Sequence[str], what: str) -> dict[str, Any]:
-    """`["lr=3e-4", "value_hidden=(256,128)"]` -> dict, values read as Python literals
-    (bare words stay strings)."""
-    parsed: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"{what} {item!r} is invalid: allowed is NAME=VALUE")
-        try:
-            parsed[name.strip()] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            parsed[name.strip()] = text
-    return parsed
+Repeated = Annotated[tuple[str, ...], tyro.conf.UseAppendAction]
+Progress = Literal["auto", "bar", "lines", "off"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jppo", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def train(
+    experiment: Annotated[str | None, tyro.conf.Positional] = None,
+    env: str | None = None,
+    variant: str | None = None,
+    seeds: int | None = None,
+    total_timesteps: float | None = None,
+    set: Repeated = (),  # noqa: A002 - the flag reads `--set FIELD=VALUE`
+    env_param: Repeated = (),
+    reward_scale: float | None = None,
+    out: str | None = None,
+    resume: bool = False,
+    devices: int | None = None,
+    chunk_updates: int | None = None,
+    checkpoint_every: int | None = None,
+    progress: Progress = "auto",
+    first_seed: int | None = None,
+) -> int:
+    """Train one config on many seeds at once, then print the summary, write plots
+    and the diagnosis.
 
-    train = sub.add_parser("train", help="train one config on many seeds at once")
-    train.add_argument("--env", default="CartPole-v1", help="environment id (see `jppo envs`)")
-    train.add_argument("--seeds", type=int, default=64, help="number of seeds run in parallel")
-    train.add_argument("--first-seed", type=int, default=0)
-    train.add_argument("--total-timesteps", type=float, default=None,
-                       help="env steps per seed (default: the config's)")
-    train.add_argument("--out", default=None, help="run directory for config, metrics, summary")
-    train.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="FIELD=VALUE",
-                       help=f"override a PPOConfig field; fields: {', '.join(CONFIG_FIELDS)}")
-    train.add_argument("--env-param", dest="env_params", action="append", default=[],
-                       metavar="FIELD=VALUE", help="override a gymnax EnvParams field")
-    train.add_argument("--reward-scale", type=float, default=None,
-                       help="multiply rewards (stress test for return scale)")
-    train.add_argument("--chunk-updates", type=int, default=50,
-                       help="updates per jitted chunk between progress lines")
+    Args:
+        experiment: TOML experiment file; default: the embedded CartPole-v1 experiment.
+        env: environment id (see `jppo envs`); default: the experiment's first.
+        variant: which variant of the experiment; default: its baseline.
+        seeds: seeds run in parallel.
+        total_timesteps: env steps per seed.
+        set: override a PPOConfig field, FIELD=VALUE.
+        env_param: override a gymnax EnvParams field, FIELD=VALUE.
+        reward_scale: multiply rewards (a return-scale stress test).
+        out: run directory; default: runs/<experiment name>.
+        resume: continue the run in --out from its last checkpoint.
+        devices: shard the seeds over this many devices; default: all.
+        chunk_updates: updates per jitted chunk between progress updates.
+        checkpoint_every: chunks between checkpoints.
+        progress: live view: a bar (terminal, notebook), plain lines (pipes), or off.
+        first_seed: seed of the first run.
+    """
+    from jppo import experiment as experiments
 
-    sub.add_parser("envs", help="list the environment ids")
-    return parser
+    exp = _load(experiment, set, seeds=seeds, total_timesteps=_as_int(total_timesteps),
+                reward_scale=reward_scale, chunk_updates=chunk_updates,
+                checkpoint_every=checkpoint_every, first_seed=first_seed)
+    env_names = (env,) if env is not None else exp.envs[:1]
+    exp = exp.select(variants=(variant or exp.baseline_variant,), env_names=env_names)
+    if env_param:
+        params = experiments.parse_assignments(env_param, "--env-param")
+        exp = dataclasses.replace(exp, env_params={env_names[0]: params})
+    return _execute(exp, out, resume, devices, progress, "train")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "envs":
-        import envs
+def compare(
+    experiment: Annotated[str, tyro.conf.Positional],
+    variants: tuple[str, ...] = (),
+    envs: tuple[str, ...] = (),
+    seeds: int | None = None,
+    total_timesteps: float | None = None,
+    set: Repeated = (),  # noqa: A002
+    out: str | None = None,
+    resume: bool = False,
+    devices: int | None = None,
+    chunk_updates: int | None = None,
+    checkpoint_every: int | None = None,
+    progress: Progress = "auto",
+) -> int:
+    """Run variants x environments x seeds of an experiment file, then print the
+    statistics table, write plots and the diagnosis.
 
-        print("\n".join(envs.list_envs()))
-        return 0
-    try:
-        overrides = parse_assignments(args.overrides, "--set")
-        if args.total_timesteps is not None:
-            overrides["total_timesteps"] = args.total_timesteps
-        config = make_config(**overrides)
-        env_overrides = parse_assignments(args.env_params, "--env-param")
-        from jppo.runner import run
+    Args:
+        experiment: TOML experiment file.
+        variants: run only these variants; default: all.
+        envs: run only these environments; default: the file's.
+        seeds: seeds per (variant, environment).
+        total_timesteps: env steps per seed.
+        set: FIELD=VALUE for every variant, or VARIANT.FIELD=VALUE.
+        out: run directory; default: runs/<experiment name>.
+        resume: continue the run in --out from its last checkpoints.
+        devices: shard the seeds over this many devices; default: all.
+        chunk_updates: updates per jitted chunk between progress updates.
+        checkpoint_every: chunks between checkpoints.
+        progress: live view: a bar (terminal, notebook), plain lines (pipes), or off.
+    """
+    exp = _load(experiment, set, seeds=seeds, total_timesteps=_as_int(total_timesteps),
+                chunk_updates=chunk_updates, checkpoint_every=checkpoint_every)
+    exp = exp.select(variants=variants, env_names=envs)
+    return _execute(exp, out, resume, devices, progress, "compare")
 
-        print(f"jppo train: {args.env}, {args.seeds} seeds x {config.total_timesteps:,} steps, "
-              f"{config.num_updates} updates")
-        result = run(
-            config, args.env, args.seeds, args.out,
-            first_seed=args.first_seed, env_overrides=env_overrides,
-            reward_scale=args.reward_scale, chunk_updates=args.chunk_updates,
-        )
-    except ValueError as error:
-        print(f"jppo: error: {error}", file=sys.stderr)
-        return 2
-    print(format_summary(result.metrics, args.first_seed))
-    print(f"compile {result.compile_seconds:.1f} s, run {result.run_seconds:.1f} s, "
-          f"{result.steps_per_second:,.0f} env-steps/s "
-          f"({result.env_steps:,} env steps over {args.seeds} seeds)")
-    if args.out:
-        print(f"results in {args.out}/ (config.json, metrics.npz, summary.json)")
+
+def plot(run: Annotated[str, tyro.conf.Positional]) -> int:
+    """Write the learning curves and diagnostics panels of a run directory.
+
+    Args:
+        run: run directory.
+    """
+    from jppo import plots
+
+    for path in plots.write_plots(Path(run)):
+        print(f"wrote {path}")
     return 0
 
 
-def format_summary(metrics: dict[str, np.ndarray], first_seed: int = 0, per_line: int = 8) -> str:
-    """Per-seed final return (last 10% of updates) in a grid, then across-seed stats."""
-    final = final_episode_return(metrics)
-    ev = np.asarray(metrics["explained_variance"])[:, -1]
-    lines = ["final episode return per seed (mean of episodes in the last 10% of updates):"]
-    for start in range(0, len(final), per_line):
-        block = final[start : start + per_line]
-        row = " ".join(f"{x:8.1f}" for x in block)
-        first, last = first_seed + start, first_seed + start + len(block) - 1
-        lines.append(f"  seeds {first:>4}-{last:<4} {row}")
-    lines.append(
-        f"across {len(final)} seeds: mean {np.nanmean(final):.2f}  std {np.nanstd(final):.2f}  "
-        f"min {np.nanmin(final):.2f}  median {np.nanmedian(final):.2f}  "
-        f"max {np.nanmax(final):.2f}  | explained variance (last update) "
-        f"mean {np.nanmean(ev):.3f}"
-    )
-    return "\n".join(lines)
+def diagnose(run: Annotated[str, tyro.conf.Positional]) -> int:
+    """Name the failure modes in a run's diagnostics; writes RUN/diagnosis.md.
+
+    Args:
+        run: run directory.
+    """
+    from jppo import diagnose as diagnosis
+
+    findings = diagnosis.diagnose_run(Path(run))
+    print(diagnosis.format_terminal(findings))
+    print(f"report: {Path(run) / 'diagnosis.md'}")
+    return 0
+
+
+def summary(run: Annotated[str, tyro.conf.Positional], reps: int = 2000) -> int:
+    """Print (and write summary.md/.csv) the final-return statistics of a run.
+
+    Args:
+        run: run directory.
+        reps: bootstrap resamples.
+    """
+    from jppo import stats
+
+    print(stats.format_table(stats.summarize_run(Path(run), reps=reps)))
+    return 0
+
+
+def envs() -> int:
+    """List the environment ids."""
+    import envs as envs_lib
+
+    print("\n".join(envs_lib.list_envs()))
+    return 0
+
+
+def bench(
+    env: str = "CartPole-v1",
+    seeds: tuple[int, ...] = (1, 16, 64),
+    devices: tuple[int, ...] = (1,),
+    steps: int | None = None,
+    set: Repeated = (),  # noqa: A002
+) -> int:
+    """Throughput, compile time, memory and fraction of peak, as JSON.
+
+    Args:
+        env: environment id.
+        seeds: seed counts to measure.
+        devices: device counts to shard the seeds over (CPU: forced host devices).
+        steps: env steps per seed; default: a few seconds of work per count.
+        set: override a PPOConfig field, FIELD=VALUE.
+    """
+    from jppo import bench as benchmark
+
+    argv = ["--env", env, "--seeds", *map(str, seeds), "--devices", *map(str, devices)]
+    if steps is not None:
+        argv += ["--steps", str(steps)]
+    for item in set:
+        argv += ["--set", item]
+    return benchmark.main(argv)
+
+
+COMMANDS: dict[str, Callable[..., int]] = {
+    "train": train, "compare": compare, "plot": plot, "diagnose": diagnose,
+    "summary": summary, "envs": envs, "bench": bench,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return tyro.extras.subcommand_cli_from_dict(
+            COMMANDS, prog="jppo", description=__doc__, args=argv
+        )
+    except (ValueError, FileNotFoundError) as error:
+        print(f"jppo: error: {error}", file=sys.stderr)
+        return 2
+
+
+# ------------------------------------------------------------------ helpers
+def _as_int(value: float | None) -> int | None:
+    """Accept `--total-timesteps 5e5`."""
+    if value is None:
+        return None
+    if not float(value).is_integer():
+        raise ValueError(f"total_timesteps={value!r} is invalid: allowed is a whole number")
+    return int(value)
+
+
+def _load(path: str | None, overrides: Sequence[str], **fields: Any):
+    from jppo import experiment as experiments
+
+    if path is None:
+        return experiments.default_experiment(overrides, **fields)
+    return experiments.load(path, overrides, **fields)
+
+
+def _execute(exp: Any, out: str | None, resume: bool, devices: int | None, progress: str,
+             command: str) -> int:
+    from jppo import diagnose as diagnosis
+    from jppo import plots, stats
+    from jppo.runner import run_experiment
+
+    out_dir = Path(out) if out is not None else Path("runs") / exp.name
+    runs = exp.seeds * len(exp.variants)
+    print(f"jppo {command}: {exp.name}: {', '.join(exp.envs)} x {len(exp.variants)} variant(s) "
+          f"x {exp.seeds} seeds ({runs} runs per environment) -> {out_dir}", flush=True)
+    result = run_experiment(exp, out_dir, resume=resume, devices=devices, progress=progress)
+    for timing in result.timings:
+        print(f"{timing.name}: compile {timing.compile_seconds:.1f} s, run "
+              f"{timing.run_seconds:.1f} s, {timing.steps_per_second:,.0f} env-steps/s "
+              f"over {timing.runs} runs")
+    table = stats.summarize_run(out_dir)
+    print()
+    print(stats.format_table(table))
+    for path in plots.write_plots(out_dir):
+        print(f"plot: {path}")
+    findings = diagnosis.diagnose_run(out_dir)
+    print()
+    print(diagnosis.format_terminal(findings))
+    print(f"\nrun directory: {out_dir}/ (run.json, metrics/, summary.md, summary.csv, plots/, "
+          "diagnosis.md)")
+    return 0
 
 
 if __name__ == "__main__":

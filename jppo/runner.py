@@ -1,49 +1,102 @@
-"""Host-side loop: the jitted update, run in chunks, with results on disk.
+"""Host-side loop: experiments run as jitted chunks, seeds sharded over devices.
 
-The runner never re-implements the math: it calls the trainer's `init` and
-`run_updates` (the same scan `train` uses), vmapped over seeds, and between
-chunks appends the chunk's metrics to the run directory with an atomic
-replace, so a crash loses at most the chunk in flight.
+An experiment is split into *programs*: one per environment and per set of
+variants whose configs differ only in traced hyperparameters (those share a
+compile, with the hyperparameters stacked along the batch axis). A program's
+batch is variants x seeds, sharded over a 1-D device mesh with axis "seeds".
+
+Each program is a jitted `init` plus one jitted chunk of K updates, reused for
+every chunk. Between chunks the host appends the chunk's metrics to the run
+directory (one Parquet file per chunk, atomically), updates the live view and,
+every `checkpoint_every` chunks, saves the whole train state with orbax. A
+resumed run restores the latest checkpoint, drops metric files written after
+it and recomputes them: the same program on the same state gives bitwise the
+same metrics, so a killed and resumed run equals an uninterrupted one.
+
+Multi-host (`jax.distributed.initialize()` on every host first): the mesh
+spans `jax.devices()`, i.e. every device of every host; metrics are gathered
+to every process and only process 0 writes them; orbax checkpoints are
+written cooperatively.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import io
-import json
-import os
+import logging
+import math
 import platform
-import tempfile
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import envs
+from jppo import results
 from jppo.config import HParams, PPOConfig, validate_hparams
-from jppo.diagnostics import final_episode_return, summarize
+from jppo.diagnostics import final_episode_return
+from jppo.experiment import DEFAULT_VARIANT, Experiment, static_key
+from jppo.progress import ProgressView
 from jppo.train import Trainer, TrainState, make_train
 
-LIBRARIES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "numpy")
+LIBRARIES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "numpy", "orbax-checkpoint",
+             "pyarrow")
+CHECKPOINTS_DIR = "checkpoints"
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """Variants of one environment that share a compiled program."""
+
+    env: str
+    variants: tuple[str, ...]
+    config: PPOConfig  # any member's config: the static part is common
+    hparams: HParams  # stacked, leading axis = variants
+    index: int  # position in the experiment, names its checkpoints
+
+    @property
+    def name(self) -> str:
+        return f"{self.env} · {', '.join(self.variants)}"
+
+    @property
+    def checkpoint_name(self) -> str:
+        return f"program-{self.index:03d}"
 
 
 @dataclasses.dataclass
-class RunResult:
-    metrics: dict[str, np.ndarray]  # each (seeds, updates)
-    state: TrainState
-    summary: dict[str, float]
+class ProgramTiming:
+    name: str
+    runs: int  # variants x seeds
     compile_seconds: float
     run_seconds: float
-    env_steps: int
+    env_steps: int  # over all runs, this session only
 
     @property
     def steps_per_second(self) -> float:
         return self.env_steps / max(self.run_seconds, 1e-9)
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+    experiment: Experiment
+    frame: pd.DataFrame  # wide metrics table, see jppo.results
+    states: dict[str, TrainState]  # final state per program (leading axis = runs)
+    timings: list[ProgramTiming]
+    out_dir: Path | None
+
+    def metrics(self, variant: str | None = None, env: str | None = None) -> dict[str, np.ndarray]:
+        """`(seeds, updates)` arrays of one (variant, env); defaults: the first of each."""
+        variant = variant or next(iter(self.experiment.variants))
+        env = env or self.experiment.envs[0]
+        return results.metric_arrays(self.frame, variant, env)
 
 
 def seed_keys(num_seeds: int, first_seed: int = 0) -> jax.Array:
@@ -70,32 +123,70 @@ def versions() -> dict[str, str]:
     return found
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def plan(exp: Experiment) -> list[Program]:
+    """Group each environment's variants by their static config."""
+    programs: list[Program] = []
+    for env in exp.envs:
+        by_key: dict[PPOConfig, list[str]] = {}
+        for variant in exp.variants:
+            by_key.setdefault(static_key(exp.variant_config(variant)), []).append(variant)
+        for members in by_key.values():
+            configs = [exp.variant_config(v) for v in members]
+            hparams = jax.tree.map(lambda *xs: jnp.stack(xs), *[c.hparams() for c in configs])
+            validate_hparams(hparams)
+            programs.append(Program(env, tuple(members), configs[0], hparams, len(programs)))
+    return programs
 
 
-def save_metrics(path: Path, metrics: dict[str, np.ndarray]) -> None:
-    """Metrics as a NumPy .npz: one `(seeds, updates)` float array per name."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **metrics)
-    atomic_write_bytes(path, buffer.getvalue())
+def seed_mesh(devices: Sequence[jax.Device] | int | None = None) -> Mesh:
+    """A 1-D mesh named "seeds" over `devices` (default: all; an int: the first n)."""
+    available = jax.devices()
+    if devices is None:
+        chosen = available
+    elif isinstance(devices, int):
+        if not 1 <= devices <= len(available):
+            raise ValueError(f"devices={devices} is invalid: allowed is 1..{len(available)} "
+                             f"(devices here: {len(available)})")
+        chosen = available[:devices]
+    else:
+        chosen = list(devices)
+    return Mesh(np.asarray(chosen), ("seeds",))
 
 
-def load_metrics(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(Path(path)) as data:
-        return {name: data[name] for name in data.files}
+def run_experiment(
+    exp: Experiment,
+    out_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    devices: Sequence[jax.Device] | int | None = None,
+    progress: str | ProgressView = "auto",
+    stop_after_chunks: int | None = None,
+) -> ExperimentResult:
+    """Run every (variant, env) of `exp` for `exp.seeds` seeds.
+
+    With `out_dir`, results stream into it (see `jppo.results`) and checkpoints
+    are kept; `resume=True` continues a run directory from its last checkpoint.
+    `stop_after_chunks` stops (as a crash would) after that many chunks in this
+    session: it exists to test resuming.
+    """
+    out = Path(out_dir).absolute() if out_dir is not None else None
+    mesh = seed_mesh(devices)
+    programs = plan(exp)
+    if out is not None:
+        _prepare_run_dir(out, exp, resume)
+    view = progress if isinstance(progress, ProgressView) else ProgressView(progress)
+    states, timings, tables = {}, [], []
+    budget = [stop_after_chunks]
+    with view:
+        for program in programs:
+            state, timing, program_tables = _run_program(
+                program, exp, out, mesh, view, resume, budget
+            )
+            states[program.checkpoint_name] = state
+            timings.append(timing)
+            tables.extend(program_tables)
+    frame = results.read_metrics(out) if out is not None else _frame(tables)
+    return ExperimentResult(exp, frame, states, timings, out)
 
 
 def run(
@@ -105,117 +196,234 @@ def run(
     out_dir: str | Path | None = None,
     *,
     first_seed: int = 0,
-    hparams: HParams | None = None,
     env_overrides: dict[str, Any] | None = None,
     reward_scale: float | None = None,
     chunk_updates: int = 50,
-    log: Callable[[str], None] | None = print,
-) -> RunResult:
-    """Train `num_seeds` seeds of `config` on `env_name`, chunk by chunk."""
-    if not isinstance(num_seeds, int) or num_seeds < 1:
-        raise ValueError(f"num_seeds={num_seeds!r} is invalid: allowed is an integer >= 1")
-    hparams = config.hparams() if hparams is None else hparams
-    validate_hparams(hparams)
-    env, env_params = envs.make(env_name, reward_scale=reward_scale, **(env_overrides or {}))
-    trainer = make_train(config, env, env_params)
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        _write_run_info(
-            out, config, hparams, env_name, num_seeds, first_seed, env_overrides, reward_scale
-        )
+    progress: str = "off",
+    **kwargs: Any,
+) -> ExperimentResult:
+    """One config on one environment: `run_experiment` of a one-variant experiment."""
+    exp = single_experiment(config, env_name, num_seeds, first_seed=first_seed,
+                            env_overrides=env_overrides, reward_scale=reward_scale,
+                            chunk_updates=chunk_updates)
+    return run_experiment(exp, out_dir, progress=progress, **kwargs)
 
-    keys = seed_keys(num_seeds, first_seed)
-    chunk = pick_chunk_size(config.num_updates, chunk_updates)
-    init = jax.jit(jax.vmap(trainer.init, in_axes=(0, None)))
+
+def single_experiment(config: PPOConfig, env_name: str, num_seeds: int, **fields: Any
+                      ) -> Experiment:
+    defaults = PPOConfig()
+    changed = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+               if getattr(config, f.name) != getattr(defaults, f.name)}
+    env_overrides = fields.pop("env_overrides", None)
+    return Experiment(
+        name=env_name, envs=(env_name,), variants={DEFAULT_VARIANT: {}}, config=changed,
+        seeds=num_seeds, env_params={env_name: env_overrides} if env_overrides else {},
+        **fields,
+    )
+
+
+# ---------------------------------------------------------------- one program
+def _run_program(
+    program: Program, exp: Experiment, out: Path | None, mesh: Mesh, view: ProgressView,
+    resume: bool, budget: list[int | None],
+) -> tuple[TrainState, ProgramTiming, list[pa.Table]]:
+    config = program.config
+    env, env_params = envs.make(program.env, reward_scale=exp.reward_scale,
+                                **exp.env_params.get(program.env, {}))
+    trainer = make_train(config, env, env_params)
+    runs = len(program.variants) * exp.seeds
+    sharding = NamedSharding(mesh, PartitionSpec("seeds"))
+    keys, hparams = _batch_inputs(program, exp, mesh.size)
+    keys, hparams = jax.device_put((keys, hparams), sharding)
+
+    init = jax.jit(jax.vmap(trainer.init), out_shardings=sharding)
+    chunk = pick_chunk_size(config.num_updates, exp.chunk_updates)
+    num_chunks = math.ceil(config.num_updates / chunk)
+    manager = _checkpoint_manager(out, program) if out is not None else None
+    first_chunk = (manager.latest_step() or 0) if manager is not None and resume else 0
+    if first_chunk == num_chunks:  # finished before: restore, nothing to compile
+        state = _restore(manager, first_chunk, _abstract(init, keys, hparams, sharding))
+        manager.close()
+        return state, ProgramTiming(program.name, runs, 0.0, 0.0, 0), []
 
     t0 = time.perf_counter()
     state = init(keys, hparams)
-    runners = {chunk: _compile_chunk(trainer, state, hparams, chunk)}
-    remainder = config.num_updates % chunk
-    if remainder:
-        runners[remainder] = _compile_chunk(trainer, state, hparams, remainder)
+    sizes = {chunk, config.num_updates % chunk} - {0}
+    chunk_programs = {size: _compile_chunk(trainer, state, hparams, size, sharding)
+                      for size in sizes}
     jax.block_until_ready(state)
     compile_seconds = time.perf_counter() - t0
+    if first_chunk:
+        state = _restore(manager, first_chunk, _abstract(init, keys, hparams, sharding))
+    if out is not None and jax.process_index() == 0:
+        for variant in program.variants:
+            results.remove_parts_after(out, variant, program.env, first_chunk - 1)
 
-    history: dict[str, list[np.ndarray]] = {}
-    merged: dict[str, np.ndarray] = {}
-    done, run_seconds = 0, 0.0
-    steps_per_update = config.batch_size * num_seeds
-    while done < config.num_updates:
-        size = min(chunk, config.num_updates - done)
+    steps_per_update = config.batch_size
+    total_steps = config.num_updates * steps_per_update
+    view.start(program.name, total_steps,
+               note=f"{runs} runs ({len(program.variants)} variants x {exp.seeds} seeds) on "
+                    f"{mesh.size} device(s), compiled in {compile_seconds:.1f} s")
+    tables: list[pa.Table] = []
+    run_seconds, steps_run = 0.0, 0
+    for index in range(first_chunk, num_chunks):
+        if budget[0] is not None:
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+        first_update = index * chunk
+        size = min(chunk, config.num_updates - first_update)
         t = time.perf_counter()
-        state, metrics = runners[size](state, hparams)
-        metrics = jax.device_get(metrics)
+        state, metrics = chunk_programs[size](state, hparams)
+        metrics = _to_host(metrics, runs)
         run_seconds += time.perf_counter() - t
-        done += size
-        for name, values in metrics.items():
-            history.setdefault(name, []).append(np.asarray(values))
-        merged = {name: np.concatenate(parts, axis=1) for name, parts in history.items()}
+        steps_run += size * steps_per_update * runs
+        chunk_tables = _chunk_tables(program, exp, metrics, first_update, steps_per_update)
         if out is not None:
-            save_metrics(out / "metrics.npz", merged)
-        if log is not None:
-            log(_progress_line(done, config.num_updates, steps_per_update, run_seconds, merged))
-
-    result = RunResult(
-        metrics=merged,
-        state=state,
-        summary=summarize(merged),
-        compile_seconds=compile_seconds,
-        run_seconds=run_seconds,
-        env_steps=steps_per_update * config.num_updates,
-    )
-    if out is not None:
-        summary = {
-            **result.summary,
-            "final_return_per_seed": final_episode_return(merged).tolist(),
-            "env_steps_per_second": result.steps_per_second,
-            "compile_seconds": compile_seconds,
-            "run_seconds": run_seconds,
-        }
-        atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
-    return result
+            if jax.process_index() == 0:
+                for variant, table in zip(program.variants, chunk_tables, strict=True):
+                    results.write_part(out, variant, program.env, index, table)
+            if (index + 1) % exp.checkpoint_every == 0 or index + 1 == num_chunks:
+                _save(manager, index + 1, state)
+        else:
+            tables.extend(chunk_tables)
+        done = (first_update + size) * steps_per_update
+        view.update(program.name, done, total_steps, steps_run / max(run_seconds, 1e-9),
+                    float(np.nanmean(final_episode_return(metrics, fraction=1.0))))
+    if manager is not None:
+        manager.wait_until_finished()
+        manager.close()
+    timing = ProgramTiming(program.name, runs, compile_seconds, run_seconds, steps_run)
+    return state, timing, tables
 
 
-def _compile_chunk(trainer: Trainer, state: TrainState, hparams: HParams, size: int):
+def _batch_inputs(program: Program, exp: Experiment, num_devices: int):
+    """Keys and hparams for runs (variant-major, seed i of every variant uses the
+    same key), padded to a multiple of the device count by repeating the last run."""
+    keys = jnp.tile(seed_keys(exp.seeds, exp.first_seed), (len(program.variants), 1))
+    hparams = jax.tree.map(lambda x: jnp.repeat(x, exp.seeds, axis=0), program.hparams)
+    runs = keys.shape[0]
+    padded = -(-runs // num_devices) * num_devices
+    if padded != runs:
+        index = jnp.minimum(jnp.arange(padded), runs - 1)
+        keys, hparams = jax.tree.map(lambda x: x[index], (keys, hparams))
+    return keys, hparams
+
+
+def _compile_chunk(trainer: Trainer, state: TrainState, hparams: HParams, size: int,
+                   sharding: NamedSharding):
     def chunk(state: TrainState, hparams: HParams):
         return trainer.run_updates(state, hparams, size)
 
-    batched = jax.vmap(chunk, in_axes=(0, None))
-    return jax.jit(batched, donate_argnums=0).lower(state, hparams).compile()
+    program = jax.jit(jax.vmap(chunk), in_shardings=(sharding, sharding),
+                      out_shardings=(sharding, sharding), donate_argnums=0)
+    return program.lower(state, hparams).compile()
 
 
-def _progress_line(
-    done: int, total: int, steps_per_update: int, seconds: float, metrics: dict[str, np.ndarray]
-) -> str:
-    recent = final_episode_return(metrics, fraction=0.05)
-    steps = done * steps_per_update
-    return (
-        f"update {done:>6}/{total}  env-steps {steps:>12,}  "
-        f"{steps / max(seconds, 1e-9):>11,.0f} steps/s  "
-        f"recent return {np.nanmean(recent):9.2f}"
-    )
+def _to_host(metrics: dict[str, jax.Array], runs: int) -> dict[str, np.ndarray]:
+    """Gather a chunk's metrics to the host (from every process if multi-host)
+    and drop the padding runs."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        metrics = multihost_utils.process_allgather(metrics, tiled=True)
+    return {name: np.asarray(value)[:runs] for name, value in jax.device_get(metrics).items()}
 
 
-def _write_run_info(
-    out: Path,
-    config: PPOConfig,
-    hparams: HParams,
-    env_name: str,
-    num_seeds: int,
-    first_seed: int,
-    env_overrides: dict[str, Any] | None,
-    reward_scale: float | None,
-) -> None:
-    info = {
-        "env": env_name,
-        "env_overrides": env_overrides or {},
-        "reward_scale": reward_scale,
-        "num_seeds": num_seeds,
-        "first_seed": first_seed,
-        "config": dataclasses.asdict(config),
-        "hparams": {k: np.asarray(v).tolist() for k, v in dataclasses.asdict(hparams).items()},
+def _chunk_tables(program: Program, exp: Experiment, metrics: dict[str, np.ndarray],
+                  first_update: int, steps_per_update: int) -> list[pa.Table]:
+    seeds = range(exp.first_seed, exp.first_seed + exp.seeds)
+    tables = []
+    for i, variant in enumerate(program.variants):
+        rows = {name: value[i * exp.seeds:(i + 1) * exp.seeds] for name, value in metrics.items()}
+        tables.append(results.metrics_table(rows, variant=variant, env=program.env, seeds=seeds,
+                                            first_update=first_update,
+                                            steps_per_update=steps_per_update))
+    return tables
+
+
+def _frame(tables: list[pa.Table]) -> pd.DataFrame:
+    frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+    return frame.sort_values(list(results.ID_COLUMNS[:4]), kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- run directory
+def _prepare_run_dir(out: Path, exp: Experiment, resume: bool) -> None:
+    info = run_info(exp)
+    existing = out / results.RUN_INFO
+    if existing.exists():
+        if not resume:
+            raise ValueError(f"out={str(out)!r} already holds a run: pass resume=True "
+                             "(--resume) to continue it, or choose another directory")
+        before = results.read_run_info(out)
+        for key in ("experiment", "variants"):
+            if before.get(key) != _jsonable(info[key]):
+                raise ValueError(f"resume: {out} holds a different experiment ({key} differs); "
+                                 "resume with the same experiment file and overrides")
+    elif resume:
+        raise ValueError(f"resume: {out} holds no run to resume ({results.RUN_INFO} missing)")
+    if jax.process_index() == 0:
+        results.write_run_info(out, info)
+
+
+def run_info(exp: Experiment) -> dict[str, Any]:
+    """What run.json records: the experiment, every resolved config, the platform."""
+    return {
+        "name": exp.name,
+        "envs": list(exp.envs),
+        "seeds": exp.seeds,
+        "first_seed": exp.first_seed,
+        "baseline": exp.baseline_variant,
+        "experiment": _jsonable(exp.to_dict()),
+        "variants": {
+            name: {"overrides": _jsonable(exp.variants[name]),
+                   "config": _jsonable(dataclasses.asdict(exp.variant_config(name)))}
+            for name in exp.variants
+        },
         "versions": versions(),
         "platform": platform.platform(),
         "devices": [str(d) for d in jax.devices()],
+        "process_count": jax.process_count(),
     }
-    atomic_write_bytes(out / "config.json", json.dumps(info, indent=2).encode())
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples become lists, as after a JSON round trip, so configs compare equal."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _checkpoint_manager(out: Path, program: Program):
+    import orbax.checkpoint as ocp
+
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+    return ocp.CheckpointManager(out / CHECKPOINTS_DIR / program.checkpoint_name,
+                                 options=options)
+
+
+def _save(manager: Any, step: int, state: TrainState) -> None:
+    import orbax.checkpoint as ocp
+
+    manager.save(step, args=ocp.args.StandardSave(state))
+
+
+def _abstract(init: Any, keys: jax.Array, hparams: HParams, sharding: NamedSharding) -> Any:
+    """Shapes, dtypes and shardings of the initial state, without computing it."""
+    shapes = jax.eval_shape(init, keys, hparams)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                        shapes)
+
+
+def _restore(manager: Any, step: int, abstract: Any) -> TrainState:
+    import orbax.checkpoint as ocp
+
+    return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+
+def remove_checkpoints(out: str | Path) -> None:
+    """Free the disk space of a finished run's checkpoints."""
+    shutil.rmtree(Path(out) / CHECKPOINTS_DIR, ignore_errors=True)

@@ -1,0 +1,333 @@
+"""PNG plots of a run: learning curves with bootstrap bands, and a diagnostics panel.
+
+Figures are built with `matplotlib.figure.Figure` rather than pyplot, so no
+global backend or figure registry is touched and nothing needs a display.
+Per-update metrics are pooled into at most `num_points` windows of consecutive
+updates first: that smooths the noise of single updates and keeps the files
+small however long the run was.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from scipy.stats import bootstrap
+
+from jppo import results
+
+PLOTS_DIR = "plots"
+# (metric, log y-axis) for the 2x3 diagnostics panel.
+DIAGNOSTICS = (
+    ("explained_variance", False),
+    ("value_loss", True),
+    ("grad_clip_ratio", True),
+    ("approx_kl", True),
+    ("entropy", False),
+    ("advantage_std", True),
+)
+THROTTLED_CLIP_RATIO = 10.0
+DPI = 110
+
+
+def window_starts(num_updates: int, num_points: int) -> np.ndarray:
+    """First update index of each of at most `num_points` near-equal windows."""
+    num_windows = max(1, min(num_points, num_updates))
+    return np.arange(num_windows) * num_updates // num_windows
+
+
+def window_last(starts: np.ndarray, num_updates: int) -> np.ndarray:
+    """Last update index of each window."""
+    return np.append(starts[1:], num_updates) - 1
+
+
+def window_means(values: np.ndarray, weights: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Weighted mean of `(seeds, updates)` values per seed per window; NaN where a
+    window has no weight (e.g. no episode finished) or only non-finite values."""
+    values, weights = np.asarray(values, np.float64), np.asarray(weights, np.float64)
+    weights = np.where(np.isfinite(values) & (weights > 0), weights, 0.0)
+    total = np.add.reduceat(np.where(weights > 0, values * weights, 0.0), starts, axis=-1)
+    weight = np.add.reduceat(weights, starts, axis=-1)
+    return np.where(weight > 0, total / np.where(weight > 0, weight, 1.0), np.nan)
+
+
+def mean_with_band(
+    samples: np.ndarray, *, confidence: float, n_resamples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Across-seed mean of `(seeds, windows)` samples (NaN = missing) with a
+    percentile-bootstrap band from `scipy.stats.bootstrap`.
+
+    Windows are grouped by which seeds have data, so each group is one
+    vectorized bootstrap over the seed axis; below 2 seeds the band is the mean.
+    """
+    finite = np.isfinite(samples)
+    present = finite.sum(axis=0)
+    total = np.where(finite, samples, 0.0).sum(axis=0)
+    mean = np.where(present > 0, total / np.maximum(present, 1), np.nan)
+    lo, hi = mean.copy(), mean.copy()
+    rng = np.random.default_rng(seed)
+    patterns, inverse = np.unique(finite.T, axis=0, return_inverse=True)
+    for index, pattern in enumerate(patterns):
+        if pattern.sum() < 2:
+            continue
+        columns = np.flatnonzero(inverse.reshape(-1) == index)
+        result = bootstrap(
+            (samples[np.ix_(pattern, columns)],),
+            np.mean,
+            axis=0,
+            vectorized=True,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            rng=rng,
+        )
+        lo[columns], hi[columns] = result.confidence_interval
+    return mean, lo, hi
+
+
+def learning_curve(
+    values: np.ndarray,
+    counts: np.ndarray,
+    *,
+    num_points: int = 100,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Episode-weighted learning curve of `(seeds, updates)` returns -> (x_index,
+    mean, lo, hi) per window.
+
+    `x_index` is the last update of each window; per seed a window's value is
+    the mean over the episodes that finished in it (`counts` per update), and
+    mean/lo/hi are the across-seed mean and its bootstrap band. Weighting by
+    episodes keeps an update with one lucky episode from counting as much as
+    one with fifty.
+    """
+    values = np.atleast_2d(np.asarray(values, np.float64))
+    starts = window_starts(values.shape[-1], num_points)
+    per_seed = window_means(values, np.atleast_2d(counts), starts)
+    mean, lo, hi = mean_with_band(
+        per_seed, confidence=confidence, n_resamples=n_resamples, seed=seed
+    )
+    return window_last(starts, values.shape[-1]), mean, lo, hi
+
+
+def seed_quartiles(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """25th, 50th and 75th percentile across seeds (axis 0), NaN where no seed has data."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows stay NaN
+        q25, q50, q75 = np.nanpercentile(samples, [25, 50, 75], axis=0)
+    return q25, q50, q75
+
+
+def variant_color(variant: str, variants: Sequence[str]) -> str:
+    """A fixed color per variant, so it looks the same in every figure of a run."""
+    return f"C{list(variants).index(variant) % 10}"
+
+
+def note(ax: Axes, text: str) -> None:
+    """Blank an axis with a centered note (e.g. for a metric that was not recorded)."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def has_data(frame: pd.DataFrame, column: str, env: str) -> bool:
+    """Whether `column` exists and holds any value for `env` (older runs may lack it)."""
+    rows = frame[frame["env"] == env]
+    return column in rows.columns and bool(rows[column].notna().any())
+
+
+def pairs_present(frame: pd.DataFrame) -> set[tuple[str, str]]:
+    """(variant, env) pairs with rows; not every variant need run on every env."""
+    return set(results.groups(frame))
+
+
+def save_png(fig: Figure, path: str | Path) -> Path:
+    """Render `fig` to PNG in memory and write it atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    path = Path(path)
+    results.atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def order(preferred: Sequence[str] | None, present: Sequence[str]) -> list[str]:
+    """`preferred` entries that are present (all present ones, in order, if None)."""
+    present = list(dict.fromkeys(present))
+    if preferred is None:
+        return present
+    return [name for name in dict.fromkeys(preferred) if name in present]
+
+
+def plot_learning_curves(
+    frame: pd.DataFrame,
+    path: str | Path,
+    *,
+    variants: Sequence[str] | None = None,
+    envs: Sequence[str] | None = None,
+) -> Path:
+    """One subplot per env: episode return vs env steps per seed, a line and a
+    bootstrap band of the across-seed mean per variant."""
+    variants = order(variants, frame["variant"].unique())
+    envs = order(envs, frame["env"].unique())
+    if not envs or not variants:
+        raise ValueError("no (variant, env) rows to plot")
+    ncols = min(3, len(envs))
+    nrows = math.ceil(len(envs) / ncols)
+    fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows + 0.5), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
+    present = pairs_present(frame)
+    for ax, env in zip(axes, envs, strict=False):
+        ax.set_title(env)
+        if not has_data(frame, "episode_return", env):
+            note(ax, "no finished episodes recorded")
+            continue
+        for variant in variants:
+            if (variant, env) in present:
+                draw_learning_curve(
+                    ax, results.metric_arrays(frame, variant, env), variant, variants
+                )
+        ax.set_xlabel("env steps per seed")
+        ax.set_ylabel("episode return")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(envs) :]:
+        ax.set_axis_off()
+    add_legend(fig, axes)
+    return save_png(fig, path)
+
+
+def draw_learning_curve(
+    ax: Axes, arrays: dict[str, np.ndarray], variant: str, variants: Sequence[str]
+) -> None:
+    """One variant's learning curve and band; without `episodes_finished` every
+    update with a return counts as one episode."""
+    values = arrays["episode_return"]
+    counts = arrays.get("episodes_finished", np.isfinite(values).astype(np.float64))
+    x_index, mean, lo, hi = learning_curve(values, counts)
+    steps = arrays["env_steps"][0, x_index]
+    color = variant_color(variant, variants)
+    ax.plot(steps, mean, color=color, label=variant)
+    ax.fill_between(steps, lo, hi, color=color, alpha=0.2, linewidth=0)
+
+
+def add_legend(fig: Figure, axes: Sequence[Axes]) -> None:
+    """One figure legend below the plots, each variant once."""
+    labels: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            labels.setdefault(label, handle)
+    if labels:
+        fig.legend(
+            list(labels.values()), list(labels), loc="outside lower center", ncols=len(labels)
+        )
+
+
+def plot_diagnostics(
+    frame: pd.DataFrame,
+    path: str | Path,
+    *,
+    env: str,
+    variants: Sequence[str] | None = None,
+    num_points: int = 100,
+) -> Path:
+    """2x3 panel of training-health metrics for one env: per variant the median
+    across seeds with an interquartile band, against env steps per seed."""
+    variants = order(variants, frame["variant"].unique())
+    present = pairs_present(frame)
+    arrays = {v: results.metric_arrays(frame, v, env) for v in variants if (v, env) in present}
+    if not arrays:
+        raise ValueError(f"no rows for env {env!r}")
+    fig = Figure(figsize=(15.0, 7.5), layout="constrained")
+    fig.suptitle(f"{env}: diagnostics (median and interquartile range over seeds)")
+    axes = fig.subplots(2, 3).reshape(-1)
+    for ax, (metric, log) in zip(axes, DIAGNOSTICS, strict=True):
+        ax.set_title(metric)
+        if not has_data(frame, metric, env):
+            note(ax, f"{metric} not recorded")
+            continue
+        for variant, metrics in arrays.items():
+            draw_quartiles(
+                ax, metrics, metric, variant_color(variant, variants), variant, num_points
+            )
+        if metric == "grad_clip_ratio":
+            ax.axhline(THROTTLED_CLIP_RATIO, color="0.3", linestyle="--", linewidth=1)
+            ax.text(
+                0.01,
+                THROTTLED_CLIP_RATIO,
+                " throttled",
+                transform=ax.get_yaxis_transform(),
+                va="bottom",
+                fontsize=8,
+                color="0.3",
+            )
+        if log and has_positive(frame, metric, env):
+            ax.set_yscale("log", nonpositive="mask")
+        ax.set_xlabel("env steps per seed")
+        ax.grid(alpha=0.3)
+    add_legend(fig, axes)
+    return save_png(fig, path)
+
+
+def draw_quartiles(
+    ax: Axes,
+    metrics: dict[str, np.ndarray],
+    metric: str,
+    color: str,
+    label: str,
+    num_points: int,
+) -> None:
+    """One variant's window-averaged median line and interquartile band for `metric`."""
+    values = metrics.get(metric)
+    if values is None or not np.isfinite(values).any():
+        return
+    starts = window_starts(values.shape[-1], num_points)
+    per_seed = window_means(values, np.ones_like(values), starts)
+    q25, q50, q75 = seed_quartiles(per_seed)
+    steps = metrics["env_steps"][0, window_last(starts, values.shape[-1])]
+    ax.plot(steps, q50, color=color, label=label)
+    ax.fill_between(steps, q25, q75, color=color, alpha=0.2, linewidth=0)
+
+
+def has_positive(frame: pd.DataFrame, metric: str, env: str) -> bool:
+    """Whether a log axis would have anything to show."""
+    return bool((frame.loc[frame["env"] == env, metric] > 0).any())
+
+
+def filename_safe(name: str) -> str:
+    """An env id as a file-name part: anything but letters, digits, '.', '-', '_' -> '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "env"
+
+
+def write_plots(
+    run_dir: str | Path,
+    frame: pd.DataFrame | None = None,
+    info: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Write `plots/learning_curves.png` and `plots/diagnostics_<env>.png` per env,
+    in run.json's variant and env order where known; return the paths."""
+    run_dir = Path(run_dir)
+    if frame is None:
+        frame = results.read_metrics(run_dir)
+    if info is None:
+        info = results.read_run_info(run_dir) if (run_dir / results.RUN_INFO).exists() else {}
+    present_variants, present_envs = frame["variant"].unique(), frame["env"].unique()
+    variants = order([*info.get("variants", {}), *present_variants], present_variants)
+    envs = order([*info.get("envs", []), *present_envs], present_envs)
+    folder = run_dir / PLOTS_DIR
+    paths = [
+        plot_learning_curves(frame, folder / "learning_curves.png", variants=variants, envs=envs)
+    ]
+    for env in envs:
+        path = folder / f"diagnostics_{filename_safe(env)}.png"
+        paths.append(plot_diagnostics(frame, path, env=env, variants=variants))
+    return paths

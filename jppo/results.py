@@ -1,0 +1,160 @@
+"""The run directory's results: metrics as Parquet, read back as a DataFrame.
+
+Layout of a run directory::
+
+    run.json                  resolved experiment: envs, variants and their configs,
+                              seeds, library versions, devices
+    metrics/                  one Parquet file per (variant, env, chunk), written
+                              atomically after every chunk
+    checkpoints/              orbax checkpoints of the full train state
+    summary.md, summary.csv   final-return statistics per variant and environment
+    plots/*.png               learning curves and the diagnostics panel
+    diagnosis.md              the automatic diagnosis
+
+The metrics table is *wide*: one row per (variant, env, seed, update) with the
+identifier columns `ID_COLUMNS` followed by one float column per metric (see
+`jppo.diagnostics.METRIC_DOCS`). Any dataframe library reads the folder:
+`pandas.read_parquet(run / "metrics")`, `polars.read_parquet(run / "metrics/*.parquet")`,
+or `jppo.results.read_metrics(run)`, which also sorts the rows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ID_COLUMNS = ("variant", "env", "seed", "update", "env_steps")
+METRICS_DIR = "metrics"
+RUN_INFO = "run.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`,
+    so a reader (or a crash) never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def metrics_table(
+    metrics: Mapping[str, np.ndarray],
+    *,
+    variant: str,
+    env: str,
+    seeds: Sequence[int],
+    first_update: int,
+    steps_per_update: int,
+) -> pa.Table:
+    """`(seeds, updates)` metric arrays -> a wide Arrow table, seed-major rows.
+
+    `first_update` is the 0-based index of the first update in the arrays and
+    `steps_per_update` the env steps one update collects per seed, so
+    `env_steps` is the number of env steps a seed has taken after that update.
+    """
+    names = sorted(metrics)
+    num_seeds, num_updates = np.shape(metrics[names[0]])
+    if len(seeds) != num_seeds:
+        raise ValueError(f"seeds has {len(seeds)} entries for {num_seeds} rows of metrics")
+    updates = np.arange(first_update, first_update + num_updates, dtype=np.int64)
+    columns: dict[str, Any] = {
+        "variant": pa.array([variant] * (num_seeds * num_updates), pa.string()),
+        "env": pa.array([env] * (num_seeds * num_updates), pa.string()),
+        "seed": np.repeat(np.asarray(seeds, np.int64), num_updates),
+        "update": np.tile(updates, num_seeds),
+        "env_steps": np.tile((updates + 1) * steps_per_update, num_seeds),
+    }
+    for name in names:
+        columns[name] = np.asarray(metrics[name], np.float32).reshape(-1)
+    return pa.table(columns)
+
+
+def part_path(run_dir: Path, variant: str, env: str, chunk: int) -> Path:
+    return Path(run_dir) / METRICS_DIR / f"{variant}__{env}__{chunk:05d}.parquet"
+
+
+def write_part(run_dir: Path, variant: str, env: str, chunk: int, table: pa.Table) -> Path:
+    """Write one chunk's rows atomically; rewriting a chunk replaces it."""
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    path = part_path(run_dir, variant, env, chunk)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def remove_parts_after(run_dir: Path, variant: str, env: str, chunk: int) -> None:
+    """Drop a (variant, env)'s chunks beyond `chunk`: they were written after the
+    checkpoint a resume starts from, and will be recomputed."""
+    for path in (Path(run_dir) / METRICS_DIR).glob(f"{variant}__{env}__*.parquet"):
+        if int(path.stem.rsplit("__", 1)[1]) > chunk:
+            path.unlink()
+
+
+def read_metrics(run_dir: str | Path) -> pd.DataFrame:
+    """All metric rows of a run, sorted by (variant, env, seed, update).
+
+    Files are read one by one so a missing metric (e.g. `log_std_mean` for a
+    discrete policy next to a continuous one) becomes NaN instead of an error.
+    """
+    folder = Path(run_dir) / METRICS_DIR
+    paths = sorted(folder.glob("*.parquet"))
+    if not paths:
+        raise FileNotFoundError(f"no metrics in {folder}: is {run_dir} a jppo run directory?")
+    frame = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
+    frame = frame.sort_values(list(ID_COLUMNS[:4]), kind="stable").reset_index(drop=True)
+    return frame
+
+
+def metric_arrays(frame: pd.DataFrame, variant: str, env: str) -> dict[str, np.ndarray]:
+    """The rows of one (variant, env) back as `(seeds, updates)` arrays per metric."""
+    rows = frame[(frame["variant"] == variant) & (frame["env"] == env)]
+    if rows.empty:
+        raise ValueError(f"no rows for variant={variant!r}, env={env!r}")
+    rows = rows.sort_values(["seed", "update"])
+    num_seeds = rows["seed"].nunique()
+    arrays = {}
+    for name in rows.columns:
+        if name in ID_COLUMNS:
+            continue
+        arrays[name] = rows[name].to_numpy(np.float64).reshape(num_seeds, -1)
+    arrays["env_steps"] = rows["env_steps"].to_numpy(np.int64).reshape(num_seeds, -1)
+    return arrays
+
+
+def groups(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(variant, env) pairs in order of first appearance."""
+    pairs = frame[["variant", "env"]].drop_duplicates()
+    return [(v, e) for v, e in pairs.itertuples(index=False)]
+
+
+def read_run_info(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_INFO
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a jppo run directory?")
+    return json.loads(path.read_text())
+
+
+def write_run_info(run_dir: Path, info: Mapping[str, Any]) -> None:
+    atomic_write_text(Path(run_dir) / RUN_INFO, json.dumps(info, indent=2, default=str))
