@@ -12,9 +12,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-## run: train 64 CartPole-v1 seeds at the default config and print the summary
+## run: the embedded default experiment (64 CartPole-v1 seeds): summary table, plots, diagnosis
 run: $(STAMP)
-	$(VENV)/bin/jppo train --env CartPole-v1 --seeds 64 --out runs/cartpole-default
+	$(VENV)/bin/jppo train
 
 ## test: the fast test suite
 test: $(STAMP)

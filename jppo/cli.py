@@ -23,7 +23,7 @@ def train(
     variant: str | None = None,
     seeds: int | None = None,
     total_timesteps: float | None = None,
-    set: Repeated = (),  # noqa: A002 - the flag reads `--set FIELD=VALUE`
+    set: Repeated = (),
     env_param: Repeated = (),
     reward_scale: float | None = None,
     out: str | None = None,
@@ -46,7 +46,7 @@ def train(
         set: override a PPOConfig field, FIELD=VALUE.
         env_param: override a gymnax EnvParams field, FIELD=VALUE.
         reward_scale: multiply rewards (a return-scale stress test).
-        out: run directory; default: runs/<experiment name>.
+        out: run directory; default: a new runs/<experiment name>-<time>.
         resume: continue the run in --out from its last checkpoint.
         devices: shard the seeds over this many devices; default: all.
         chunk_updates: updates per jitted chunk between progress updates.
@@ -73,7 +73,7 @@ def compare(
     envs: tuple[str, ...] = (),
     seeds: int | None = None,
     total_timesteps: float | None = None,
-    set: Repeated = (),  # noqa: A002
+    set: Repeated = (),
     out: str | None = None,
     resume: bool = False,
     devices: int | None = None,
@@ -91,7 +91,7 @@ def compare(
         seeds: seeds per (variant, environment).
         total_timesteps: env steps per seed.
         set: FIELD=VALUE for every variant, or VARIANT.FIELD=VALUE.
-        out: run directory; default: runs/<experiment name>.
+        out: run directory; default: a new runs/<experiment name>-<time>.
         resume: continue the run in --out from its last checkpoints.
         devices: shard the seeds over this many devices; default: all.
         chunk_updates: updates per jitted chunk between progress updates.
@@ -157,7 +157,7 @@ def bench(
     seeds: tuple[int, ...] = (1, 16, 64),
     devices: tuple[int, ...] = (1,),
     steps: int | None = None,
-    set: Repeated = (),  # noqa: A002
+    set: Repeated = (),
 ) -> int:
     """Throughput, compile time, memory and fraction of peak, as JSON.
 
@@ -215,10 +215,12 @@ def _load(path: str | None, overrides: Sequence[str], **fields: Any):
 def _execute(exp: Any, out: str | None, resume: bool, devices: int | None, progress: str,
              command: str) -> int:
     from jppo import diagnose as diagnosis
-    from jppo import plots, stats
+    from jppo import plots, results, stats
     from jppo.runner import run_experiment
 
-    out_dir = Path(out) if out is not None else Path("runs") / exp.name
+    if out is None and resume:
+        raise ValueError("--resume needs --out: the run directory to continue")
+    out_dir = Path(out) if out is not None else results.fresh_run_dir(exp.name)
     runs = exp.seeds * len(exp.variants)
     print(f"jppo {command}: {exp.name}: {', '.join(exp.envs)} x {len(exp.variants)} variant(s) "
           f"x {exp.seeds} seeds ({runs} runs per environment) -> {out_dir}", flush=True)

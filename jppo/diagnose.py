@@ -396,131 +396,155 @@ WHY_POPART = "the critic learns normalized targets with an output-preserving res
 
 RULES: tuple[Rule, ...] = (
     Rule(
-        "value_dominance", "Value dominance",
-        "The value-loss gradient outweighs the policy gradient where they meet, so the "
-        "critic's error sets the size of the policy step (seed 000).",
-        "value/policy gradient norm > 10",
-        f"value/policy gradient norm > {DOMINANCE_RATIO:g}: on the shared torso (value-loss "
-        "vs policy-loss term), or with separate networks between the heads while the global "
-        "clip is active (grad_clip_ratio > 1)",
-        ("grad_norm_value", "grad_norm_policy", "grad_norm_value_term_torso",
-         "grad_norm_policy_term_torso", "grad_clip_ratio", "value_loss"),
-        (Remedy({"grad_clip": "per_head"}, WHY_PER_HEAD),
-         Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
-         Remedy({"value_target": "popart"}, WHY_POPART),
-         Remedy({"vf_coef": 0.1}, "down-weights the value term (seeds 000, 002); eases the "
-                "symptom, not the scale"),
-         Remedy({"torso_hidden": ()}, "separate networks share no parameters for the value "
-                "term to take over (seed 000; Andrychowicz et al. 2020)")),
-        check_value_dominance,
+        name="value_dominance",
+        title="Value dominance",
+        description="The value-loss gradient outweighs the policy gradient where they meet, "
+        "so the critic's error sets the size of the policy step (seed 000).",
+        condition=f"value/policy gradient norm > {DOMINANCE_RATIO:g}",
+        threshold=f"value/policy gradient norm > {DOMINANCE_RATIO:g}: on the shared torso "
+        "(value-loss vs policy-loss term), or with separate networks between the heads while "
+        "the global clip is active (grad_clip_ratio > 1)",
+        metrics=("grad_norm_value", "grad_norm_policy", "grad_norm_value_term_torso",
+                 "grad_norm_policy_term_torso", "grad_clip_ratio", "value_loss"),
+        remedies=(
+            Remedy({"grad_clip": "per_head"}, WHY_PER_HEAD),
+            Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
+            Remedy({"value_target": "popart"}, WHY_POPART),
+            Remedy({"vf_coef": 0.1}, "down-weights the value term (seeds 000, 002); eases the "
+                   "symptom, not the scale"),
+            Remedy({"torso_hidden": ()}, "separate networks share no parameters for the value "
+                   "term to take over (seed 000; Andrychowicz et al. 2020)"),
+        ),
+        check=check_value_dominance,
     ),
     Rule(
-        "critic_collapse", "Critic collapse",
-        "The critic predicts worse than the batch mean, so advantages carry its error "
-        "instead of the return signal (seeds 001, 003, 004).",
-        "explained_variance < 0",
-        "explained variance < 0; updates whose target_std < 5% of the return scale "
-        "(max |target|) are skipped, since a near-zero Var[R] (e.g. solved CartPole, every "
-        "return 500) makes explained variance meaningless",
-        ("explained_variance", "value_loss", "value_mean", "target_mean", "target_std",
-         "value_std"),
-        (Remedy({"value_pretrain_updates": 10}, "critic-only updates with lambda = 1 before "
-                "PPO starts (VC-PPO, Yuan et al. 2025)"),
-         Remedy({"critic_lambda": 1.0}, "unbiased lambda = 1 targets for the critic, "
-                "actor keeps 0.95 (VC-PPO)"),
-         Remedy({"value_hidden": (256, 128, 64), "value_layer_norm": True}, "a deeper "
-                "LayerNorm value head (seed 003's fix)"),
-         Remedy({"value_output_gain": 0.01}, "initial predictions near zero instead of "
-                "large random values (seed 003)"),
-         Remedy({"value_lr": 1e-3}, "lets the critic catch up (seed 001 ran it at 3x the "
-                "actor's lr)")),
-        check_critic_collapse,
+        name="critic_collapse",
+        title="Critic collapse",
+        description="The critic predicts worse than the batch mean, so advantages carry its "
+        "error instead of the return signal (seeds 001, 003, 004).",
+        condition="explained_variance < 0",
+        threshold=f"explained variance < 0; updates whose target_std < {FLAT_TARGETS:.0%} of "
+        "the return scale (max |target|) are skipped, since a near-zero Var[R] (e.g. solved "
+        "CartPole, every return 500) makes explained variance meaningless",
+        metrics=("explained_variance", "value_loss", "value_mean", "target_mean", "target_std",
+                 "value_std"),
+        remedies=(
+            Remedy({"value_pretrain_updates": 10}, "critic-only updates with lambda = 1 before "
+                   "PPO starts (VC-PPO, Yuan et al. 2025)"),
+            Remedy({"critic_lambda": 1.0}, "unbiased lambda = 1 targets for the critic, the "
+                   "actor keeps its own lambda (VC-PPO)"),
+            Remedy({"value_hidden": (256, 128, 64), "value_layer_norm": True}, "a deeper "
+                   "LayerNorm value head (seed 003's fix)"),
+            Remedy({"value_output_gain": 0.01}, "initial predictions near zero instead of "
+                   "large random values (seed 003)"),
+            Remedy({"value_lr": 1e-3}, "lets the critic catch up (seed 001 ran it at 3x the "
+                   "actor's lr)"),
+        ),
+        check=check_critic_collapse,
     ),
     Rule(
-        "throttled_updates", "Throttled updates",
-        "The pre-clip gradient norm is many times max_grad_norm: the clip shrinks every "
-        "gradient to a few percent of its size, at a scale set by its largest term "
+        name="throttled_updates",
+        title="Throttled updates",
+        description="The pre-clip gradient norm is many times max_grad_norm: the clip shrinks "
+        "every gradient to a few percent of its size, at a scale set by its largest term "
         "(seed 003: 10-73x).",
-        "grad_clip_ratio > 10",
-        f"grad_clip_ratio (pre-clip norm / max_grad_norm) > {THROTTLE_RATIO:g}",
-        ("grad_clip_ratio", "grad_norm", "grad_norm_value", "grad_norm_policy", "value_loss"),
-        (Remedy({"grad_clip": "per_head"}, WHY_PER_HEAD),
-         Remedy({"value_output_gain": 0.01}, "a smaller initial value error breaks the "
-                "clipping feedback loop (seed 003)"),
-         Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
-         Remedy({"max_grad_norm": 2.0}, "seed 003's next step when norms stay above 10x")),
-        check_throttled_updates,
+        condition=f"grad_clip_ratio > {THROTTLE_RATIO:g}",
+        threshold=f"grad_clip_ratio (pre-clip norm / max_grad_norm) > {THROTTLE_RATIO:g}",
+        metrics=("grad_clip_ratio", "grad_norm", "grad_norm_value", "grad_norm_policy",
+                 "value_loss"),
+        remedies=(
+            Remedy({"grad_clip": "per_head"}, WHY_PER_HEAD),
+            Remedy({"value_output_gain": 0.01}, "a smaller initial value error breaks the "
+                   "clipping feedback loop (seed 003)"),
+            Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
+            Remedy({"max_grad_norm": 2.0}, "seed 003's next step when norms stay above 10x"),
+        ),
+        check=check_throttled_updates,
     ),
     Rule(
-        "policy_stall", "Policy stall",
-        "The policy barely changes between rollouts: no sample reaches the clip range "
-        "(seeds 001, 003: KL 2e-7 to 2e-5).",
-        "approx_kl < 1e-4 and clip_fraction < 1e-3",
-        f"approx_kl < {STALL_KL:g} and clip_fraction < {STALL_CLIP_FRACTION:g}; updates "
-        f"where the seed is solved or the lr has annealed below {ANNEALED_LR:.0%} of its "
-        "peak are skipped",
-        ("approx_kl", "clip_fraction", "entropy", "grad_clip_ratio", "advantage_std"),
-        (Remedy({"grad_clip": "per_head"}, "frees the policy step when the value gradient "
-                "holds the global clip (seed 003's cascade)"),
-         Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
-         Remedy({"value_loss": "mse"}, "drops value clipping, seed 003's fix when KL stays "
-                "near zero"),
-         Remedy({"policy_lr": 1e-3}, "a larger actor lr (seed 001: 3e-4 -> 1e-3)")),
-        check_policy_stall,
+        name="policy_stall",
+        title="Policy stall",
+        description="The policy barely changes between rollouts and no sample reaches the "
+        "clip range (seeds 001, 003: KL 2e-7 to 2e-5).",
+        condition=f"approx_kl < {STALL_KL:g} and clip_fraction < {STALL_CLIP_FRACTION:g}",
+        threshold=f"approx_kl < {STALL_KL:g} and clip_fraction < {STALL_CLIP_FRACTION:g}; "
+        f"updates where the seed is solved or the lr has annealed below {ANNEALED_LR:.0%} of "
+        "its peak are skipped",
+        metrics=("approx_kl", "clip_fraction", "entropy", "grad_clip_ratio", "advantage_std"),
+        remedies=(
+            Remedy({"grad_clip": "per_head"}, "frees the policy step when the value gradient "
+                   "holds the global clip (seed 003's cascade)"),
+            Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
+            Remedy({"value_loss": "mse"}, "drops value clipping, seed 003's fix when KL stays "
+                   "near zero"),
+            Remedy({"policy_lr": 1e-3}, "a larger actor lr (seed 001: 3e-4 -> 1e-3)"),
+        ),
+        check=check_policy_stall,
     ),
     Rule(
-        "entropy_collapse", "Entropy collapse",
-        "The policy turns deterministic before it solves the task, and stops exploring "
-        "(seed 004).",
-        "entropy < 0.1 x initial (Gaussian: std < 0.1 x initial)",
-        f"entropy < {ENTROPY_FRACTION:g} x its first-update value (discrete), or mean "
-        f"log-std {LOG_STD_DROP:.2f} (ln 10) below its first-update value (Gaussian); "
+        name="entropy_collapse",
+        title="Entropy collapse",
+        description="The policy turns deterministic before it solves the task and stops "
+        "exploring (seed 004).",
+        condition=f"entropy < {ENTROPY_FRACTION:g} x initial (Gaussian: std < "
+        f"{ENTROPY_FRACTION:g} x initial)",
+        threshold=f"entropy < {ENTROPY_FRACTION:g} x its first-update value (discrete), or "
+        f"mean log-std {LOG_STD_DROP:.2f} (ln 10) below its first-update value (Gaussian); "
         "updates where the seed is solved are skipped",
-        ("entropy", "log_std_mean", "approx_kl", "ent_coef", "epochs_completed"),
-        (Remedy({"kl_early_stop": True}, "stops an update's epochs once KL > 1.5 target_kl "
-                "(SB3; seed 004)"),
-         Remedy({"ent_coef": 0.05, "ent_schedule": "linear"}, "more exploration early, "
-                "decayed to ent_coef_final (seed 004; Brax PR #660)"),
-         Remedy({"update_epochs": 4}, "fewer epochs per rollout over-optimize less "
-                "(seed 004: 20 -> 5-8)")),
-        check_entropy_collapse,
+        metrics=("entropy", "log_std_mean", "approx_kl", "ent_coef", "epochs_completed"),
+        remedies=(
+            Remedy({"kl_early_stop": True}, "stops an update's epochs once KL > 1.5 "
+                   "target_kl (SB3; seed 004)"),
+            Remedy({"ent_coef": 0.05, "ent_schedule": "linear"}, "more exploration early, "
+                   "decayed to ent_coef_final (seed 004; Brax PR #660)"),
+            Remedy({"update_epochs": 4}, "fewer epochs per rollout over-optimize less "
+                   "(seed 004: 20 -> 5-8)"),
+        ),
+        check=check_entropy_collapse,
     ),
     Rule(
-        "exploding_value_loss", "Exploding value loss at large return scale",
-        "Returns far beyond unit scale leave the critic unable to reach them: the value "
-        "loss is the squared return scale and does not come down (seeds 000, 002).",
-        "value_loss > 0.5 target_std^2 at max|target| > 100, not falling",
-        f"return scale max|target| > {LARGE_RETURN_SCALE:g} and value_loss > 0.5 target_std^2 "
-        "(worse than predicting the batch mean), and the median loss over the last third "
-        "of the window >= its median over the first 10% of updates; squared-error losses on "
-        "raw targets only",
-        ("value_loss", "target_abs_max", "target_mean", "target_std", "value_mean",
-         "value_clip_fraction"),
-        (Remedy({"value_clip_mode": "relative"}, "value clip eps in units of the return std "
-                "instead of return units (seed 002, fix 1)"),
-         Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
-         Remedy({"value_target": "popart"}, WHY_POPART),
-         Remedy({"value_target": "symlog", "value_loss": "hl_gauss"}, "compressed targets "
-                "on a fixed support, classification instead of regression (DreamerV3; "
-                "Farebrother et al. 2024)"),
-         Remedy({"vf_coef": 0.1}, "down-weights the value term (seed 002, fix 3)")),
-        check_exploding_value_loss,
+        name="exploding_value_loss",
+        title="Exploding value loss at large return scale",
+        description="Returns far beyond unit scale leave the critic unable to reach them: the "
+        "value loss is of the squared return scale and does not come down (seeds 000, 002).",
+        condition=f"value_loss > 0.5 target_std^2 at max|target| > {LARGE_RETURN_SCALE:g}, "
+        "not falling",
+        threshold=f"return scale max|target| > {LARGE_RETURN_SCALE:g} and value_loss > 0.5 "
+        "target_std^2 (worse than predicting the batch mean), and the median loss over the "
+        "last third of the window >= its median over the first 10% of updates; squared-error "
+        "losses on raw targets only",
+        metrics=("value_loss", "target_abs_max", "target_mean", "target_std", "value_mean",
+                 "value_clip_fraction"),
+        remedies=(
+            Remedy({"value_clip_mode": "relative"}, "value clip eps in units of the return "
+                   "std instead of return units (seed 002, fix 1)"),
+            Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
+            Remedy({"value_target": "popart"}, WHY_POPART),
+            Remedy({"value_target": "symlog", "value_loss": "hl_gauss"}, "compressed targets "
+                   "on a fixed support, classification instead of regression (DreamerV3; "
+                   "Farebrother et al. 2024)"),
+            Remedy({"vf_coef": 0.1}, "down-weights the value term (seed 002, fix 3)"),
+        ),
+        check=check_exploding_value_loss,
     ),
     Rule(
-        "noise_advantages", "Noise advantages",
-        "Raw advantages are near zero, so per-minibatch normalization blows noise up to "
-        "unit std and the policy follows it (seed 001).",
-        "advantage_std < 1e-3 x max(1, return scale)",
-        f"advantage_std before normalization < {NOISE_ADVANTAGE:g} x max(1, return scale), "
-        "while advantages are divided by their std; updates where the seed is solved are "
-        "skipped",
-        ("advantage_std", "advantage_mean", "target_std", "explained_variance"),
-        (Remedy({"advantage_norm": "robust"}, "divides by the std only above "
-                "adv_std_threshold, else only centers (seed 001)"),
-         Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
-         Remedy({"value_lr": 1e-3}, "a critic that catches up restores the advantage "
-                "signal (seed 001)")),
-        check_noise_advantages,
+        name="noise_advantages",
+        title="Noise advantages",
+        description="Raw advantages are near zero, so per-minibatch normalization blows noise "
+        "up to unit std and the policy follows it (seed 001).",
+        condition=f"advantage_std < {NOISE_ADVANTAGE:g} x max(1, return scale)",
+        threshold=f"advantage_std before normalization < {NOISE_ADVANTAGE:g} x max(1, return "
+        "scale), while advantages are divided by their std; updates where the seed is solved "
+        "are skipped",
+        metrics=("advantage_std", "advantage_mean", "target_std", "explained_variance"),
+        remedies=(
+            Remedy({"advantage_norm": "robust"}, "divides by the std only above "
+                   "adv_std_threshold, else only centers (seed 001)"),
+            Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
+            Remedy({"value_lr": 1e-3}, "a critic that catches up restores the advantage "
+                   "signal (seed 001)"),
+        ),
+        check=check_noise_advantages,
     ),
 )
 

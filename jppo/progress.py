@@ -16,7 +16,7 @@ from typing import Any, TextIO
 def format_seconds(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "--:--"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
@@ -46,8 +46,13 @@ class ProgressView:
     def __enter__(self) -> ProgressView:
         if self.mode == "bar":
             from rich.console import Console
-            from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self._bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),

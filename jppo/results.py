@@ -24,6 +24,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,13 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any]:
 
 def write_run_info(run_dir: Path, info: Mapping[str, Any]) -> None:
     atomic_write_text(Path(run_dir) / RUN_INFO, json.dumps(info, indent=2, default=str))
+
+
+def fresh_run_dir(name: str, root: Path = Path("runs")) -> Path:
+    """runs/NAME-YYYYmmdd-HHMMSS, so a repeated command never meets an old run."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path, n = root / f"{name}-{stamp}", 1
+    while path.exists():
+        n += 1
+        path = root / f"{name}-{stamp}-{n}"
+    return path

@@ -1,0 +1,93 @@
+"""`jppo` end to end on a tiny budget: compare writes the statistics, plots and
+diagnosis; the analysis commands re-read a run directory; errors name the field."""
+
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+from jppo import cli, results
+
+EXPERIMENT = textwrap.dedent("""
+    name = "tiny-compare"
+    envs = ["CartPole-v1"]
+    seeds = 3
+    total_timesteps = 1536
+    chunk_updates = 3
+    baseline = "standard"
+
+    [config]
+    num_envs = 4
+    num_steps = 64
+
+    [variants.standard]
+    [variants.low_vf]
+    vf_coef = 0.1
+""")
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    file = folder / "tiny.toml"
+    file.write_text(EXPERIMENT)
+    out = folder / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "jppo.cli", "compare", str(file), "--out", str(out),
+         "--set", "low_vf.activation=relu", "--progress", "lines"],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return file, out, done.stdout
+
+
+def test_compare_writes_the_whole_run_directory(compared):
+    _, out, stdout = compared
+    assert "steps/seed" in stdout and "env-steps/s" in stdout  # the live view
+    assert "| low_vf" in stdout and "IQM" in stdout  # the statistics table
+    for name in ("run.json", "summary.md", "summary.csv", "diagnosis.md",
+                 "plots/learning_curves.png", "plots/diagnostics_CartPole-v1.png"):
+        assert (out / name).is_file(), name
+    frame = results.read_metrics(out)
+    assert set(frame["variant"]) == {"standard", "low_vf"} and frame["seed"].nunique() == 3
+    assert results.read_run_info(out)["variants"]["low_vf"]["config"]["activation"] == "relu"
+    table = pd.read_csv(out / "summary.csv")
+    assert list(table["variant"]) == ["standard", "low_vf"]
+
+
+def test_analysis_commands_reread_the_run(compared, capsys):
+    _, out, _ = compared
+    (out / "diagnosis.md").unlink()
+    assert cli.main(["diagnose", str(out)]) == 0
+    assert (out / "diagnosis.md").is_file()
+    assert cli.main(["summary", str(out), "--reps", "200"]) == 0
+    assert "low_vf" in capsys.readouterr().out
+    assert cli.main(["plot", str(out)]) == 0
+    assert "learning_curves.png" in capsys.readouterr().out
+
+
+def test_resuming_a_finished_run_recomputes_nothing(compared, capsys):
+    file, out, _ = compared
+    assert cli.main(["compare", str(file), "--out", str(out), "--set", "low_vf.activation=relu",
+                     "--resume", "--progress", "off"]) == 0
+    assert "compile 0.0 s, run 0.0 s" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--set", "num_envz=3"], "unknown PPOConfig field 'num_envz'"),
+    (["train", "--env", "CartPol-v1"], "unknown environment 'CartPol-v1'"),
+    (["train", "--variant", "fast"], "unknown variant 'fast'"),
+    (["train", "--total-timesteps", "100"], "total_timesteps=100 is invalid"),
+    (["train", "--total-timesteps", "1.5e3"], "total_timesteps=1500.0 is invalid"),
+    (["compare", "missing.toml"], "does not exist"),
+    (["diagnose", "not-a-run"], "not-a-run"),
+])
+def test_errors_name_the_bad_input_before_compiling(argv, message, capsys, tmp_path):
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_envs_lists_gymnax_ids(capsys):
+    assert cli.main(["envs"]) == 0
+    assert "CartPole-v1" in capsys.readouterr().out.split()

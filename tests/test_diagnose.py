@@ -1,0 +1,240 @@
+"""The automatic diagnosis: each rule on hand-made metric arrays (its threshold,
+its gates, warm-up and persistence), then two trained runs: CartPole with
+rewards x1000 and an absolute value clip must be flagged, and a healthy
+CartPole run must not. Two compiles in all, each a module-scoped fixture.
+
+The healthy run uses `reward_scaling=True`: with the default config the value
+gradient holds the global clip at ~60x max_grad_norm on CartPole, and the
+diagnosis rightly reports that (the scaled run solves CartPole sooner).
+"""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+import envs
+import jppo
+from jppo import diagnose, results
+from jppo.diagnostics import METRIC_DOCS, final_episode_return
+from jppo.runner import seed_keys
+
+UPDATES = 40
+
+
+def handmade(num_seeds: int = 4, **metrics) -> pd.DataFrame:
+    """A metrics table with the given columns: each a scalar, an (updates,) curve,
+    or a (seeds, updates) array."""
+    arrays = {name: np.broadcast_to(np.asarray(value, np.float64), (num_seeds, UPDATES))
+              for name, value in metrics.items()}
+    table = results.metrics_table(arrays, variant="v", env="E", seeds=range(num_seeds),
+                                  first_update=0, steps_per_update=100)
+    return table.to_pandas()
+
+
+def finding(frame: pd.DataFrame, rule: str, config: dict | None = None) -> diagnose.Finding:
+    info = None if config is None else {"variants": {"v": {"overrides": config}}}
+    (match,) = [f for f in diagnose.diagnose_frame(frame, info) if f.rule == rule]
+    return match
+
+
+def step(before: float, after: float, at: int) -> np.ndarray:
+    return np.where(np.arange(UPDATES) < at, before, after)
+
+
+# ------------------------------------------------------------------- the rules
+
+
+def test_rules_are_complete_and_their_remedies_are_valid_configs():
+    names = [rule.name for rule in diagnose.RULES]
+    assert names == ["value_dominance", "critic_collapse", "throttled_updates", "policy_stall",
+                     "entropy_collapse", "exploding_value_loss", "noise_advantages"]
+    for rule in diagnose.RULES:
+        assert set(rule.metrics) <= set(METRIC_DOCS), rule.name
+        assert rule.title and rule.description and rule.threshold and rule.remedies
+        for remedy in rule.remedies:
+            jppo.make_config(**remedy.overrides)  # raises on a bad field or value
+            assert remedy.why
+
+
+def test_critic_collapse_is_gated_on_the_target_scale():
+    # Solved CartPole: every return ~100 (gamma 0.99), Var[R] tiny, EV reads -2.
+    solved = handmade(explained_variance=-2.0, target_std=0.01, target_mean=100.0,
+                      target_abs_max=100.0)
+    gated = finding(solved, "critic_collapse")
+    assert not gated.fired and gated.fraction == 0.0
+    assert "flat targets" in gated.basis
+    broken = handmade(explained_variance=-0.5, target_std=20.0, target_mean=50.0,
+                      target_abs_max=100.0)
+    fired = finding(broken, "critic_collapse")
+    assert fired.fired and fired.fraction == 1.0 and fired.seeds == [0, 1, 2, 3]
+
+
+def test_policy_stall_fires_on_tiny_kl_and_skips_annealed_and_solved_updates():
+    assert finding(handmade(approx_kl=1e-6, clip_fraction=0.0), "policy_stall").fired
+    assert not finding(handmade(approx_kl=1e-2, clip_fraction=0.1), "policy_stall").fired
+    # KL vanishes from update 20 on: a majority after warm-up, but mostly where the
+    # linear schedule has taken the lr below 25% of its peak.
+    annealed = handmade(approx_kl=step(1e-2, 1e-9, 20), clip_fraction=0.0,
+                        lr_policy=np.linspace(2.5e-4, 0.0, UPDATES))
+    assert not finding(annealed, "policy_stall").fired
+    solved = handmade(approx_kl=1e-9, clip_fraction=0.0, episode_return=step(20.0, 500.0, 4))
+    assert not finding(solved, "policy_stall").fired
+
+
+def test_value_dominance_uses_the_torso_terms_or_the_global_clip():
+    heads = dict(grad_norm_value=30.0, grad_norm_policy=0.3, grad_clip_ratio=60.0)
+    separate = finding(handmade(**heads), "value_dominance")
+    assert separate.fired and "global clip" in separate.basis
+    assert "value/policy grad" in separate.evidence.columns
+    per_head = finding(handmade(**heads), "value_dominance", {"grad_clip": "per_head"})
+    assert not per_head.fired and "per head" in per_head.basis
+    unclipped = finding(handmade(**{**heads, "grad_clip_ratio": 0.5}), "value_dominance")
+    assert not unclipped.fired
+    torso = finding(handmade(grad_norm_value_term_torso=50.0, grad_norm_policy_term_torso=0.1),
+                    "value_dominance", {"torso_hidden": [64], "grad_clip": "per_head"})
+    assert torso.fired and "torso" in torso.basis
+    assert all("grad_clip" not in r.overrides for r in torso.remedies)  # already per head
+
+
+def test_warm_up_persistence_and_the_reporting_line():
+    # 22 of 40 updates (a majority of the run), but only 14 of the 32 after warm-up
+    early = handmade(grad_clip_ratio=step(100.0, 1.0, 22))
+    assert finding(early, "throttled_updates").fraction == 0.0
+    one_seed = np.ones((8, UPDATES))
+    one_seed[3] = 50.0
+    lone = finding(handmade(8, grad_clip_ratio=one_seed), "throttled_updates")
+    assert lone.seeds == [3] and lone.fraction == 0.125 and not lone.fired
+    one_seed[5] = 50.0
+    two = finding(handmade(8, grad_clip_ratio=one_seed), "throttled_updates")
+    assert two.seeds == [3, 5] and two.fired
+    half = finding(handmade(grad_clip_ratio=step(1.0, 50.0, 24)), "throttled_updates")
+    assert not half.fired  # 16 of 32 post-warm-up updates is not a majority
+
+
+def test_entropy_collapse_discrete_gaussian_and_solved():
+    falling = np.maximum(0.69 * (1 - np.arange(UPDATES) / 5), 0.01)
+    assert finding(handmade(entropy=falling), "entropy_collapse").fired
+    assert not finding(handmade(entropy=step(0.69, 0.5, 5)), "entropy_collapse").fired
+    solved = handmade(entropy=falling, episode_return=step(20.0, 500.0, 4))
+    assert not finding(solved, "entropy_collapse").fired
+    gaussian = handmade(entropy=1.4, log_std_mean=step(0.0, -2.5, 5))
+    assert finding(gaussian, "entropy_collapse").fired
+
+
+def test_noise_advantages_relative_to_the_return_scale():
+    noise = handmade(advantage_std=1e-5, target_mean=5.0, target_abs_max=10.0)
+    assert finding(noise, "noise_advantages").fired
+    assert not finding(noise, "noise_advantages", {"advantage_norm": "robust"}).fired
+    signal = handmade(advantage_std=0.5, target_mean=5.0, target_abs_max=10.0)
+    assert not finding(signal, "noise_advantages").fired
+
+
+def test_exploding_value_loss_needs_scale_and_a_loss_that_stays_up():
+    scale = dict(target_abs_max=1.4e4, target_mean=9e3, target_std=4e3)
+    growing = handmade(value_loss=np.linspace(3e7, 5e7, UPDATES), **scale)
+    fired = finding(growing, "exploding_value_loss")
+    assert fired.fired and "value_clip_mode" in fired.remedies[0].overrides
+    assert "absolute value clip eps=0.2" in fired.note
+    falling = handmade(value_loss=np.linspace(1e8, 2e7, UPDATES), **scale)  # large but falling
+    assert not finding(falling, "exploding_value_loss").fired
+    small = handmade(value_loss=np.linspace(30.0, 50.0, UPDATES), target_abs_max=50.0,
+                     target_mean=30.0, target_std=4.0)
+    assert not finding(small, "exploding_value_loss").fired
+    popart = finding(growing, "exploding_value_loss", {"value_target": "popart"})
+    assert not popart.fired and "not applicable" in popart.basis
+
+
+def test_evidence_table_is_the_median_across_seeds_at_spaced_updates():
+    values = np.array([1.0, 2.0, 3.0, 100.0])[:, None] * np.ones(UPDATES)
+    evidence = finding(handmade(grad_clip_ratio=values), "throttled_updates").evidence
+    assert len(evidence) == diagnose.EVIDENCE_ROWS
+    assert evidence["update"].iloc[0] == 0 and evidence["update"].iloc[-1] == UPDATES - 1
+    assert np.all(np.diff(evidence["update"]) > 0)
+    np.testing.assert_allclose(evidence["grad_clip_ratio"], 2.5)
+    assert "grad_norm_value" not in evidence.columns  # not recorded: no column
+
+
+# --------------------------------------------------------------- trained runs
+
+
+def train_frame(variant: str, config: jppo.PPOConfig, env_args: dict, seeds: int):
+    env, env_params = envs.make("CartPole-v1", **env_args)
+    train = jax.jit(jax.vmap(jppo.make_train(config, env, env_params)))
+    metrics = {k: np.asarray(v) for k, v in jax.device_get(train(seed_keys(seeds)).metrics).items()}
+    table = results.metrics_table(metrics, variant=variant, env="CartPole-v1",
+                                  seeds=range(seeds), first_update=0,
+                                  steps_per_update=config.batch_size)
+    return table, metrics
+
+
+@pytest.fixture(scope="module")
+def failing_run(tmp_path_factory):
+    """Rewards x1000, value_output_gain 1.0, absolute value clip 0.2 (the defaults)."""
+    config = jppo.make_config(total_timesteps=50_000, num_envs=8, num_steps=32,
+                              value_output_gain=1.0)
+    table, _ = train_frame("failing", config, {"reward_scale": 1000.0}, seeds=4)
+    run_dir = tmp_path_factory.mktemp("failing")
+    results.write_part(run_dir, "failing", "CartPole-v1", 0, table)
+    results.write_run_info(run_dir, {
+        "name": "failing", "envs": ["CartPole-v1"], "seeds": 4, "first_seed": 0,
+        "baseline": "failing",
+        "variants": {"failing": {"overrides": {"value_output_gain": 1.0},
+                                 "config": dataclasses.asdict(config)}},
+    })
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory):
+    config = jppo.make_config(total_timesteps=100_000, reward_scaling=True)
+    table, metrics = train_frame("healthy", config, {}, seeds=8)
+    info = {"variants": {"healthy": {"config": dataclasses.asdict(config)}}}
+    return table.to_pandas(), info, metrics
+
+
+def test_failing_run_is_flagged(failing_run):
+    frame = results.read_metrics(failing_run)
+    findings = diagnose.diagnose_frame(frame, results.read_run_info(failing_run))
+    fired = {f.rule: f for f in findings if f.fired}
+    assert {"throttled_updates", "value_dominance", "exploding_value_loss"} <= set(fired)
+    assert fired["throttled_updates"].fraction == 1.0
+    assert fired["throttled_updates"].key_value > 1000  # pre-clip norm >1000x the max
+    assert "absolute value clip" in fired["exploding_value_loss"].note
+
+
+def test_healthy_run_learns_and_flags_nothing(healthy):
+    frame, info, metrics = healthy
+    assert np.median(final_episode_return(metrics)) >= 450
+    findings = diagnose.diagnose_frame(frame, info)
+    assert len(findings) == len(diagnose.RULES)
+    assert [f.title for f in findings if f.fired] == []
+    assert "no failure mode detected: healthy / CartPole-v1" in diagnose.format_terminal(findings)
+
+
+def test_diagnose_run_writes_the_report(failing_run):
+    findings = diagnose.diagnose_run(failing_run)
+    report = (failing_run / "diagnosis.md").read_text()
+    assert report.startswith("# Diagnosis: failing")
+    for f in findings:
+        assert (f"### {f.title}" in report) == f.fired
+    assert "| update | env_steps | episode_return | grad_clip_ratio |" in report
+    assert 'value_clip_mode="relative"' in report
+    assert "## Summary: fraction of seeds affected" in report
+    assert "| Throttled updates | **100%** |" in report
+
+
+def test_reports_cover_every_cell(failing_run, healthy):
+    frame, info, _ = healthy
+    both = pd.concat([results.read_metrics(failing_run), frame], ignore_index=True)
+    info = {"variants": {**results.read_run_info(failing_run)["variants"], **info["variants"]}}
+    findings = diagnose.diagnose_frame(both, info)
+    terminal = diagnose.format_terminal(findings)
+    assert "failing / CartPole-v1: Throttled updates in 4/4 seeds (100%)" in terminal
+    assert "no failure mode detected: healthy / CartPole-v1" in terminal
+    report = diagnose.format_markdown(findings)
+    assert "## healthy / CartPole-v1 (8 seeds)" in report
+    assert "No failure mode detected (7 rules checked)." in report
+    assert "| failure mode | failing / CartPole-v1 | healthy / CartPole-v1 |" in report
