@@ -15,8 +15,12 @@ seed and in the same way, so one noisy seed cannot make a finding:
 Two gates keep solved tasks quiet. Targets are *flat* when their std is below
 `FLAT_TARGETS` of the return scale: explained variance then divides by a
 near-zero Var[R] and says nothing about the critic. A seed is *solved* at an
-update when its latest episode return is within `SOLVED_TOLERANCE` of the best
-return of the cell: a policy that stopped changing there has nothing to move to.
+update when its latest episode return is within `SOLVED_TOLERANCE` of the
+learning range (first return to best) below the best return of the cell: a
+policy that stopped changing there has nothing left to move to.
+
+`diagnose_run(run_dir)` writes the run's `diagnosis.md`; `diagnose_frame` works
+on any metrics table, and `format_markdown` / `format_terminal` render findings.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ LARGE_RETURN_SCALE = 100.0
 NOISE_ADVANTAGE = 1e-3
 TINY_ABSOLUTE_CLIP = 0.01
 
-DEFAULT_CONFIG: dict[str, Any] = dataclasses.asdict(PPOConfig())
+_DEFAULT_CONFIG: dict[str, Any] = dataclasses.asdict(PPOConfig())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,30 +190,30 @@ def solved(cell: Cell) -> np.ndarray:
         return latest >= best - SOLVED_TOLERANCE * (best - start)
 
 
-def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, inf where the denominator is 0 and the numerator not."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return numerator / denominator
 
 
-def finite(*arrays: np.ndarray) -> np.ndarray:
+def _finite(*arrays: np.ndarray) -> np.ndarray:
     return np.logical_and.reduce([np.isfinite(a) for a in arrays])
 
 
-def not_evaluated(cell: Cell, missing: Sequence[str]) -> Verdict:
+def _not_evaluated(cell: Cell, missing: Sequence[str]) -> Verdict:
     shape = cell.window.shape
     return Verdict(np.zeros(shape[0], bool), np.zeros(shape, bool),
                    basis=f"not evaluated: {', '.join(missing)} not recorded")
 
 
-def missing(cell: Cell, names: Sequence[str]) -> list[str]:
+def _missing(cell: Cell, names: Sequence[str]) -> list[str]:
     return [name for name in names if cell.get(name) is None]
 
 
 # ----------------------------------------------------------------------- rules
 
 
-def check_value_dominance(cell: Cell) -> Verdict:
+def _check_value_dominance(cell: Cell) -> Verdict:
     """Shared torso: value-term vs policy-term gradient on the torso. Separate
     networks under global clipping: value vs policy head norm while the clip acts,
     since the value gradient then sets the factor the policy step is shrunk by."""
@@ -218,20 +222,20 @@ def check_value_dominance(cell: Cell) -> Verdict:
     policy_term = cell.get("grad_norm_policy_term_torso")
     evaluated = np.zeros(cell.window.shape, bool)
     if value_term is not None and policy_term is not None and np.nanmax(value_term) > 0:
-        torso = ratio(value_term, policy_term)
+        torso = _ratio(value_term, policy_term)
         derived["torso value/policy term"] = torso
         conditions.append(torso > DOMINANCE_RATIO)
-        evaluated |= finite(value_term, policy_term)
+        evaluated |= _finite(value_term, policy_term)
         bases.append("value-loss vs policy-loss gradient on the shared torso")
     value, policy = cell.get("grad_norm_value"), cell.get("grad_norm_policy")
     clip = cell.get("grad_clip_ratio")
     if cell.config.get("grad_clip") == "global" and all(
             x is not None for x in (value, policy, clip)
     ):
-        heads = ratio(value, policy)
+        heads = _ratio(value, policy)
         derived["value/policy grad"] = heads
         conditions.append((heads > DOMINANCE_RATIO) & (clip > 1.0))
-        evaluated |= finite(value, policy, clip)
+        evaluated |= _finite(value, policy, clip)
         bases.append("value vs policy head gradient norm under the global clip")
     if not conditions:
         if cell.config.get("grad_clip") == "per_head":
@@ -239,18 +243,18 @@ def check_value_dominance(cell: Cell) -> Verdict:
             return Verdict(np.zeros(shape[0], bool), np.zeros(shape, bool),
                            basis="separate networks clipped per head: the value gradient "
                            "cannot reach the policy step")
-        return not_evaluated(cell, ["grad_norm_value", "grad_norm_policy", "grad_clip_ratio"])
+        return _not_evaluated(cell, ["grad_norm_value", "grad_norm_policy", "grad_clip_ratio"])
     evaluated &= cell.window
     key = next(iter(derived))
     return Verdict(persistent(np.logical_or.reduce(conditions), evaluated), evaluated,
                    key, derived[key], derived, "; ".join(bases))
 
 
-def check_critic_collapse(cell: Cell) -> Verdict:
+def _check_critic_collapse(cell: Cell) -> Verdict:
     """Explained variance < 0, skipping updates whose targets are flat."""
-    absent = missing(cell, ["explained_variance"])
+    absent = _missing(cell, ["explained_variance"])
     if absent:
-        return not_evaluated(cell, absent)
+        return _not_evaluated(cell, absent)
     ev = cell.get("explained_variance")
     flat = flat_targets(cell)
     evaluated = cell.window & np.isfinite(ev) & ~flat
@@ -263,25 +267,25 @@ def check_critic_collapse(cell: Cell) -> Verdict:
                    basis=basis)
 
 
-def check_throttled_updates(cell: Cell) -> Verdict:
+def _check_throttled_updates(cell: Cell) -> Verdict:
     """Pre-clip gradient norm above THROTTLE_RATIO x max_grad_norm."""
-    absent = missing(cell, ["grad_clip_ratio"])
+    absent = _missing(cell, ["grad_clip_ratio"])
     if absent:
-        return not_evaluated(cell, absent)
+        return _not_evaluated(cell, absent)
     clip = cell.get("grad_clip_ratio")
     evaluated = cell.window & np.isfinite(clip)
     return Verdict(persistent(clip > THROTTLE_RATIO, evaluated), evaluated, "grad_clip_ratio",
                    clip, basis="pre-clip gradient norm / max_grad_norm")
 
 
-def check_policy_stall(cell: Cell) -> Verdict:
+def _check_policy_stall(cell: Cell) -> Verdict:
     """approx KL < STALL_KL with no clipped samples, while the lr is in force and
     the seed has not solved the task."""
-    absent = missing(cell, ["approx_kl", "clip_fraction"])
+    absent = _missing(cell, ["approx_kl", "clip_fraction"])
     if absent:
-        return not_evaluated(cell, absent)
+        return _not_evaluated(cell, absent)
     kl, clipped = cell.get("approx_kl"), cell.get("clip_fraction")
-    evaluated = cell.window & finite(kl, clipped) & ~solved(cell)
+    evaluated = cell.window & _finite(kl, clipped) & ~solved(cell)
     lr = cell.get("lr_policy")
     basis = "approx KL (k3) and clip fraction"
     if lr is not None:
@@ -293,7 +297,7 @@ def check_policy_stall(cell: Cell) -> Verdict:
     return Verdict(persistent(stalled, evaluated), evaluated, "approx_kl", kl, basis=basis)
 
 
-def check_entropy_collapse(cell: Cell) -> Verdict:
+def _check_entropy_collapse(cell: Cell) -> Verdict:
     """Discrete: entropy < ENTROPY_FRACTION of its first-update value. Gaussian:
     mean log-std down by ln 10 (the std shrank 10x). Solved updates are skipped."""
     log_std = cell.get("log_std_mean")
@@ -303,18 +307,18 @@ def check_entropy_collapse(cell: Cell) -> Verdict:
         return Verdict(persistent(drop >= LOG_STD_DROP, evaluated), evaluated,
                        "log-std drop", drop, {"log-std drop": drop},
                        "mean log-std of the Gaussian policy vs its first update")
-    absent = missing(cell, ["entropy"])
+    absent = _missing(cell, ["entropy"])
     if absent:
-        return not_evaluated(cell, absent)
+        return _not_evaluated(cell, absent)
     entropy = cell.get("entropy")
-    share = ratio(entropy, entropy[:, :1])
+    share = _ratio(entropy, entropy[:, :1])
     evaluated = cell.window & np.isfinite(share) & ~solved(cell)
     return Verdict(persistent(share < ENTROPY_FRACTION, evaluated), evaluated,
                    "entropy / initial", share, {"entropy / initial": share},
                    "policy entropy vs its first update")
 
 
-def check_exploding_value_loss(cell: Cell) -> Verdict:
+def _check_exploding_value_loss(cell: Cell) -> Verdict:
     """Return scale > LARGE_RETURN_SCALE and a value loss above what predicting
     the batch mean would cost (0.5 Var[R]), ending no lower than it started."""
     loss_kind = cell.config.get("value_loss")
@@ -324,22 +328,22 @@ def check_exploding_value_loss(cell: Cell) -> Verdict:
         return Verdict(np.zeros(shape[0], bool), np.zeros(shape, bool),
                        basis=f"not applicable: value_loss={loss_kind!r} with "
                        f"value_target={target_kind!r} is not a squared error in return units")
-    absent = missing(cell, ["value_loss", "target_std"])
+    absent = _missing(cell, ["value_loss", "target_std"])
     scale = return_scale(cell)
     if absent or scale is None:
-        return not_evaluated(cell, absent or ["target_abs_max"])
+        return _not_evaluated(cell, absent or ["target_abs_max"])
     loss, std = cell.get("value_loss"), cell.get("target_std")
-    excess = ratio(loss, 0.5 * std**2)
-    evaluated = cell.window & finite(loss, excess, scale)
+    excess = _ratio(loss, 0.5 * std**2)
+    evaluated = cell.window & _finite(loss, excess, scale)
     large = (scale > LARGE_RETURN_SCALE) & (excess > 1.0)
-    affected = persistent(large, evaluated) & not_falling(loss, cell.window)
-    note = absolute_clip_note(cell.config, scale)
+    affected = persistent(large, evaluated) & _not_falling(loss, cell.window)
+    note = _absolute_clip_note(cell.config, scale)
     return Verdict(affected, evaluated, "value_loss", loss,
-                   {"return scale": scale, "loss / (0.5 Var[R])": excess},
+                   {"loss / (0.5 Var[R])": excess},
                    "value loss vs target variance at the return scale", note)
 
 
-def not_falling(loss: np.ndarray, window: np.ndarray) -> np.ndarray:
+def _not_falling(loss: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Per seed: the median loss over the last third of the window is at least
     its median over the first tenth of the run."""
     n = loss.shape[1]
@@ -352,7 +356,7 @@ def not_falling(loss: np.ndarray, window: np.ndarray) -> np.ndarray:
     return late >= early
 
 
-def absolute_clip_note(config: Mapping[str, Any], scale: np.ndarray) -> str:
+def _absolute_clip_note(config: Mapping[str, Any], scale: np.ndarray) -> str:
     """Seed report 002: an absolute value clip of 0.2 is meaningless at returns of 1000+."""
     if config.get("value_loss") != "clipped" or config.get("value_clip_mode") != "absolute":
         return ""
@@ -362,11 +366,11 @@ def absolute_clip_note(config: Mapping[str, Any], scale: np.ndarray) -> str:
     if not eps < TINY_ABSOLUTE_CLIP * typical:
         return ""
     return (f"the absolute value clip eps={eps:g} is {eps / typical:.1e} of the return scale "
-            f"{typical:.3g}: the clipped branch keeps the critic within eps of its old value "
-            "every epoch (seed report 002)")
+            f"{typical:.3g}: wherever the clipped error is the larger, a sample stops pulling "
+            "the critic once it moved eps from its old value (seed report 002)")
 
 
-def check_noise_advantages(cell: Cell) -> Verdict:
+def _check_noise_advantages(cell: Cell) -> Verdict:
     """Pre-normalization advantage std below NOISE_ADVANTAGE x max(1, return scale),
     while the advantages are divided by their std and the seed is not solved."""
     mode = cell.config.get("advantage_norm")
@@ -374,24 +378,24 @@ def check_noise_advantages(cell: Cell) -> Verdict:
         shape = cell.window.shape
         return Verdict(np.zeros(shape[0], bool), np.zeros(shape, bool),
                        basis=f"advantage_norm={mode!r} does not divide by a near-zero std")
-    absent = missing(cell, ["advantage_std"])
+    absent = _missing(cell, ["advantage_std"])
     if absent:
-        return not_evaluated(cell, absent)
+        return _not_evaluated(cell, absent)
     std = cell.get("advantage_std")
     scale = return_scale(cell)
     floor = np.ones_like(std) if scale is None else np.fmax(scale, 1.0)
-    relative = ratio(std, floor)
+    relative = _ratio(std, floor)
     evaluated = cell.window & np.isfinite(relative) & ~solved(cell)
     return Verdict(persistent(relative < NOISE_ADVANTAGE, evaluated), evaluated,
                    "advantage_std", std, {"adv std / scale": relative},
                    "advantage std before normalization vs the return scale")
 
 
-WHY_PER_HEAD = "each head is clipped alone, so a huge value gradient cannot shrink the " \
+_WHY_PER_HEAD = "each head is clipped alone, so a huge value gradient cannot shrink the " \
     "policy step (seed 003)"
-WHY_REWARD_SCALING = "divides rewards by the running return std, so targets and value " \
+_WHY_REWARD_SCALING = "divides rewards by the running return std, so targets and value " \
     "gradients are of unit scale (37 implementation details; seeds 001, 002)"
-WHY_POPART = "the critic learns normalized targets with an output-preserving rescale " \
+_WHY_POPART = "the critic learns normalized targets with an output-preserving rescale " \
     "(van Hasselt et al. 2016)"
 
 RULES: tuple[Rule, ...] = (
@@ -407,15 +411,15 @@ RULES: tuple[Rule, ...] = (
         metrics=("grad_norm_value", "grad_norm_policy", "grad_norm_value_term_torso",
                  "grad_norm_policy_term_torso", "grad_clip_ratio", "value_loss"),
         remedies=(
-            Remedy({"grad_clip": "per_head"}, WHY_PER_HEAD),
-            Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
-            Remedy({"value_target": "popart"}, WHY_POPART),
+            Remedy({"grad_clip": "per_head"}, _WHY_PER_HEAD),
+            Remedy({"reward_scaling": True}, _WHY_REWARD_SCALING),
+            Remedy({"value_target": "popart"}, _WHY_POPART),
             Remedy({"vf_coef": 0.1}, "down-weights the value term (seeds 000, 002); eases the "
                    "symptom, not the scale"),
             Remedy({"torso_hidden": ()}, "separate networks share no parameters for the value "
                    "term to take over (seed 000; Andrychowicz et al. 2020)"),
         ),
-        check=check_value_dominance,
+        check=_check_value_dominance,
     ),
     Rule(
         name="critic_collapse",
@@ -440,7 +444,7 @@ RULES: tuple[Rule, ...] = (
             Remedy({"value_lr": 1e-3}, "lets the critic catch up (seed 001 ran it at 3x the "
                    "actor's lr)"),
         ),
-        check=check_critic_collapse,
+        check=_check_critic_collapse,
     ),
     Rule(
         name="throttled_updates",
@@ -453,13 +457,13 @@ RULES: tuple[Rule, ...] = (
         metrics=("grad_clip_ratio", "grad_norm", "grad_norm_value", "grad_norm_policy",
                  "value_loss"),
         remedies=(
-            Remedy({"grad_clip": "per_head"}, WHY_PER_HEAD),
+            Remedy({"grad_clip": "per_head"}, _WHY_PER_HEAD),
             Remedy({"value_output_gain": 0.01}, "a smaller initial value error breaks the "
                    "clipping feedback loop (seed 003)"),
-            Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
+            Remedy({"reward_scaling": True}, _WHY_REWARD_SCALING),
             Remedy({"max_grad_norm": 2.0}, "seed 003's next step when norms stay above 10x"),
         ),
-        check=check_throttled_updates,
+        check=_check_throttled_updates,
     ),
     Rule(
         name="policy_stall",
@@ -474,12 +478,12 @@ RULES: tuple[Rule, ...] = (
         remedies=(
             Remedy({"grad_clip": "per_head"}, "frees the policy step when the value gradient "
                    "holds the global clip (seed 003's cascade)"),
-            Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
+            Remedy({"reward_scaling": True}, _WHY_REWARD_SCALING),
             Remedy({"value_loss": "mse"}, "drops value clipping, seed 003's fix when KL stays "
                    "near zero"),
             Remedy({"policy_lr": 1e-3}, "a larger actor lr (seed 001: 3e-4 -> 1e-3)"),
         ),
-        check=check_policy_stall,
+        check=_check_policy_stall,
     ),
     Rule(
         name="entropy_collapse",
@@ -500,7 +504,7 @@ RULES: tuple[Rule, ...] = (
             Remedy({"update_epochs": 4}, "fewer epochs per rollout over-optimize less "
                    "(seed 004: 20 -> 5-8)"),
         ),
-        check=check_entropy_collapse,
+        check=_check_entropy_collapse,
     ),
     Rule(
         name="exploding_value_loss",
@@ -518,14 +522,14 @@ RULES: tuple[Rule, ...] = (
         remedies=(
             Remedy({"value_clip_mode": "relative"}, "value clip eps in units of the return "
                    "std instead of return units (seed 002, fix 1)"),
-            Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
-            Remedy({"value_target": "popart"}, WHY_POPART),
+            Remedy({"reward_scaling": True}, _WHY_REWARD_SCALING),
+            Remedy({"value_target": "popart"}, _WHY_POPART),
             Remedy({"value_target": "symlog", "value_loss": "hl_gauss"}, "compressed targets "
                    "on a fixed support, classification instead of regression (DreamerV3; "
                    "Farebrother et al. 2024)"),
             Remedy({"vf_coef": 0.1}, "down-weights the value term (seed 002, fix 3)"),
         ),
-        check=check_exploding_value_loss,
+        check=_check_exploding_value_loss,
     ),
     Rule(
         name="noise_advantages",
@@ -540,11 +544,11 @@ RULES: tuple[Rule, ...] = (
         remedies=(
             Remedy({"advantage_norm": "robust"}, "divides by the std only above "
                    "adv_std_threshold, else only centers (seed 001)"),
-            Remedy({"reward_scaling": True}, WHY_REWARD_SCALING),
+            Remedy({"reward_scaling": True}, _WHY_REWARD_SCALING),
             Remedy({"value_lr": 1e-3}, "a critic that catches up restores the advantage "
                    "signal (seed 001)"),
         ),
-        check=check_noise_advantages,
+        check=_check_noise_advantages,
     ),
 )
 
@@ -552,9 +556,9 @@ RULES: tuple[Rule, ...] = (
 # ------------------------------------------------------------------ evaluation
 
 
-def cell_config(info: Mapping[str, Any] | None, variant: str) -> dict[str, Any]:
+def _cell_config(info: Mapping[str, Any] | None, variant: str) -> dict[str, Any]:
     """The variant's full config from run.json, standard PPO defaults for the rest."""
-    config = dict(DEFAULT_CONFIG)
+    config = dict(_DEFAULT_CONFIG)
     entry = ((info or {}).get("variants") or {}).get(variant) or {}
     config.update(entry.get("config") or entry.get("overrides") or {})
     return config
@@ -564,10 +568,10 @@ def make_cell(frame: pd.DataFrame, variant: str, env: str,
               info: Mapping[str, Any] | None = None) -> Cell:
     rows = frame[(frame["variant"] == variant) & (frame["env"] == env)]
     return Cell(variant, env, np.sort(rows["seed"].unique()), np.sort(rows["update"].unique()),
-                results.metric_arrays(frame, variant, env), cell_config(info, variant))
+                results.metric_arrays(frame, variant, env), _cell_config(info, variant))
 
 
-def evidence_table(cell: Cell, rule: Rule, verdict: Verdict) -> pd.DataFrame:
+def _evidence_table(cell: Cell, rule: Rule, verdict: Verdict) -> pd.DataFrame:
     """Median across seeds at EVIDENCE_ROWS evenly spaced updates, warm-up included."""
     n = len(cell.updates)
     rows = np.unique(np.linspace(0, n - 1, min(EVIDENCE_ROWS, n)).round().astype(int))
@@ -585,13 +589,13 @@ def evidence_table(cell: Cell, rule: Rule, verdict: Verdict) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def applicable(remedies: Sequence[Remedy], config: Mapping[str, Any]) -> list[Remedy]:
+def _applicable(remedies: Sequence[Remedy], config: Mapping[str, Any]) -> list[Remedy]:
     """The remedies not already in force in `config`."""
     return [r for r in remedies
-            if not all(same(config.get(k), v) for k, v in r.overrides.items())]
+            if not all(_same(config.get(k), v) for k, v in r.overrides.items())]
 
 
-def same(a: Any, b: Any) -> bool:
+def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         return list(a) == list(b)
     return a == b
@@ -609,8 +613,8 @@ def diagnose_cell(cell: Cell, rule: Rule) -> Finding:
     return Finding(
         variant=cell.variant, env=cell.env, rule=rule.name, title=rule.title,
         fraction=fraction, seeds=affected, num_seeds=len(cell.seeds),
-        fired=fraction >= FIRE_FRACTION, evidence=evidence_table(cell, rule, verdict),
-        remedies=applicable(rule.remedies, cell.config), threshold=rule.threshold,
+        fired=fraction >= FIRE_FRACTION, evidence=_evidence_table(cell, rule, verdict),
+        remedies=_applicable(rule.remedies, cell.config), threshold=rule.threshold,
         basis=verdict.basis, note=verdict.note, key=verdict.key, key_value=key_value,
     )
 
@@ -650,23 +654,23 @@ def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None 
              f"on more than half of the updates the rule evaluates (at least {MIN_EVALUATED}), "
              f"and a failure mode is reported when at least {FIRE_FRACTION:.0%} of the seeds "
              "are affected. Evidence tables show the median across seeds.", ""]
-    for (variant, env), cell in group_findings(findings).items():
+    for (variant, env), cell in _group_findings(findings).items():
         lines += [f"## {variant} / {env} ({cell[0].num_seeds} seeds)", ""]
         fired = [f for f in cell if f.fired]
         if not fired:
             lines += [f"No failure mode detected ({len(cell)} rules checked).", ""]
         for finding in fired:
-            lines += finding_markdown(finding)
+            lines += _finding_markdown(finding)
         below = [f for f in cell if f.seeds and not f.fired]
         if below:
             text = ", ".join(f"{f.title} {len(f.seeds)}/{f.num_seeds}" for f in below)
             lines += [f"Below the reporting line: {text} seeds.", ""]
-    lines += summary_markdown(findings)
+    lines += _summary_markdown(findings)
     return "\n".join(lines)
 
 
-def finding_markdown(finding: Finding) -> list[str]:
-    rule = RULE_BY_NAME[finding.rule]
+def _finding_markdown(finding: Finding) -> list[str]:
+    rule = _RULE_BY_NAME[finding.rule]
     lines = [f"### {finding.title}: {len(finding.seeds)}/{finding.num_seeds} seeds "
              f"({finding.fraction:.0%})", "", rule.description, "",
              f"- threshold: {finding.threshold}",
@@ -674,16 +678,16 @@ def finding_markdown(finding: Finding) -> list[str]:
              f"- seeds affected: {', '.join(map(str, finding.seeds))}"]
     if finding.key:
         lines.append(f"- median {finding.key} over the evaluated updates: "
-                     f"{number(finding.key_value)}")
+                     f"{_number(finding.key_value)}")
     if finding.note:
         lines.append(f"- note: {finding.note}")
-    lines += ["", markdown_table(finding.evidence), "", "Remedies:", ""]
+    lines += ["", _markdown_table(finding.evidence), "", "Remedies:", ""]
     lines += [f"- `{r.text()}`: {r.why}" for r in finding.remedies] or ["- none left to try"]
     return [*lines, ""]
 
 
-def summary_markdown(findings: Sequence[Finding]) -> list[str]:
-    cells = list(group_findings(findings))
+def _summary_markdown(findings: Sequence[Finding]) -> list[str]:
+    cells = list(_group_findings(findings))
     if not cells:
         return ["No metrics to diagnose."]
     header = ["failure mode", *(f"{v} / {e}" for v, e in cells)]
@@ -697,12 +701,12 @@ def summary_markdown(findings: Sequence[Finding]) -> list[str]:
             row.append(f"**{text}**" if f is not None and f.fired else text)
         rows.append(row)
     return ["## Summary: fraction of seeds affected", "",
-            markdown_table(pd.DataFrame(rows, columns=header)), ""]
+            _markdown_table(pd.DataFrame(rows, columns=header)), ""]
 
 
 def format_terminal(findings: Sequence[Finding]) -> str:
     """A few lines per fired finding, one line for the healthy cells."""
-    groups = group_findings(findings)
+    groups = _group_findings(findings)
     lines = []
     healthy = []
     for (variant, env), cell in groups.items():
@@ -713,8 +717,8 @@ def format_terminal(findings: Sequence[Finding]) -> str:
             lines.append(f"{variant} / {env}: {f.title} in {len(f.seeds)}/{f.num_seeds} "
                          f"seeds ({f.fraction:.0%})")
             if f.key:
-                lines.append(f"  median {f.key} {number(f.key_value)} after warm-up; "
-                             f"fires on {RULE_BY_NAME[f.rule].condition}")
+                lines.append(f"  median {f.key} {_number(f.key_value)} after warm-up; "
+                             f"fires on {_RULE_BY_NAME[f.rule].condition}")
             if f.remedies:
                 lines.append("  try: " + "; ".join(r.text() for r in f.remedies[:3]))
     if healthy:
@@ -722,24 +726,24 @@ def format_terminal(findings: Sequence[Finding]) -> str:
     return "\n".join(lines)
 
 
-def group_findings(findings: Sequence[Finding]) -> dict[tuple[str, str], list[Finding]]:
+def _group_findings(findings: Sequence[Finding]) -> dict[tuple[str, str], list[Finding]]:
     groups: dict[tuple[str, str], list[Finding]] = {}
     for f in findings:
         groups.setdefault((f.variant, f.env), []).append(f)
     return groups
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
+def _markdown_table(frame: pd.DataFrame) -> str:
     """A pipe table (pandas' to_markdown needs an extra dependency)."""
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---"
                           for c in frame.columns) + "|"
-    body = ["| " + " | ".join(number(v) for v in row) + " |"
+    body = ["| " + " | ".join(_number(v) for v in row) + " |"
             for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body])
 
 
-def number(value: Any) -> str:
+def _number(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, int | np.integer):
@@ -758,4 +762,4 @@ def _literal(value: Any) -> str:
     return str(value)
 
 
-RULE_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
+_RULE_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}

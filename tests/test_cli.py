@@ -79,7 +79,7 @@ def test_resuming_a_finished_run_recomputes_nothing(compared, capsys):
     (["train", "--env", "CartPol-v1"], "unknown environment 'CartPol-v1'"),
     (["train", "--variant", "fast"], "unknown variant 'fast'"),
     (["train", "--total-timesteps", "100"], "total_timesteps=100 is invalid"),
-    (["train", "--total-timesteps", "1.5e3"], "total_timesteps=1500.0 is invalid"),
+    (["train", "--total-timesteps", "1500.5"], "total_timesteps=1500.5 is invalid"),
     (["compare", "missing.toml"], "does not exist"),
     (["diagnose", "not-a-run"], "not-a-run"),
 ])
