@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench lint results clean
+.PHONY: run test bench lint results compare clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ lint: $(STAMP)
 ## results: the README's learning table (long: about half an hour on 2 cores)
 results: $(STAMP)
 	$(PY) experiments/learning_results.py
+
+## compare: the committed comparison, 3 variants x 2 environments x 16 seeds (about 5 minutes)
+compare: $(STAMP)
+	rm -rf runs/value-scale
+	$(VENV)/bin/jppo compare experiments/value_scale.toml --out runs/value-scale --progress lines
+	mkdir -p experiments/value_scale
+	cp runs/value-scale/summary.md runs/value-scale/summary.csv runs/value-scale/diagnosis.md \
+	   runs/value-scale/plots/*.png experiments/value_scale/
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

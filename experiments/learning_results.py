@@ -20,6 +20,7 @@ import numpy as np
 
 from jppo import PPOConfig
 from jppo.diagnostics import final_episode_return
+from jppo.results import fresh_run_dir
 from jppo.runner import run
 
 HERE = Path(__file__).parent
@@ -58,9 +59,10 @@ def main() -> None:
         task = TASKS[env_name]
         config: PPOConfig = task["config"]
         print(f"== {env_name}: {task['seeds']} seeds x {config.total_timesteps:,} steps")
-        out = run(config, env_name, task["seeds"], Path("runs") / f"results-{env_name}",
-                  chunk_updates=100)
-        final = final_episode_return(out.metrics)
+        out = run(config, env_name, task["seeds"], fresh_run_dir(f"results-{env_name}"),
+                  chunk_updates=100, progress="lines")
+        final = final_episode_return(out.metrics())
+        timing = out.timings[0]
         results[env_name] = {
             "seeds": task["seeds"],
             "total_timesteps": config.total_timesteps,
@@ -69,8 +71,8 @@ def main() -> None:
             "std": float(np.std(final)),
             "min": float(np.min(final)),
             "target": task["target"],
-                    "compile_s": out.compile_seconds,
-            "run_s": out.run_seconds,
+            "compile_s": timing.compile_seconds,
+            "run_s": timing.run_seconds,
             "note": task["note"],
             "config_changes": {
                 f.name: getattr(config, f.name) for f in dataclasses.fields(config)

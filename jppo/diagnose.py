@@ -44,6 +44,7 @@ FIRE_FRACTION = 0.25
 EVIDENCE_ROWS = 8
 FLAT_TARGETS = 0.05
 SOLVED_TOLERANCE = 0.05
+SMOOTHING_FRACTION = 0.05
 DOMINANCE_RATIO = 10.0
 THROTTLE_RATIO = 10.0
 STALL_KL = 1e-4
@@ -80,6 +81,7 @@ class Cell:
     updates: np.ndarray
     arrays: Mapping[str, np.ndarray]
     config: Mapping[str, Any]
+    best_return: float | None = None  # best smoothed return of any variant on this env
 
     def get(self, name: str) -> np.ndarray | None:
         """The metric, or None when it was not recorded (absent or all NaN)."""
@@ -175,19 +177,35 @@ def flat_targets(cell: Cell) -> np.ndarray:
     return std < FLAT_TARGETS * scale
 
 
+def smoothed_returns(returns: np.ndarray) -> np.ndarray:
+    """Per seed, the latest episode return carried forward, then a rolling median
+    over SMOOTHING_FRACTION of the updates: one lucky rollout is not a level."""
+    latest = pd.DataFrame(returns.T).ffill()
+    width = max(5, round(SMOOTHING_FRACTION * returns.shape[1]))
+    return latest.rolling(width, min_periods=1).median().to_numpy().T
+
+
+def best_return(returns: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmax(smoothed_returns(returns)))
+
+
 def solved(cell: Cell) -> np.ndarray:
-    """Updates where the seed's latest episode return is within SOLVED_TOLERANCE
-    (of the learning range) of the best return any seed of the cell reached."""
+    """Updates where the seed's smoothed return is within SOLVED_TOLERANCE (of the
+    learning range) of the best smoothed return on this environment: of any
+    variant in the run when `cell.best_return` is set, else of this cell's seeds."""
     returns = cell.get("episode_return")
     if returns is None:
         return np.zeros(cell.window.shape, bool)
-    latest = pd.DataFrame(returns.T).ffill().to_numpy().T
+    level = smoothed_returns(returns)
     firsts = [row[np.isfinite(row)][0] for row in returns if np.any(np.isfinite(row))]
-    start, best = float(np.median(firsts)), float(np.nanmax(returns))
+    start = float(np.median(firsts))
+    best = cell.best_return if cell.best_return is not None else best_return(returns)
     if not best > start:
         return np.zeros(returns.shape, bool)
     with np.errstate(invalid="ignore"):
-        return latest >= best - SOLVED_TOLERANCE * (best - start)
+        return level >= best - SOLVED_TOLERANCE * (best - start)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -565,10 +583,10 @@ def _cell_config(info: Mapping[str, Any] | None, variant: str) -> dict[str, Any]
 
 
 def make_cell(frame: pd.DataFrame, variant: str, env: str,
-              info: Mapping[str, Any] | None = None) -> Cell:
+              info: Mapping[str, Any] | None = None, best: float | None = None) -> Cell:
     rows = frame[(frame["variant"] == variant) & (frame["env"] == env)]
     return Cell(variant, env, np.sort(rows["seed"].unique()), np.sort(rows["update"].unique()),
-                results.metric_arrays(frame, variant, env), _cell_config(info, variant))
+                results.metric_arrays(frame, variant, env), _cell_config(info, variant), best)
 
 
 def _evidence_table(cell: Cell, rule: Rule, verdict: Verdict) -> pd.DataFrame:
@@ -620,12 +638,39 @@ def diagnose_cell(cell: Cell, rule: Rule) -> Finding:
 
 
 def diagnose_frame(frame: pd.DataFrame, info: Mapping[str, Any] | None = None) -> list[Finding]:
-    """Every rule on every (variant, env) of a metrics table, in rule order per cell."""
+    """Every rule on every (variant, env) of a metrics table, in rule order per cell.
+
+    Cells come in the run's order (run.json) when `info` is given. "Solved" is
+    judged against the best return any variant reached on the environment, so a
+    variant that plateaus far below another one is not excused as solved.
+    """
+    pairs = _ordered_pairs(results.groups(frame), info)
+    cells = [make_cell(frame, variant, env, info) for variant, env in pairs]
+    best: dict[str, float] = {}
+    for cell in cells:
+        returns = cell.get("episode_return")
+        if returns is not None:
+            best[cell.env] = max(best.get(cell.env, -math.inf), best_return(returns))
     findings = []
-    for variant, env in results.groups(frame):
-        cell = make_cell(frame, variant, env, info)
+    for cell in cells:
+        cell = dataclasses.replace(cell, best_return=best.get(cell.env))
         findings.extend(diagnose_cell(cell, rule) for rule in RULES)
     return findings
+
+
+def _ordered_pairs(pairs: Sequence[tuple[str, str]], info: Mapping[str, Any] | None
+                   ) -> list[tuple[str, str]]:
+    """Environment-major, in run.json's order of environments and variants."""
+    envs_order = list((info or {}).get("envs") or [])
+    variants_order = list(((info or {}).get("variants") or {}).keys())
+
+    def rank(pair: tuple[str, str]) -> tuple[int, int]:
+        variant, env = pair
+        return (envs_order.index(env) if env in envs_order else len(envs_order),
+                variants_order.index(variant) if variant in variants_order
+                else len(variants_order))
+
+    return sorted(pairs, key=rank)
 
 
 def diagnose_run(run_dir: str | Path) -> list[Finding]:

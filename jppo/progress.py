@@ -77,9 +77,10 @@ class ProgressView:
             self.write(f"[{name}] {note}".rstrip())
 
     def update(self, name: str, steps_done: int, total_steps: int, steps_per_second: float,
-               mean_return: float) -> None:
-        remaining = (total_steps - steps_done) / steps_per_second if steps_per_second > 0 \
-            else math.inf
+               mean_return: float, runs: int = 1) -> None:
+        """`steps_done`/`total_steps` are per seed; `steps_per_second` counts all `runs`."""
+        remaining = (total_steps - steps_done) * runs / steps_per_second \
+            if steps_per_second > 0 else math.inf
         ret = f"return {mean_return:.2f}" if math.isfinite(mean_return) else "return --"
         if self.mode == "bar" and self._bar is not None:
             self._bar.update(self._tasks[name], completed=steps_done,

@@ -289,7 +289,7 @@ def _run_program(
             tables.extend(chunk_tables)
         done = (first_update + size) * steps_per_update
         view.update(program.name, done, total_steps, steps_run / max(run_seconds, 1e-9),
-                    float(np.nanmean(final_episode_return(metrics, fraction=1.0))))
+                    float(np.nanmean(final_episode_return(metrics, fraction=1.0))), runs)
     if manager is not None:
         manager.wait_until_finished()
         manager.close()

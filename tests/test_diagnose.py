@@ -84,6 +84,34 @@ def test_policy_stall_fires_on_tiny_kl_and_skips_annealed_and_solved_updates():
     assert not finding(solved, "policy_stall").fired
 
 
+def test_solved_is_judged_against_the_best_variant_on_the_env():
+    """A variant that plateaus at 300 while another reaches 500 is stalled, not
+    solved; on its own the plateau is its best level and excuses it."""
+    stalled = dict(approx_kl=1e-9, clip_fraction=0.0, episode_return=step(20.0, 300.0, 4))
+    alone = handmade(**stalled)
+    assert not finding(alone, "policy_stall").fired
+    better = handmade(approx_kl=1e-2, clip_fraction=0.1, episode_return=step(20.0, 500.0, 4))
+    better["variant"] = "w"
+    both = pd.concat([alone, better], ignore_index=True)
+    (stall,) = [f for f in diagnose.diagnose_frame(both)
+                if f.rule == "policy_stall" and f.variant == "v"]
+    assert stall.fired
+    # one lucky update is not a level: the smoothed best ignores a single spike
+    spiky = np.where(np.arange(UPDATES) == 30, 500.0, step(20.0, 300.0, 4))
+    assert not finding(handmade(**{**stalled, "episode_return": spiky}), "policy_stall").fired
+
+
+def test_findings_follow_the_run_order():
+    frames = []
+    for variant in ("zeta", "alpha"):
+        frame = handmade(approx_kl=1e-2, clip_fraction=0.1)
+        frame["variant"] = variant
+        frames.append(frame)
+    info = {"envs": ["E"], "variants": {"zeta": {}, "alpha": {}}}
+    findings = diagnose.diagnose_frame(pd.concat(frames, ignore_index=True), info)
+    assert [f.variant for f in findings][:: len(diagnose.RULES)] == ["zeta", "alpha"]
+
+
 def test_value_dominance_uses_the_torso_terms_or_the_global_clip():
     heads = dict(grad_norm_value=30.0, grad_norm_policy=0.3, grad_clip_ratio=60.0)
     separate = finding(handmade(**heads), "value_dominance")
@@ -228,13 +256,15 @@ def test_diagnose_run_writes_the_report(failing_run):
 
 def test_reports_cover_every_cell(failing_run, healthy):
     frame, info, _ = healthy
-    both = pd.concat([results.read_metrics(failing_run), frame], ignore_index=True)
+    failing = results.read_metrics(failing_run)
+    failing["env"] = "CartPole-x1000"  # another return scale: another task
+    both = pd.concat([failing, frame], ignore_index=True)
     info = {"variants": {**results.read_run_info(failing_run)["variants"], **info["variants"]}}
     findings = diagnose.diagnose_frame(both, info)
     terminal = diagnose.format_terminal(findings)
-    assert "failing / CartPole-v1: Throttled updates in 4/4 seeds (100%)" in terminal
+    assert "failing / CartPole-x1000: Throttled updates in 4/4 seeds (100%)" in terminal
     assert "no failure mode detected: healthy / CartPole-v1" in terminal
     report = diagnose.format_markdown(findings)
     assert "## healthy / CartPole-v1 (8 seeds)" in report
     assert "No failure mode detected (7 rules checked)." in report
-    assert "| failure mode | failing / CartPole-v1 | healthy / CartPole-v1 |" in report
+    assert "| failure mode | failing / CartPole-x1000 | healthy / CartPole-v1 |" in report
