@@ -1,14 +1,44 @@
-"""jppo: fully jitted, seed-vectorized PPO on gymnax."""
+"""jppo: fully jitted, seed-vectorized PPO on gymnax.
 
-from jppo.config import HParams, PPOConfig, make_config, validate_hparams
-from jppo.experiment import Experiment, default_experiment
-from jppo.experiment import from_dict as experiment_from_dict
-from jppo.experiment import load as load_experiment
-from jppo.runner import ExperimentResult, run, run_experiment
-from jppo.sweep import Sweep, sweep
-from jppo.train import Trainer, TrainResult, TrainState, make_train
+Names are imported on first use, so `jppo.devices.use_host_cores()` (and the
+`jppo` command) can set XLA flags before anything starts JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jppo.config import HParams, PPOConfig, make_config, validate_hparams
+    from jppo.experiment import Experiment, default_experiment
+    from jppo.experiment import from_dict as experiment_from_dict
+    from jppo.experiment import load as load_experiment
+    from jppo.runner import ExperimentResult, run, run_experiment
+    from jppo.sweep import Sweep, sweep
+    from jppo.train import Trainer, TrainResult, TrainState, make_train
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "HParams": ("jppo.config", "HParams"),
+    "PPOConfig": ("jppo.config", "PPOConfig"),
+    "make_config": ("jppo.config", "make_config"),
+    "validate_hparams": ("jppo.config", "validate_hparams"),
+    "Experiment": ("jppo.experiment", "Experiment"),
+    "default_experiment": ("jppo.experiment", "default_experiment"),
+    "experiment_from_dict": ("jppo.experiment", "from_dict"),
+    "load_experiment": ("jppo.experiment", "load"),
+    "ExperimentResult": ("jppo.runner", "ExperimentResult"),
+    "run": ("jppo.runner", "run"),
+    "run_experiment": ("jppo.runner", "run_experiment"),
+    "Sweep": ("jppo.sweep", "Sweep"),
+    "sweep": ("jppo.sweep", "sweep"),
+    "Trainer": ("jppo.train", "Trainer"),
+    "TrainResult": ("jppo.train", "TrainResult"),
+    "TrainState": ("jppo.train", "TrainState"),
+    "make_train": ("jppo.train", "make_train"),
+}
 
 __all__ = [
     "Experiment",
@@ -30,3 +60,16 @@ __all__ = [
     "sweep",
     "validate_hparams",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'jppo' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -48,7 +48,8 @@ def train(
         reward_scale: multiply rewards (a return-scale stress test).
         out: run directory; default: a new runs/<experiment name>-<time>.
         resume: continue the run in --out from its last checkpoint.
-        devices: shard the seeds over this many devices; default: all.
+        devices: shard the seeds over this many devices; default: as many as help (on a
+            CPU, one device per core unless XLA_FLAGS sets the count).
         chunk_updates: updates per jitted chunk between progress updates.
         checkpoint_every: chunks between checkpoints.
         progress: live view: a bar (terminal, notebook), plain lines (pipes), or off.
@@ -93,7 +94,8 @@ def compare(
         set: FIELD=VALUE for every variant, or VARIANT.FIELD=VALUE.
         out: run directory; default: a new runs/<experiment name>-<time>.
         resume: continue the run in --out from its last checkpoints.
-        devices: shard the seeds over this many devices; default: all.
+        devices: shard the seeds over this many devices; default: as many as help (on a
+            CPU, one device per core unless XLA_FLAGS sets the count).
         chunk_updates: updates per jitted chunk between progress updates.
         checkpoint_every: chunks between checkpoints.
         progress: live view: a bar (terminal, notebook), plain lines (pipes), or off.
@@ -185,6 +187,9 @@ COMMANDS: dict[str, Callable[..., int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from jppo.devices import use_host_cores
+
+    use_host_cores()  # before anything starts JAX: one CPU device per core
     try:
         return tyro.extras.subcommand_cli_from_dict(
             COMMANDS, prog="jppo", description=__doc__, args=argv

@@ -22,6 +22,7 @@ written cooperatively.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.metadata
 import logging
 import math
@@ -138,11 +139,22 @@ def plan(exp: Experiment) -> list[Program]:
     return programs
 
 
-def seed_mesh(devices: Sequence[jax.Device] | int | None = None) -> Mesh:
-    """A 1-D mesh named "seeds" over `devices` (default: all; an int: the first n)."""
+def device_count_for(runs: int, available: int) -> int:
+    """How many devices a batch of `runs` should use: the fewest that reach the
+    shortest per-device batch, ceil(runs / n). 64 runs on 8 devices use 8; 10
+    runs on 8 use 5 (2 each, no padding) rather than 8 (padded to 16)."""
+    return min(range(1, available + 1), key=lambda n: (-(-runs // n), n))
+
+
+def seed_mesh(devices: Sequence[jax.Device] | int | None = None, runs: int | None = None
+              ) -> Mesh:
+    """A 1-D mesh named "seeds" over `devices`: an int takes the first n; None
+    takes `device_count_for(runs, ...)` of them (all if `runs` is None)."""
     available = jax.devices()
     if devices is None:
-        chosen = available
+        multihost = jax.process_count() > 1  # every process must own part of the mesh
+        chosen = available[:device_count_for(runs, len(available))] \
+            if runs and not multihost else available
     elif isinstance(devices, int):
         if not 1 <= devices <= len(available):
             raise ValueError(f"devices={devices} is invalid: allowed is 1..{len(available)} "
@@ -170,8 +182,8 @@ def run_experiment(
     session: it exists to test resuming.
     """
     out = Path(out_dir).absolute() if out_dir is not None else None
-    mesh = seed_mesh(devices)
     programs = plan(exp)
+    seed_mesh(devices)  # a bad device count fails before anything runs
     if out is not None:
         _prepare_run_dir(out, exp, resume)
     view = progress if isinstance(progress, ProgressView) else ProgressView(progress)
@@ -179,6 +191,7 @@ def run_experiment(
     budget = [stop_after_chunks]
     with view:
         for program in programs:
+            mesh = seed_mesh(devices, runs=len(program.variants) * exp.seeds)
             state, timing, program_tables = _run_program(
                 program, exp, out, mesh, view, resume, budget
             )
@@ -242,7 +255,8 @@ def _run_program(
     manager = _checkpoint_manager(out, program) if out is not None else None
     first_chunk = (manager.latest_step() or 0) if manager is not None and resume else 0
     if first_chunk == num_chunks:  # finished before: restore, nothing to compile
-        state = _restore(manager, first_chunk, _abstract(init, keys, hparams, sharding))
+        state = _restore(manager, first_chunk, jax.eval_shape(init, keys, hparams), runs,
+                         sharding)
         manager.close()
         return state, ProgramTiming(program.name, runs, 0.0, 0.0, 0), []
 
@@ -254,7 +268,8 @@ def _run_program(
     jax.block_until_ready(state)
     compile_seconds = time.perf_counter() - t0
     if first_chunk:
-        state = _restore(manager, first_chunk, _abstract(init, keys, hparams, sharding))
+        state = _restore(manager, first_chunk, jax.eval_shape(init, keys, hparams), runs,
+                         sharding)
     if out is not None and jax.process_index() == 0:
         for variant in program.variants:
             results.remove_parts_after(out, variant, program.env, first_chunk - 1)
@@ -284,7 +299,7 @@ def _run_program(
                 for variant, table in zip(program.variants, chunk_tables, strict=True):
                     results.write_part(out, variant, program.env, index, table)
             if (index + 1) % exp.checkpoint_every == 0 or index + 1 == num_chunks:
-                _save(manager, index + 1, state)
+                _save(manager, index + 1, state, runs)
         else:
             tables.extend(chunk_tables)
         done = (first_update + size) * steps_per_update
@@ -405,23 +420,34 @@ def _checkpoint_manager(out: Path, program: Program):
                                  options=options)
 
 
-def _save(manager: Any, step: int, state: TrainState) -> None:
+def _save(manager: Any, step: int, state: TrainState, runs: int) -> None:
+    """Checkpoint the real runs only: the padding depends on the device count,
+    so a run can resume on another number of devices."""
     import orbax.checkpoint as ocp
 
-    manager.save(step, args=ocp.args.StandardSave(state))
+    manager.save(step, args=ocp.args.StandardSave(_unpadded(state, runs)))
 
 
-def _abstract(init: Any, keys: jax.Array, hparams: HParams, sharding: NamedSharding) -> Any:
-    """Shapes, dtypes and shardings of the initial state, without computing it."""
-    shapes = jax.eval_shape(init, keys, hparams)
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                        shapes)
+@functools.partial(jax.jit, static_argnums=1)
+def _unpadded(state: TrainState, runs: int) -> TrainState:
+    return jax.tree.map(lambda x: x[:runs], state)
 
 
-def _restore(manager: Any, step: int, abstract: Any) -> TrainState:
+def _restore(manager: Any, step: int, shapes: Any, runs: int, sharding: NamedSharding
+             ) -> TrainState:
+    """Restore the runs replicated, then pad (repeat the last run, as the batch
+    does) and shard them as this session's mesh wants."""
     import orbax.checkpoint as ocp
 
-    return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    replicated = NamedSharding(sharding.mesh, PartitionSpec())
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct((runs, *x.shape[1:]), x.dtype, sharding=replicated),
+        shapes)
+    state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    padded = jax.tree.leaves(shapes)[0].shape[0]
+    index = np.minimum(np.arange(padded), runs - 1)
+    return jax.jit(lambda tree: jax.tree.map(lambda x: x[index], tree),
+                   out_shardings=sharding)(state)
 
 
 def remove_checkpoints(out: str | Path) -> None:

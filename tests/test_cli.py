@@ -1,6 +1,7 @@
 """`jppo` end to end on a tiny budget: compare writes the statistics, plots and
 diagnosis; the analysis commands re-read a run directory; errors name the field."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -26,6 +27,13 @@ EXPERIMENT = textwrap.dedent("""
     [variants.low_vf]
     vf_coef = 0.1
 """)
+
+
+@pytest.fixture(autouse=True)
+def keep_xla_flags(monkeypatch):
+    """`cli.main` asks for one CPU device per core through XLA_FLAGS; keep that
+    from leaking into later subprocesses of the suite."""
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
 
 
 @pytest.fixture(scope="module")

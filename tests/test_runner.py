@@ -115,8 +115,9 @@ def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "jppo.cli", "train", str(file), "--out", str(out),
            "--progress", "lines"]
+    one_device = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True)
+                               text=True, env=one_device)
     lines = 0
     for line in process.stdout:
         lines += "steps/seed" in line
@@ -135,34 +136,51 @@ def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
 
 
 SHARDED = textwrap.dedent("""
-    import jax, numpy as np, pandas as pd
+    import json, sys
+    import jax
     from jppo import experiment, runner
-    exp = experiment.from_dict(dict(
-        name="sharded", envs=["CartPole-v1"], seeds=3, total_timesteps=4 * 16 * 4,
-        chunk_updates=2, config=dict(num_envs=4, num_steps=16, update_epochs=2,
-                                     num_minibatches=2),
-        variants={"a": {}, "b": {"vf_coef": 0.1}}))
+    exp = experiment.from_dict(json.loads(sys.argv[1]))
     one = runner.run_experiment(exp, None, devices=1, progress="off")
-    two = runner.run_experiment(exp, None, devices=2, progress="off")
+    one.frame.to_parquet(sys.argv[3])
+    two = runner.run_experiment(exp, sys.argv[2], devices=2, progress="off", stop_after_chunks=3)
     state = two.states["program-000"]
     print("devices", len(jax.devices()), len(state.obs.sharding.device_set))
-    pd.testing.assert_frame_equal(one.frame, two.frame, check_exact=False, rtol=1e-4,
-                                  atol=1e-5)
-    same = runner.run_experiment(exp, None, devices=2, progress="off")
-    pd.testing.assert_frame_equal(two.frame, same.frame, check_exact=True)
-    print("ok")
 """)
 
 
-def test_seeds_sharded_over_two_devices_equal_one_device():
-    """6 runs (2 variants x 3 seeds) split over 2 forced host devices give the
-    1-device metrics up to float32 rounding (per-device batch shapes differ,
-    so XLA may vectorize reductions differently), and repeat bitwise."""
+def test_seeds_sharded_over_two_devices_equal_one_device_and_resume_on_one(tmp_path):
+    """3 seeds of 2 programs, sharded over 2 forced host devices (each batch of 3
+    runs padded to 4), give the 1-device metrics up to float32 rounding: per-device
+    batch shapes differ, so XLA may vectorize reductions differently. The run,
+    stopped after 3 chunks, resumes on 1 device: checkpoints hold the real runs
+    only, never the padding."""
+    data = dict(name="sharded", envs=["CartPole-v1"], seeds=3, total_timesteps=4 * 16 * 6,
+                chunk_updates=2, config=dict(TINY),
+                variants={"standard": {}, "mse": {"value_loss": "mse"}})
+    out, one_device = tmp_path / "started-on-two", tmp_path / "one.parquet"
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    done = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
+    done = subprocess.run([sys.executable, "-c", SHARDED, json.dumps(data), str(out),
+                           str(one_device)],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "devices 2 2" in done.stdout and "ok" in done.stdout
+    assert "devices 2 2" in done.stdout
+    reference = pd.read_parquet(one_device)
+    sharded = results.read_metrics(out)
+    assert 0 < len(sharded) < len(reference)
+    keys = list(results.ID_COLUMNS[:4])
+    same_rows = reference.merge(sharded[keys], on=keys)
+    pd.testing.assert_frame_equal(sharded, same_rows, check_exact=False, rtol=1e-4, atol=1e-5)
+    resumed = runner.run_experiment(experiment.from_dict(data), out, resume=True,
+                                    progress="off")
+    pd.testing.assert_frame_equal(resumed.frame, reference, check_exact=False,
+                                  rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("runs, available, used", [
+    (64, 2, 2), (64, 8, 8), (10, 8, 5), (7, 2, 2), (1, 4, 1), (100, 8, 8), (3, 2, 2),
+    (48, 16, 16), (20, 16, 10)])
+def test_device_count_is_the_fewest_reaching_the_shortest_batch(runs, available, used):
+    assert runner.device_count_for(runs, available) == used
 
 
 def test_padding_runs_to_the_device_count():
