@@ -93,7 +93,17 @@ class ProgressView:
 
 
 def _interactive(stream: TextIO) -> bool:
-    if "ipykernel" in sys.modules:
+    if _in_notebook():
         return True
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (not merely when IPython is importable)."""
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
