@@ -212,7 +212,7 @@ def run(
     env_overrides: dict[str, Any] | None = None,
     reward_scale: float | None = None,
     chunk_updates: int = 50,
-    progress: str = "off",
+    progress: str = "auto",
     **kwargs: Any,
 ) -> ExperimentResult:
     """One config on one environment: `run_experiment` of a one-variant experiment."""
@@ -304,12 +304,19 @@ def _run_program(
             tables.extend(chunk_tables)
         done = (first_update + size) * steps_per_update
         view.update(program.name, done, total_steps, steps_run / max(run_seconds, 1e-9),
-                    float(np.nanmean(final_episode_return(metrics, fraction=1.0))), runs)
+                    _mean_return(metrics), runs)
     if manager is not None:
         manager.wait_until_finished()
         manager.close()
     timing = ProgramTiming(program.name, runs, compile_seconds, run_seconds, steps_run)
     return state, timing, tables
+
+
+def _mean_return(metrics: dict[str, np.ndarray]) -> float:
+    """Mean over runs of the chunk's episode return (NaN if no episode ended)."""
+    finals = final_episode_return(metrics, fraction=1.0)
+    finite = finals[np.isfinite(finals)]
+    return float(finite.mean()) if finite.size else math.nan
 
 
 def _batch_inputs(program: Program, exp: Experiment, num_devices: int):
