@@ -17,6 +17,27 @@ Repeated = Annotated[tuple[str, ...], tyro.conf.UseAppendAction]
 Progress = Literal["auto", "bar", "lines", "off"]
 
 
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How a run executes and where its results go (shared by train and compare)."""
+
+    out: str | None = None
+    """run directory; default: a new runs/<experiment name>-<time>."""
+    resume: bool = False
+    """continue the run in --out from its last checkpoints."""
+    devices: int | None = None
+    """shard the seeds over this many devices; default: as many as help (CPU: one per core)."""
+    chunk_updates: int | None = None
+    """updates per jitted chunk between progress updates."""
+    checkpoint_every: int | None = None
+    """chunks between checkpoints."""
+    progress: Progress = "auto"
+    """live view: a bar (terminal, notebook), plain lines (pipes), or off."""
+
+
+Options = Annotated[RunOptions, tyro.conf.OmitArgPrefixes]
+
+
 def train(
     experiment: Annotated[str | None, tyro.conf.Positional] = None,
     env: str | None = None,
@@ -26,13 +47,8 @@ def train(
     set: Repeated = (),
     env_param: Repeated = (),
     reward_scale: float | None = None,
-    out: str | None = None,
-    resume: bool = False,
-    devices: int | None = None,
-    chunk_updates: int | None = None,
-    checkpoint_every: int | None = None,
-    progress: Progress = "auto",
     first_seed: int | None = None,
+    run: Options = RunOptions(),
 ) -> int:
     """Train one config on many seeds at once, then print the summary, write plots
     and the diagnosis.
@@ -46,26 +62,19 @@ def train(
         set: override a PPOConfig field, FIELD=VALUE.
         env_param: override a gymnax EnvParams field, FIELD=VALUE.
         reward_scale: multiply rewards (a return-scale stress test).
-        out: run directory; default: a new runs/<experiment name>-<time>.
-        resume: continue the run in --out from its last checkpoint.
-        devices: shard the seeds over this many devices; default: as many as help (on a
-            CPU, one device per core unless XLA_FLAGS sets the count).
-        chunk_updates: updates per jitted chunk between progress updates.
-        checkpoint_every: chunks between checkpoints.
-        progress: live view: a bar (terminal, notebook), plain lines (pipes), or off.
         first_seed: seed of the first run.
     """
     from jppo import experiment as experiments
 
-    exp = _load(experiment, set, seeds=seeds, total_timesteps=_as_int(total_timesteps),
-                reward_scale=reward_scale, chunk_updates=chunk_updates,
-                checkpoint_every=checkpoint_every, first_seed=first_seed)
+    exp = _load(experiment, set, run, seeds=seeds,
+                total_timesteps=_as_int(total_timesteps), reward_scale=reward_scale,
+                first_seed=first_seed)
     env_names = (env,) if env is not None else exp.envs[:1]
     exp = exp.select(variants=(variant or exp.baseline_variant,), env_names=env_names)
     if env_param:
         params = experiments.parse_assignments(env_param, "--env-param")
         exp = dataclasses.replace(exp, env_params={env_names[0]: params})
-    return _execute(exp, out, resume, devices, progress, "train")
+    return _execute(exp, run, "train")
 
 
 def compare(
@@ -75,12 +84,7 @@ def compare(
     seeds: int | None = None,
     total_timesteps: float | None = None,
     set: Repeated = (),
-    out: str | None = None,
-    resume: bool = False,
-    devices: int | None = None,
-    chunk_updates: int | None = None,
-    checkpoint_every: int | None = None,
-    progress: Progress = "auto",
+    run: Options = RunOptions(),
 ) -> int:
     """Run variants x environments x seeds of an experiment file, then print the
     statistics table, write plots and the diagnosis.
@@ -92,18 +96,10 @@ def compare(
         seeds: seeds per (variant, environment).
         total_timesteps: env steps per seed.
         set: FIELD=VALUE for every variant, or VARIANT.FIELD=VALUE.
-        out: run directory; default: a new runs/<experiment name>-<time>.
-        resume: continue the run in --out from its last checkpoints.
-        devices: shard the seeds over this many devices; default: as many as help (on a
-            CPU, one device per core unless XLA_FLAGS sets the count).
-        chunk_updates: updates per jitted chunk between progress updates.
-        checkpoint_every: chunks between checkpoints.
-        progress: live view: a bar (terminal, notebook), plain lines (pipes), or off.
     """
-    exp = _load(experiment, set, seeds=seeds, total_timesteps=_as_int(total_timesteps),
-                chunk_updates=chunk_updates, checkpoint_every=checkpoint_every)
+    exp = _load(experiment, set, run, seeds=seeds, total_timesteps=_as_int(total_timesteps))
     exp = exp.select(variants=variants, env_names=envs)
-    return _execute(exp, out, resume, devices, progress, "compare")
+    return _execute(exp, run, "compare")
 
 
 def plot(run: Annotated[str, tyro.conf.Positional]) -> int:
@@ -209,27 +205,29 @@ def _as_int(value: float | None) -> int | None:
     return int(value)
 
 
-def _load(path: str | None, overrides: Sequence[str], **fields: Any):
+def _load(path: str | None, overrides: Sequence[str], options: RunOptions, **fields: Any):
     from jppo import experiment as experiments
 
+    fields |= {"chunk_updates": options.chunk_updates,
+               "checkpoint_every": options.checkpoint_every}
     if path is None:
         return experiments.default_experiment(overrides, **fields)
     return experiments.load(path, overrides, **fields)
 
 
-def _execute(exp: Any, out: str | None, resume: bool, devices: int | None, progress: str,
-             command: str) -> int:
+def _execute(exp: Any, options: RunOptions, command: str) -> int:
     from jppo import diagnose as diagnosis
     from jppo import plots, results, stats
     from jppo.runner import run_experiment
 
-    if out is None and resume:
+    if options.out is None and options.resume:
         raise ValueError("--resume needs --out: the run directory to continue")
-    out_dir = Path(out) if out is not None else results.fresh_run_dir(exp.name)
+    out_dir = Path(options.out) if options.out is not None else results.fresh_run_dir(exp.name)
     runs = exp.seeds * len(exp.variants)
     print(f"jppo {command}: {exp.name}: {', '.join(exp.envs)} x {len(exp.variants)} variant(s) "
           f"x {exp.seeds} seeds ({runs} runs per environment) -> {out_dir}", flush=True)
-    result = run_experiment(exp, out_dir, resume=resume, devices=devices, progress=progress)
+    result = run_experiment(exp, out_dir, resume=options.resume, devices=options.devices,
+                            progress=options.progress)
     for timing in result.timings:
         print(f"{timing.name}: compile {timing.compile_seconds:.1f} s, run "
               f"{timing.run_seconds:.1f} s, {timing.steps_per_second:,.0f} env-steps/s "
