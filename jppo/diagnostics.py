@@ -1,7 +1,7 @@
 """Metric definitions and reductions over `(seeds, updates)` metric arrays.
 
 Every metric is one scalar per update per seed. This module documents each
-name in one line and turns the arrays into per-seed summaries.
+name in one line and reduces the arrays to per-seed final returns.
 """
 
 from __future__ import annotations
@@ -73,16 +73,3 @@ def final_episode_return(metrics: Mapping[str, np.ndarray], fraction: float = 0.
     n = counts.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, total / np.maximum(n, 1), np.nan)
-
-
-def summarize(metrics: Mapping[str, np.ndarray], fraction: float = 0.1) -> dict[str, float]:
-    """Across-seed statistics of the final return (mean, std, min, median, max)."""
-    final = final_episode_return(metrics, fraction)
-    return {
-        "seeds": int(final.shape[0]),
-        "final_return_mean": float(np.nanmean(final)),
-        "final_return_std": float(np.nanstd(final)),
-        "final_return_min": float(np.nanmin(final)),
-        "final_return_median": float(np.nanmedian(final)),
-        "final_return_max": float(np.nanmax(final)),
-    }

@@ -123,9 +123,14 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
     paths = sorted(folder.glob("*.parquet"))
     if not paths:
         raise FileNotFoundError(f"no metrics in {folder}: is {run_dir} a jppo run directory?")
-    frame = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
-    frame = frame.sort_values(list(ID_COLUMNS[:4]), kind="stable").reset_index(drop=True)
-    return frame
+    return concat_tables([pq.read_table(p) for p in paths])
+
+
+def concat_tables(tables: Sequence[pa.Table]) -> pd.DataFrame:
+    """Metric tables as one DataFrame sorted by (variant, env, seed, update); a
+    metric missing from some tables becomes NaN there."""
+    frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+    return frame.sort_values(list(ID_COLUMNS[:4]), kind="stable").reset_index(drop=True)
 
 
 def metric_arrays(frame: pd.DataFrame, variant: str, env: str) -> dict[str, np.ndarray]:

@@ -27,7 +27,6 @@ import importlib.metadata
 import logging
 import math
 import platform
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -198,7 +197,7 @@ def run_experiment(
             states[program.checkpoint_name] = state
             timings.append(timing)
             tables.extend(program_tables)
-    frame = results.read_metrics(out) if out is not None else _frame(tables)
+    frame = results.read_metrics(out) if out is not None else results.concat_tables(tables)
     return ExperimentResult(exp, frame, states, timings, out)
 
 
@@ -364,11 +363,6 @@ def _chunk_tables(program: Program, exp: Experiment, metrics: dict[str, np.ndarr
     return tables
 
 
-def _frame(tables: list[pa.Table]) -> pd.DataFrame:
-    frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
-    return frame.sort_values(list(results.ID_COLUMNS[:4]), kind="stable").reset_index(drop=True)
-
-
 # ---------------------------------------------------------------- run directory
 def _prepare_run_dir(out: Path, exp: Experiment, resume: bool) -> None:
     info = run_info(exp)
@@ -455,8 +449,3 @@ def _restore(manager: Any, step: int, shapes: Any, runs: int, sharding: NamedSha
     index = np.minimum(np.arange(padded), runs - 1)
     return jax.jit(lambda tree: jax.tree.map(lambda x: x[index], tree),
                    out_shardings=sharding)(state)
-
-
-def remove_checkpoints(out: str | Path) -> None:
-    """Free the disk space of a finished run's checkpoints."""
-    shutil.rmtree(Path(out) / CHECKPOINTS_DIR, ignore_errors=True)
