@@ -133,6 +133,66 @@ def _measure_in_subprocess(env_name: str, seeds: int, steps: int, overrides: lis
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "backend": jax.default_backend(),
+        "devices": [d.device_kind for d in jax.devices()],
+    }
+
+
+def _versus_reference(args: argparse.Namespace, config: PPOConfig) -> int:
+    from jppo.bench_reference import versus
+
+    rows = []
+    for seeds, devices in itertools.product(args.seeds, args.devices):
+        row = versus(args.env, seeds, config, devices, args.pairs, args.seconds)
+        rows.append(row)
+        print(f"# {seeds} seeds on {devices} device(s): jppo {row['jppo_env_steps_per_s']:,} "
+              f"vs reference {row['reference_env_steps_per_s']:,} env-steps/s, "
+              f"ratio {row['ratio_median']}", file=sys.stderr, flush=True)
+    print(json.dumps({"env": args.env, "machine": machine(), "versions": versions(),
+                      "vs_reference": rows}, indent=2))
+    return 0
+
+
+def orthogonal_init_check(num_seeds: int, repeats: int = 5) -> dict[str, Any]:
+    """Householder vs LAPACK orthogonal init of the default network's kernels,
+    vmapped over `num_seeds`: compile and run time, and the largest difference.
+    Not on CPU, where the vmapped LAPACK QR can deadlock (see jppo.networks)."""
+    import flax.linen as nn
+
+    from jppo.networks import householder_orthogonal
+
+    if jax.default_backend() == "cpu":
+        raise SystemExit("--init-check runs on accelerators only: vmapped LAPACK QR can "
+                         "deadlock a CPU")
+    shapes = [(4, 64), (64, 64), (64, 2), (4, 64), (64, 64), (64, 1)]
+    keys = seed_keys(num_seeds)
+    report: dict[str, Any] = {"seeds": num_seeds, "shapes": shapes}
+    outputs = {}
+    for name, init in (("householder", householder_orthogonal(1.0)),
+                       ("lapack", nn.initializers.orthogonal(1.0))):
+        def kernels(key, init=init):
+            return [init(k, s) for k, s in zip(jax.random.split(key, len(shapes)), shapes,
+                                                strict=True)]
+        start = time.perf_counter()
+        compiled = jax.jit(jax.vmap(kernels)).lower(keys).compile()
+        compile_s = time.perf_counter() - start
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            outputs[name] = jax.block_until_ready(compiled(keys))
+            times.append(time.perf_counter() - start)
+        report[name] = {"compile_s": round(compile_s, 3),
+                        "run_ms_median": round(1e3 * sorted(times)[repeats // 2], 3)}
+    report["max_abs_difference"] = max(
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(outputs["householder"], outputs["lapack"], strict=True))
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jppo.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,10 +203,25 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="FIELD=VALUE", help="PPOConfig override")
     parser.add_argument("--devices", type=int, nargs="+", default=[1],
                         help="device counts to shard the seeds over (CPU: host devices)")
+    parser.add_argument("--vs-reference", action="store_true",
+                        help="jppo against the single-file reference PPO, same process, "
+                        "alternating (see jppo.bench_reference)")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="--vs-reference: alternating measurement pairs per seed count")
+    parser.add_argument("--seconds", type=float, default=3.0,
+                        help="--vs-reference: seconds per measurement")
+    parser.add_argument("--init-check", action="store_true",
+                        help="accelerators only: time and compare the Householder and "
+                        "LAPACK orthogonal initializers at the largest seed count")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     overrides = parse_assignments(args.overrides, "--set")
+    if args.vs_reference:
+        return _versus_reference(args, make_config(**overrides))
+    if args.init_check:
+        print(json.dumps(orthogonal_init_check(max(args.seeds)), indent=2))
+        return 0
     if args.one is not None:
         config = make_config(**{**overrides, "total_timesteps": args.steps})
         print(json.dumps(measure(args.env, args.one, config, args.devices[0])))
@@ -180,12 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "env": args.env,
         "config": {k: overrides[k] for k in sorted(overrides)} or "default PPOConfig",
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "backend": jax.default_backend(),
-            "devices": [d.device_kind for d in jax.devices()],
-        },
+        "machine": machine(),
         "versions": versions(),
         "matmul_fp32_gflop_per_s": round(peak, 1),
         "flops_per_env_step": flops,

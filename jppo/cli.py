@@ -156,6 +156,9 @@ def bench(
     devices: tuple[int, ...] = (1,),
     steps: int | None = None,
     set: Repeated = (),
+    vs_reference: bool = False,
+    pairs: int = 3,
+    seconds: float = 3.0,
 ) -> int:
     """Throughput, compile time, memory and fraction of peak, as JSON.
 
@@ -165,6 +168,10 @@ def bench(
         devices: device counts to shard the seeds over (CPU: forced host devices).
         steps: env steps per seed; default: a few seconds of work per count.
         set: override a PPOConfig field, FIELD=VALUE.
+        vs_reference: jppo against the single-file reference PPO, in one process,
+            alternating; prints the median ratio.
+        pairs: --vs-reference: alternating measurement pairs per seed count.
+        seconds: --vs-reference: seconds per measurement.
     """
     from jppo import bench as benchmark
 
@@ -173,6 +180,8 @@ def bench(
         argv += ["--steps", str(steps)]
     for item in set:
         argv += ["--set", item]
+    if vs_reference:
+        argv += ["--vs-reference", "--pairs", str(pairs), "--seconds", str(seconds)]
     return benchmark.main(argv)
 
 

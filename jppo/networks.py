@@ -65,6 +65,11 @@ def householder_q(a: jax.Array) -> jax.Array:
 
 
 def orthogonal(scale: float = 1.0) -> nn.initializers.Initializer:
+    """The orthogonal initializer every jppo layer uses; see `householder_orthogonal`."""
+    return householder_orthogonal(scale)
+
+
+def householder_orthogonal(scale: float = 1.0) -> nn.initializers.Initializer:
     """Drop-in for `nn.initializers.orthogonal(scale)` (same draws, same matrices)
     that is safe to vmap on CPU; see `householder_q`."""
 
