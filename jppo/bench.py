@@ -157,6 +157,19 @@ def _versus_reference(args: argparse.Namespace, config: PPOConfig) -> int:
     return 0
 
 
+def _profile(args: argparse.Namespace, config: PPOConfig) -> int:
+    from jppo import profile
+
+    peak, bandwidth = matmul_gflops(), profile.copy_gbytes_per_s()
+    reports = [profile.with_bounds(profile.profile(config, args.env, seeds), peak, bandwidth)
+               for seeds in args.seeds]
+    print(json.dumps({"env": args.env, "machine": machine(), "matmul_gflop_per_s": peak,
+                      "copy_gbyte_per_s": bandwidth, "profiles": reports}, indent=2))
+    print(f"\nmatmul {peak:.0f} GFLOP/s, copy {bandwidth:.1f} GB/s\n", file=sys.stderr)
+    print(profile.markdown(reports), file=sys.stderr)
+    return 0
+
+
 def orthogonal_init_check(num_seeds: int, repeats: int = 5) -> dict[str, Any]:
     """Householder vs LAPACK orthogonal init of the default network's kernels,
     vmapped over `num_seeds`: compile and run time, and the largest difference.
@@ -213,12 +226,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init-check", action="store_true",
                         help="accelerators only: time and compare the Householder and "
                         "LAPACK orthogonal initializers at the largest seed count")
+    parser.add_argument("--profile", action="store_true",
+                        help="time each phase of one update (see jppo.profile) and print a "
+                        "Markdown table")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     overrides = parse_assignments(args.overrides, "--set")
     if args.vs_reference:
         return _versus_reference(args, make_config(**overrides))
+    if args.profile:
+        return _profile(args, make_config(**overrides))
     if args.init_check:
         print(json.dumps(orthogonal_init_check(max(args.seeds)), indent=2))
         return 0

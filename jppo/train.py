@@ -15,7 +15,7 @@ passes of `num_minibatches` optimizer steps. Metrics are one scalar per update.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -111,6 +111,9 @@ class Trainer:
     init: Callable[[jax.Array, HParams], TrainState]
     update: Callable[[TrainState, HParams], tuple[TrainState, Metrics]]
     run_updates: Callable[[TrainState, HParams, int], tuple[TrainState, Metrics]]
+    # The update's parts, for profiling: rollout(state, hparams, key),
+    # collect(state, hparams, key, critic_lambda), learn(state, collected, hparams, key)
+    phases: Mapping[str, Callable[..., Any]] = dataclasses.field(default_factory=dict)
 
     def __call__(self, key: jax.Array, hparams: HParams | None = None) -> TrainResult:
         hparams = self.config.hparams() if hparams is None else hparams
@@ -368,28 +371,32 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
             return end + (start - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
         return start
 
+    def learn(state: TrainState, c: Collected, hparams: HParams, key: jax.Array):
+        """The optimization phase of an update: `update_epochs` passes of minibatch steps."""
+        advantages = losses.normalize(c.advantages) if config.advantage_norm == "batch" \
+            else c.advantages
+        loss_scale = (jnp.std(c.targets) + 1e-8 if config.value_target == "batch_standardize"
+                      else jnp.ones(()))
+        batch = flatten(Batch(c.traj.obs, c.traj.action, c.traj.log_prob, c.values, advantages,
+                              c.targets))
+        ent_coef = entropy_coef(state.update_count, hparams)
+        params, opt_state, stats = optimize(
+            state.replace(params=c.params), batch, c.norm, hparams, key, ent_coef, loss_scale
+        )
+        return params, opt_state, {**stats, "ent_coef": ent_coef}
+
     def update(state: TrainState, hparams: HParams) -> tuple[TrainState, Metrics]:
         key, rollout_key, epoch_key = jax.random.split(state.key, 3)
         c = collect(state, hparams, rollout_key, hparams.critic_lambda)
-        env_state, obs, traj, rewards, ns = c.env_state, c.obs, c.traj, c.rewards, c.norm
-        values, advantages, targets, params = c.values, c.advantages, c.targets, c.params
-        pre_norm_advantages = advantages
-        if config.advantage_norm == "batch":
-            advantages = losses.normalize(advantages)
-        loss_scale = (jnp.std(targets) + 1e-8 if config.value_target == "batch_standardize"
-                      else jnp.ones(()))
-        batch = flatten(Batch(traj.obs, traj.action, traj.log_prob, values, advantages, targets))
-        ent_coef = entropy_coef(state.update_count, hparams)
-        params, opt_state, stats = optimize(
-            state.replace(params=params), batch, ns, hparams, epoch_key, ent_coef, loss_scale
-        )
+        params, opt_state, stats = learn(state, c, hparams, epoch_key)
+        env_state, obs, ns = c.env_state, c.obs, c.norm
+        values, targets = c.values, c.targets
         ns = track_observations(ns, c.raw_obs)
         update_count = state.update_count + 1
         metrics = {
             **stats,
             **_episode_metrics(env_state),
-            **_rollout_metrics(values, targets, pre_norm_advantages, rewards),
-            "ent_coef": ent_coef,
+            **_rollout_metrics(values, targets, c.advantages, c.rewards),
             **{
                 f"lr_{group}": lr
                 for group, lr in learning_rates_in_force(
@@ -450,7 +457,8 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
     def run_updates(state: TrainState, hparams: HParams, num_updates: int):
         return jax.lax.scan(lambda s, _: update(s, hparams), state, None, length=num_updates)
 
-    return Trainer(config, spec, network, init, update, run_updates)
+    phases = {"rollout": rollout, "collect": collect, "learn": learn}
+    return Trainer(config, spec, network, init, update, run_updates, phases)
 
 
 def _episode_metrics(env_state: Any) -> Metrics:
