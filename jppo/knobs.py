@@ -184,7 +184,10 @@ class Knob:
 def knob(default: Any, doc: str, allowed: Allowed, *, traced: bool = False,
          hparam: bool | None = None, fallback: str | None = None) -> Any:
     """A dataclass field with its `Knob` in the metadata; `hparam` defaults to `traced`."""
-    declaration = Knob(doc, allowed, traced, traced if hparam is None else hparam, fallback)
+    hparam = traced if hparam is None else hparam
+    if hparam and not traced:
+        raise TypeError("a static knob cannot be an HParams field: declare it traced=True")
+    declaration = Knob(doc, allowed, traced, hparam, fallback)
     return dataclasses.field(default=default, metadata={METADATA_KEY: declaration})
 
 

@@ -93,6 +93,8 @@ def test_a_field_without_a_declaration_is_refused():
 
     with pytest.raises(TypeError, match=r"Undeclared\.b"):
         knobs.declared(Undeclared)
+    with pytest.raises(TypeError, match="traced=True"):
+        knobs.knob(1.0, "static but in HParams", knobs.Interval(), hparam=True)
 
 
 @pytest.mark.parametrize(("field", "value", "allowed"), [
