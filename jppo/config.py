@@ -122,7 +122,7 @@ class PPOConfig:
                                   traced=True, fallback="lr")
     torso_lr: float | None = knob(None, "learning rate of the shared torso", _POSITIVE,
                                   traced=True, fallback="lr")
-    lr_schedule: str = knob("linear", "learning-rate decay to 0, per minibatch step",
+    lr_schedule: str = knob("linear", "linear or cosine decay to 0 per minibatch step, or constant",
                             Choice(LR_SCHEDULES))
     adam_eps: float = knob(1e-5, "Adam epsilon", _POSITIVE, traced=True)
     max_grad_norm: float = knob(0.5, "gradient-norm clip (inf: off)", _POSITIVE_OR_INF,
