@@ -1,4 +1,4 @@
-"""The `jppo` command: train, compare, plot, diagnose, summary, envs, bench.
+"""The `jppo` command: train, compare, plot, diagnose, summary, envs, config, bench.
 
 Every command is a typed function; `jppo COMMAND --help` lists its flags.
 """
@@ -13,7 +13,24 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
+from jppo import knobs
+from jppo.config import PPOConfig
+
 Repeated = Annotated[tuple[str, ...], tyro.conf.UseAppendAction]
+
+
+def _set_help(what: str) -> str:
+    """`--set` help listing the knobs, traced ones first (read from their declarations)."""
+    split = knobs.names_by_kind(PPOConfig)
+    return (f"{what}; traced (variants differing only in these share a compile): "
+            f"{', '.join(split['traced'])}; static: {', '.join(split['static'])}. "
+            "`jppo config` describes each.")
+
+
+SetField = Annotated[Repeated, tyro.conf.arg(help=_set_help(
+    "override a PPOConfig field, FIELD=VALUE"))]
+SetVariantField = Annotated[Repeated, tyro.conf.arg(help=_set_help(
+    "FIELD=VALUE for every variant, or VARIANT.FIELD=VALUE"))]
 Progress = Literal["auto", "bar", "lines", "off"]
 
 
@@ -44,7 +61,7 @@ def train(
     variant: str | None = None,
     seeds: int | None = None,
     total_timesteps: float | None = None,
-    set: Repeated = (),
+    set: SetField = (),
     env_param: Repeated = (),
     reward_scale: float | None = None,
     first_seed: int | None = None,
@@ -59,7 +76,6 @@ def train(
         variant: which variant of the experiment; default: its baseline.
         seeds: seeds run in parallel.
         total_timesteps: env steps per seed.
-        set: override a PPOConfig field, FIELD=VALUE.
         env_param: override a gymnax EnvParams field, FIELD=VALUE.
         reward_scale: multiply rewards (a return-scale stress test).
         first_seed: seed of the first run.
@@ -83,7 +99,7 @@ def compare(
     envs: tuple[str, ...] = (),
     seeds: int | None = None,
     total_timesteps: float | None = None,
-    set: Repeated = (),
+    set: SetVariantField = (),
     run: Options = RunOptions(),
 ) -> int:
     """Run variants x environments x seeds of an experiment file, then print the
@@ -95,7 +111,6 @@ def compare(
         envs: run only these environments; default: the file's.
         seeds: seeds per (variant, environment).
         total_timesteps: env steps per seed.
-        set: FIELD=VALUE for every variant, or VARIANT.FIELD=VALUE.
     """
     exp = _load(experiment, set, run, seeds=seeds, total_timesteps=_as_int(total_timesteps))
     exp = exp.select(variants=variants, env_names=envs)
@@ -150,12 +165,23 @@ def envs() -> int:
     return 0
 
 
+def config(markdown: bool = False) -> int:
+    """List every PPOConfig knob: default, allowed values, traced or static, and
+    what it does.
+
+    Args:
+        markdown: print a Markdown table (the README's knob table).
+    """
+    print(knobs.markdown(PPOConfig) if markdown else knobs.text(PPOConfig))
+    return 0
+
+
 def bench(
     env: str = "CartPole-v1",
     seeds: tuple[int, ...] = (1, 16, 64),
     devices: tuple[int, ...] = (1,),
     steps: int | None = None,
-    set: Repeated = (),
+    set: SetField = (),
     vs_reference: bool = False,
     pairs: int = 3,
     seconds: float = 3.0,
@@ -167,7 +193,6 @@ def bench(
         seeds: seed counts to measure.
         devices: device counts to shard the seeds over (CPU: forced host devices).
         steps: env steps per seed; default: a few seconds of work per count.
-        set: override a PPOConfig field, FIELD=VALUE.
         vs_reference: jppo against the single-file reference PPO, in one process,
             alternating; prints the median ratio.
         pairs: --vs-reference: alternating measurement pairs per seed count.
@@ -187,7 +212,7 @@ def bench(
 
 COMMANDS: dict[str, Callable[..., int]] = {
     "train": train, "compare": compare, "plot": plot, "diagnose": diagnose,
-    "summary": summary, "envs": envs, "bench": bench,
+    "summary": summary, "envs": envs, "config": config, "bench": bench,
 }
 
 

@@ -1,23 +1,26 @@
 """Run configuration: what is static (shapes, structure, variant choices) and what
 is traced (`HParams`), so that a batch of hyperparameters runs under one compile.
 
-`PPOConfig` is the single object a user edits. `config.hparams()` extracts the
-traced part; `jax.vmap` over a batched `HParams` runs a sweep without
-recompiling, while changing a `PPOConfig` field changes the program.
+`PPOConfig` is the single object a user edits. Each of its fields is declared
+once with `knob(...)` (default, allowed values, traced or static, a one-line doc);
+`KNOBS`, `TRACED_FIELDS`, validation and `hparams()` are read from those
+declarations. `config.hparams()` extracts the traced part; `jax.vmap` over a
+batched `HParams` runs a sweep without recompiling, while changing a static
+field changes the program.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
+
+from jppo.knobs import Bounds, Choice, Flag, Integer, Interval, Knob, Sizes, declared, knob
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
 LR_SCHEDULES = ("linear", "cosine", "constant")
@@ -27,9 +30,6 @@ VALUE_TARGETS = ("raw", "symlog", "popart", "batch_standardize")
 ADVANTAGE_NORMS = ("minibatch", "batch", "off", "robust")
 GRAD_CLIPS = ("global", "per_head")
 ENT_SCHEDULES = ("constant", "linear", "cosine")
-INT_FIELDS = ("num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches",
-              "hl_gauss_bins", "value_pretrain_updates")
-POSITIVE_INT_FIELDS = INT_FIELDS[:5]
 
 
 @struct.dataclass
@@ -37,7 +37,10 @@ class HParams:
     """Continuous hyperparameters, traced inside the jitted program.
 
     Every leaf is a float32 scalar (or a `(n,)` array after `jppo.sweep` /
-    stacking), so `jax.vmap(train)(keys, hparams)` sweeps over them.
+    stacking), so `jax.vmap(train)(keys, hparams)` sweeps over them. The fields
+    are the `PPOConfig` knobs declared `traced` (all but `lr`, which reaches the
+    program through the learning-rate fallbacks); they are written out so type
+    checkers see them, and checked against the declarations at import.
     """
 
     policy_lr: jax.Array
@@ -67,61 +70,16 @@ class HParams:
 
 HPARAM_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(HParams))
 
-# (lower, upper, lower_inclusive, upper_inclusive) for each traced field.
-_POSITIVE = (0.0, math.inf, False, False)
-_NON_NEGATIVE = (0.0, math.inf, True, False)
-_POSITIVE_OR_INF = (0.0, math.inf, False, True)  # inf switches a clip off
-_UNIT = (0.0, 1.0, True, True)
-_HPARAM_RANGES: dict[str, tuple[float, float, bool, bool]] = {
-    "policy_lr": _POSITIVE,
-    "value_lr": _POSITIVE,
-    "torso_lr": _POSITIVE,
-    "adam_eps": _POSITIVE,
-    "max_grad_norm": _POSITIVE_OR_INF,
-    "gamma": (0.0, 1.0, False, True),
-    "gae_lambda": _UNIT,
-    "critic_lambda": _UNIT,
-    "clip_eps": _POSITIVE,
-    "value_clip_eps": _POSITIVE_OR_INF,
-    "ent_coef": _NON_NEGATIVE,
-    "vf_coef": _NON_NEGATIVE,
-    "policy_output_gain": _POSITIVE,
-    "value_output_gain": _POSITIVE,
-    "log_std_init": (-math.inf, math.inf, False, False),
-    "huber_delta": _POSITIVE,
-    "adv_std_threshold": _NON_NEGATIVE,
-    "target_kl": _POSITIVE,
-    "ent_coef_final": _NON_NEGATIVE,
-    "obs_clip": _POSITIVE_OR_INF,
-    "reward_clip": _POSITIVE_OR_INF,
-    "popart_step": (0.0, 1.0, False, True),
-    "hl_gauss_sigma": _POSITIVE,
-}
-
-
-def _describe_range(lo: float, hi: float, lo_inc: bool, hi_inc: bool) -> str:
-    left = ("[" if lo_inc else "(") + f"{lo:g}"
-    right = f"{hi:g}" + ("]" if hi_inc else ")")
-    return f"a number in {left}, {right}"
+_POSITIVE = Interval(0.0, math.inf)
+_NON_NEGATIVE = Interval(0.0, math.inf, lo_inc=True)
+_POSITIVE_OR_INF = Interval(0.0, math.inf, hi_inc=True)  # inf switches a clip off
+_UNIT = Interval(0.0, 1.0, lo_inc=True, hi_inc=True)
+_UNIT_OPEN_BELOW = Interval(0.0, 1.0, hi_inc=True)
 
 
 def check_value(field: str, value: Any) -> None:
     """Raise a ValueError naming `field` if any entry of `value` is out of range."""
-    lo, hi, lo_inc, hi_inc = _HPARAM_RANGES[field]
-    allowed = _describe_range(lo, hi, lo_inc, hi_inc)
-    if isinstance(value, str | bytes | bool):
-        raise ValueError(f"{field}={value!r} is invalid: allowed is {allowed}")
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field}={value!r} is invalid: allowed is {allowed}") from None
-    ok_lo = array >= lo if lo_inc else array > lo
-    ok_hi = array <= hi if hi_inc else array < hi
-    bad = ~(ok_lo & ok_hi) | np.isnan(array)
-    if np.any(bad):
-        shown = float(array[bad].ravel()[0])
-        where = f" (entry {int(np.argmax(bad.ravel()))} of a batch)" if array.ndim else ""
-        raise ValueError(f"{field}={shown!r}{where} is invalid: allowed is {allowed}")
+    KNOBS[field].allowed.check(field, value)
 
 
 def validate_hparams(hparams: HParams) -> None:
@@ -142,78 +100,116 @@ class PPOConfig:
     """Everything that defines a PPO run. Defaults are standard PPO
     (CleanRL / PureJaxRL CartPole settings).
 
-    Fields marked *traced* are copied into `HParams` by `hparams()`; the rest
-    are static and part of the compiled program.
+    Each field is declared with `knob(default, doc, allowed, traced=...)`: traced
+    knobs are copied into `HParams` by `hparams()` and can be swept under one
+    compile; the rest are static and part of the compiled program. `jppo config`
+    lists them all.
     """
 
-    # --- rollout and batch shape (static)
-    num_envs: int = 4
-    num_steps: int = 128
-    total_timesteps: int = 500_000
-    update_epochs: int = 4
-    num_minibatches: int = 4
-    # --- optimisation (traced except the schedule kind)
-    lr: float = 2.5e-4
-    policy_lr: float | None = None  # None: use `lr`
-    value_lr: float | None = None  # None: use `lr`
-    torso_lr: float | None = None  # None: use `lr`
-    lr_schedule: str = "linear"  # decays per minibatch step
-    adam_eps: float = 1e-5
-    max_grad_norm: float = 0.5
-    # --- returns and advantages (traced)
-    gamma: float = 0.99
-    gae_lambda: float = 0.95  # actor advantages
-    critic_lambda: float | None = None  # critic targets; None: use gae_lambda
+    # --- rollout and batch shape
+    num_envs: int = knob(4, "parallel environments per seed", Integer(1))
+    num_steps: int = knob(128, "env steps per environment in one rollout", Integer(1))
+    total_timesteps: int = knob(500_000, "env steps per seed over the whole run", Integer(1))
+    update_epochs: int = knob(4, "passes over each rollout in one update", Integer(1))
+    num_minibatches: int = knob(4, "minibatches per epoch; must divide num_envs*num_steps",
+                                Integer(1))
+    # --- optimisation
+    lr: float = knob(2.5e-4, "Adam learning rate of every parameter group whose own lr is None",
+                     _POSITIVE, traced=True, hparam=False)
+    policy_lr: float | None = knob(None, "learning rate of the policy head", _POSITIVE,
+                                   traced=True, fallback="lr")
+    value_lr: float | None = knob(None, "learning rate of the value head", _POSITIVE,
+                                  traced=True, fallback="lr")
+    torso_lr: float | None = knob(None, "learning rate of the shared torso", _POSITIVE,
+                                  traced=True, fallback="lr")
+    lr_schedule: str = knob("linear", "linear or cosine decay to 0 per minibatch step, or constant",
+                            Choice(LR_SCHEDULES))
+    adam_eps: float = knob(1e-5, "Adam epsilon", _POSITIVE, traced=True)
+    max_grad_norm: float = knob(0.5, "gradient-norm clip (inf: off)", _POSITIVE_OR_INF,
+                                traced=True)
+    # --- returns and advantages
+    gamma: float = knob(0.99, "discount factor", _UNIT_OPEN_BELOW, traced=True)
+    gae_lambda: float = knob(0.95, "GAE lambda of the actor advantages", _UNIT, traced=True)
+    critic_lambda: float | None = knob(None, "lambda of the critic targets (VC-PPO: 1.0)",
+                                       _UNIT, traced=True, fallback="gae_lambda")
     # --- losses
-    clip_eps: float = 0.2
-    value_loss: str = "clipped"  # "clipped" (PureJaxRL/CleanRL), "mse", "huber", "hl_gauss"
-    value_clip_eps: float | None = None  # None: use clip_eps
-    value_clip_mode: str = "absolute"  # "relative": eps x running std of the value targets
-    huber_delta: float = 1.0
-    ent_coef: float = 0.01
-    ent_schedule: str = "constant"  # decays ent_coef -> ent_coef_final over training
-    ent_coef_final: float = 0.0
-    vf_coef: float = 0.5
-    advantage_norm: str = "minibatch"  # "batch", "off", "robust"
-    adv_std_threshold: float = 1e-3  # "robust": divide by std only above this
+    clip_eps: float = knob(0.2, "PPO probability-ratio clip range", _POSITIVE, traced=True)
+    value_loss: str = knob("clipped", "clipped (PureJaxRL/CleanRL), mse, huber (huber_delta) "
+                           "or hl_gauss (classification over hl_gauss_bins)",
+                           Choice(VALUE_LOSSES))
+    value_clip_eps: float | None = knob(None, "value clip range of the clipped loss (inf: off)",
+                                        _POSITIVE_OR_INF, traced=True, fallback="clip_eps")
+    value_clip_mode: str = knob("absolute", "value clip in return units (absolute) or x the "
+                                "running std of the value targets (relative)",
+                                Choice(VALUE_CLIP_MODES))
+    huber_delta: float = knob(1.0, "where the huber value loss turns linear", _POSITIVE,
+                              traced=True)
+    ent_coef: float = knob(0.01, "weight of the entropy bonus", _NON_NEGATIVE, traced=True)
+    ent_schedule: str = knob("constant", "decay of ent_coef to ent_coef_final over training",
+                             Choice(ENT_SCHEDULES))
+    ent_coef_final: float = knob(0.0, "entropy weight at the end of a decaying ent_schedule",
+                                 _NON_NEGATIVE, traced=True)
+    vf_coef: float = knob(0.5, "weight of the value loss", _NON_NEGATIVE, traced=True)
+    advantage_norm: str = knob("minibatch", "advantage normalization: per minibatch "
+                               "(standard), per batch, off, or robust (divide by the std only "
+                               "above adv_std_threshold)", Choice(ADVANTAGE_NORMS))
+    adv_std_threshold: float = knob(1e-3, "robust advantage_norm: the std it divides by above",
+                                    _NON_NEGATIVE, traced=True)
     # --- value target scale
-    value_target: str = "raw"  # "symlog", "popart", "batch_standardize"
-    popart_step: float = 0.01  # EMA step per update for PopArt's target moments
-    obs_norm: bool = False
-    obs_clip: float = 10.0
-    reward_scaling: bool = False  # divide by running std of the discounted return
-    reward_clip: float = 10.0
-    hl_gauss_bins: int = 51
-    hl_gauss_range: tuple[float, float] = (-10.0, 10.0)  # support, in critic space
-    hl_gauss_sigma: float = 0.75  # in bin widths
+    value_target: str = knob("raw", "what the critic predicts: raw returns, symlog returns, "
+                             "popart (normalized, output-preserving rescale of the last layer) "
+                             "or batch_standardize (value error / batch target std)",
+                             Choice(VALUE_TARGETS))
+    popart_step: float = knob(0.01, "EMA step per update of PopArt's target moments",
+                              _UNIT_OPEN_BELOW, traced=True)
+    obs_norm: bool = knob(False, "normalize observations by their running mean and std",
+                          Flag())
+    obs_clip: float = knob(10.0, "clip of the normalized observations (inf: off)",
+                           _POSITIVE_OR_INF, traced=True)
+    reward_scaling: bool = knob(False, "divide rewards by the running std of the discounted "
+                                "return", Flag())
+    reward_clip: float = knob(10.0, "clip of the scaled rewards (inf: off)", _POSITIVE_OR_INF,
+                              traced=True)
+    hl_gauss_bins: int = knob(51, "hl_gauss: number of bins of the value distribution",
+                              Integer(2))
+    hl_gauss_range: tuple[float, float] = knob((-10.0, 10.0), "hl_gauss: the bins' support, in "
+                                               "critic space", Bounds())
+    hl_gauss_sigma: float = knob(0.75, "hl_gauss: std of the target Gaussian, in bin widths",
+                                 _POSITIVE, traced=True)
     # --- optimisation extras
-    grad_clip: str = "global"  # "per_head": each group clipped to max_grad_norm
-    kl_early_stop: bool = False  # stop the update's epochs once KL > 1.5 target_kl
-    target_kl: float = 0.01
-    value_pretrain_updates: int = 0  # critic-only updates (lambda = 1) before PPO
-    diagnostics: bool = True  # per-head / per-term gradient norms and target stats
-    # --- network (static structure, traced init scales)
-    activation: str = "tanh"
-    torso_hidden: tuple[int, ...] = ()  # shared torso layers; () = separate nets
-    policy_hidden: tuple[int, ...] = (64, 64)
-    value_hidden: tuple[int, ...] = (64, 64)
-    value_activation: str | None = None  # None: use `activation`
-    value_layer_norm: bool = False
-    policy_output_gain: float = 0.01
-    value_output_gain: float = 1.0
-    log_std_init: float = 0.0  # Gaussian policies only
+    grad_clip: str = knob("global", "one clip over all gradients (global) or each group "
+                          "clipped to max_grad_norm alone (per_head)", Choice(GRAD_CLIPS))
+    kl_early_stop: bool = knob(False, "stop the update's epochs once approx KL > 1.5 target_kl",
+                               Flag())
+    target_kl: float = knob(0.01, "the KL that kl_early_stop aims at", _POSITIVE, traced=True)
+    value_pretrain_updates: int = knob(0, "critic-only updates (lambda = 1) on rollouts of the "
+                                       "initial policy before PPO", Integer(0))
+    diagnostics: bool = knob(True, "record per-head / per-term gradient norms and target "
+                             "statistics", Flag())
+    # --- network
+    activation: str = knob("tanh", "hidden-layer activation", Choice(ACTIVATIONS))
+    torso_hidden: tuple[int, ...] = knob((), "shared torso layer widths; (): separate networks",
+                                         Sizes())
+    policy_hidden: tuple[int, ...] = knob((64, 64), "policy head layer widths", Sizes())
+    value_hidden: tuple[int, ...] = knob((64, 64), "value head layer widths", Sizes())
+    value_activation: str | None = knob(None, "value head activation", Choice(ACTIVATIONS),
+                                        fallback="activation")
+    value_layer_norm: bool = knob(False, "LayerNorm in the value head's hidden layers", Flag())
+    policy_output_gain: float = knob(0.01, "init gain of the policy output layer", _POSITIVE,
+                                     traced=True)
+    value_output_gain: float = knob(1.0, "init gain of the value output layer", _POSITIVE,
+                                    traced=True)
+    log_std_init: float = knob(0.0, "initial log-std of Gaussian policies", Interval(),
+                               traced=True)
 
     def __post_init__(self) -> None:
         # Accept what TOML / CLI / notebooks naturally produce: lists for layer
         # sizes and integral floats such as 5e5 for counts.
-        for name in ("policy_hidden", "value_hidden", "torso_hidden", "hl_gauss_range"):
+        for name, declaration in KNOBS.items():
             value = getattr(self, name)
-            if isinstance(value, list):
-                object.__setattr__(self, name, tuple(value))
-        for name in INT_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, float) and value.is_integer():
-                object.__setattr__(self, name, int(value))
+            coerced = declaration.allowed.coerce(value)
+            if coerced is not value:
+                object.__setattr__(self, name, coerced)
         self.validate()
 
     # ------------------------------------------------------------------ derived
@@ -239,40 +235,27 @@ class PPOConfig:
         check_fields(changes, "PPOConfig")
         return dataclasses.replace(self, **changes)
 
+    def resolved(self, name: str) -> Any:
+        """The value of field `name`, following declared fallbacks past `None`."""
+        value = getattr(self, name)
+        fallback = KNOBS[name].fallback
+        return self.resolved(fallback) if value is None and fallback is not None else value
+
     def hparams(self) -> HParams:
         """The traced hyperparameters implied by this config (float32 scalars)."""
-        values = {
-            "policy_lr": _default(self.policy_lr, self.lr),
-            "value_lr": _default(self.value_lr, self.lr),
-            "torso_lr": _default(self.torso_lr, self.lr),
-            "adam_eps": self.adam_eps,
-            "max_grad_norm": self.max_grad_norm,
-            "gamma": self.gamma,
-            "gae_lambda": self.gae_lambda,
-            "critic_lambda": _default(self.critic_lambda, self.gae_lambda),
-            "clip_eps": self.clip_eps,
-            "value_clip_eps": _default(self.value_clip_eps, self.clip_eps),
-            "ent_coef": self.ent_coef,
-            "vf_coef": self.vf_coef,
-            "policy_output_gain": self.policy_output_gain,
-            "value_output_gain": self.value_output_gain,
-            "log_std_init": self.log_std_init,
-            "huber_delta": self.huber_delta,
-            "adv_std_threshold": self.adv_std_threshold,
-            "target_kl": self.target_kl,
-            "ent_coef_final": self.ent_coef_final,
-            "obs_clip": self.obs_clip,
-            "reward_clip": self.reward_clip,
-            "popart_step": self.popart_step,
-            "hl_gauss_sigma": self.hl_gauss_sigma,
-        }
-        return HParams(**{k: jnp.asarray(v, jnp.float32) for k, v in values.items()})
+        return HParams(**{name: jnp.asarray(self.resolved(name), jnp.float32)
+                          for name in HPARAM_FIELDS})
 
     # --------------------------------------------------------------- validation
     def validate(self) -> None:
-        """Raise a ValueError naming the first bad field, its value and what is allowed."""
-        for name in POSITIVE_INT_FIELDS:
-            _require_positive_int(name, getattr(self, name))
+        """Raise a ValueError naming the first bad field, its value and what is allowed:
+        each field against its declaration, then the combinations of fields."""
+        for name, declaration in KNOBS.items():
+            declaration.check(name, getattr(self, name))
+        self._validate_batch_shape()
+        self._validate_value_combinations()
+
+    def _validate_batch_shape(self) -> None:
         if self.num_minibatches > self.batch_size:
             raise ValueError(
                 f"num_minibatches={self.num_minibatches} is invalid: a minibatch would be "
@@ -288,76 +271,25 @@ class PPOConfig:
                 f"total_timesteps={self.total_timesteps} is invalid: allowed is at least "
                 f"one rollout, num_envs*num_steps={self.batch_size}"
             )
-        _require_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        _require_choice("value_loss", self.value_loss, VALUE_LOSSES)
-        _require_choice("value_clip_mode", self.value_clip_mode, VALUE_CLIP_MODES)
-        _require_choice("value_target", self.value_target, VALUE_TARGETS)
-        _require_choice("advantage_norm", self.advantage_norm, ADVANTAGE_NORMS)
-        _require_choice("grad_clip", self.grad_clip, GRAD_CLIPS)
-        _require_choice("ent_schedule", self.ent_schedule, ENT_SCHEDULES)
-        if self.value_pretrain_updates != 0:
-            _require_positive_int("value_pretrain_updates", self.value_pretrain_updates)
-        if self.value_loss == "hl_gauss":
-            if not isinstance(self.hl_gauss_bins, int) or self.hl_gauss_bins < 2:
-                raise ValueError(f"hl_gauss_bins={self.hl_gauss_bins!r} is invalid: allowed is "
-                                 "an integer >= 2")
-            support = self.hl_gauss_range
-            if not (isinstance(support, tuple) and len(support) == 2
-                    and all(isinstance(x, numbers.Real) and math.isfinite(x) for x in support)
-                    and support[0] < support[1]):
-                raise ValueError(f"hl_gauss_range={support!r} is invalid: allowed is a finite "
-                                 "(low, high) pair with low < high")
-            if self.value_target == "popart":
-                raise ValueError("value_loss='hl_gauss' with value_target='popart' is invalid: "
-                                 "PopArt rescales a scalar output layer, HL-Gauss outputs bin "
-                                 "logits over a fixed support; use value_target 'raw' or "
-                                 "'symlog' with hl_gauss")
+
+    def _validate_value_combinations(self) -> None:
+        if self.value_loss == "hl_gauss" and self.value_target == "popart":
+            raise ValueError("value_loss='hl_gauss' with value_target='popart' is invalid: "
+                             "PopArt rescales a scalar output layer, HL-Gauss outputs bin "
+                             "logits over a fixed support; use value_target 'raw' or "
+                             "'symlog' with hl_gauss")
         if self.value_target == "batch_standardize" and self.value_loss == "hl_gauss":
             raise ValueError("value_target='batch_standardize' with value_loss='hl_gauss' is "
                              "invalid: the bins need a fixed target scale")
-        _require_choice("activation", self.activation, ACTIVATIONS)
-        if self.value_activation is not None:
-            _require_choice("value_activation", self.value_activation, ACTIVATIONS)
-        for name in ("policy_hidden", "value_hidden", "torso_hidden"):
-            sizes = getattr(self, name)
-            if not isinstance(sizes, tuple) or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes
-            ):
-                raise ValueError(
-                    f"{name}={sizes!r} is invalid: allowed is a tuple of positive ints"
-                )
-        for name in ("value_layer_norm", "obs_norm", "reward_scaling", "kl_early_stop",
-                     "diagnostics"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(
-                    f"{name}={getattr(self, name)!r} is invalid: allowed is True or False"
-                )
-        _check_lr(self.lr)
-        for field in HPARAM_FIELDS:
-            value = getattr(self, field)
-            if value is not None:
-                check_value(field, value)
 
 
-def _check_lr(lr: Any) -> None:
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:
-        raise ValueError(f"lr={lr!r} is invalid: allowed is a finite number > 0")
-
-
-def _default(value: float | None, fallback: float) -> float:
-    return fallback if value is None else value
-
-
-def _require_positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}={value!r} is invalid: allowed is an integer >= 1")
-
-
-def _require_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is invalid: allowed is one of {list(allowed)}")
-
-
+KNOBS: dict[str, Knob] = declared(PPOConfig)
+# Sweepable: variants differing only in these share one compiled program.
+TRACED_FIELDS: tuple[str, ...] = tuple(name for name, k in KNOBS.items() if k.traced)
+_DECLARED_HPARAMS = {name for name, k in KNOBS.items() if k.hparam}
+if set(HPARAM_FIELDS) != _DECLARED_HPARAMS:  # HParams is written out for type checkers
+    raise TypeError(f"HParams fields {sorted(set(HPARAM_FIELDS) ^ _DECLARED_HPARAMS)} disagree "
+                    "with the knobs declared hparam in PPOConfig")
 CONFIG_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PPOConfig))
 
 

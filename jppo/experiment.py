@@ -31,17 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import envs as envs_lib
-from jppo.config import CONFIG_FIELDS, PPOConfig
+from jppo.config import CONFIG_FIELDS, TRACED_FIELDS, PPOConfig
 
-# PPOConfig fields that only feed HParams: variants differing in these alone
-# share one compiled program (stacked hyperparameters).
-TRACED_CONFIG_FIELDS = (
-    "lr", "policy_lr", "value_lr", "torso_lr", "adam_eps", "max_grad_norm", "gamma",
-    "gae_lambda", "critic_lambda", "clip_eps", "value_clip_eps", "ent_coef", "vf_coef",
-    "policy_output_gain", "value_output_gain", "log_std_init", "huber_delta",
-    "adv_std_threshold", "target_kl", "ent_coef_final", "obs_clip", "reward_clip",
-    "popart_step", "hl_gauss_sigma",
-)
+# PPOConfig fields declared traced: variants differing in these alone share one
+# compiled program (stacked hyperparameters).
+TRACED_CONFIG_FIELDS = TRACED_FIELDS
 DEFAULT_VARIANT = "default"
 
 

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from scipy.stats import bootstrap
 
 from jppo import results
+from jppo.diagnose.rules import THROTTLE_RATIO
 
 PLOTS_DIR = "plots"
 # (metric, log y-axis) for the 2x3 diagnostics panel.
@@ -35,7 +36,7 @@ DIAGNOSTICS = (
     ("entropy", False),
     ("advantage_std", True),
 )
-THROTTLED_CLIP_RATIO = 10.0
+THROTTLED_CLIP_RATIO = THROTTLE_RATIO  # the line the throttled-updates rule fires above
 DPI = 110
 
 

@@ -17,10 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jppo.config import HPARAM_FIELDS, HParams, PPOConfig, check_fields, validate_hparams
-
-# PPOConfig fields whose value feeds an HParams field of another name.
-_CONFIG_TO_HPARAMS = {"lr": ("policy_lr", "value_lr", "torso_lr")}
+from jppo.config import TRACED_FIELDS, HParams, PPOConfig, check_fields, validate_hparams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,10 +50,10 @@ def sweep(base: PPOConfig, **grid: Sequence[float]) -> Sweep:
     """
     check_fields(grid, "PPOConfig")
     for name, values in grid.items():
-        if name not in HPARAM_FIELDS and name not in _CONFIG_TO_HPARAMS:
+        if name not in TRACED_FIELDS:
             raise ValueError(
                 f"sweep over {name!r} is invalid: it is a static field (part of the compiled "
-                f"program); sweepable fields are {sorted([*HPARAM_FIELDS, *_CONFIG_TO_HPARAMS])}"
+                f"program); sweepable fields are {sorted(TRACED_FIELDS)}"
             )
         if isinstance(values, np.ndarray):
             values = grid[name] = values.ravel().tolist()

@@ -59,6 +59,57 @@ def test_rules_are_complete_and_their_remedies_are_valid_configs():
             assert remedy.why
 
 
+def shown(value: float) -> tuple[str, ...]:
+    """The ways a rule's text writes a threshold: plain, percent, two decimals."""
+    return (f"{value:g}", f"{value:.0%}", f"{value:.2f}")
+
+
+def test_rule_texts_are_generated_from_their_thresholds():
+    for rule in diagnose.RULES:
+        assert rule.thresholds, rule.name
+        for key, value in rule.thresholds.items():
+            assert any(text in rule.threshold for text in shown(value)), (rule.name, key)
+            assert "{" + key in rule.threshold_template + rule.condition_template, (rule.name, key)
+        first = next(iter(rule.thresholds.values()))
+        assert any(text in rule.condition for text in shown(first)), rule.name
+        # another number in the thresholds changes the text: nothing is written out by hand
+        moved = dataclasses.replace(rule, thresholds={k: v * 7 + 3 for k, v in
+                                                      rule.thresholds.items()})
+        assert moved.condition != rule.condition and moved.threshold != rule.threshold
+
+
+@pytest.mark.parametrize("rule, metric", [("throttled_updates", "grad_clip_ratio")])
+def test_a_rule_fires_exactly_above_the_threshold_its_text_states(rule, metric):
+    (declared,) = [r for r in diagnose.RULES if r.name == rule]
+    limit = declared.thresholds["ratio"]
+    assert f"> {limit:g}" in declared.condition
+    assert finding(handmade(**{metric: limit * 1.01}), rule).fired
+    assert not finding(handmade(**{metric: limit * 0.99}), rule).fired
+
+
+def test_plots_draw_the_rule_threshold():
+    from jppo import plots
+    from jppo.diagnose import rules
+
+    assert plots.THROTTLED_CLIP_RATIO is rules.THROTTLE_RATIO
+
+
+def test_applicability_is_a_predicate_on_the_config_declared_with_the_rule():
+    by_name = {rule.name: rule for rule in diagnose.RULES}
+    exploding, noise = by_name["exploding_value_loss"], by_name["noise_advantages"]
+    assert exploding.applies(jppo.PPOConfig())
+    assert exploding.applies(jppo.PPOConfig(value_loss="mse"))
+    for changes in ({"value_loss": "huber"}, {"value_target": "symlog"},
+                    {"value_loss": "hl_gauss", "value_target": "symlog"}):
+        assert not exploding.applies(jppo.PPOConfig(**changes)), changes
+    assert noise.applies(jppo.PPOConfig(advantage_norm="batch"))
+    assert not noise.applies(jppo.PPOConfig(advantage_norm="off"))
+    huber = finding(handmade(value_loss=1e9, target_abs_max=1e4, target_std=1.0),
+                    "exploding_value_loss", {"value_loss": "huber"})
+    assert not huber.fired and huber.basis.startswith("not applicable: ")
+    assert exploding.scope in huber.basis
+
+
 def test_critic_collapse_is_gated_on_the_target_scale():
     # Solved CartPole: every return ~100 (gamma 0.99), Var[R] tiny, EV reads -2.
     solved = handmade(explained_variance=-2.0, target_std=0.01, target_mean=100.0,

@@ -1,0 +1,105 @@
+"""Automatic diagnosis of a run: rules over the per-update diagnostics that name
+PPO's value-function failure modes, with evidence and the config overrides
+that address each.
+
+Three modules: `engine` judges every rule the same way, `rules` holds one
+block per failure mode (thresholds, check, evidence metrics, remedies) and
+`report` renders findings. Every rule is judged per seed:
+
+* the first `WARMUP_FRACTION` of updates are skipped (the critic and the
+  gradient norms start far from their steady state in any healthy run);
+* a seed is affected when the rule's condition holds on more than half of
+  the updates it evaluates, and it evaluates at least `MIN_EVALUATED`;
+* a finding *fires* when at least `FIRE_FRACTION` of the seeds are affected.
+
+Two gates keep solved tasks quiet. Targets are *flat* when their std is below
+`FLAT_TARGETS` of the return scale: explained variance then divides by a
+near-zero Var[R] and says nothing about the critic. A seed is *solved* at an
+update when its latest episode return is within `SOLVED_TOLERANCE` of the
+learning range (first return to best) below the best return on the
+environment: a policy that stopped changing there has nothing left to move to.
+
+`diagnose_run(run_dir)` writes the run's `diagnosis.md`; `diagnose_frame` works
+on any metrics table, and `format_markdown` / `format_terminal` render findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from jppo import results
+from jppo.diagnose.engine import (
+    EVIDENCE_ROWS,
+    FIRE_FRACTION,
+    FLAT_TARGETS,
+    MIN_EVALUATED,
+    SMOOTHING_FRACTION,
+    SOLVED_TOLERANCE,
+    WARMUP_FRACTION,
+    Cell,
+    Finding,
+    Remedy,
+    Rule,
+    Verdict,
+    best_return,
+    diagnose_cell,
+    flat_targets,
+    make_cell,
+    make_cells,
+    persistent,
+    return_scale,
+    smoothed_returns,
+    solved,
+)
+from jppo.diagnose.report import format_markdown, format_terminal
+from jppo.diagnose.rules import (
+    ANNEALED_LR,
+    DOMINANCE_RATIO,
+    ENTROPY_FRACTION,
+    LARGE_RETURN_SCALE,
+    LOG_STD_DROP,
+    NOISE_ADVANTAGE,
+    RULES,
+    STALL_CLIP_FRACTION,
+    STALL_KL,
+    THROTTLE_RATIO,
+    TINY_ABSOLUTE_CLIP,
+)
+
+__all__ = [
+    "ANNEALED_LR", "DOMINANCE_RATIO", "ENTROPY_FRACTION", "EVIDENCE_ROWS", "FIRE_FRACTION",
+    "FLAT_TARGETS", "LARGE_RETURN_SCALE", "LOG_STD_DROP", "MIN_EVALUATED", "NOISE_ADVANTAGE",
+    "RULES", "SMOOTHING_FRACTION", "SOLVED_TOLERANCE", "STALL_CLIP_FRACTION", "STALL_KL",
+    "THROTTLE_RATIO", "TINY_ABSOLUTE_CLIP", "WARMUP_FRACTION", "Cell", "Finding", "Remedy",
+    "Rule", "Verdict", "best_return", "diagnose_cell", "diagnose_frame", "diagnose_run",
+    "flat_targets", "format_markdown", "format_terminal", "make_cell", "persistent",
+    "return_scale", "smoothed_returns", "solved",
+]
+
+
+def diagnose_frame(frame: pd.DataFrame, info: Mapping[str, Any] | None = None,
+                   rules: Sequence[Rule] = RULES) -> list[Finding]:
+    """Every rule on every (variant, env) of a metrics table, in rule order per cell.
+
+    Cells come in the run's order (run.json) when `info` is given. "Solved" is
+    judged against the best return any variant reached on the environment, so a
+    variant that plateaus far below another one is not excused as solved.
+    """
+    return [diagnose_cell(cell, rule) for cell in make_cells(frame, info) for rule in rules]
+
+
+def diagnose_run(run_dir: str | Path, rules: Sequence[Rule] = RULES) -> list[Finding]:
+    """Diagnose a run directory and write its `diagnosis.md`."""
+    run_dir = Path(run_dir)
+    frame = results.read_metrics(run_dir)
+    try:
+        info = results.read_run_info(run_dir)
+    except FileNotFoundError:
+        info = None
+    findings = diagnose_frame(frame, info, rules)
+    results.atomic_write_text(run_dir / "diagnosis.md", format_markdown(findings, info))
+    return findings

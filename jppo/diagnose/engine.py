@@ -1,0 +1,345 @@
+"""How every rule is judged: cells, warm-up, persistence, the flat-target and
+solved gates, evidence tables, and evaluating rules into findings.
+
+Rules never see a metrics table: they get one `Cell` (a variant on an
+environment, `(seeds, updates)` arrays and its `PPOConfig`) and return a
+`Verdict`; the engine turns verdicts into `Finding`s the same way for all of
+them, so one noisy seed or the first updates cannot make a finding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jppo import results
+from jppo.config import CONFIG_FIELDS, PPOConfig
+
+WARMUP_FRACTION = 0.2  # of the updates skipped: every run starts far from steady state
+MIN_EVALUATED = 5  # fewer evaluated updates cannot show a persistent failure
+FIRE_FRACTION = 0.25  # of the seeds affected before a finding is reported
+EVIDENCE_ROWS = 8
+FLAT_TARGETS = 0.05  # target std below this x the return scale: Var[R] says nothing
+SOLVED_TOLERANCE = 0.05  # of the learning range below the best return: solved
+SMOOTHING_FRACTION = 0.05  # of the updates in the rolling median of returns
+
+
+@dataclasses.dataclass(frozen=True)
+class Remedy:
+    """Config overrides that address a failure mode, and why (with the source)."""
+
+    overrides: Mapping[str, Any]
+    why: str
+
+    def text(self) -> str:
+        """The overrides as `--set` style `field=value` pairs."""
+        return ", ".join(f"{k}={_literal(v)}" for k, v in self.overrides.items())
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One (variant, env) of a run: `(seeds, updates)` metric arrays and its config."""
+
+    variant: str
+    env: str
+    seeds: np.ndarray
+    updates: np.ndarray
+    arrays: Mapping[str, np.ndarray]
+    config: PPOConfig
+    best_return: float | None = None  # best smoothed return of any variant on this env
+
+    def get(self, name: str) -> np.ndarray | None:
+        """The metric, or None when it was not recorded (absent or all NaN)."""
+        values = self.arrays.get(name)
+        if values is None or not np.any(np.isfinite(values)):
+            return None
+        return np.asarray(values, np.float64)
+
+    @property
+    def window(self) -> np.ndarray:
+        """(seeds, updates) mask of the updates after the warm-up."""
+        n = len(self.updates)
+        mask = np.arange(n) >= min(math.ceil(WARMUP_FRACTION * n), n - 1)
+        return np.broadcast_to(mask, (len(self.seeds), n))
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """A rule's per-seed result on one cell."""
+
+    affected: np.ndarray  # (seeds,) bool
+    evaluated: np.ndarray  # (seeds, updates) bool: the updates the rule judged
+    key: str = ""  # the quantity a summary line quotes
+    key_values: np.ndarray | None = None  # (seeds, updates)
+    derived: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    basis: str = ""  # which evidence decided
+    note: str = ""
+
+
+def _everywhere(config: PPOConfig) -> bool:
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A named failure mode: its test on a cell and what to change when it fires.
+
+    `condition` and `threshold` are templates filled from `thresholds`, the same
+    numbers the check compares against, so the text cannot drift from the test.
+    `applies` says from the config alone whether the rule can judge the cell;
+    `scope` says in words which configs those are.
+    """
+
+    name: str
+    title: str
+    description: str
+    thresholds: Mapping[str, float]
+    condition_template: str  # the test in a few words, for one-line summaries
+    threshold_template: str  # the full test, gates included
+    metrics: tuple[str, ...]
+    remedies: tuple[Remedy, ...]
+    check: Callable[[Cell], Verdict]
+    applies: Callable[[PPOConfig], bool] = _everywhere
+    scope: str = ""
+
+    @property
+    def condition(self) -> str:
+        return self.condition_template.format(**self.thresholds)
+
+    @property
+    def threshold(self) -> str:
+        return self.threshold_template.format(**self.thresholds)
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One rule on one (variant, env): which seeds it affects and the evidence."""
+
+    variant: str
+    env: str
+    rule: str
+    title: str
+    fraction: float
+    seeds: list[int]
+    num_seeds: int
+    fired: bool
+    evidence: pd.DataFrame
+    remedies: list[Remedy]
+    threshold: str
+    basis: str
+    note: str
+    key: str
+    key_value: float
+    description: str = ""
+    condition: str = ""
+
+
+# ------------------------------------------------------- judging one quantity
+
+
+def persistent(condition: np.ndarray, evaluated: np.ndarray) -> np.ndarray:
+    """Per seed: `condition` holds on more than half of the evaluated updates.
+
+    Fewer than `MIN_EVALUATED` evaluated updates (or the whole run, if shorter)
+    are too few to call a failure persistent, so such a seed is not affected.
+    """
+    counts = evaluated.sum(axis=1)
+    hits = (condition & evaluated).sum(axis=1)
+    enough = counts >= min(MIN_EVALUATED, evaluated.shape[1])
+    return enough & (2 * hits > counts)
+
+
+def return_scale(cell: Cell) -> np.ndarray | None:
+    """max(|G|, |mean G|) of the rollout's critic targets, per seed and update."""
+    mean, abs_max = cell.get("target_mean"), cell.get("target_abs_max")
+    if mean is None:
+        return abs_max
+    return np.abs(mean) if abs_max is None else np.fmax(abs_max, np.abs(mean))
+
+
+def flat_targets(cell: Cell) -> np.ndarray:
+    """Updates whose targets barely vary (std < FLAT_TARGETS x the return scale)."""
+    std, scale = cell.get("target_std"), return_scale(cell)
+    if std is None or scale is None:
+        return np.zeros(cell.window.shape, bool)
+    return std < FLAT_TARGETS * scale
+
+
+def smoothed_returns(returns: np.ndarray) -> np.ndarray:
+    """Per seed, the latest episode return carried forward, then a rolling median
+    over SMOOTHING_FRACTION of the updates: one lucky rollout is not a level."""
+    latest = pd.DataFrame(returns.T).ffill()
+    width = max(5, round(SMOOTHING_FRACTION * returns.shape[1]))
+    return latest.rolling(width, min_periods=1).median().to_numpy().T
+
+
+def best_return(returns: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmax(smoothed_returns(returns)))
+
+
+def solved(cell: Cell) -> np.ndarray:
+    """Updates where the seed's smoothed return is within SOLVED_TOLERANCE (of the
+    learning range) of the best smoothed return on this environment: of any
+    variant in the run when `cell.best_return` is set, else of this cell's seeds.
+    A policy that stopped changing there has nothing left to move to."""
+    returns = cell.get("episode_return")
+    if returns is None:
+        return np.zeros(cell.window.shape, bool)
+    level = smoothed_returns(returns)
+    firsts = [row[np.isfinite(row)][0] for row in returns if np.any(np.isfinite(row))]
+    start = float(np.median(firsts))
+    best = cell.best_return if cell.best_return is not None else best_return(returns)
+    if not best > start:
+        return np.zeros(returns.shape, bool)
+    with np.errstate(invalid="ignore"):
+        return level >= best - SOLVED_TOLERANCE * (best - start)
+
+
+def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, inf where the denominator is 0 and the numerator not."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return numerator / denominator
+
+
+def finite(*arrays: np.ndarray) -> np.ndarray:
+    return np.logical_and.reduce([np.isfinite(a) for a in arrays])
+
+
+def nothing_judged(cell: Cell, basis: str) -> Verdict:
+    """No seed affected and no update evaluated, with the reason."""
+    shape = cell.window.shape
+    return Verdict(np.zeros(shape[0], bool), np.zeros(shape, bool), basis=basis)
+
+
+def not_recorded(cell: Cell, names: Sequence[str]) -> Verdict | None:
+    """A not-evaluated verdict naming the metrics the run lacks, or None if all are there."""
+    missing = [name for name in names if cell.get(name) is None]
+    if not missing:
+        return None
+    return nothing_judged(cell, f"not evaluated: {', '.join(missing)} not recorded")
+
+
+# ------------------------------------------------------------------ cells
+
+
+def cell_config(info: Mapping[str, Any] | None, variant: str) -> PPOConfig:
+    """The variant's config from run.json (standard PPO where the file is silent);
+    fields this version does not know are ignored."""
+    entry = ((info or {}).get("variants") or {}).get(variant) or {}
+    fields = entry.get("config") or entry.get("overrides") or {}
+    return PPOConfig(**{k: v for k, v in fields.items() if k in CONFIG_FIELDS})
+
+
+def make_cell(frame: pd.DataFrame, variant: str, env: str,
+              info: Mapping[str, Any] | None = None, best: float | None = None) -> Cell:
+    rows = frame[(frame["variant"] == variant) & (frame["env"] == env)]
+    return Cell(variant, env, np.sort(rows["seed"].unique()), np.sort(rows["update"].unique()),
+                results.metric_arrays(frame, variant, env), cell_config(info, variant), best)
+
+
+def make_cells(frame: pd.DataFrame, info: Mapping[str, Any] | None = None) -> list[Cell]:
+    """Every (variant, env) in run order, each knowing the best return on its env, so
+    a variant that plateaus far below another one is not excused as solved."""
+    pairs = _ordered_pairs(results.groups(frame), info)
+    cells = [make_cell(frame, variant, env, info) for variant, env in pairs]
+    best: dict[str, float] = {}
+    for cell in cells:
+        returns = cell.get("episode_return")
+        if returns is not None:
+            best[cell.env] = max(best.get(cell.env, -math.inf), best_return(returns))
+    return [dataclasses.replace(cell, best_return=best.get(cell.env)) for cell in cells]
+
+
+def _ordered_pairs(pairs: Sequence[tuple[str, str]], info: Mapping[str, Any] | None
+                   ) -> list[tuple[str, str]]:
+    """Environment-major, in run.json's order of environments and variants."""
+    envs_order = list((info or {}).get("envs") or [])
+    variants_order = list(((info or {}).get("variants") or {}).keys())
+
+    def rank(pair: tuple[str, str]) -> tuple[int, int]:
+        variant, env = pair
+        return (envs_order.index(env) if env in envs_order else len(envs_order),
+                variants_order.index(variant) if variant in variants_order
+                else len(variants_order))
+
+    return sorted(pairs, key=rank)
+
+
+# --------------------------------------------------------------- findings
+
+
+def judge(cell: Cell, rule: Rule) -> Verdict:
+    """The rule's verdict, or "not applicable" when its config predicate says so."""
+    if not rule.applies(cell.config):
+        return nothing_judged(cell, f"not applicable: {rule.name} judges only {rule.scope}")
+    return rule.check(cell)
+
+
+def diagnose_cell(cell: Cell, rule: Rule) -> Finding:
+    verdict = judge(cell, rule)
+    affected = [int(s) for s in cell.seeds[verdict.affected]]
+    fraction = len(affected) / max(len(cell.seeds), 1)
+    return Finding(
+        variant=cell.variant, env=cell.env, rule=rule.name, title=rule.title,
+        fraction=fraction, seeds=affected, num_seeds=len(cell.seeds),
+        fired=fraction >= FIRE_FRACTION, evidence=evidence_table(cell, rule, verdict),
+        remedies=untried(rule.remedies, cell.config), threshold=rule.threshold,
+        basis=verdict.basis, note=verdict.note, key=verdict.key,
+        key_value=_key_value(verdict), description=rule.description,
+        condition=rule.condition,
+    )
+
+
+def _key_value(verdict: Verdict) -> float:
+    """Median of the quoted quantity over the updates the rule judged."""
+    if verdict.key_values is None or not np.any(verdict.evaluated):
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmedian(verdict.key_values[verdict.evaluated]))
+
+
+def evidence_table(cell: Cell, rule: Rule, verdict: Verdict) -> pd.DataFrame:
+    """Median across seeds at EVIDENCE_ROWS evenly spaced updates, warm-up included."""
+    n = len(cell.updates)
+    rows = np.unique(np.linspace(0, n - 1, min(EVIDENCE_ROWS, n)).round().astype(int))
+    columns: dict[str, Any] = {"update": cell.updates[rows]}
+    series = {"env_steps": cell.get("env_steps"), "episode_return": cell.get("episode_return")}
+    series |= {name: cell.get(name) for name in rule.metrics}
+    series |= dict(verdict.derived)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for name, values in series.items():
+            if values is not None:
+                columns[name] = np.nanmedian(values[:, rows], axis=0)
+    if "env_steps" in columns:
+        columns["env_steps"] = columns["env_steps"].astype(np.int64)
+    return pd.DataFrame(columns)
+
+
+def untried(remedies: Sequence[Remedy], config: PPOConfig) -> list[Remedy]:
+    """The remedies not already in force in `config`."""
+    return [r for r in remedies
+            if not all(_same(getattr(config, k), v) for k, v in r.overrides.items())]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return list(a) == list(b)
+    return a == b
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return str(value)

@@ -1,0 +1,131 @@
+"""Rendering findings: the run's `diagnosis.md` and a short terminal summary.
+
+Works from `Finding`s alone (each carries its rule's title, description and
+condition), so a report can be rendered without re-running any rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jppo.diagnose.engine import FIRE_FRACTION, MIN_EVALUATED, WARMUP_FRACTION, Finding
+
+
+def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None = None) -> str:
+    """The report: per (variant, env) what fired, with evidence and remedies,
+    then a rule x cell table of the fraction of seeds affected."""
+    name = (info or {}).get("name")
+    lines = [f"# Diagnosis{f': {name}' if name else ''}", "",
+             f"Each rule is judged per seed after a warm-up of the first "
+             f"{WARMUP_FRACTION:.0%} of updates; a seed is affected when the condition holds "
+             f"on more than half of the updates the rule evaluates (at least {MIN_EVALUATED}), "
+             f"and a failure mode is reported when at least {FIRE_FRACTION:.0%} of the seeds "
+             "are affected. Evidence tables show the median across seeds.", ""]
+    for (variant, env), cell in group_findings(findings).items():
+        lines += _cell_markdown(variant, env, cell)
+    lines += _summary_markdown(findings)
+    return "\n".join(lines)
+
+
+def _cell_markdown(variant: str, env: str, cell: Sequence[Finding]) -> list[str]:
+    lines = [f"## {variant} / {env} ({cell[0].num_seeds} seeds)", ""]
+    fired = [f for f in cell if f.fired]
+    if not fired:
+        lines += [f"No failure mode detected ({len(cell)} rules checked).", ""]
+    for finding in fired:
+        lines += _finding_markdown(finding)
+    below = [f for f in cell if f.seeds and not f.fired]
+    if below:
+        text = ", ".join(f"{f.title} {len(f.seeds)}/{f.num_seeds}" for f in below)
+        lines += [f"Below the reporting line: {text} seeds.", ""]
+    return lines
+
+
+def _finding_markdown(finding: Finding) -> list[str]:
+    lines = [f"### {finding.title}: {len(finding.seeds)}/{finding.num_seeds} seeds "
+             f"({finding.fraction:.0%})", "", finding.description, "",
+             f"- threshold: {finding.threshold}",
+             f"- evidence: {finding.basis}",
+             f"- seeds affected: {', '.join(map(str, finding.seeds))}"]
+    if finding.key:
+        lines.append(f"- median {finding.key} over the evaluated updates: "
+                     f"{_number(finding.key_value)}")
+    if finding.note:
+        lines.append(f"- note: {finding.note}")
+    lines += ["", markdown_table(finding.evidence), "", "Remedies:", ""]
+    lines += [f"- `{r.text()}`: {r.why}" for r in finding.remedies] or ["- none left to try"]
+    return [*lines, ""]
+
+
+def _summary_markdown(findings: Sequence[Finding]) -> list[str]:
+    """Rule x cell: the fraction of seeds affected, bold where the rule fired."""
+    cells = list(group_findings(findings))
+    if not cells:
+        return ["No metrics to diagnose."]
+    titles = {f.rule: f.title for f in findings}  # rule order of the findings
+    found = {(f.rule, f.variant, f.env): f for f in findings}
+    rows = []
+    for rule, title in titles.items():
+        row = [title]
+        for variant, env in cells:
+            f = found.get((rule, variant, env))
+            text = "" if f is None else f"{f.fraction:.0%}"
+            row.append(f"**{text}**" if f is not None and f.fired else text)
+        rows.append(row)
+    header = ["failure mode", *(f"{v} / {e}" for v, e in cells)]
+    return ["## Summary: fraction of seeds affected", "",
+            markdown_table(pd.DataFrame(rows, columns=header)), ""]
+
+
+def format_terminal(findings: Sequence[Finding]) -> str:
+    """A few lines per fired finding, one line for the healthy cells."""
+    lines, healthy = [], []
+    for (variant, env), cell in group_findings(findings).items():
+        fired = [f for f in cell if f.fired]
+        if not fired:
+            healthy.append(f"{variant} / {env}")
+        for f in fired:
+            lines.append(f"{variant} / {env}: {f.title} in {len(f.seeds)}/{f.num_seeds} "
+                         f"seeds ({f.fraction:.0%})")
+            if f.key:
+                lines.append(f"  median {f.key} {_number(f.key_value)} after warm-up; "
+                             f"fires on {f.condition}")
+            if f.remedies:
+                lines.append("  try: " + "; ".join(r.text() for r in f.remedies[:3]))
+    if healthy:
+        lines.append(f"no failure mode detected: {', '.join(healthy)}")
+    return "\n".join(lines)
+
+
+def group_findings(findings: Sequence[Finding]) -> dict[tuple[str, str], list[Finding]]:
+    """Findings per (variant, env), in the order they come."""
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.variant, f.env), []).append(f)
+    return groups
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A pipe table (pandas' to_markdown needs an extra dependency)."""
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---"
+                          for c in frame.columns) + "|"
+    body = ["| " + " | ".join(_number(v) for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.4g}"
