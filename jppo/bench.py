@@ -147,10 +147,12 @@ def _versus_reference(args: argparse.Namespace, config: PPOConfig) -> int:
 
     rows = []
     for seeds, devices in itertools.product(args.seeds, args.devices):
-        row = versus(args.env, seeds, config, devices, args.pairs, args.seconds)
+        row = versus(args.env, seeds, config, devices, args.pairs, args.seconds,
+                     args.reference_devices)
         rows.append(row)
-        print(f"# {seeds} seeds on {devices} device(s): jppo {row['jppo_env_steps_per_s']:,} "
-              f"vs reference {row['reference_env_steps_per_s']:,} env-steps/s, "
+        print(f"# {seeds} seeds: jppo on {devices} device(s) {row['jppo_env_steps_per_s']:,} "
+              f"vs reference on {row['reference_devices']} "
+              f"{row['reference_env_steps_per_s']:,} env-steps/s, "
               f"ratio {row['ratio_median']}", file=sys.stderr, flush=True)
     print(json.dumps({"env": args.env, "machine": machine(), "versions": versions(),
                       "vs_reference": rows}, indent=2))
@@ -160,12 +162,12 @@ def _versus_reference(args: argparse.Namespace, config: PPOConfig) -> int:
 def _profile(args: argparse.Namespace, config: PPOConfig) -> int:
     from jppo import profile
 
-    peak, bandwidth = matmul_gflops(), profile.copy_gbytes_per_s()
-    reports = [profile.with_bounds(profile.profile(config, args.env, seeds), peak, bandwidth)
+    peak = matmul_gflops()
+    reports = [profile.with_bounds(profile.profile(config, args.env, seeds), peak)
                for seeds in args.seeds]
     print(json.dumps({"env": args.env, "machine": machine(), "matmul_gflop_per_s": peak,
-                      "copy_gbyte_per_s": bandwidth, "profiles": reports}, indent=2))
-    print(f"\nmatmul {peak:.0f} GFLOP/s, copy {bandwidth:.1f} GB/s\n", file=sys.stderr)
+                      "profiles": reports}, indent=2))
+    print(f"\nmeasured fp32 matmul: {peak:.0f} GFLOP/s\n", file=sys.stderr)
     print(profile.markdown(reports), file=sys.stderr)
     return 0
 
@@ -219,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vs-reference", action="store_true",
                         help="jppo against the single-file reference PPO, same process, "
                         "alternating (see jppo.bench_reference)")
+    parser.add_argument("--reference-devices", type=int, default=None,
+                        help="--vs-reference: devices for the reference (default: as jppo)")
     parser.add_argument("--pairs", type=int, default=3,
                         help="--vs-reference: alternating measurement pairs per seed count")
     parser.add_argument("--seconds", type=float, default=3.0,

@@ -85,9 +85,9 @@ def _compile(name: str, init: Callable, run: Callable, num_seeds: int, updates: 
                  program_mb)
 
 
-def build_pair(env_name: str, num_seeds: int, config: PPOConfig, devices: int
-               ) -> tuple[Timed, Timed]:
-    """jppo and the reference, compiled for the same seeds, chunk and devices."""
+def build_pair(env_name: str, num_seeds: int, config: PPOConfig, devices: int,
+               reference_devices: int) -> tuple[Timed, Timed]:
+    """jppo and the reference, compiled for the same seeds and chunk."""
     updates = chunk_updates(num_seeds, config.batch_size)
     env, env_params = envs.make(env_name)
     trainer = make_train(config, env, env_params)
@@ -98,14 +98,17 @@ def build_pair(env_name: str, num_seeds: int, config: PPOConfig, devices: int
     reference = make_reference_train(reference_settings(config), env_name)
     theirs = _compile("reference", reference.init,
                       lambda s: reference.run_updates(s, updates),
-                      num_seeds, updates, config.batch_size, devices)
+                      num_seeds, updates, config.batch_size, reference_devices)
     return ours, theirs
 
 
 def versus(env_name: str, num_seeds: int, config: PPOConfig, devices: int = 1,
-           pairs: int = 3, seconds: float = 3.0) -> dict[str, Any]:
-    """Alternating measurements of jppo and the reference; medians and ratio."""
-    ours, theirs = build_pair(env_name, num_seeds, config, devices)
+           pairs: int = 3, seconds: float = 3.0, reference_devices: int | None = None
+           ) -> dict[str, Any]:
+    """Alternating measurements of jppo (on `devices`) and the reference (on
+    `reference_devices`, default the same); medians and the median pair ratio."""
+    reference_devices = reference_devices or devices
+    ours, theirs = build_pair(env_name, num_seeds, config, devices, reference_devices)
     rates: dict[str, list[float]] = {"jppo": [], "reference": []}
     for pair in range(pairs):
         order = (ours, theirs) if pair % 2 == 0 else (theirs, ours)
@@ -115,6 +118,7 @@ def versus(env_name: str, num_seeds: int, config: PPOConfig, devices: int = 1,
     return {
         "seeds": num_seeds,
         "devices": devices,
+        "reference_devices": reference_devices,
         "chunk_updates": chunk_updates(num_seeds, config.batch_size),
         "jppo_env_steps_per_s": round(statistics.median(rates["jppo"])),
         "reference_env_steps_per_s": round(statistics.median(rates["reference"])),

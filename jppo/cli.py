@@ -185,6 +185,7 @@ def bench(
     vs_reference: bool = False,
     pairs: int = 3,
     seconds: float = 3.0,
+    reference_devices: int | None = None,
 ) -> int:
     """Throughput, compile time, memory and fraction of peak, as JSON.
 
@@ -197,6 +198,7 @@ def bench(
             alternating; prints the median ratio.
         pairs: --vs-reference: alternating measurement pairs per seed count.
         seconds: --vs-reference: seconds per measurement.
+        reference_devices: --vs-reference: devices for the reference (default: as jppo).
     """
     from jppo import bench as benchmark
 
@@ -207,6 +209,8 @@ def bench(
         argv += ["--set", item]
     if vs_reference:
         argv += ["--vs-reference", "--pairs", str(pairs), "--seconds", str(seconds)]
+        if reference_devices is not None:
+            argv += ["--reference-devices", str(reference_devices)]
     return benchmark.main(argv)
 
 

@@ -10,9 +10,13 @@ vmapped over the seeds, and timed as the median of repeated calls:
   per-minibatch diagnostics;
 - metrics + rest: the whole update minus collect and learn.
 
-XLA's cost analysis gives each phase's FLOPs and bytes accessed; divided by the
-device's measured matmul rate and copy bandwidth they give the time the phase
-could not go below (its bound), so the table says how far each phase is from it.
+Each phase's network FLOPs are counted analytically (`jppo.bench.
+flops_per_env_step`; XLA's cost analysis counts a loop body once, not once per
+iteration); divided by the device's measured matmul rate they give the time the
+phase could not go below (its compute bound), so the table says how far each
+phase is from it. Environment dynamics, sampling and the optimizer's
+elementwise work are not in the count: a phase far above its bound is spending
+its time there or in per-operation overhead.
 """
 
 from __future__ import annotations
@@ -23,24 +27,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 import envs
 from jppo.config import PPOConfig
 from jppo.runner import seed_keys
-from jppo.train import make_train
-
-
-def copy_gbytes_per_s(megabytes: int = 256, repeats: int = 10) -> float:
-    """Measured device copy bandwidth, counting bytes read plus bytes written."""
-    x = jnp.ones((megabytes * 2**20 // 4,), jnp.float32)
-    copy = jax.jit(lambda a: a + 1.0)
-    jax.block_until_ready(copy(x))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        y = copy(x)
-    jax.block_until_ready(y)
-    return 2 * x.nbytes * repeats / (time.perf_counter() - start) / 1e9
+from jppo.train import Trainer, make_train
 
 
 def _timed(compiled: Callable, args: tuple, repeats: int) -> float:
@@ -53,20 +44,9 @@ def _timed(compiled: Callable, args: tuple, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _cost(compiled: Any) -> tuple[float, float]:
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, list):  # older jax: one dict per computation
-        analysis = analysis[0] if analysis else {}
-    analysis = analysis or {}
-    return float(analysis.get("flops", 0.0)), float(analysis.get("bytes accessed", 0.0))
-
-
-def phase_programs(config: PPOConfig, env_name: str, num_seeds: int
-                   ) -> dict[str, tuple[Callable, tuple]]:
+def phase_programs(trainer: Trainer, num_seeds: int) -> dict[str, tuple[Callable, tuple]]:
     """name -> (vmapped function, its arguments) for each phase of one update."""
-    env, env_params = envs.make(env_name)
-    trainer = make_train(config, env, env_params)
-    hp = config.hparams()
+    hp = trainer.config.hparams()
     phases = trainer.phases
     keys = seed_keys(num_seeds)
     state = jax.jit(jax.vmap(lambda k: trainer.init(k, hp)))(keys)
@@ -84,54 +64,53 @@ def phase_programs(config: PPOConfig, env_name: str, num_seeds: int
 
 def profile(config: PPOConfig, env_name: str, num_seeds: int, repeats: int = 20
             ) -> dict[str, Any]:
-    """Time, FLOPs and bytes of each phase of one update at `num_seeds`."""
-    measured = {}
-    for name, (fn, args) in phase_programs(config, env_name, num_seeds).items():
+    """Time and network FLOPs of each phase of one update at `num_seeds`."""
+    from jppo.bench import flops_per_env_step
+
+    trainer = make_train(config, *envs.make(env_name))
+    seconds = {}
+    for name, (fn, args) in phase_programs(trainer, num_seeds).items():
         compiled = jax.jit(fn).lower(*args).compile()
-        measured[name] = (_timed(compiled, args, repeats), *_cost(compiled))
-    return {"seeds": num_seeds, "phases": split_phases(measured, config)}
+        seconds[name] = _timed(compiled, args, repeats)
+    per_step = flops_per_env_step(config, trainer.spec)
+    flops = {name: count * config.batch_size * num_seeds for name, count in per_step.items()}
+    return {"seeds": num_seeds, "phases": split_phases(seconds, flops, config)}
 
 
-def split_phases(measured: dict[str, tuple[float, float, float]], config: PPOConfig
+def split_phases(seconds: dict[str, float], flops: dict[str, float], config: PPOConfig
                  ) -> dict[str, dict[str, float]]:
-    """The table's rows from the measured programs: differences where phases nest."""
-    def minus(a: tuple, *others: tuple) -> tuple:
-        return tuple(max(a[i] - sum(o[i] for o in others), 0.0) for i in range(3))
-
+    """The table's rows: measured programs, differences where phases nest, and the
+    network FLOPs (rollout / critic / learn / total) of each."""
     rows = {
-        "rollout": measured["rollout"],
-        "critic + GAE": minus(measured["collect"], measured["rollout"]),
-        "learn (all minibatch steps)": measured["learn"],
-        "metrics + rest": minus(measured["update"], measured["collect"], measured["learn"]),
-        "update": measured["update"],
+        "rollout": (seconds["rollout"], flops["rollout"]),
+        "critic + GAE": (max(seconds["collect"] - seconds["rollout"], 0.0), flops["critic"]),
+        "learn (all minibatch steps)": (seconds["learn"], flops["learn"]),
+        "metrics + rest": (max(seconds["update"] - seconds["collect"] - seconds["learn"], 0.0),
+                           0.0),
+        "update": (seconds["update"], flops["total"]),
     }
     steps = config.update_epochs * config.num_minibatches
-    learn = measured["learn"]
-    rows["one minibatch step"] = tuple(v / steps for v in learn)
-    return {name: {"ms": 1e3 * t, "gflop": f / 1e9, "mbytes": b / 2**20}
-            for name, (t, f, b) in rows.items()}
+    rows["one minibatch step"] = (seconds["learn"] / steps, flops["learn"] / steps)
+    return {name: {"ms": 1e3 * t, "gflop": f / 1e9} for name, (t, f) in rows.items()}
 
 
-def with_bounds(report: dict[str, Any], gflop_per_s: float, gbyte_per_s: float
-                ) -> dict[str, Any]:
-    """Add each phase's bound (max of compute time and memory time) and its distance."""
+def with_bounds(report: dict[str, Any], gflop_per_s: float) -> dict[str, Any]:
+    """Add each phase's compute bound at `gflop_per_s` and how far it is from it."""
     for row in report["phases"].values():
-        bound_ms = 1e3 * max(row["gflop"] / gflop_per_s, row["mbytes"] * 2**20 / 1e9
-                             / gbyte_per_s)
-        row["bound_ms"] = bound_ms
-        row["x_bound"] = row["ms"] / bound_ms if bound_ms > 0 else float("inf")
+        row["bound_ms"] = 1e3 * row["gflop"] / gflop_per_s
+        row["x_bound"] = row["ms"] / row["bound_ms"] if row["bound_ms"] > 0 else None
     return report
 
 
 def markdown(reports: list[dict[str, Any]]) -> str:
-    lines = ["| seeds | phase | ms per update | share | GFLOP | MB accessed | bound ms | x bound |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| seeds | phase | ms per update | share | network GFLOP | bound ms | x bound |",
+             "|---|---|---|---|---|---|---|"]
     for report in reports:
         total = report["phases"]["update"]["ms"]
         for name, row in report["phases"].items():
             share = "" if name in ("update", "one minibatch step") else \
                 f"{100 * row['ms'] / total:.0f}%"
+            distance = "" if row.get("x_bound") is None else f"{row['x_bound']:.1f}"
             lines.append(f"| {report['seeds']} | {name} | {row['ms']:.3f} | {share} | "
-                         f"{row['gflop']:.4f} | {row['mbytes']:.2f} | "
-                         f"{row.get('bound_ms', 0):.4f} | {row.get('x_bound', 0):.0f} |")
+                         f"{row['gflop']:.4f} | {row.get('bound_ms', 0):.3f} | {distance} |")
     return "\n".join(lines)

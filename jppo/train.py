@@ -113,7 +113,8 @@ class Trainer:
     run_updates: Callable[[TrainState, HParams, int], tuple[TrainState, Metrics]]
     # The update's parts, for profiling: rollout(state, hparams, key),
     # collect(state, hparams, key, critic_lambda), learn(state, collected, hparams, key)
-    phases: Mapping[str, Callable[..., Any]] = dataclasses.field(default_factory=dict)
+    phases: Mapping[str, Callable[..., Any]] = dataclasses.field(
+        default_factory=dict, hash=False, compare=False)
 
     def __call__(self, key: jax.Array, hparams: HParams | None = None) -> TrainResult:
         hparams = self.config.hparams() if hparams is None else hparams
@@ -133,6 +134,7 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
     spec = envs.env_spec(env, env_params)
     network = make_network(config, spec.num_actions if spec.discrete else spec.action_dim,
                            spec.discrete)
+    unroll = scan_unroll(config)
     step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     reset_envs = jax.vmap(env.reset, in_axes=(0, None))
     lo, hi = config.hl_gauss_range
@@ -204,7 +206,8 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
 
         keys = jax.random.split(key, config.num_steps)
         env_state = envs.reset_episode_totals(state.env_state)
-        (env_state, obs), (traj, raw_obs) = jax.lax.scan(env_step, (env_state, state.obs), keys)
+        (env_state, obs), (traj, raw_obs) = jax.lax.scan(env_step, (env_state, state.obs), keys,
+                                                         unroll=unroll)
         return env_state, obs, traj, raw_obs
 
     def learner_rewards(traj: Transition, ns: NormState, hparams: HParams):
@@ -224,7 +227,7 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         next_values = decode(head(params, traj.final_obs), ns)
         advantages, targets = actor_critic_targets(
             rewards, values, next_values, traj.terminated, traj.truncated,
-            hparams.gamma, hparams.gae_lambda, critic_lambda,
+            hparams.gamma, hparams.gae_lambda, critic_lambda, unroll,
         )
         return values, advantages, targets
 
@@ -459,6 +462,16 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
 
     phases = {"rollout": rollout, "collect": collect, "learn": learn}
     return Trainer(config, spec, network, init, update, run_updates, phases)
+
+
+def scan_unroll(config: PPOConfig) -> int:
+    """Env steps per loop trip of the time scans. On a GPU every trip of a
+    `while` loop costs a launch and a host round trip for its predicate, which
+    dominates small batches (H100, 1 seed: 3.6 ms -> 1.7 ms per 128-step rollout
+    at 32); on CPU unrolling measured no faster and compiles slower."""
+    if config.scan_unroll:
+        return min(config.scan_unroll, config.num_steps)
+    return 1 if jax.default_backend() == "cpu" else min(32, config.num_steps)
 
 
 def _episode_metrics(env_state: Any) -> Metrics:

@@ -120,3 +120,13 @@ def test_cartpole_learns_on_a_small_budget():
     assert np.mean(final) > 150, final
     ev = metrics["explained_variance"][:, -20:]
     assert np.nanmean(ev) > 0.0, "the critic explains the returns better than their mean"
+
+
+def test_unrolled_time_scans_give_the_same_run(cartpole):
+    """`scan_unroll` only changes how many env steps one loop trip runs (the GPU
+    default is 32): rollout, GAE and every metric stay the same."""
+    key = jax.random.PRNGKey(7)
+    plain = jax.jit(jppo.make_train(jppo.PPOConfig(**TINY, scan_unroll=1), *cartpole))(key)
+    unrolled = jax.jit(jppo.make_train(jppo.PPOConfig(**TINY, scan_unroll=5), *cartpole))(key)
+    assert_trees_close(plain.metrics, unrolled.metrics)
+    assert_trees_close(plain.state.params, unrolled.state.params)
