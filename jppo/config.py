@@ -187,7 +187,7 @@ class PPOConfig:
     diagnostics: bool = knob(True, "record per-head / per-term gradient norms and target "
                              "statistics", Flag())
     scan_unroll: int = knob(0, "env steps per loop trip of the rollout and GAE scans (same "
-                            "results); 0: 1 on CPU, 32 on GPU/TPU", Integer(0))
+                            "results); 0: 1 on CPU, 8 on GPU/TPU", Integer(0))
     # --- network
     activation: str = knob("tanh", "hidden-layer activation", Choice(ACTIVATIONS))
     torso_hidden: tuple[int, ...] = knob((), "shared torso layer widths; (): separate networks",

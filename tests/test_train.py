@@ -124,7 +124,7 @@ def test_cartpole_learns_on_a_small_budget():
 
 def test_unrolled_time_scans_give_the_same_run(cartpole):
     """`scan_unroll` only changes how many env steps one loop trip runs (the GPU
-    default is 32): rollout, GAE and every metric stay the same."""
+    default is 8): rollout, GAE and every metric stay the same."""
     key = jax.random.PRNGKey(7)
     plain = jax.jit(jppo.make_train(jppo.PPOConfig(**TINY, scan_unroll=1), *cartpole))(key)
     unrolled = jax.jit(jppo.make_train(jppo.PPOConfig(**TINY, scan_unroll=5), *cartpole))(key)
