@@ -169,6 +169,13 @@ def _profile(args: argparse.Namespace, config: PPOConfig) -> int:
                       "profiles": reports}, indent=2))
     print(f"\nmeasured fp32 matmul: {peak:.0f} GFLOP/s\n", file=sys.stderr)
     print(profile.markdown(reports), file=sys.stderr)
+    if jax.default_backend() == "cpu":  # the trace names ops on CPU threads only
+        trainer = make_train(config, *envs.make(args.env))
+        seeds = max(args.seeds)
+        print(f"\nslowest operations of the learn phase at {seeds} seeds (ms per update):",
+              file=sys.stderr)
+        for name, ms in profile.top_ops(trainer, seeds):
+            print(f"  {ms:8.3f}  {name}", file=sys.stderr)
     return 0
 
 

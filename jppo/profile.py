@@ -102,6 +102,35 @@ def with_bounds(report: dict[str, Any], gflop_per_s: float) -> dict[str, Any]:
     return report
 
 
+def top_ops(trainer: Trainer, num_seeds: int, phase: str = "learn", calls: int = 5,
+            count: int = 12) -> list[tuple[str, float]]:
+    """The XLA operations that take the most time in one call of `phase`, from a
+    `jax.profiler` trace: (HLO op name, milliseconds per call), summed over the
+    threads that ran it. Names match `compiled.as_text()`."""
+    import collections
+    import tempfile
+    from pathlib import Path
+
+    fn, args = phase_programs(trainer, num_seeds)[phase]
+    compiled = jax.jit(fn).lower(*args).compile()
+    jax.block_until_ready(compiled(*args))
+    with tempfile.TemporaryDirectory() as folder:
+        with jax.profiler.trace(folder):
+            for _ in range(calls):
+                jax.block_until_ready(compiled(*args))
+        (path,) = Path(folder).rglob("*.xplane.pb")
+        data = jax.profiler.ProfileData.from_file(str(path))
+    totals: collections.Counter = collections.Counter()
+    for plane in data.planes:
+        for line in plane.lines:
+            if "XLAEigen" not in line.name:  # the threads that run compiled ops
+                continue
+            for event in line.events:
+                if not event.name.startswith("ThunkExecutor"):
+                    totals[event.name] += event.duration_ns
+    return [(name, ns / calls / 1e6) for name, ns in totals.most_common(count)]
+
+
 def markdown(reports: list[dict[str, Any]]) -> str:
     lines = ["| seeds | phase | ms per update | share | network GFLOP | bound ms | x bound |",
              "|---|---|---|---|---|---|---|"]

@@ -92,3 +92,15 @@ def test_bounds_are_network_flops_at_the_matmul_rate():
     assert rows["learn"]["x_bound"] == pytest.approx(4.0)
     assert rows["rest"]["x_bound"] is None
     assert "| 1 | learn | 4.000 | 80% | 0.1000 | 1.000 | 4.0 |" in profile.markdown([report])
+
+
+def test_top_ops_names_operations_of_the_compiled_phase():
+    config = jppo.PPOConfig(**TINY)
+    trainer = jppo.make_train(config, *envs.make("CartPole-v1"))
+    ops = profile.top_ops(trainer, 2, count=5)
+    assert 0 < len(ops) <= 5
+    times = [ms for _, ms in ops]
+    assert times == sorted(times, reverse=True) and times[0] > 0
+    fn, args = profile.phase_programs(trainer, 2)["learn"]
+    hlo = jax.jit(fn).lower(*args).compile().as_text()
+    assert all(name in hlo for name, _ in ops)
