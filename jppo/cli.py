@@ -186,6 +186,7 @@ def bench(
     pairs: int = 3,
     seconds: float = 3.0,
     reference_devices: int | None = None,
+    profile: bool = False,
 ) -> int:
     """Throughput, compile time, memory and fraction of peak, as JSON.
 
@@ -199,6 +200,7 @@ def bench(
         pairs: --vs-reference: alternating measurement pairs per seed count.
         seconds: --vs-reference: seconds per measurement.
         reference_devices: --vs-reference: devices for the reference (default: as jppo).
+        profile: time each phase of one update at each seed count (Markdown table).
     """
     from jppo import bench as benchmark
 
@@ -211,6 +213,8 @@ def bench(
         argv += ["--vs-reference", "--pairs", str(pairs), "--seconds", str(seconds)]
         if reference_devices is not None:
             argv += ["--reference-devices", str(reference_devices)]
+    if profile:
+        argv += ["--profile"]
     return benchmark.main(argv)
 
 

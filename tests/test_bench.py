@@ -104,3 +104,22 @@ def test_top_ops_names_operations_of_the_compiled_phase():
     fn, args = profile.phase_programs(trainer, 2)["learn"]
     hlo = jax.jit(fn).lower(*args).compile().as_text()
     assert all(name in hlo for name, _ in ops)
+
+
+def test_cli_bench_forwards_the_reference_and_profile_flags(monkeypatch):
+    import os
+
+    from jppo import bench, cli
+
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # cli sets it
+    seen = []
+    monkeypatch.setattr(bench, "main", lambda argv: seen.append(argv) or 0)
+    cli.main(["bench", "--seeds", "64", "--devices", "2", "--vs-reference",
+              "--reference-devices", "1", "--pairs", "5"])
+    cli.main(["bench", "--seeds", "1", "64", "--profile"])
+    first, second = seen
+    assert first[first.index("--seeds") + 1] == "64"
+    assert first[first.index("--devices") + 1] == "2"
+    assert "--vs-reference" in first and first[first.index("--pairs") + 1] == "5"
+    assert first[first.index("--reference-devices") + 1] == "1"
+    assert "--profile" in second and "--vs-reference" not in second
