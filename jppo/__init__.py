@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from jppo.experiment import from_dict as experiment_from_dict
     from jppo.experiment import load as load_experiment
     from jppo.runner import ExperimentResult, run, run_experiment
-    from jppo.sweep import Sweep, sweep
+    from jppo.sweeps import Sweep, sweep
     from jppo.train import Trainer, TrainResult, TrainState, make_train
 
 __version__ = "0.1.0"
@@ -32,8 +32,8 @@ _EXPORTS = {
     "ExperimentResult": ("jppo.runner", "ExperimentResult"),
     "run": ("jppo.runner", "run"),
     "run_experiment": ("jppo.runner", "run_experiment"),
-    "Sweep": ("jppo.sweep", "Sweep"),
-    "sweep": ("jppo.sweep", "sweep"),
+    "Sweep": ("jppo.sweeps", "Sweep"),
+    "sweep": ("jppo.sweeps", "sweep"),
     "Trainer": ("jppo.train", "Trainer"),
     "TrainResult": ("jppo.train", "TrainResult"),
     "TrainState": ("jppo.train", "TrainState"),

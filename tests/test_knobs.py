@@ -13,7 +13,7 @@ import pytest
 
 from jppo import cli, config, experiment, knobs
 from jppo.config import HPARAM_FIELDS, KNOBS, TRACED_FIELDS, HParams, PPOConfig
-from jppo.sweep import sweep
+from jppo.sweeps import sweep
 
 # The hand-written lists these declarations replaced, copied as the independent
 # reference: HParams' fields in order, and the other lists of traced fields.

@@ -567,3 +567,11 @@ def test_split_reshapes_runs_into_points_by_seeds():
     assert out["value_loss"].shape == (3, 4, 5)
     for point, seed in itertools.product(range(3), range(4)):
         np.testing.assert_array_equal(out["value_loss"][point, seed], flat[point * 4 + seed])
+
+
+def test_jppo_sweep_stays_the_function_after_its_module_is_imported():
+    """`import jppo.sweeps` (any tool may) must not replace `jppo.sweep`."""
+    import importlib
+
+    importlib.import_module("jppo.sweeps")
+    assert callable(jppo.sweep) and jppo.sweep is importlib.import_module("jppo.sweeps").sweep
