@@ -477,14 +477,20 @@ def mlp_layers(params, name):
     return [sub[f"Dense_{i}"] for i in range(len(sub))]
 
 
+def small_network(torso=()):
+    """3 actions, 4-dim observations; the tests below share its compiled init."""
+    config = jppo.PPOConfig(torso_hidden=torso, policy_hidden=(5, 7), value_hidden=(3,))
+    return config, make_network(config, 3, True)
+
+
 @pytest.mark.parametrize("torso", [(), (6,)])
 def test_actor_critic_equals_a_numpy_tanh_mlp(torso):
     """Policy logits and value of `ActorCritic` equal a numpy forward pass through
     its parameters: [torso ->] tanh MLP -> linear head, for both heads."""
-    config = jppo.PPOConfig(torso_hidden=torso, policy_hidden=(5, 7), value_hidden=(3,),
-                            policy_output_gain=0.7, value_output_gain=1.3)
-    network = make_network(config, 3, True)
-    params = init_params(network, jax.random.PRNGKey(3), 4, config.hparams())
+    config, network = small_network(torso)
+    hparams = config.hparams().replace(policy_output_gain=jnp.float32(0.7),
+                                       value_output_gain=jnp.float32(1.3))
+    params = init_params(network, jax.random.PRNGKey(3), 4, hparams)
     obs = np.random.default_rng(0).normal(size=(9, 4)).astype(np.float32)
     (logits,), value = network.apply(params, obs)
     w = as_numpy(params["params"])
@@ -499,25 +505,25 @@ def test_actor_critic_equals_a_numpy_tanh_mlp(torso):
 
 
 def test_output_gains_scale_the_initial_output_kernels_exactly():
-    """policy_output_gain / value_output_gain multiply the output kernels and touch
-    nothing else; log_std_init sets a Gaussian policy's log-std."""
-    config = jppo.PPOConfig(policy_hidden=(5,), value_hidden=(4,))
-    network = make_network(config, 2, False)
+    """policy_output_gain / value_output_gain multiply the output kernels of the
+    same draw and touch nothing else."""
+    config, network = small_network()
     key = jax.random.PRNGKey(5)
     unit = config.hparams().replace(policy_output_gain=jnp.float32(1.0),
                                     value_output_gain=jnp.float32(1.0))
     gained = unit.replace(policy_output_gain=jnp.float32(0.25),
-                          value_output_gain=jnp.float32(3.0), log_std_init=jnp.float32(-0.5))
-    a = as_numpy(init_params(network, key, 3, unit)["params"])
-    b = as_numpy(init_params(network, key, 3, gained)["params"])
+                          value_output_gain=jnp.float32(3.0))
+    a = as_numpy(init_params(network, key, 4, unit)["params"])
+    b = as_numpy(init_params(network, key, 4, gained)["params"])
     np.testing.assert_allclose(b["policy_head"]["kernel"], 0.25 * a["policy_head"]["kernel"],
                                rtol=1e-6)
     np.testing.assert_allclose(b["value_head"]["kernel"], 3.0 * a["value_head"]["kernel"],
                                rtol=1e-6)
-    np.testing.assert_allclose(b["policy_log_std"], [-0.5, -0.5])
     for name in ("policy_torso", "value_torso"):
         for x, y in zip(jax.tree.leaves(a[name]), jax.tree.leaves(b[name]), strict=True):
             np.testing.assert_array_equal(x, y)
+    for name in ("policy_head", "value_head"):
+        np.testing.assert_array_equal(a[name]["bias"], b[name]["bias"])
     # gain 1 is the orthogonal init itself: orthonormal columns
     kernel = a["value_head"]["kernel"]
     np.testing.assert_allclose(kernel.T @ kernel, np.eye(1), atol=1e-5)
