@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench lint results compare clean
+.PHONY: run test bench lint results compare mutants clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,15 @@ compare: $(STAMP)
 	cp runs/value-scale/summary.md runs/value-scale/summary.csv runs/value-scale/diagnosis.md \
 	   runs/value-scale/plots/*.png experiments/value_scale/
 
+## mutants: mutation testing of the training core (slow, on demand; not part of test or CI).
+##   Settings in pyproject.toml [tool.mutmut]. One module: make mutants MUTANTS='jppo.gae.*'.
+##   Results are kept in mutants/, so a second run only tests what is left or changed.
+##   Prints the surviving mutants; one mutant's diff: $(VENV)/bin/mutmut show NAME
+MUTANTS ?=
+mutants: $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,mutation]"
+	$(VENV)/bin/mutmut run $(if $(MUTANTS),"$(MUTANTS)")
+	$(VENV)/bin/mutmut results | grep -v ': not checked' || true
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache mutants

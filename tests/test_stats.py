@@ -175,3 +175,66 @@ def test_summarize_run_writes_markdown_and_round_tripping_csv(tmp_path):
     back = pd.read_csv(tmp_path / stats.SUMMARY_CSV, float_precision="round_trip")
     assert list(back.columns) == list(stats.COLUMNS)
     pd.testing.assert_frame_equal(back, table, check_exact=True)
+
+
+def test_final_episode_return_weights_updates_by_episodes_finished():
+    """Catches the final return taken as an unweighted mean of per-update means:
+    an update that finished 3 episodes counts three times as much as one that
+    finished 1, an update that finished none not at all, and updates before the
+    final window not at all."""
+    nan = np.nan
+    metrics = {  # 2 seeds x 5 updates; fraction 0.4 -> the last 2 updates
+        "episode_return": np.array([[99.0, 99.0, 99.0, 10.0, 20.0],
+                                    [99.0, 99.0, 99.0, nan, 40.0]]),
+        "episodes_finished": np.array([[5.0, 5.0, 5.0, 1.0, 3.0],
+                                       [5.0, 5.0, 5.0, 0.0, 2.0]]),
+    }
+    final = final_episode_return(metrics, fraction=0.4)
+    # seed 0: (1 * 10 + 3 * 20) / 4 episodes; seed 1: only the update with episodes
+    np.testing.assert_allclose(final, [17.5, 40.0])
+    none = {"episode_return": np.full((1, 5), nan), "episodes_finished": np.zeros((1, 5))}
+    assert np.isnan(final_episode_return(none, fraction=0.4)).all()
+
+
+def numpy_percentile_bootstrap(scores, level, reps=4000, seed=0):
+    """Percentile bootstrap of the mean over runs, from its definition."""
+    rng = np.random.default_rng(seed)
+    means = rng.choice(scores, size=(reps, len(scores)), replace=True).mean(axis=1)
+    return np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
+
+
+@pytest.mark.parametrize("level", [0.5, 0.95])
+def test_confidence_level_sets_the_interval(level):
+    """Catches a hard-coded bootstrap confidence level: the interval is rliable's
+    percentile bootstrap at the requested level (same draws, exactly) and agrees
+    with a numpy percentile bootstrap of the mean within Monte Carlo error."""
+    from rliable import library as rly
+
+    seed, reps = 11, 2000
+    row = stats.cell_statistics(SCORES, reps=reps, confidence=level, seed=seed)
+    np.random.seed(seed)  # rliable draws from the global RNG
+    _, intervals = rly.get_interval_estimates(
+        {"x": SCORES.reshape(-1, 1)},
+        lambda s: np.array([np.mean(s), np.median(s), trim_mean(s.ravel(), 0.25)]),
+        reps=reps, confidence_interval_size=level)
+    np.testing.assert_allclose([row["mean_lo"], row["median_lo"], row["iqm_lo"]],
+                               intervals["x"][0], rtol=1e-12)
+    np.testing.assert_allclose([row["mean_hi"], row["median_hi"], row["iqm_hi"]],
+                               intervals["x"][1], rtol=1e-12)
+    lo, hi = numpy_percentile_bootstrap(SCORES, level)
+    wide_lo, wide_hi = numpy_percentile_bootstrap(SCORES, 0.95)
+    tolerance = 0.1 * (wide_hi - wide_lo)
+    assert row["mean_lo"] == pytest.approx(lo, abs=tolerance)
+    assert row["mean_hi"] == pytest.approx(hi, abs=tolerance)
+
+
+def test_higher_confidence_gives_wider_intervals_in_the_table():
+    """The level passed to summary_table reaches every interval, and its header."""
+    scores = {("base", "env"): BASELINE, ("new", "env"): SCORES}
+    narrow = stats.summary_table(scores, "base", reps=REPS, confidence=0.5)
+    wide = stats.summary_table(scores, "base", reps=REPS, confidence=0.95)
+    for name in (*stats.STATISTICS, "p_improve"):
+        r_narrow, r_wide = row(narrow, "new"), row(wide, "new")
+        assert r_narrow[f"{name}_hi"] - r_narrow[f"{name}_lo"] < \
+            r_wide[f"{name}_hi"] - r_wide[f"{name}_lo"], name
+    assert "50% CI" in stats.format_table(narrow)
