@@ -273,32 +273,11 @@ def _run_program(
         for variant in program.variants:
             results.remove_parts_after(out, variant, program.env, first_chunk - 1)
 
-    total_steps = config.num_updates * config.batch_size
+    steps_per_update = config.batch_size
+    total_steps = config.num_updates * steps_per_update
     view.start(program.name, total_steps,
                note=f"{runs} runs ({len(program.variants)} variants x {exp.seeds} seeds) on "
                     f"{mesh.size} device(s), compiled in {compile_seconds:.1f} s")
-    state, run_seconds, steps_run, tables = _run_chunks(
-        program, exp, out, manager, view, budget, chunk_programs, state, hparams, chunk,
-        first_chunk, runs)
-    if manager is not None:
-        manager.wait_until_finished()
-        manager.close()
-    timing = ProgramTiming(program.name, runs, compile_seconds, run_seconds, steps_run)
-    return state, timing, tables
-
-
-def _run_chunks(
-    program: Program, exp: Experiment, out: Path | None, manager: Any, view: ProgressView,
-    budget: list[int | None], chunk_programs: dict[int, Any], state: TrainState,
-    hparams: Any, chunk: int, first_chunk: int, runs: int,
-) -> tuple[TrainState, float, int, list[pa.Table]]:
-    """Run the chunks from `first_chunk` on (at most `budget[0]` of them): write each
-    chunk's metrics, checkpoint, show progress. Returns the state, seconds and env
-    steps run, and the metric tables when there is no run directory."""
-    config = program.config
-    num_chunks = math.ceil(config.num_updates / chunk)
-    steps_per_update = config.batch_size
-    total_steps = config.num_updates * steps_per_update
     tables: list[pa.Table] = []
     run_seconds, steps_run = 0.0, 0
     for index in range(first_chunk, num_chunks):
@@ -325,7 +304,11 @@ def _run_chunks(
         done = (first_update + size) * steps_per_update
         view.update(program.name, done, total_steps, steps_run / max(run_seconds, 1e-9),
                     _mean_return(metrics), runs)
-    return state, run_seconds, steps_run, tables
+    if manager is not None:
+        manager.wait_until_finished()
+        manager.close()
+    timing = ProgramTiming(program.name, runs, compile_seconds, run_seconds, steps_run)
+    return state, timing, tables
 
 
 def _mean_return(metrics: dict[str, np.ndarray]) -> float:
