@@ -215,7 +215,7 @@ def orthogonal_init_check(num_seeds: int, repeats: int = 5) -> dict[str, Any]:
     return report
 
 
-def _parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jppo.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="CartPole-v1")
@@ -241,11 +241,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="time each phase of one update (see jppo.profile) and print a "
                         "Markdown table")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
-    return parser
+    args = parser.parse_args(argv)
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     overrides = parse_assignments(args.overrides, "--set")
     if args.vs_reference:
         return _versus_reference(args, make_config(**overrides))

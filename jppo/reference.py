@@ -16,10 +16,9 @@ the mean return of the episodes finished in each update (NaN if none), so that
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import flax.linen as nn
 import gymnax
@@ -99,134 +98,108 @@ class ReferenceTrainer:
         return self.run_updates(self.init(key), self.num_updates)[1]
 
 
-@dataclasses.dataclass(frozen=True)
-class Setup:
-    """What every piece of the reference closes over, built once."""
-
-    s: ReferenceSettings
-    env: Any
-    env_params: Any
-    network: ReferenceActorCritic
-    tx: optax.GradientTransformation
-    num_updates: int
-
-    @property
-    def batch_size(self) -> int:
-        return self.s.num_envs * self.s.num_steps
-
-
 def make_reference_train(settings: ReferenceSettings, env_name: str = "CartPole-v1"
                          ) -> ReferenceTrainer:
     s = settings
     env, env_params = gymnax.make(env_name)
     num_updates = s.total_timesteps // (s.num_envs * s.num_steps)
-    steps_per_update = s.num_minibatches * s.update_epochs
+    minibatch_size = s.num_envs * s.num_steps // s.num_minibatches
+    network = ReferenceActorCritic(env.action_space(env_params).n, s.hidden)
 
     def linear_schedule(count: jax.Array) -> jax.Array:
-        return s.lr * (1.0 - count // steps_per_update / num_updates)
+        progress = count // (s.num_minibatches * s.update_epochs) / num_updates
+        return s.lr * (1.0 - progress)
 
     tx = optax.chain(optax.clip_by_global_norm(s.max_grad_norm),
                      optax.adam(learning_rate=linear_schedule, eps=1e-5))
-    setup = Setup(s, env, env_params, ReferenceActorCritic(env.action_space(env_params).n,
-                                                           s.hidden), tx, num_updates)
-    return ReferenceTrainer(functools.partial(init, setup), functools.partial(run_updates, setup),
-                            num_updates)
 
+    def loss_fn(params, batch: Transition, advantages, targets):
+        logits, value = network.apply(params, batch.obs)
+        log_probs = jax.nn.log_softmax(logits)
+        log_prob = jnp.take_along_axis(log_probs, batch.action[:, None], axis=-1)[:, 0]
+        value_clipped = batch.value + jnp.clip(value - batch.value, -s.clip_eps, s.clip_eps)
+        value_loss = 0.5 * jnp.maximum(jnp.square(value - targets),
+                                       jnp.square(value_clipped - targets)).mean()
+        ratio = jnp.exp(log_prob - batch.log_prob)
+        adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        actor_loss = -jnp.minimum(ratio * adv,
+                                  jnp.clip(ratio, 1 - s.clip_eps, 1 + s.clip_eps) * adv).mean()
+        entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1).mean()
+        return actor_loss + s.vf_coef * value_loss - s.ent_coef * entropy
 
-def loss_fn(setup: Setup, params, batch: Transition, advantages, targets):
-    s = setup.s
-    logits, value = setup.network.apply(params, batch.obs)
-    log_probs = jax.nn.log_softmax(logits)
-    log_prob = jnp.take_along_axis(log_probs, batch.action[:, None], axis=-1)[:, 0]
-    value_clipped = batch.value + jnp.clip(value - batch.value, -s.clip_eps, s.clip_eps)
-    value_loss = 0.5 * jnp.maximum(jnp.square(value - targets),
-                                   jnp.square(value_clipped - targets)).mean()
-    ratio = jnp.exp(log_prob - batch.log_prob)
-    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    actor_loss = -jnp.minimum(ratio * adv,
-                              jnp.clip(ratio, 1 - s.clip_eps, 1 + s.clip_eps) * adv).mean()
-    entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1).mean()
-    return actor_loss + s.vf_coef * value_loss - s.ent_coef * entropy
+    def env_step(runner, _):
+        params, env_state, obs, log, key = runner
+        key, action_key, step_key = jax.random.split(key, 3)
+        logits, value = network.apply(params, obs)
+        action = jax.random.categorical(action_key, logits)
+        log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], -1)[:, 0]
+        obs_next, env_state, reward, terminated, truncated, _ = jax.vmap(
+            env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(step_key, s.num_envs), env_state, action, env_params)
+        done = jnp.logical_or(terminated, truncated)
+        running = log.running + reward
+        log = EpisodeLog(jnp.where(done, 0.0, running),
+                         log.finished_sum + jnp.sum(jnp.where(done, running, 0.0)),
+                         log.finished_count + jnp.sum(done))
+        transition = Transition(done, action, value, reward, log_prob, obs)
+        return (params, env_state, obs_next, log, key), transition
 
+    def gae(traj: Transition, last_value: jax.Array):
+        def step(carry, t: Transition):
+            advantage, next_value = carry
+            not_done = 1.0 - t.done
+            delta = t.reward + s.gamma * next_value * not_done - t.value
+            advantage = delta + s.gamma * s.gae_lambda * not_done * advantage
+            return (advantage, t.value), advantage
 
-def env_step(setup: Setup, runner, _):
-    params, env_state, obs, log, key = runner
-    key, action_key, step_key = jax.random.split(key, 3)
-    logits, value = setup.network.apply(params, obs)
-    action = jax.random.categorical(action_key, logits)
-    log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], -1)[:, 0]
-    obs_next, env_state, reward, terminated, truncated, _ = jax.vmap(
-        setup.env.step, in_axes=(0, 0, 0, None))(
-        jax.random.split(step_key, setup.s.num_envs), env_state, action, setup.env_params)
-    done = jnp.logical_or(terminated, truncated)
-    running = log.running + reward
-    log = EpisodeLog(jnp.where(done, 0.0, running),
-                     log.finished_sum + jnp.sum(jnp.where(done, running, 0.0)),
-                     log.finished_count + jnp.sum(done))
-    transition = Transition(done, action, value, reward, log_prob, obs)
-    return (params, env_state, obs_next, log, key), transition
+        _, advantages = jax.lax.scan(step, (jnp.zeros_like(last_value), last_value), traj,
+                                     reverse=True)
+        return advantages, advantages + traj.value
 
+    def update_epoch(carry, _):
+        params, opt_state, traj, advantages, targets, key = carry
+        key, perm_key = jax.random.split(key)
+        batch_size = s.num_envs * s.num_steps
+        order = jax.random.permutation(perm_key, batch_size)
+        flat = jax.tree.map(lambda x: x.reshape((batch_size, *x.shape[2:])),
+                            (traj, advantages, targets))
+        shuffled = jax.tree.map(
+            lambda x: jnp.take(x, order, axis=0).reshape(
+                (s.num_minibatches, minibatch_size, *x.shape[1:])), flat)
 
-def gae(setup: Setup, traj: Transition, last_value: jax.Array):
-    gamma, lam = setup.s.gamma, setup.s.gae_lambda
+        def minibatch(state, mb):
+            params, opt_state = state
+            grads = jax.grad(loss_fn)(params, *mb)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), None
 
-    def step(carry, t: Transition):
-        advantage, next_value = carry
-        not_done = 1.0 - t.done
-        delta = t.reward + gamma * next_value * not_done - t.value
-        advantage = delta + gamma * lam * not_done * advantage
-        return (advantage, t.value), advantage
+        (params, opt_state), _ = jax.lax.scan(minibatch, (params, opt_state), shuffled)
+        return (params, opt_state, traj, advantages, targets, key), None
 
-    _, advantages = jax.lax.scan(step, (jnp.zeros_like(last_value), last_value), traj,
-                                 reverse=True)
-    return advantages, advantages + traj.value
+    def update(runner, _):
+        params, opt_state, env_state, obs, running, key = runner
+        log = EpisodeLog(running, jnp.zeros(()), jnp.zeros((), jnp.int32))
+        (params, env_state, obs, log, key), traj = jax.lax.scan(
+            env_step, (params, env_state, obs, log, key), None, s.num_steps)
+        _, last_value = network.apply(params, obs)
+        advantages, targets = gae(traj, last_value)
+        key, epoch_key = jax.random.split(key)
+        (params, opt_state, *_), _ = jax.lax.scan(
+            update_epoch, (params, opt_state, traj, advantages, targets, epoch_key), None,
+            s.update_epochs)
+        mean_return = jnp.where(log.finished_count > 0,
+                                log.finished_sum / jnp.maximum(log.finished_count, 1), jnp.nan)
+        return (params, opt_state, env_state, obs, log.running, key), mean_return
 
+    def init(key: jax.Array) -> Runner:
+        key, net_key, env_key = jax.random.split(key, 3)
+        obs_shape = env.observation_space(env_params).shape
+        params = network.init(net_key, jnp.zeros((1, *obs_shape)))
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(env_key, s.num_envs), env_params)
+        return (params, tx.init(params), env_state, obs, jnp.zeros((s.num_envs,)), key)
 
-def update_epoch(setup: Setup, carry, _):
-    params, opt_state, traj, advantages, targets, key = carry
-    key, perm_key = jax.random.split(key)
-    order = jax.random.permutation(perm_key, setup.batch_size)
-    flat = jax.tree.map(lambda x: x.reshape((setup.batch_size, *x.shape[2:])),
-                        (traj, advantages, targets))
-    shuffled = jax.tree.map(
-        lambda x: jnp.take(x, order, axis=0).reshape(
-            (setup.s.num_minibatches, -1, *x.shape[1:])), flat)
+    def run_updates(runner: Runner, count: int) -> tuple[Runner, jax.Array]:
+        return jax.lax.scan(update, runner, None, count)
 
-    def minibatch(state, mb):
-        params, opt_state = state
-        grads = jax.grad(functools.partial(loss_fn, setup))(params, *mb)
-        updates, opt_state = setup.tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), None
-
-    (params, opt_state), _ = jax.lax.scan(minibatch, (params, opt_state), shuffled)
-    return (params, opt_state, traj, advantages, targets, key), None
-
-
-def update(setup: Setup, runner, _):
-    params, opt_state, env_state, obs, running, key = runner
-    log = EpisodeLog(running, jnp.zeros(()), jnp.zeros((), jnp.int32))
-    (params, env_state, obs, log, key), traj = jax.lax.scan(
-        functools.partial(env_step, setup), (params, env_state, obs, log, key), None,
-        setup.s.num_steps)
-    _, last_value = setup.network.apply(params, obs)
-    advantages, targets = gae(setup, traj, last_value)
-    key, epoch_key = jax.random.split(key)
-    (params, opt_state, *_), _ = jax.lax.scan(
-        functools.partial(update_epoch, setup),
-        (params, opt_state, traj, advantages, targets, epoch_key), None, setup.s.update_epochs)
-    mean_return = jnp.where(log.finished_count > 0,
-                            log.finished_sum / jnp.maximum(log.finished_count, 1), jnp.nan)
-    return (params, opt_state, env_state, obs, log.running, key), mean_return
-
-
-def init(setup: Setup, key: jax.Array) -> Runner:
-    key, net_key, env_key = jax.random.split(key, 3)
-    obs_shape = setup.env.observation_space(setup.env_params).shape
-    params = setup.network.init(net_key, jnp.zeros((1, *obs_shape)))
-    obs, env_state = jax.vmap(setup.env.reset, in_axes=(0, None))(
-        jax.random.split(env_key, setup.s.num_envs), setup.env_params)
-    return (params, setup.tx.init(params), env_state, obs, jnp.zeros((setup.s.num_envs,)), key)
-
-
-def run_updates(setup: Setup, runner: Runner, count: int) -> tuple[Runner, jax.Array]:
-    return jax.lax.scan(functools.partial(update, setup), runner, None, count)
+    return ReferenceTrainer(init, run_updates, num_updates)
