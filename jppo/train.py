@@ -24,7 +24,7 @@ import optax
 from flax import struct
 
 import envs
-from jppo import distributions, losses
+from jppo import distributions, losses, strategies
 from jppo import normalize as norm
 from jppo.config import HParams, PPOConfig, validate_hparams
 from jppo.gae import actor_critic_targets
@@ -135,11 +135,10 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
     network = make_network(config, spec.num_actions if spec.discrete else spec.action_dim,
                            spec.discrete)
     unroll = scan_unroll(config)
+    chosen = strategies.of(config)
+    target_kind = chosen.value_target
     step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     reset_envs = jax.vmap(env.reset, in_axes=(0, None))
-    lo, hi = config.hl_gauss_range
-    bin_edges = jnp.linspace(lo, hi, config.hl_gauss_bins + 1)
-    bin_width = (hi - lo) / config.hl_gauss_bins
 
     def policy(params: Any, obs: jax.Array) -> tuple[jax.Array, ...]:
         return network.apply(params, obs, method=ActorCritic.policy)
@@ -147,22 +146,9 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
     def head(params: Any, obs: jax.Array) -> jax.Array:
         """The critic's prediction in head space (scalar; expected bin for HL-Gauss)."""
         out = network.apply(params, obs, method=ActorCritic.value)
-        return losses.hl_gauss_value(out, bin_edges) if config.value_loss == "hl_gauss" else out
+        return chosen.value_loss.head.value(out, config)
 
-    def encode(returns: jax.Array, ns: NormState) -> jax.Array:
-        """Return units -> the critic's head space."""
-        if config.value_target == "symlog":
-            return norm.symlog(returns)
-        if config.value_target == "popart":
-            return (returns - ns.popart.mean) / ns.popart.sigma()
-        return returns
-
-    def decode(h: jax.Array, ns: NormState) -> jax.Array:
-        if config.value_target == "symlog":
-            return norm.symexp(h)
-        if config.value_target == "popart":
-            return h * ns.popart.sigma() + ns.popart.mean
-        return h
+    encode, decode = target_kind.encode, target_kind.decode
 
     def observe(obs: jax.Array, ns: NormState, hparams: HParams) -> jax.Array:
         return norm.normalize_obs(obs, ns.obs, hparams.obs_clip) if config.obs_norm else obs
@@ -233,12 +219,7 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
 
     def track_targets(params, ns: NormState, targets: jax.Array, hparams: HParams):
         """PopArt: move the target moments and rescale the value head to match."""
-        if config.value_target != "popart":
-            return params, ns
-        popart, value_head = norm.popart_update(
-            ns.popart, params["params"]["value_head"], targets, hparams.popart_step)
-        return {"params": {**params["params"], "value_head": value_head}}, ns.replace(
-            popart=popart)
+        return target_kind.track(params, ns, targets, hparams)
 
     def track_observations(ns: NormState, raw_obs: jax.Array) -> NormState:
         """Observation statistics move after the update, never during it, so the
@@ -251,35 +232,23 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
 
     def value_loss_fn(params, mb: Batch, ns: NormState, hparams: HParams, loss_scale):
         """Value loss in head space (divided by `loss_scale`), and its clip fraction."""
-        if config.value_loss == "hl_gauss":
-            logits = network.apply(params, mb.obs, method=ActorCritic.value)
-            loss = losses.hl_gauss_loss(logits, encode(mb.target, ns), bin_edges,
-                                        hparams.hl_gauss_sigma * bin_width)
-            return loss, jnp.zeros(())
-        target = encode(mb.target, ns) / loss_scale
-        pred = head(params, mb.obs) / loss_scale
-        old = encode(mb.value, ns) / loss_scale
-        eps = hparams.value_clip_eps
-        if config.value_clip_mode == "relative":
-            eps = eps * ns.targets.std / loss_scale
-        if config.value_loss == "clipped":
-            loss = losses.clipped_value_loss(pred, old, target, eps)
-        elif config.value_loss == "huber":
-            loss = losses.huber_value_loss(pred, target, hparams.huber_delta)
-        else:
-            loss = losses.mse_value_loss(pred, target)
-        return loss, losses.value_clip_fraction(pred, old, eps)
+        output = network.apply(params, mb.obs, method=ActorCritic.value)
+        inputs = strategies.ValueLossInputs(
+            output=output,
+            pred=chosen.value_loss.head.value(output, config) / loss_scale,
+            old=encode(mb.value, ns) / loss_scale,
+            target=encode(mb.target, ns) / loss_scale,
+            clip_eps=chosen.value_clip_mode.clip_eps(hparams.value_clip_eps, ns, loss_scale),
+            hparams=hparams,
+            config=config,
+        )
+        return chosen.value_loss.loss(inputs), chosen.value_loss.clip_fraction(inputs)
 
     def policy_loss_fn(params, mb: Batch, hparams: HParams, ent_coef):
         dist = policy(params, mb.obs)
         log_prob = distributions.log_prob(dist, mb.action, spec.discrete)
         entropy = jnp.mean(distributions.entropy(dist, spec.discrete))
-        if config.advantage_norm == "minibatch":
-            advantage = losses.normalize(mb.advantage)
-        elif config.advantage_norm == "robust":
-            advantage = losses.robust_normalize(mb.advantage, hparams.adv_std_threshold)
-        else:  # "batch" was applied to the whole batch already; "off"
-            advantage = mb.advantage
+        advantage = chosen.advantage_norm.minibatch(mb.advantage, hparams)
         policy_loss = losses.clipped_surrogate(log_prob, mb.log_prob, advantage, hparams.clip_eps)
         kl_k1, kl_k3 = losses.approx_kl(log_prob, mb.log_prob)
         stats = {
@@ -314,15 +283,14 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         tx = make_optimizer(config, hparams, params)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         kl_limit = 1.5 * hparams.target_kl
-        per_head = config.grad_clip == "per_head"
+        clip = chosen.grad_clip
 
         def minibatch_step(carry, mb: Batch):
             params, opt_state, stopped = carry
             (_, stats), grads = grad_fn(params, mb, ns, hparams, ent_coef, loss_scale)
             grad_norm = optax.tree.norm(grads)
-            norms = group_norms(grads) if config.diagnostics or per_head else {}
-            # the norm the clip acts on: global, or the largest head's under per_head
-            clip_norm = (jnp.max(jnp.stack(list(norms.values()))) if per_head else grad_norm)
+            norms = group_norms(grads) if config.diagnostics or clip.needs_group_norms else {}
+            clip_norm = clip.clip_norm(grad_norm, norms)  # the norm the clip acts on
             updates, new_opt_state = tx.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
             if config.kl_early_stop:
@@ -366,20 +334,15 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         return params, opt_state, summary
 
     def entropy_coef(update_count: jax.Array, hparams: HParams) -> jax.Array:
-        frac = jnp.clip(update_count / max(config.num_updates - 1, 1), 0.0, 1.0)
-        start, end = hparams.ent_coef, hparams.ent_coef_final
-        if config.ent_schedule == "linear":
-            return start + (end - start) * frac
-        if config.ent_schedule == "cosine":
-            return end + (start - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
-        return start
+        """ent_coef -> ent_coef_final over the updates, by the `ent_schedule` strategy."""
+        steps = max(config.num_updates - 1, 1)
+        return chosen.ent_schedule.make(hparams.ent_coef, hparams.ent_coef_final,
+                                        steps)(update_count)
 
     def learn(state: TrainState, c: Collected, hparams: HParams, key: jax.Array):
         """The optimization phase of an update: `update_epochs` passes of minibatch steps."""
-        advantages = losses.normalize(c.advantages) if config.advantage_norm == "batch" \
-            else c.advantages
-        loss_scale = (jnp.std(c.targets) + 1e-8 if config.value_target == "batch_standardize"
-                      else jnp.ones(()))
+        advantages = chosen.advantage_norm.batch(c.advantages, hparams)
+        loss_scale = target_kind.loss_scale(c.targets)
         batch = flatten(Batch(c.traj.obs, c.traj.action, c.traj.log_prob, c.values, advantages,
                               c.targets))
         ent_coef = entropy_coef(state.update_count, hparams)
@@ -502,8 +465,9 @@ def _rollout_metrics(
 
 def _scale_metrics(values: jax.Array, targets: jax.Array, ns: NormState,
                    config: PPOConfig) -> Metrics:
-    if config.value_target == "popart":
-        sigma = ns.popart.sigma()
+    target_sigma = strategies.of(config).value_target.sigma
+    if target_sigma is not None:
+        sigma = target_sigma(ns)
     elif config.reward_scaling:
         sigma = ns.returns.std
     else:
