@@ -54,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      args.num_steps)
     result = jppo.run_experiment(exp, args.out, progress="off")
     scores = stats.final_returns(result.frame)
-    table = stats.summary_table(scores, exp.baseline_variant, reps=500)
+    keys = stats.ordered_keys(list(scores), list(exp.envs), list(exp.variants))
+    table = stats.summary_table({key: scores[key] for key in keys}, exp.baseline_variant,
+                                reps=500)
     print(stats.format_table(table))
     return 0
 
