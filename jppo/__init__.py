@@ -11,10 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jppo.config import HParams, PPOConfig, make_config, validate_hparams
+    from jppo.diagnose import Remedy, Rule, register_rule
     from jppo.experiment import Experiment, default_experiment
     from jppo.experiment import from_dict as experiment_from_dict
     from jppo.experiment import load as load_experiment
     from jppo.runner import ExperimentResult, run, run_experiment
+    from jppo.strategies import (
+        register_advantage_norm,
+        register_value_loss,
+        register_value_target,
+    )
     from jppo.sweeps import Sweep, sweep
     from jppo.train import Trainer, TrainResult, TrainState, make_train
 
@@ -25,6 +31,12 @@ _EXPORTS = {
     "PPOConfig": ("jppo.config", "PPOConfig"),
     "make_config": ("jppo.config", "make_config"),
     "validate_hparams": ("jppo.config", "validate_hparams"),
+    "Remedy": ("jppo.diagnose", "Remedy"),
+    "Rule": ("jppo.diagnose", "Rule"),
+    "register_rule": ("jppo.diagnose", "register_rule"),
+    "register_advantage_norm": ("jppo.strategies", "register_advantage_norm"),
+    "register_value_loss": ("jppo.strategies", "register_value_loss"),
+    "register_value_target": ("jppo.strategies", "register_value_target"),
     "Experiment": ("jppo.experiment", "Experiment"),
     "default_experiment": ("jppo.experiment", "default_experiment"),
     "experiment_from_dict": ("jppo.experiment", "from_dict"),
@@ -45,6 +57,8 @@ __all__ = [
     "ExperimentResult",
     "HParams",
     "PPOConfig",
+    "Remedy",
+    "Rule",
     "Sweep",
     "TrainResult",
     "TrainState",
@@ -55,6 +69,10 @@ __all__ = [
     "load_experiment",
     "make_config",
     "make_train",
+    "register_advantage_norm",
+    "register_rule",
+    "register_value_loss",
+    "register_value_target",
     "run",
     "run_experiment",
     "sweep",

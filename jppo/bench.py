@@ -215,7 +215,7 @@ def orthogonal_init_check(num_seeds: int, repeats: int = 5) -> dict[str, Any]:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jppo.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="CartPole-v1")
@@ -241,8 +241,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="time each phase of one update (see jppo.profile) and print a "
                         "Markdown table")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     overrides = parse_assignments(args.overrides, "--set")
     if args.vs_reference:
         return _versus_reference(args, make_config(**overrides))
@@ -255,7 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         config = make_config(**{**overrides, "total_timesteps": args.steps})
         print(json.dumps(measure(args.env, args.one, config, args.devices[0])))
         return 0
+    print(json.dumps(_throughput(args, overrides), indent=2))
+    return 0
 
+
+def _throughput(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Every (seeds, devices) pair in a fresh process, then the diagnostics' cost."""
     config = make_config(**overrides)
     spec = envs.env_spec(*envs.make(args.env))
     flops = flops_per_env_step(config, spec)
@@ -268,20 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(row)
         print(f"# {seeds} seeds on {devices} device(s): {row['env_steps_per_s']:,} env-steps/s",
               file=sys.stderr)
-    # Cost of the diagnostics: the largest seed count again with them off.
-    seeds = max(args.seeds)
-    steps = args.steps or DEFAULT_STEPS.get(seeds, max(16_384, 4_194_304 // seeds))
-    devices = args.devices[0]
-    off = _measure_in_subprocess(args.env, seeds, steps, [*args.overrides, "diagnostics=False"],
-                                 devices)
-    on = next(r for r in results if r["seeds"] == seeds and r["devices"] == devices)
-    diagnostics = {
-        "seeds": seeds,
-        "env_steps_per_s_on": on["env_steps_per_s"],
-        "env_steps_per_s_off": off["env_steps_per_s"],
-        "cost_fraction": round(1.0 - on["env_steps_per_s"] / off["env_steps_per_s"], 4),
-    }
-    report = {
+    return {
         "env": args.env,
         "config": {k: overrides[k] for k in sorted(overrides)} or "default PPOConfig",
         "machine": machine(),
@@ -289,10 +284,25 @@ def main(argv: list[str] | None = None) -> int:
         "matmul_fp32_gflop_per_s": round(peak, 1),
         "flops_per_env_step": flops,
         "results": results,
-        "diagnostics_on_vs_off": diagnostics,
+        "diagnostics_on_vs_off": _diagnostics_cost(args, results),
     }
-    print(json.dumps(report, indent=2))
-    return 0
+
+
+def _diagnostics_cost(args: argparse.Namespace, results: list[dict[str, Any]]
+                      ) -> dict[str, Any]:
+    """The largest seed count again with the diagnostics off."""
+    seeds = max(args.seeds)
+    steps = args.steps or DEFAULT_STEPS.get(seeds, max(16_384, 4_194_304 // seeds))
+    devices = args.devices[0]
+    off = _measure_in_subprocess(args.env, seeds, steps, [*args.overrides, "diagnostics=False"],
+                                 devices)
+    on = next(r for r in results if r["seeds"] == seeds and r["devices"] == devices)
+    return {
+        "seeds": seeds,
+        "env_steps_per_s_on": on["env_steps_per_s"],
+        "env_steps_per_s_off": off["env_steps_per_s"],
+        "cost_fraction": round(1.0 - on["env_steps_per_s"] / off["env_steps_per_s"], 4),
+    }
 
 
 if __name__ == "__main__":

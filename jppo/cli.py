@@ -50,6 +50,9 @@ class RunOptions:
     """chunks between checkpoints."""
     progress: Progress = "auto"
     """live view: a bar (terminal, notebook), plain lines (pipes), or off."""
+    imports: tuple[str, ...] = ()
+    """modules to import first, e.g. ones that register your own variants (added to the
+    experiment file's `imports`)."""
 
 
 Options = Annotated[RunOptions, tyro.conf.OmitArgPrefixes]
@@ -165,13 +168,17 @@ def envs() -> int:
     return 0
 
 
-def config(markdown: bool = False) -> int:
+def config(markdown: bool = False, imports: tuple[str, ...] = ()) -> int:
     """List every PPOConfig knob: default, allowed values, traced or static, and
     what it does.
 
     Args:
         markdown: print a Markdown table (the README's knob table).
+        imports: modules to import first; the variants they register are listed.
     """
+    from jppo.experiment import import_modules
+
+    import_modules(imports)
     print(knobs.markdown(PPOConfig) if markdown else knobs.text(PPOConfig))
     return 0
 
@@ -251,7 +258,7 @@ def _load(path: str | None, overrides: Sequence[str], options: RunOptions, **fie
     from jppo import experiment as experiments
 
     fields |= {"chunk_updates": options.chunk_updates,
-               "checkpoint_every": options.checkpoint_every}
+               "checkpoint_every": options.checkpoint_every, "imports": options.imports}
     if path is None:
         return experiments.default_experiment(overrides, **fields)
     return experiments.load(path, overrides, **fields)

@@ -20,16 +20,22 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jppo.knobs import Bounds, Choice, Flag, Integer, Interval, Knob, Sizes, declared, knob
+from jppo import strategies
+from jppo.knobs import (
+    Bounds,
+    Choice,
+    Flag,
+    Integer,
+    Interval,
+    Knob,
+    Registered,
+    Sizes,
+    declared,
+    knob,
+)
+from jppo.strategies import REGISTRIES
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
-LR_SCHEDULES = ("linear", "cosine", "constant")
-VALUE_LOSSES = ("clipped", "mse", "huber", "hl_gauss")
-VALUE_CLIP_MODES = ("absolute", "relative")
-VALUE_TARGETS = ("raw", "symlog", "popart", "batch_standardize")
-ADVANTAGE_NORMS = ("minibatch", "batch", "off", "robust")
-GRAD_CLIPS = ("global", "per_head")
-ENT_SCHEDULES = ("constant", "linear", "cosine")
 
 
 @struct.dataclass
@@ -123,7 +129,7 @@ class PPOConfig:
     torso_lr: float | None = knob(None, "learning rate of the shared torso", _POSITIVE,
                                   traced=True, fallback="lr")
     lr_schedule: str = knob("linear", "linear or cosine decay to 0 per minibatch step, or constant",
-                            Choice(LR_SCHEDULES))
+                            Registered(REGISTRIES["lr_schedule"]))
     adam_eps: float = knob(1e-5, "Adam epsilon", _POSITIVE, traced=True)
     max_grad_norm: float = knob(0.5, "gradient-norm clip (inf: off)", _POSITIVE_OR_INF,
                                 traced=True)
@@ -136,30 +142,31 @@ class PPOConfig:
     clip_eps: float = knob(0.2, "PPO probability-ratio clip range", _POSITIVE, traced=True)
     value_loss: str = knob("clipped", "clipped (PureJaxRL/CleanRL), mse, huber (huber_delta) "
                            "or hl_gauss (classification over hl_gauss_bins)",
-                           Choice(VALUE_LOSSES))
+                           Registered(REGISTRIES["value_loss"]))
     value_clip_eps: float | None = knob(None, "value clip range of the clipped loss (inf: off)",
                                         _POSITIVE_OR_INF, traced=True, fallback="clip_eps")
     value_clip_mode: str = knob("absolute", "value clip in return units (absolute) or x the "
                                 "running std of the value targets (relative)",
-                                Choice(VALUE_CLIP_MODES))
+                                Registered(REGISTRIES["value_clip_mode"]))
     huber_delta: float = knob(1.0, "where the huber value loss turns linear", _POSITIVE,
                               traced=True)
     ent_coef: float = knob(0.01, "weight of the entropy bonus", _NON_NEGATIVE, traced=True)
     ent_schedule: str = knob("constant", "decay of ent_coef to ent_coef_final over training",
-                             Choice(ENT_SCHEDULES))
+                             Registered(REGISTRIES["ent_schedule"]))
     ent_coef_final: float = knob(0.0, "entropy weight at the end of a decaying ent_schedule",
                                  _NON_NEGATIVE, traced=True)
     vf_coef: float = knob(0.5, "weight of the value loss", _NON_NEGATIVE, traced=True)
     advantage_norm: str = knob("minibatch", "advantage normalization: per minibatch "
                                "(standard), per batch, off, or robust (divide by the std only "
-                               "above adv_std_threshold)", Choice(ADVANTAGE_NORMS))
+                               "above adv_std_threshold)",
+                               Registered(REGISTRIES["advantage_norm"]))
     adv_std_threshold: float = knob(1e-3, "robust advantage_norm: the std it divides by above",
                                     _NON_NEGATIVE, traced=True)
     # --- value target scale
     value_target: str = knob("raw", "what the critic predicts: raw returns, symlog returns, "
                              "popart (normalized, output-preserving rescale of the last layer) "
                              "or batch_standardize (value error / batch target std)",
-                             Choice(VALUE_TARGETS))
+                             Registered(REGISTRIES["value_target"]))
     popart_step: float = knob(0.01, "EMA step per update of PopArt's target moments",
                               _UNIT_OPEN_BELOW, traced=True)
     obs_norm: bool = knob(False, "normalize observations by their running mean and std",
@@ -178,7 +185,8 @@ class PPOConfig:
                                  _POSITIVE, traced=True)
     # --- optimisation extras
     grad_clip: str = knob("global", "one clip over all gradients (global) or each group "
-                          "clipped to max_grad_norm alone (per_head)", Choice(GRAD_CLIPS))
+                          "clipped to max_grad_norm alone (per_head)",
+                          Registered(REGISTRIES["grad_clip"]))
     kl_early_stop: bool = knob(False, "stop the update's epochs once approx KL > 1.5 target_kl",
                                Flag())
     target_kl: float = knob(0.01, "the KL that kl_early_stop aims at", _POSITIVE, traced=True)
@@ -275,14 +283,14 @@ class PPOConfig:
             )
 
     def _validate_value_combinations(self) -> None:
-        if self.value_loss == "hl_gauss" and self.value_target == "popart":
-            raise ValueError("value_loss='hl_gauss' with value_target='popart' is invalid: "
-                             "PopArt rescales a scalar output layer, HL-Gauss outputs bin "
-                             "logits over a fixed support; use value_target 'raw' or "
-                             "'symlog' with hl_gauss")
-        if self.value_target == "batch_standardize" and self.value_loss == "hl_gauss":
-            raise ValueError("value_target='batch_standardize' with value_loss='hl_gauss' is "
-                             "invalid: the bins need a fixed target scale")
+        chosen = strategies.of(self)
+        if chosen.value_loss.head.fixed_support and not chosen.value_target.fixed_scale:
+            fixed = [n for n in REGISTRIES["value_target"]
+                     if REGISTRIES["value_target"].get(n).fixed_scale]
+            raise ValueError(f"value_loss={self.value_loss!r} with value_target="
+                             f"{self.value_target!r} is invalid: the loss predicts over a fixed "
+                             "support of bins, and this target's scale moves during training; "
+                             f"allowed is a value_target with a fixed scale, one of {fixed}")
 
 
 KNOBS: dict[str, Knob] = declared(PPOConfig)

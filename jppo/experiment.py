@@ -1,6 +1,7 @@
 """Experiment files: environments x named variants x seeds, in TOML.
 
     name = "value-clip"
+    imports = ["my_variants"]     # optional: modules that register variants, imported first
     envs = ["CartPole-v1", "Acrobot-v1"]
     seeds = 16
     total_timesteps = 200_000
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -55,6 +58,7 @@ class Experiment:
     env_params: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     chunk_updates: int = 50
     checkpoint_every: int = 1  # chunks between checkpoints
+    imports: tuple[str, ...] = ()  # modules imported before validation (user variants)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -99,7 +103,7 @@ def load(path: str | Path, overrides: Sequence[str] = (), **fields: Any) -> Expe
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"experiment file {str(path)!r} is not valid TOML: {error}") from None
-    return from_dict(data, overrides, source=str(path), **fields)
+    return from_dict(data, overrides, source=str(path), search_path=path.parent, **fields)
 
 
 def default_experiment(overrides: Sequence[str] = (), **fields: Any) -> Experiment:
@@ -110,11 +114,13 @@ def default_experiment(overrides: Sequence[str] = (), **fields: Any) -> Experime
 
 def from_dict(
     data: Mapping[str, Any], overrides: Sequence[str] = (), *, source: str = "experiment",
-    **fields: Any,
+    search_path: str | Path | None = None, **fields: Any,
 ) -> Experiment:
     """Build an Experiment from parsed TOML; `overrides` are `FIELD=VALUE` (every
     variant) or `VARIANT.FIELD=VALUE` (one variant) and win over the file;
-    non-None `fields` (e.g. seeds=8 from the command line) win over both."""
+    non-None `fields` (e.g. seeds=8 from the command line) win over both, except
+    `imports`, which add to the file's. The modules are imported first, looked for
+    also in `search_path` (the file's folder) and the working directory."""
     unknown = sorted(set(data) - set(EXPERIMENT_FIELDS))
     if unknown:
         raise ValueError(f"{source}: {_unknown('top-level key', unknown[0], EXPERIMENT_FIELDS)}")
@@ -122,6 +128,10 @@ def from_dict(
     data.setdefault("name", Path(source).stem if source.endswith(".toml") else "experiment")
     if "envs" in data and isinstance(data["envs"], str):
         data["envs"] = [data["envs"]]
+    extra = _names_list(fields.pop("imports", None) or (), "imports")
+    data["imports"] = _names_list(data.get("imports", ()), f"{source}: imports") + tuple(
+        name for name in extra if name not in data.get("imports", ()))
+    import_modules(data["imports"], search_path)
     variants = data.get("variants") or {DEFAULT_VARIANT: {}}
     if not isinstance(variants, Mapping):
         raise ValueError(f"{source}: variants={variants!r} is invalid: allowed is a table of "
@@ -147,6 +157,36 @@ def from_dict(
         return Experiment(**data)
     except TypeError as error:  # a required field is missing
         raise ValueError(f"{source}: {error}") from None
+
+
+def import_modules(names: Sequence[str], search_path: str | Path | None = None) -> None:
+    """Import the modules that register a user's variants and rules. A module not
+    found on `sys.path` is looked for in `search_path` and the working directory,
+    which are then added to `sys.path` (as `python -m` would add the latter)."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+            continue
+        except ModuleNotFoundError as error:
+            if error.name != name.partition(".")[0]:
+                raise
+        for folder in (search_path, Path.cwd()):
+            if folder is not None and str(Path(folder).absolute()) not in sys.path:
+                sys.path.append(str(Path(folder).absolute()))
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            raise ValueError(f"imports: module {name!r} cannot be imported ({error}); allowed "
+                             "is a module on sys.path, next to the experiment file or in the "
+                             "working directory") from None
+
+
+def _names_list(value: Any, what: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what}={value!r} is invalid: allowed is a list of module names")
+    return tuple(value)
 
 
 def parse_assignments(items: Sequence[str], what: str) -> dict[str, Any]:
@@ -182,6 +222,7 @@ def static_key(config: PPOConfig) -> PPOConfig:
 
 
 def _validate(exp: Experiment) -> None:
+    import_modules(_names_list(exp.imports, "imports"))
     _require(isinstance(exp.name, str) and exp.name.strip() != "", "name", exp.name,
              "a non-empty string")
     _require(isinstance(exp.envs, tuple) and len(exp.envs) > 0

@@ -92,6 +92,28 @@ class Choice:
         return value
 
 
+class Names(Protocol):
+    def names(self) -> tuple[str, ...]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Registered:
+    """One of the names registered in a strategy registry, read when checked, so a
+    variant registered from the user's module is valid (and listed) everywhere."""
+
+    registry: Names
+
+    def describe(self) -> str:
+        return f"one of {list(self.registry.names())}"
+
+    def check(self, name: str, value: Any) -> None:
+        if not isinstance(value, str) or value not in self.registry.names():
+            raise invalid(name, value, self.describe())
+
+    def coerce(self, value: Any) -> Any:
+        return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Integer:
     """A whole number >= `minimum`; integral floats such as 5e5 become ints."""

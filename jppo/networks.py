@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jppo import strategies
 from jppo.config import HParams, PPOConfig
 
 _ACTIVATIONS = {
@@ -164,7 +165,7 @@ def make_network(config: PPOConfig, action_dim: int, discrete: bool) -> ActorCri
         value_hidden=tuple(config.value_hidden),
         value_activation=config.value_activation or config.activation,
         value_layer_norm=config.value_layer_norm,
-        value_outputs=config.hl_gauss_bins if config.value_loss == "hl_gauss" else 1,
+        value_outputs=strategies.of(config).value_loss.head.outputs(config),
     )
 
 

@@ -1,5 +1,5 @@
-"""The optax chain: global-norm clipping, then Adam with a learning rate and
-schedule per parameter group (policy, value, shared torso).
+"""The optax chain: gradient clipping (the `grad_clip` strategy), then Adam with a
+learning rate and schedule per parameter group (policy, value, shared torso).
 
 The optimizer is built inside the traced program from `HParams`, so learning
 rates and the clip norm are sweepable array values rather than constants.
@@ -11,21 +11,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jppo import strategies
 from jppo.config import HParams, PPOConfig
 from jppo.networks import param_labels
 
 
 def schedule(kind: str, base_lr: jax.Array, total_steps: int) -> optax.Schedule:
-    """Learning rate as a function of the optimizer step (one per minibatch)."""
-    if kind == "constant":
-        return lambda count: base_lr * jnp.ones_like(count, jnp.float32)
-    if kind == "linear":
-        return lambda count: base_lr * jnp.clip(1.0 - count / total_steps, 0.0, 1.0)
-    if kind == "cosine":
-        return lambda count: base_lr * 0.5 * (
-            1.0 + jnp.cos(jnp.pi * jnp.clip(count / total_steps, 0.0, 1.0))
-        )
-    raise ValueError(f"lr_schedule={kind!r} is invalid: allowed is linear, cosine, constant")
+    """Learning rate as a function of the optimizer step (one per minibatch): the
+    registered `lr_schedule` named `kind`, from `base_lr` to 0 over `total_steps`."""
+    return strategies.LR_SCHEDULES.get(kind).make(base_lr, 0.0, total_steps)
 
 
 def group_learning_rates(config: PPOConfig, hparams: HParams) -> dict[str, jax.Array]:
@@ -38,21 +32,19 @@ def make_optimizer(
     total_steps = config.num_updates * config.steps_per_update
     groups = sorted(set(jax.tree.leaves(param_labels(params))))
     lrs = group_learning_rates(config, hparams)
-    per_head_clip = config.grad_clip == "per_head"
+    clip = strategies.of(config).grad_clip
     per_group = {
         group: optax.chain(
-            # per head: a huge value gradient can no longer shrink the policy step
-            optax.clip_by_global_norm(hparams.max_grad_norm) if per_head_clip
-            else optax.identity(),
+            clip.group_clip(hparams.max_grad_norm),
             optax.scale_by_adam(eps=hparams.adam_eps),
             optax.scale_by_learning_rate(schedule(config.lr_schedule, lrs[group], total_steps)),
         )
         for group in groups
     }
     grouped = optax.multi_transform(per_group, param_labels)
-    if per_head_clip:
+    if clip.outer_clip is None:
         return grouped
-    return optax.chain(optax.clip_by_global_norm(hparams.max_grad_norm), grouped)
+    return optax.chain(clip.outer_clip(hparams.max_grad_norm), grouped)
 
 
 def group_norms(grads: dict) -> dict[str, jax.Array]:

@@ -30,7 +30,7 @@ import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -273,22 +273,45 @@ def _run_program(
         for variant in program.variants:
             results.remove_parts_after(out, variant, program.env, first_chunk - 1)
 
-    steps_per_update = config.batch_size
-    total_steps = config.num_updates * steps_per_update
-    view.start(program.name, total_steps,
+    view.start(program.name, config.num_updates * config.batch_size,
                note=f"{runs} runs ({len(program.variants)} variants x {exp.seeds} seeds) on "
                     f"{mesh.size} device(s), compiled in {compile_seconds:.1f} s")
+    chunks = _Chunks(chunk, num_chunks, chunk_programs, manager)
+    state, run_seconds, steps_run, tables = _run_chunks(program, exp, out, view, budget, chunks,
+                                                        first_chunk, state, hparams)
+    if manager is not None:
+        manager.wait_until_finished()
+        manager.close()
+    timing = ProgramTiming(program.name, runs, compile_seconds, run_seconds, steps_run)
+    return state, timing, tables
+
+
+class _Chunks(NamedTuple):
+    size: int  # updates per chunk (the last may be shorter)
+    count: int
+    programs: dict[int, Any]  # chunk size -> compiled chunk
+    manager: Any  # checkpoint manager, None without a run directory
+
+
+def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: ProgressView,
+                budget: list[int | None], chunks: _Chunks, first_chunk: int,
+                state: TrainState, hparams: HParams
+                ) -> tuple[TrainState, float, int, list[pa.Table]]:
+    """Chunks `first_chunk`.. of a program: run, write, checkpoint, report progress."""
+    config, runs = program.config, len(program.variants) * exp.seeds
+    steps_per_update = config.batch_size
+    total_steps = config.num_updates * steps_per_update
     tables: list[pa.Table] = []
     run_seconds, steps_run = 0.0, 0
-    for index in range(first_chunk, num_chunks):
+    for index in range(first_chunk, chunks.count):
         if budget[0] is not None:
             if budget[0] <= 0:
                 break
             budget[0] -= 1
-        first_update = index * chunk
-        size = min(chunk, config.num_updates - first_update)
+        first_update = index * chunks.size
+        size = min(chunks.size, config.num_updates - first_update)
         t = time.perf_counter()
-        state, metrics = chunk_programs[size](state, hparams)
+        state, metrics = chunks.programs[size](state, hparams)
         metrics = _to_host(metrics, runs)
         run_seconds += time.perf_counter() - t
         steps_run += size * steps_per_update * runs
@@ -297,18 +320,14 @@ def _run_program(
             if jax.process_index() == 0:
                 for variant, table in zip(program.variants, chunk_tables, strict=True):
                     results.write_part(out, variant, program.env, index, table)
-            if (index + 1) % exp.checkpoint_every == 0 or index + 1 == num_chunks:
-                _save(manager, index + 1, state, runs)
+            if (index + 1) % exp.checkpoint_every == 0 or index + 1 == chunks.count:
+                _save(chunks.manager, index + 1, state, runs)
         else:
             tables.extend(chunk_tables)
         done = (first_update + size) * steps_per_update
         view.update(program.name, done, total_steps, steps_run / max(run_seconds, 1e-9),
                     _mean_return(metrics), runs)
-    if manager is not None:
-        manager.wait_until_finished()
-        manager.close()
-    timing = ProgramTiming(program.name, runs, compile_seconds, run_seconds, steps_run)
-    return state, timing, tables
+    return state, run_seconds, steps_run, tables
 
 
 def _mean_return(metrics: dict[str, np.ndarray]) -> float:

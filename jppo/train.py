@@ -10,11 +10,19 @@ inside the scan); the critic then evaluates all observations and all final
 observations in two batched calls, which also gives the truncation bootstrap
 V(final observation) for free; GAE by reverse scan; `update_epochs` shuffled
 passes of `num_minibatches` optimizer steps. Metrics are one scalar per update.
+
+Every phase is a module-level pure function of a `Setup` (the static program:
+config, env, network, the config's strategies) and pytrees, so each can be
+called and tested alone. The file reads top-down, callers before what they
+call: the state types, `make_train` (wiring only), the phases (init, update),
+then collect (rollout, targets), learn (epochs, minibatch steps, losses), the
+metrics, and value pretraining.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -24,7 +32,7 @@ import optax
 from flax import struct
 
 import envs
-from jppo import distributions, losses
+from jppo import distributions, losses, strategies
 from jppo import normalize as norm
 from jppo.config import HParams, PPOConfig, validate_hparams
 from jppo.gae import actor_critic_targets
@@ -32,6 +40,9 @@ from jppo.networks import ActorCritic, init_params, make_network, param_labels
 from jppo.optim import group_norms, learning_rates_in_force, make_optimizer
 
 Metrics = dict[str, jax.Array]
+
+
+# ----------------------------------------------------------------------- state
 
 
 @struct.dataclass
@@ -101,6 +112,30 @@ class Collected(NamedTuple):
     norm: NormState
 
 
+class LossContext(NamedTuple):
+    """What every minibatch loss of one update shares besides the parameters."""
+
+    norm: NormState
+    hparams: HParams
+    ent_coef: jax.Array
+    loss_scale: jax.Array  # the value target's divisor of the value loss
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """The static part of a program: what the phases need besides pytrees."""
+
+    config: PPOConfig
+    env: Any
+    env_params: Any
+    spec: envs.EnvSpec
+    network: ActorCritic
+    chosen: strategies.Strategies
+    unroll: int  # env steps per trip of the time scans
+
+# ----------------------------------------------------------------- the program
+
+
 @dataclasses.dataclass(frozen=True)
 class Trainer:
     """Callable `train(key, hparams=None) -> TrainResult` plus its parts."""
@@ -130,338 +165,21 @@ class Trainer:
 
 def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
     """Build the pure train function for `config` on a wrapped env (see `envs.make`)."""
+    setup = make_setup(config, env, env_params)
+    bound = functools.partial
+    phases = {"rollout": bound(rollout, setup), "collect": bound(collect, setup),
+              "learn": bound(learn, setup)}
+    return Trainer(config, setup.spec, setup.network, bound(init, setup), bound(update, setup),
+                   bound(run_updates, setup), phases)
+
+
+def make_setup(config: PPOConfig, env: Any, env_params: Any) -> Setup:
     config.validate()
     spec = envs.env_spec(env, env_params)
     network = make_network(config, spec.num_actions if spec.discrete else spec.action_dim,
                            spec.discrete)
-    unroll = scan_unroll(config)
-    step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    reset_envs = jax.vmap(env.reset, in_axes=(0, None))
-    lo, hi = config.hl_gauss_range
-    bin_edges = jnp.linspace(lo, hi, config.hl_gauss_bins + 1)
-    bin_width = (hi - lo) / config.hl_gauss_bins
-
-    def policy(params: Any, obs: jax.Array) -> tuple[jax.Array, ...]:
-        return network.apply(params, obs, method=ActorCritic.policy)
-
-    def head(params: Any, obs: jax.Array) -> jax.Array:
-        """The critic's prediction in head space (scalar; expected bin for HL-Gauss)."""
-        out = network.apply(params, obs, method=ActorCritic.value)
-        return losses.hl_gauss_value(out, bin_edges) if config.value_loss == "hl_gauss" else out
-
-    def encode(returns: jax.Array, ns: NormState) -> jax.Array:
-        """Return units -> the critic's head space."""
-        if config.value_target == "symlog":
-            return norm.symlog(returns)
-        if config.value_target == "popart":
-            return (returns - ns.popart.mean) / ns.popart.sigma()
-        return returns
-
-    def decode(h: jax.Array, ns: NormState) -> jax.Array:
-        if config.value_target == "symlog":
-            return norm.symexp(h)
-        if config.value_target == "popart":
-            return h * ns.popart.sigma() + ns.popart.mean
-        return h
-
-    def observe(obs: jax.Array, ns: NormState, hparams: HParams) -> jax.Array:
-        return norm.normalize_obs(obs, ns.obs, hparams.obs_clip) if config.obs_norm else obs
-
-    def init(key: jax.Array, hparams: HParams) -> TrainState:
-        key, net_key, env_key = jax.random.split(key, 3)
-        params = init_params(network, net_key, spec.obs_dim, hparams)
-        opt_state = make_optimizer(config, hparams, params).init(params)
-        obs, env_state = reset_envs(jax.random.split(env_key, config.num_envs), env_params)
-        ns = NormState(
-            obs=norm.update_stats(norm.init_stats((spec.obs_dim,)), obs),
-            returns=norm.init_stats(),
-            running_return=jnp.zeros((config.num_envs,), jnp.float32),
-            targets=norm.init_stats(),
-            popart=norm.init_popart(),
-        )
-        state = TrainState(params, opt_state, env_state, obs, key, jnp.zeros((), jnp.int32), ns)
-        if config.value_pretrain_updates:
-            state = pretrain_critic(state, hparams)
-        return state
-
-    def rollout(state: TrainState, hparams: HParams, key: jax.Array):
-        """Act with the current policy; observations are stored as the networks saw them."""
-        params, ns = state.params, state.norm
-
-        def env_step(carry, step_key):
-            env_state, obs = carry
-            action_key, env_key = jax.random.split(step_key)
-            seen = observe(obs, ns, hparams)
-            dist = policy(params, seen)
-            action = distributions.sample(action_key, dist, spec.discrete)
-            log_prob = distributions.log_prob(dist, action, spec.discrete)
-            next_obs, env_state, reward, terminated, truncated, info = step_envs(
-                jax.random.split(env_key, config.num_envs), env_state, action, env_params
-            )
-            transition = Transition(
-                seen, action, log_prob, reward.astype(jnp.float32),
-                terminated, truncated, observe(info["final_observation"], ns, hparams),
-            )
-            return (env_state, next_obs), (transition, obs)
-
-        keys = jax.random.split(key, config.num_steps)
-        env_state = envs.reset_episode_totals(state.env_state)
-        (env_state, obs), (traj, raw_obs) = jax.lax.scan(env_step, (env_state, state.obs), keys,
-                                                         unroll=unroll)
-        return env_state, obs, traj, raw_obs
-
-    def learner_rewards(traj: Transition, ns: NormState, hparams: HParams):
-        """Rewards as the learner sees them, and the updated return statistics."""
-        if not config.reward_scaling:
-            return traj.reward, ns
-        done = jnp.logical_or(traj.terminated, traj.truncated)
-        seen, final = norm.discounted_returns(traj.reward, done, ns.running_return,
-                                              hparams.gamma)
-        returns = norm.update_stats(ns.returns, seen)
-        ns = ns.replace(returns=returns, running_return=final)
-        return norm.scale_rewards(traj.reward, returns, hparams.reward_clip), ns
-
-    def targets_of(params, traj: Transition, rewards, ns: NormState, hparams: HParams,
-                   critic_lambda: jax.Array):
-        values = decode(head(params, traj.obs), ns)
-        next_values = decode(head(params, traj.final_obs), ns)
-        advantages, targets = actor_critic_targets(
-            rewards, values, next_values, traj.terminated, traj.truncated,
-            hparams.gamma, hparams.gae_lambda, critic_lambda, unroll,
-        )
-        return values, advantages, targets
-
-    def track_targets(params, ns: NormState, targets: jax.Array, hparams: HParams):
-        """PopArt: move the target moments and rescale the value head to match."""
-        if config.value_target != "popart":
-            return params, ns
-        popart, value_head = norm.popart_update(
-            ns.popart, params["params"]["value_head"], targets, hparams.popart_step)
-        return {"params": {**params["params"], "value_head": value_head}}, ns.replace(
-            popart=popart)
-
-    def track_observations(ns: NormState, raw_obs: jax.Array) -> NormState:
-        """Observation statistics move after the update, never during it, so the
-        stored log-probabilities stay those of the policy that acted."""
-        return ns.replace(obs=norm.update_stats(ns.obs, raw_obs)) if config.obs_norm else ns
-
-    def flatten(batch: Batch) -> Batch:
-        """(num_steps, num_envs, ...) -> (batch_size, ...)."""
-        return jax.tree.map(lambda x: x.reshape((config.batch_size, *x.shape[2:])), batch)
-
-    def value_loss_fn(params, mb: Batch, ns: NormState, hparams: HParams, loss_scale):
-        """Value loss in head space (divided by `loss_scale`), and its clip fraction."""
-        if config.value_loss == "hl_gauss":
-            logits = network.apply(params, mb.obs, method=ActorCritic.value)
-            loss = losses.hl_gauss_loss(logits, encode(mb.target, ns), bin_edges,
-                                        hparams.hl_gauss_sigma * bin_width)
-            return loss, jnp.zeros(())
-        target = encode(mb.target, ns) / loss_scale
-        pred = head(params, mb.obs) / loss_scale
-        old = encode(mb.value, ns) / loss_scale
-        eps = hparams.value_clip_eps
-        if config.value_clip_mode == "relative":
-            eps = eps * ns.targets.std / loss_scale
-        if config.value_loss == "clipped":
-            loss = losses.clipped_value_loss(pred, old, target, eps)
-        elif config.value_loss == "huber":
-            loss = losses.huber_value_loss(pred, target, hparams.huber_delta)
-        else:
-            loss = losses.mse_value_loss(pred, target)
-        return loss, losses.value_clip_fraction(pred, old, eps)
-
-    def policy_loss_fn(params, mb: Batch, hparams: HParams, ent_coef):
-        dist = policy(params, mb.obs)
-        log_prob = distributions.log_prob(dist, mb.action, spec.discrete)
-        entropy = jnp.mean(distributions.entropy(dist, spec.discrete))
-        if config.advantage_norm == "minibatch":
-            advantage = losses.normalize(mb.advantage)
-        elif config.advantage_norm == "robust":
-            advantage = losses.robust_normalize(mb.advantage, hparams.adv_std_threshold)
-        else:  # "batch" was applied to the whole batch already; "off"
-            advantage = mb.advantage
-        policy_loss = losses.clipped_surrogate(log_prob, mb.log_prob, advantage, hparams.clip_eps)
-        kl_k1, kl_k3 = losses.approx_kl(log_prob, mb.log_prob)
-        stats = {
-            "policy_loss": policy_loss,
-            "entropy": entropy,
-            "approx_kl": kl_k3,
-            "approx_kl_k1": kl_k1,
-            "clip_fraction": losses.clip_fraction(log_prob, mb.log_prob, hparams.clip_eps),
-        }
-        return policy_loss - ent_coef * entropy, stats
-
-    def loss_fn(params, mb: Batch, ns: NormState, hparams: HParams, ent_coef, loss_scale):
-        actor, stats = policy_loss_fn(params, mb, hparams, ent_coef)
-        value_loss, value_clip = value_loss_fn(params, mb, ns, hparams, loss_scale)
-        total = actor + hparams.vf_coef * value_loss
-        return total, {**stats, "value_loss": value_loss, "value_clip_fraction": value_clip,
-                       "total_loss": total}
-
-    def term_norms_on_torso(params, mb, ns, hparams, ent_coef, loss_scale):
-        """Norms of the policy-term and value-term gradients on the shared torso:
-        the direct evidence of value dominance (seed report 000)."""
-        actor_grads = jax.grad(lambda p: policy_loss_fn(p, mb, hparams, ent_coef)[0])(params)
-        value_grads = jax.grad(
-            lambda p: hparams.vf_coef * value_loss_fn(p, mb, ns, hparams, loss_scale)[0]
-        )(params)
-        return {"grad_norm_policy_term_torso": group_norms(actor_grads)["torso"],
-                "grad_norm_value_term_torso": group_norms(value_grads)["torso"]}
-
-    def optimize(state: TrainState, batch: Batch, ns: NormState, hparams: HParams,
-                 key: jax.Array, ent_coef, loss_scale):
-        params, opt_state = state.params, state.opt_state
-        tx = make_optimizer(config, hparams, params)
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        kl_limit = 1.5 * hparams.target_kl
-        per_head = config.grad_clip == "per_head"
-
-        def minibatch_step(carry, mb: Batch):
-            params, opt_state, stopped = carry
-            (_, stats), grads = grad_fn(params, mb, ns, hparams, ent_coef, loss_scale)
-            grad_norm = optax.tree.norm(grads)
-            norms = group_norms(grads) if config.diagnostics or per_head else {}
-            # the norm the clip acts on: global, or the largest head's under per_head
-            clip_norm = (jnp.max(jnp.stack(list(norms.values()))) if per_head else grad_norm)
-            updates, new_opt_state = tx.update(grads, opt_state, params)
-            new_params = optax.apply_updates(params, updates)
-            if config.kl_early_stop:
-                # SB3 semantics: a minibatch whose KL already exceeds the limit is
-                # not applied, and neither is anything after it in this update.
-                stopped = jnp.logical_or(stopped, stats["approx_kl"] > kl_limit)
-                new_params, new_opt_state = jax.tree.map(
-                    lambda new, old: jnp.where(stopped, old, new),
-                    (new_params, new_opt_state), (params, opt_state),
-                )
-            stats = {**stats, "grad_norm": grad_norm,
-                     "grad_clip_ratio": clip_norm / hparams.max_grad_norm,
-                     "grad_clipped": (clip_norm > hparams.max_grad_norm).astype(jnp.float32),
-                     "steps_applied": 1.0 - stopped.astype(jnp.float32)}
-            if config.diagnostics:
-                stats.update({f"grad_norm_{g}": n for g, n in norms.items()})
-            return (new_params, new_opt_state, stopped), stats
-
-        def epoch(carry, epoch_key):
-            order = jax.random.permutation(epoch_key, config.batch_size)
-            shuffled = jax.tree.map(
-                lambda x: jnp.take(x, order, axis=0).reshape(
-                    (config.num_minibatches, config.minibatch_size, *x.shape[1:])
-                ),
-                batch,
-            )
-            return jax.lax.scan(minibatch_step, carry, shuffled)
-
-        keys = jax.random.split(key, config.update_epochs)
-        carry = (params, opt_state, jnp.zeros((), bool))
-        (params, opt_state, _), stats = jax.lax.scan(epoch, carry, keys)
-        applied = stats.pop("steps_applied")
-        summary = jax.tree.map(jnp.mean, stats)
-        if config.diagnostics and config.torso_hidden:
-            # Two extra backward passes, so measured once per update: on the first
-            # minibatch, at the parameters the update starts from.
-            first = jax.tree.map(lambda x: x[: config.minibatch_size], batch)
-            summary.update(term_norms_on_torso(state.params, first, ns, hparams, ent_coef,
-                                               loss_scale))
-        summary["epochs_completed"] = jnp.sum(applied) / config.num_minibatches
-        return params, opt_state, summary
-
-    def entropy_coef(update_count: jax.Array, hparams: HParams) -> jax.Array:
-        frac = jnp.clip(update_count / max(config.num_updates - 1, 1), 0.0, 1.0)
-        start, end = hparams.ent_coef, hparams.ent_coef_final
-        if config.ent_schedule == "linear":
-            return start + (end - start) * frac
-        if config.ent_schedule == "cosine":
-            return end + (start - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
-        return start
-
-    def learn(state: TrainState, c: Collected, hparams: HParams, key: jax.Array):
-        """The optimization phase of an update: `update_epochs` passes of minibatch steps."""
-        advantages = losses.normalize(c.advantages) if config.advantage_norm == "batch" \
-            else c.advantages
-        loss_scale = (jnp.std(c.targets) + 1e-8 if config.value_target == "batch_standardize"
-                      else jnp.ones(()))
-        batch = flatten(Batch(c.traj.obs, c.traj.action, c.traj.log_prob, c.values, advantages,
-                              c.targets))
-        ent_coef = entropy_coef(state.update_count, hparams)
-        params, opt_state, stats = optimize(
-            state.replace(params=c.params), batch, c.norm, hparams, key, ent_coef, loss_scale
-        )
-        return params, opt_state, {**stats, "ent_coef": ent_coef}
-
-    def update(state: TrainState, hparams: HParams) -> tuple[TrainState, Metrics]:
-        key, rollout_key, epoch_key = jax.random.split(state.key, 3)
-        c = collect(state, hparams, rollout_key, hparams.critic_lambda)
-        params, opt_state, stats = learn(state, c, hparams, epoch_key)
-        env_state, obs, ns = c.env_state, c.obs, c.norm
-        values, targets = c.values, c.targets
-        ns = track_observations(ns, c.raw_obs)
-        update_count = state.update_count + 1
-        metrics = {
-            **stats,
-            **_episode_metrics(env_state),
-            **_rollout_metrics(values, targets, c.advantages, c.rewards),
-            **{
-                f"lr_{group}": lr
-                for group, lr in learning_rates_in_force(
-                    config, hparams, update_count * config.steps_per_update
-                ).items()
-            },
-        }
-        if config.diagnostics:
-            metrics.update(_scale_metrics(values, targets, ns, config))
-            if not spec.discrete:
-                metrics["log_std_mean"] = jnp.mean(params["params"]["policy_log_std"])
-        new_state = TrainState(params, opt_state, env_state, obs, key, update_count, ns)
-        return new_state, metrics
-
-    def collect(state: TrainState, hparams: HParams, key: jax.Array,
-                critic_lambda: jax.Array) -> Collected:
-        """What an update and a pretraining step share: act, turn rewards into
-        learner rewards, compute advantages and targets, track target statistics
-        (and PopArt's rescale of the value head)."""
-        env_state, obs, traj, raw_obs = rollout(state, hparams, key)
-        rewards, ns = learner_rewards(traj, state.norm, hparams)
-        values, advantages, targets = targets_of(state.params, traj, rewards, ns, hparams,
-                                                 critic_lambda)
-        params, ns = track_targets(state.params, ns, targets, hparams)
-        ns = ns.replace(targets=norm.update_stats(ns.targets, encode(targets, ns)))
-        return Collected(env_state, obs, traj, raw_obs, rewards, values, advantages, targets,
-                         params, ns)
-
-    def pretrain_critic(state: TrainState, hparams: HParams) -> TrainState:
-        """VC-PPO value pretraining: critic-only updates on rollouts of the initial
-        policy with lambda = 1 targets. A separate Adam (discarded afterwards)
-        touches only value-group parameters; the PPO optimizer starts fresh."""
-        labels = param_labels(state.params)
-        tx = optax.adam(hparams.value_lr, eps=hparams.adam_eps)
-
-        def value_only(grads):
-            return jax.tree.map(
-                lambda g, label: g if label == "value" else jnp.zeros_like(g), grads, labels
-            )
-
-        def one(carry, _):
-            state, opt_state = carry
-            key, rollout_key = jax.random.split(state.key)
-            c = collect(state, hparams, rollout_key, jnp.ones(()))
-            batch = flatten(Batch(c.traj.obs, c.traj.action, c.traj.log_prob, c.values,
-                                  c.advantages, c.targets))
-            grads = jax.grad(lambda p: value_loss_fn(p, batch, c.norm, hparams,
-                                                     jnp.ones(()))[0])(c.params)
-            updates, opt_state = tx.update(value_only(grads), opt_state, c.params)
-            params = optax.apply_updates(c.params, updates)
-            return (state.replace(params=params, env_state=c.env_state, obs=c.obs, key=key,
-                                  norm=track_observations(c.norm, c.raw_obs)), opt_state), None
-
-        (state, _), _ = jax.lax.scan(one, (state, tx.init(state.params)), None,
-                                     length=config.value_pretrain_updates)
-        return state.replace(env_state=envs.reset_episode_totals(state.env_state))
-
-    def run_updates(state: TrainState, hparams: HParams, num_updates: int):
-        return jax.lax.scan(lambda s, _: update(s, hparams), state, None, length=num_updates)
-
-    phases = {"rollout": rollout, "collect": collect, "learn": learn}
-    return Trainer(config, spec, network, init, update, run_updates, phases)
+    return Setup(config, env, env_params, spec, network, strategies.of(config),
+                 scan_unroll(config))
 
 
 def scan_unroll(config: PPOConfig) -> int:
@@ -474,8 +192,321 @@ def scan_unroll(config: PPOConfig) -> int:
         return min(config.scan_unroll, config.num_steps)
     return 1 if jax.default_backend() == "cpu" else min(8, config.num_steps)
 
+# ---------------------------------------------------------------------- phases
 
-def _episode_metrics(env_state: Any) -> Metrics:
+
+def init(setup: Setup, key: jax.Array, hparams: HParams) -> TrainState:
+    """Fresh parameters, optimizer, envs and statistics (then value pretraining)."""
+    config, spec = setup.config, setup.spec
+    key, net_key, env_key = jax.random.split(key, 3)
+    params = init_params(setup.network, net_key, spec.obs_dim, hparams)
+    opt_state = make_optimizer(config, hparams, params).init(params)
+    reset_envs = jax.vmap(setup.env.reset, in_axes=(0, None))
+    obs, env_state = reset_envs(jax.random.split(env_key, config.num_envs), setup.env_params)
+    ns = NormState(
+        obs=norm.update_stats(norm.init_stats((spec.obs_dim,)), obs),
+        returns=norm.init_stats(),
+        running_return=jnp.zeros((config.num_envs,), jnp.float32),
+        targets=norm.init_stats(),
+        popart=norm.init_popart(),
+    )
+    state = TrainState(params, opt_state, env_state, obs, key, jnp.zeros((), jnp.int32), ns)
+    if config.value_pretrain_updates:
+        state = pretrain_critic(setup, state, hparams)
+    return state
+
+
+def update(setup: Setup, state: TrainState, hparams: HParams) -> tuple[TrainState, Metrics]:
+    """One PPO iteration: collect a rollout, learn from it, report it."""
+    key, rollout_key, epoch_key = jax.random.split(state.key, 3)
+    c = collect(setup, state, hparams, rollout_key, hparams.critic_lambda)
+    params, opt_state, stats = learn(setup, state, c, hparams, epoch_key)
+    ns = track_observations(setup, c.norm, c.raw_obs)
+    update_count = state.update_count + 1
+    metrics = update_metrics(setup, c, stats, params, ns, hparams, update_count)
+    new_state = TrainState(params, opt_state, c.env_state, c.obs, key, update_count, ns)
+    return new_state, metrics
+
+
+def run_updates(setup: Setup, state: TrainState, hparams: HParams, num_updates: int):
+    return jax.lax.scan(lambda s, _: update(setup, s, hparams), state, None,
+                        length=num_updates)
+
+# ----------------------------------- collect: act, then advantages and targets
+
+
+def collect(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array,
+            critic_lambda: jax.Array) -> Collected:
+    """What an update and a pretraining step share: act, turn rewards into
+    learner rewards, compute advantages and targets, track target statistics
+    (and the value target's own, e.g. PopArt's rescale of the value head)."""
+    env_state, obs, traj, raw_obs = rollout(setup, state, hparams, key)
+    rewards, ns = learner_rewards(setup, traj, state.norm, hparams)
+    values, advantages, targets = advantages_and_targets(setup, state.params, traj, rewards,
+                                                         ns, hparams, critic_lambda)
+    target_kind = setup.chosen.value_target
+    params, ns = target_kind.track(state.params, ns, targets, hparams)
+    ns = ns.replace(targets=norm.update_stats(ns.targets, target_kind.encode(targets, ns)))
+    return Collected(env_state, obs, traj, raw_obs, rewards, values, advantages, targets,
+                     params, ns)
+
+
+def rollout(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array):
+    """Act with the current policy; observations are stored as the networks saw them."""
+    body = functools.partial(env_step, setup, state.params, state.norm, hparams)
+    keys = jax.random.split(key, setup.config.num_steps)
+    env_state = envs.reset_episode_totals(state.env_state)
+    (env_state, obs), (traj, raw_obs) = jax.lax.scan(body, (env_state, state.obs), keys,
+                                                     unroll=setup.unroll)
+    return env_state, obs, traj, raw_obs
+
+
+def env_step(setup: Setup, params: Any, ns: NormState, hparams: HParams,
+             carry: tuple[Any, jax.Array], step_key: jax.Array):
+    """One step of every env under the current policy (the rollout scan's body)."""
+    env_state, obs = carry
+    action_key, env_key = jax.random.split(step_key)
+    seen = observe(setup, obs, ns, hparams)
+    dist = policy(setup, params, seen)
+    discrete = setup.spec.discrete
+    action = distributions.sample(action_key, dist, discrete)
+    log_prob = distributions.log_prob(dist, action, discrete)
+    step_envs = jax.vmap(setup.env.step, in_axes=(0, 0, 0, None))
+    next_obs, env_state, reward, terminated, truncated, info = step_envs(
+        jax.random.split(env_key, setup.config.num_envs), env_state, action, setup.env_params
+    )
+    transition = Transition(
+        seen, action, log_prob, reward.astype(jnp.float32),
+        terminated, truncated, observe(setup, info["final_observation"], ns, hparams),
+    )
+    return (env_state, next_obs), (transition, obs)
+
+
+def policy(setup: Setup, params: Any, obs: jax.Array) -> tuple[jax.Array, ...]:
+    return setup.network.apply(params, obs, method=ActorCritic.policy)
+
+
+def critic_output(setup: Setup, params: Any, obs: jax.Array) -> jax.Array:
+    """The value head's raw output (bin logits for a histogram head)."""
+    return setup.network.apply(params, obs, method=ActorCritic.value)
+
+
+def critic_head(setup: Setup, params: Any, obs: jax.Array) -> jax.Array:
+    """The critic's prediction in head space (scalar; expected bin for HL-Gauss)."""
+    return setup.chosen.value_loss.head.value(critic_output(setup, params, obs), setup.config)
+
+
+def observe(setup: Setup, obs: jax.Array, ns: NormState, hparams: HParams) -> jax.Array:
+    if not setup.config.obs_norm:
+        return obs
+    return norm.normalize_obs(obs, ns.obs, hparams.obs_clip)
+
+
+def learner_rewards(setup: Setup, traj: Transition, ns: NormState, hparams: HParams):
+    """Rewards as the learner sees them, and the updated return statistics."""
+    if not setup.config.reward_scaling:
+        return traj.reward, ns
+    done = jnp.logical_or(traj.terminated, traj.truncated)
+    seen, final = norm.discounted_returns(traj.reward, done, ns.running_return, hparams.gamma)
+    returns = norm.update_stats(ns.returns, seen)
+    ns = ns.replace(returns=returns, running_return=final)
+    return norm.scale_rewards(traj.reward, returns, hparams.reward_clip), ns
+
+
+def advantages_and_targets(setup: Setup, params: Any, traj: Transition, rewards: jax.Array,
+                           ns: NormState, hparams: HParams, critic_lambda: jax.Array):
+    """(V_old, actor advantages, critic targets), all in return units."""
+    decode = setup.chosen.value_target.decode
+    values = decode(critic_head(setup, params, traj.obs), ns)
+    next_values = decode(critic_head(setup, params, traj.final_obs), ns)
+    advantages, targets = actor_critic_targets(
+        rewards, values, next_values, traj.terminated, traj.truncated,
+        hparams.gamma, hparams.gae_lambda, critic_lambda, setup.unroll,
+    )
+    return values, advantages, targets
+
+
+def track_observations(setup: Setup, ns: NormState, raw_obs: jax.Array) -> NormState:
+    """Observation statistics move after the update, never during it, so the
+    stored log-probabilities stay those of the policy that acted."""
+    if not setup.config.obs_norm:
+        return ns
+    return ns.replace(obs=norm.update_stats(ns.obs, raw_obs))
+
+# -------------------------------------------- learn: epochs of minibatch steps
+
+
+def learn(setup: Setup, state: TrainState, c: Collected, hparams: HParams, key: jax.Array):
+    """The optimization phase of an update: `update_epochs` passes of minibatch steps."""
+    advantages = setup.chosen.advantage_norm.batch(c.advantages, hparams)
+    loss_scale = setup.chosen.value_target.loss_scale(c.targets)
+    ent_coef = entropy_coef(setup, state.update_count, hparams)
+    ctx = LossContext(c.norm, hparams, ent_coef, loss_scale)
+    params, opt_state, stats = optimize(setup, state.replace(params=c.params),
+                                        batch_of(setup, c, advantages), ctx, key)
+    return params, opt_state, {**stats, "ent_coef": ent_coef}
+
+
+def entropy_coef(setup: Setup, update_count: jax.Array, hparams: HParams) -> jax.Array:
+    """ent_coef -> ent_coef_final over the updates, by the `ent_schedule` strategy."""
+    steps = max(setup.config.num_updates - 1, 1)
+    schedule = setup.chosen.ent_schedule.make(hparams.ent_coef, hparams.ent_coef_final, steps)
+    return schedule(update_count)
+
+
+def batch_of(setup: Setup, c: Collected, advantages: jax.Array) -> Batch:
+    return flatten(setup, Batch(c.traj.obs, c.traj.action, c.traj.log_prob, c.values,
+                                advantages, c.targets))
+
+
+def flatten(setup: Setup, batch: Batch) -> Batch:
+    """(num_steps, num_envs, ...) -> (batch_size, ...)."""
+    size = setup.config.batch_size
+    return jax.tree.map(lambda x: x.reshape((size, *x.shape[2:])), batch)
+
+
+def optimize(setup: Setup, state: TrainState, batch: Batch, ctx: LossContext,
+             key: jax.Array):
+    """`update_epochs` epochs from `state`'s parameters; the mean statistics."""
+    config = setup.config
+    tx = make_optimizer(config, ctx.hparams, state.params)
+    keys = jax.random.split(key, config.update_epochs)
+    carry = (state.params, state.opt_state, jnp.zeros((), bool))
+    (params, opt_state, _), stats = jax.lax.scan(
+        functools.partial(epoch, setup, tx, ctx, batch), carry, keys)
+    applied = stats.pop("steps_applied")
+    summary = jax.tree.map(jnp.mean, stats)
+    if config.diagnostics and config.torso_hidden:
+        # Two extra backward passes, so measured once per update: on the first
+        # minibatch, at the parameters the update starts from.
+        first = jax.tree.map(lambda x: x[: config.minibatch_size], batch)
+        summary.update(term_norms_on_torso(setup, state.params, first, ctx))
+    summary["epochs_completed"] = jnp.sum(applied) / config.num_minibatches
+    return params, opt_state, summary
+
+
+def epoch(setup: Setup, tx: optax.GradientTransformation, ctx: LossContext, batch: Batch,
+          carry: tuple[Any, Any, jax.Array], epoch_key: jax.Array):
+    """One shuffled pass over the batch in `num_minibatches` steps."""
+    config = setup.config
+    order = jax.random.permutation(epoch_key, config.batch_size)
+    shuffled = jax.tree.map(
+        lambda x: jnp.take(x, order, axis=0).reshape(
+            (config.num_minibatches, config.minibatch_size, *x.shape[1:])
+        ),
+        batch,
+    )
+    return jax.lax.scan(functools.partial(minibatch_step, setup, tx, ctx), carry, shuffled)
+
+
+def minibatch_step(setup: Setup, tx: optax.GradientTransformation, ctx: LossContext,
+                   carry: tuple[Any, Any, jax.Array], mb: Batch):
+    """One optimizer step on one minibatch, and its statistics (the epoch scan's body)."""
+    config, clip, hparams = setup.config, setup.chosen.grad_clip, ctx.hparams
+    params, opt_state, stopped = carry
+    (_, stats), grads = jax.value_and_grad(
+        lambda p: total_loss(setup, p, mb, ctx), has_aux=True)(params)
+    grad_norm = optax.tree.norm(grads)
+    norms = group_norms(grads) if config.diagnostics or clip.needs_group_norms else {}
+    clip_norm = clip.clip_norm(grad_norm, norms)  # the norm the clip acts on
+    updates, new_opt_state = tx.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    if config.kl_early_stop:
+        # SB3 semantics: a minibatch whose KL already exceeds the limit is
+        # not applied, and neither is anything after it in this update.
+        stopped = jnp.logical_or(stopped, stats["approx_kl"] > 1.5 * hparams.target_kl)
+        new_params, new_opt_state = jax.tree.map(
+            lambda new, old: jnp.where(stopped, old, new),
+            (new_params, new_opt_state), (params, opt_state),
+        )
+    stats = {**stats, "grad_norm": grad_norm,
+             "grad_clip_ratio": clip_norm / hparams.max_grad_norm,
+             "grad_clipped": (clip_norm > hparams.max_grad_norm).astype(jnp.float32),
+             "steps_applied": 1.0 - stopped.astype(jnp.float32)}
+    if config.diagnostics:
+        stats.update({f"grad_norm_{g}": n for g, n in norms.items()})
+    return (new_params, new_opt_state, stopped), stats
+
+
+def total_loss(setup: Setup, params: Any, mb: Batch, ctx: LossContext
+               ) -> tuple[jax.Array, Metrics]:
+    actor, stats = policy_loss(setup, params, mb, ctx.hparams, ctx.ent_coef)
+    critic, value_clip = value_loss(setup, params, mb, ctx.norm, ctx.hparams, ctx.loss_scale)
+    total = actor + ctx.hparams.vf_coef * critic
+    return total, {**stats, "value_loss": critic, "value_clip_fraction": value_clip,
+                   "total_loss": total}
+
+
+def policy_loss(setup: Setup, params: Any, mb: Batch, hparams: HParams,
+                ent_coef: jax.Array) -> tuple[jax.Array, Metrics]:
+    """Clipped surrogate minus the entropy bonus, and the policy statistics."""
+    discrete = setup.spec.discrete
+    dist = policy(setup, params, mb.obs)
+    log_prob = distributions.log_prob(dist, mb.action, discrete)
+    entropy = jnp.mean(distributions.entropy(dist, discrete))
+    advantage = setup.chosen.advantage_norm.minibatch(mb.advantage, hparams)
+    surrogate = losses.clipped_surrogate(log_prob, mb.log_prob, advantage, hparams.clip_eps)
+    kl_k1, kl_k3 = losses.approx_kl(log_prob, mb.log_prob)
+    stats = {
+        "policy_loss": surrogate,
+        "entropy": entropy,
+        "approx_kl": kl_k3,
+        "approx_kl_k1": kl_k1,
+        "clip_fraction": losses.clip_fraction(log_prob, mb.log_prob, hparams.clip_eps),
+    }
+    return surrogate - ent_coef * entropy, stats
+
+
+def value_loss(setup: Setup, params: Any, mb: Batch, ns: NormState, hparams: HParams,
+               loss_scale: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Value loss in head space (divided by `loss_scale`), and its clip fraction."""
+    chosen, encode = setup.chosen, setup.chosen.value_target.encode
+    output = critic_output(setup, params, mb.obs)
+    inputs = strategies.ValueLossInputs(
+        output=output,
+        pred=chosen.value_loss.head.value(output, setup.config) / loss_scale,
+        old=encode(mb.value, ns) / loss_scale,
+        target=encode(mb.target, ns) / loss_scale,
+        clip_eps=chosen.value_clip_mode.clip_eps(hparams.value_clip_eps, ns, loss_scale),
+        hparams=hparams,
+        config=setup.config,
+    )
+    return chosen.value_loss.loss(inputs), chosen.value_loss.clip_fraction(inputs)
+
+
+def term_norms_on_torso(setup: Setup, params: Any, mb: Batch, ctx: LossContext) -> Metrics:
+    """Norms of the policy-term and value-term gradients on the shared torso:
+    the direct evidence of value dominance (seed report 000)."""
+    actor_grads = jax.grad(
+        lambda p: policy_loss(setup, p, mb, ctx.hparams, ctx.ent_coef)[0])(params)
+    value_grads = jax.grad(lambda p: ctx.hparams.vf_coef * value_loss(
+        setup, p, mb, ctx.norm, ctx.hparams, ctx.loss_scale)[0])(params)
+    return {"grad_norm_policy_term_torso": group_norms(actor_grads)["torso"],
+            "grad_norm_value_term_torso": group_norms(value_grads)["torso"]}
+
+# --------------------------------------------------------------------- metrics
+
+
+def update_metrics(setup: Setup, c: Collected, stats: Metrics, params: Any, ns: NormState,
+                   hparams: HParams, update_count: jax.Array) -> Metrics:
+    """One scalar per metric for the update that just ran."""
+    config = setup.config
+    step = update_count * config.steps_per_update
+    metrics = {
+        **stats,
+        **episode_metrics(c.env_state),
+        **rollout_metrics(c),
+        **{f"lr_{group}": lr
+           for group, lr in learning_rates_in_force(config, hparams, step).items()},
+    }
+    if config.diagnostics:
+        metrics.update(scale_metrics(setup, c, ns))
+        if not setup.spec.discrete:
+            metrics["log_std_mean"] = jnp.mean(params["params"]["policy_log_std"])
+    return metrics
+
+
+def episode_metrics(env_state: Any) -> Metrics:
     """Mean return/length of the episodes that finished in this update (NaN if none)."""
     return_sum, length_sum, count = envs.episode_totals(env_state)
     safe = jnp.maximum(count, 1)
@@ -486,9 +517,8 @@ def _episode_metrics(env_state: Any) -> Metrics:
     }
 
 
-def _rollout_metrics(
-    values: jax.Array, targets: jax.Array, advantages: jax.Array, rewards: jax.Array
-) -> Metrics:
+def rollout_metrics(c: Collected) -> Metrics:
+    values, targets, advantages = c.values, c.targets, c.advantages
     return {
         "explained_variance": losses.explained_variance(values, targets),
         "value_mean": jnp.mean(values),
@@ -496,20 +526,53 @@ def _rollout_metrics(
         "target_std": jnp.std(targets),
         "advantage_mean": jnp.mean(advantages),
         "advantage_std": jnp.std(advantages),
-        "reward_mean": jnp.mean(rewards),
+        "reward_mean": jnp.mean(c.rewards),
     }
 
 
-def _scale_metrics(values: jax.Array, targets: jax.Array, ns: NormState,
-                   config: PPOConfig) -> Metrics:
-    if config.value_target == "popart":
-        sigma = ns.popart.sigma()
-    elif config.reward_scaling:
+def scale_metrics(setup: Setup, c: Collected, ns: NormState) -> Metrics:
+    """The value scale: spread of V and targets, and the normalizer's sigma."""
+    target_sigma = setup.chosen.value_target.sigma
+    if target_sigma is not None:
+        sigma = target_sigma(ns)
+    elif setup.config.reward_scaling:
         sigma = ns.returns.std
     else:
         sigma = jnp.ones(())
     return {
-        "value_std": jnp.std(values),
-        "target_abs_max": jnp.max(jnp.abs(targets)),
+        "value_std": jnp.std(c.values),
+        "target_abs_max": jnp.max(jnp.abs(c.targets)),
         "normalizer_sigma": sigma,
     }
+
+# ----------------------------------------------------------- value pretraining
+
+
+def pretrain_critic(setup: Setup, state: TrainState, hparams: HParams) -> TrainState:
+    """VC-PPO value pretraining: critic-only updates on rollouts of the initial
+    policy with lambda = 1 targets. A separate Adam (discarded afterwards)
+    touches only value-group parameters; the PPO optimizer starts fresh."""
+    tx = optax.adam(hparams.value_lr, eps=hparams.adam_eps)
+    (state, _), _ = jax.lax.scan(functools.partial(pretrain_step, setup, tx, hparams),
+                                 (state, tx.init(state.params)), None,
+                                 length=setup.config.value_pretrain_updates)
+    return state.replace(env_state=envs.reset_episode_totals(state.env_state))
+
+
+def pretrain_step(setup: Setup, tx: optax.GradientTransformation, hparams: HParams,
+                  carry: tuple[TrainState, Any], _: Any):
+    """One critic-only step on a fresh rollout with lambda = 1 targets."""
+    state, opt_state = carry
+    labels = param_labels(state.params)
+    key, rollout_key = jax.random.split(state.key)
+    c = collect(setup, state, hparams, rollout_key, jnp.ones(()))
+    batch = batch_of(setup, c, c.advantages)
+    grads = jax.grad(
+        lambda p: value_loss(setup, p, batch, c.norm, hparams, jnp.ones(()))[0])(c.params)
+    value_only = jax.tree.map(
+        lambda g, label: g if label == "value" else jnp.zeros_like(g), grads, labels)
+    updates, opt_state = tx.update(value_only, opt_state, c.params)
+    params = optax.apply_updates(c.params, updates)
+    state = state.replace(params=params, env_state=c.env_state, obs=c.obs, key=key,
+                          norm=track_observations(setup, c.norm, c.raw_obs))
+    return (state, opt_state), None

@@ -68,7 +68,10 @@ from jppo.diagnose.rules import (
     STALL_KL,
     THROTTLE_RATIO,
     TINY_ABSOLUTE_CLIP,
+    register_rule,
+    registered_rules,
 )
+from jppo.experiment import import_modules
 
 __all__ = [
     "ANNEALED_LR", "DOMINANCE_RATIO", "ENTROPY_FRACTION", "EVIDENCE_ROWS", "FIRE_FRACTION",
@@ -77,29 +80,34 @@ __all__ = [
     "THROTTLE_RATIO", "TINY_ABSOLUTE_CLIP", "WARMUP_FRACTION", "Cell", "Finding", "Remedy",
     "Rule", "Verdict", "best_return", "diagnose_cell", "diagnose_frame", "diagnose_run",
     "flat_targets", "format_markdown", "format_terminal", "make_cell", "persistent",
-    "return_scale", "smoothed_returns", "solved",
+    "register_rule", "registered_rules", "return_scale", "smoothed_returns", "solved",
 ]
 
 
 def diagnose_frame(frame: pd.DataFrame, info: Mapping[str, Any] | None = None,
-                   rules: Sequence[Rule] = RULES) -> list[Finding]:
-    """Every rule on every (variant, env) of a metrics table, in rule order per cell.
+                   rules: Sequence[Rule] | None = None) -> list[Finding]:
+    """Every rule (default: the registered ones) on every (variant, env) of a metrics
+    table, in rule order per cell.
 
     Cells come in the run's order (run.json) when `info` is given. "Solved" is
     judged against the best return any variant reached on the environment, so a
     variant that plateaus far below another one is not excused as solved.
     """
+    rules = registered_rules() if rules is None else rules
     return [diagnose_cell(cell, rule) for cell in make_cells(frame, info) for rule in rules]
 
 
-def diagnose_run(run_dir: str | Path, rules: Sequence[Rule] = RULES) -> list[Finding]:
-    """Diagnose a run directory and write its `diagnosis.md`."""
+def diagnose_run(run_dir: str | Path, rules: Sequence[Rule] | None = None) -> list[Finding]:
+    """Diagnose a run directory and write its `diagnosis.md`; the experiment's
+    `imports` are imported first, so its registered variants and rules exist."""
     run_dir = Path(run_dir)
     frame = results.read_metrics(run_dir)
     try:
         info = results.read_run_info(run_dir)
     except FileNotFoundError:
         info = None
+    if info is not None:
+        import_modules(info.get("experiment", {}).get("imports", ()))
     findings = diagnose_frame(frame, info, rules)
     results.atomic_write_text(run_dir / "diagnosis.md", format_markdown(findings, info))
     return findings

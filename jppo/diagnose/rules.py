@@ -4,7 +4,8 @@ check, and its `Rule` entry (evidence metrics, remedies), kept together.
 Condition texts are templates filled from each rule's `thresholds`, the same
 constants its check compares against. The failure modes, their evidence and
 their fixes come from the design notes (`STABILIZATION.md`) and the seed
-failure reports. `RULES` fixes the order findings are listed in.
+failure reports. `RULES` fixes the order findings are listed in; `register_rule` appends a user's
+rule to every diagnosis.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jppo import strategies
 from jppo.config import PPOConfig
 from jppo.diagnose.engine import (
     FLAT_TARGETS,
@@ -31,6 +33,7 @@ from jppo.diagnose.engine import (
     return_scale,
     solved,
 )
+from jppo.strategies import Registry
 
 # Remedies that address several failure modes.
 PER_HEAD_CLIP = Remedy({"grad_clip": "per_head"}, "each head is clipped alone, so a huge value "
@@ -49,7 +52,7 @@ CLIP_ACTIVE = 1.0  # grad_clip_ratio above which the global clip shrinks the ste
 
 def _one_global_clip(config: PPOConfig) -> bool:
     """Under one global clip the value gradient sets how much the policy step shrinks."""
-    return config.grad_clip == "global"
+    return strategies.of(config).grad_clip.couples_groups
 
 
 class _Signal(NamedTuple):
@@ -317,12 +320,14 @@ TINY_ABSOLUTE_CLIP = 0.01  # x the return scale: an absolute value clip this sma
 
 def _squared_error_in_return_units(config: PPOConfig) -> bool:
     """Only then does the loss compare with Var[R] of the raw targets."""
-    return config.value_loss in ("clipped", "mse") and config.value_target == "raw"
+    chosen = strategies.of(config)
+    return chosen.value_loss.squared_error and chosen.value_target.return_units
 
 
 def _absolute_value_clip(config: PPOConfig) -> float | None:
     """The eps of a value clip measured in return units, None without one."""
-    if config.value_loss != "clipped" or config.value_clip_mode != "absolute":
+    chosen = strategies.of(config)
+    if not (chosen.value_loss.uses_value_clip and chosen.value_clip_mode.return_units):
         return None
     return float(config.resolved("value_clip_eps"))
 
@@ -408,7 +413,7 @@ NOISE_ADVANTAGE = 1e-3  # advantage std / max(1, return scale)
 
 def _divides_by_advantage_std(config: PPOConfig) -> bool:
     """Only a normalization that divides by the std blows near-zero noise up."""
-    return config.advantage_norm not in ("robust", "off")
+    return strategies.of(config).advantage_norm.divides_by_std
 
 
 def _check_noise_advantages(cell: Cell) -> Verdict:
@@ -452,5 +457,21 @@ NOISE_ADVANTAGES = Rule(
 )
 
 
+# ----------------------------------------------------------------- registry
 RULES: tuple[Rule, ...] = (VALUE_DOMINANCE, CRITIC_COLLAPSE, THROTTLED_UPDATES, POLICY_STALL,
                            ENTROPY_COLLAPSE, EXPLODING_VALUE_LOSS, NOISE_ADVANTAGES)
+REGISTERED_RULES: Registry[Rule] = Registry("diagnosis rule")
+for _rule in RULES:
+    REGISTERED_RULES.register(_rule.name, _rule)
+
+
+def register_rule(rule: Rule, *, replace: bool = False) -> Rule:
+    """Add a failure mode to every diagnosis (`jppo diagnose`, `diagnose_run`), after
+    the built-in rules; its `applies(config)` should ask the config's strategies
+    (`jppo.strategies.of(config)`) so that variants registered later are judged."""
+    return REGISTERED_RULES.register(rule.name, rule, replace=replace)
+
+
+def registered_rules() -> tuple[Rule, ...]:
+    """The built-in rules, then the registered ones, in registration order."""
+    return tuple(REGISTERED_RULES.get(name) for name in REGISTERED_RULES)

@@ -1,0 +1,101 @@
+"""Variant families as registries of small pure strategies.
+
+Every static variant knob (`value_target`, `value_loss`, `value_clip_mode`,
+`advantage_norm`, `lr_schedule`, `ent_schedule`, `grad_clip`) names a member of
+one registry; `of(config)` resolves them all, and the train step, the optimizer,
+the config's combination checks and the diagnosis ask the resolved strategies
+instead of comparing names. A variant registered here, from any module, is a
+valid value of its knob everywhere: Python, TOML experiment files (`imports`),
+`--set` and `jppo config`.
+
+    @jppo.register_value_loss("log_cosh")
+    def log_cosh(v):
+        return jnp.mean(jnp.logaddexp(v.pred - v.target, v.target - v.pred) - jnp.log(2.0))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
+
+from jppo.strategies.advantages import ADVANTAGE_NORMS, AdvantageNorm
+from jppo.strategies.clipping import GRAD_CLIPS, GradClip
+from jppo.strategies.registry import Registry
+from jppo.strategies.schedules import ENT_SCHEDULES, LR_SCHEDULES, Schedule
+from jppo.strategies.value import (
+    HISTOGRAM,
+    SCALAR,
+    VALUE_CLIP_MODES,
+    VALUE_LOSSES,
+    VALUE_TARGETS,
+    ValueClipMode,
+    ValueHead,
+    ValueLoss,
+    ValueLossInputs,
+    ValueTarget,
+)
+
+__all__ = [
+    "ADVANTAGE_NORMS", "ENT_SCHEDULES", "GRAD_CLIPS", "HISTOGRAM", "LR_SCHEDULES",
+    "REGISTRIES", "SCALAR", "VALUE_CLIP_MODES", "VALUE_LOSSES", "VALUE_TARGETS",
+    "AdvantageNorm", "GradClip", "Registry", "Schedule", "Strategies", "ValueClipMode",
+    "ValueHead", "ValueLoss", "ValueLossInputs", "ValueTarget", "of",
+    "register_advantage_norm", "register_value_loss", "register_value_target",
+]
+
+# config field -> its registry
+REGISTRIES: dict[str, Registry[Any]] = {
+    r.field: r for r in (VALUE_TARGETS, VALUE_LOSSES, VALUE_CLIP_MODES, ADVANTAGE_NORMS,
+                         LR_SCHEDULES, ENT_SCHEDULES, GRAD_CLIPS)
+}
+
+
+class Strategies(NamedTuple):
+    """The strategies a config names, resolved once per program."""
+
+    value_target: ValueTarget
+    value_loss: ValueLoss
+    value_clip_mode: ValueClipMode
+    advantage_norm: AdvantageNorm
+    lr_schedule: Schedule
+    ent_schedule: Schedule
+    grad_clip: GradClip
+
+
+def of(config: Any) -> Strategies:
+    """Resolve every variant knob of `config` (a PPOConfig) to its strategy."""
+    return Strategies(*(REGISTRIES[field].get(getattr(config, field))
+                        for field in Strategies._fields))
+
+
+T = TypeVar("T")
+
+
+def _registrar(registry: Registry[T], cls: type[T], main: str) -> Callable[..., Any]:
+    """`register(name, strategy)`, `register(name, fn, **facts)` or `register(name,
+    **fields)`; without `main` among them, a decorator of the `main` function."""
+
+    def register(name: str, strategy: T | Callable[..., Any] | None = None, *,
+                 replace: bool = False, **fields: Any) -> Any:
+        if isinstance(strategy, cls):
+            if fields:
+                strategy = dataclasses.replace(strategy, **fields)
+            return registry.register(name, strategy, replace=replace)
+        if strategy is not None:
+            return registry.register(name, cls(**{main: strategy}, **fields), replace=replace)
+        if main not in fields:
+            def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+                registry.register(name, cls(**{main: fn}, **fields), replace=replace)
+                return fn
+            return decorator
+        return registry.register(name, cls(**fields), replace=replace)
+
+    register.__doc__ = (f"Register a `{cls.__name__}` as {registry.field}=NAME: pass one, its "
+                        f"`{main}` function and other fields, or use as a decorator of `{main}`.")
+    return register
+
+
+register_value_loss = _registrar(VALUE_LOSSES, ValueLoss, "loss")
+register_value_target = _registrar(VALUE_TARGETS, ValueTarget, "encode")
+register_advantage_norm = _registrar(ADVANTAGE_NORMS, AdvantageNorm, "minibatch")
