@@ -165,12 +165,19 @@ class PPOConfig:
     # --- value target scale
     value_target: str = knob("raw", "what the critic predicts: raw returns, symlog returns, "
                              "popart (normalized, output-preserving rescale of the last layer) "
-                             "or batch_standardize (value error / batch target std)",
+                             "or batch_scaled (raw returns; the value loss is divided by the "
+                             "batch std of the targets, no mean is subtracted; old name "
+                             "batch_standardize)",
                              Registered(REGISTRIES["value_target"]))
     popart_step: float = knob(0.01, "EMA step per update of PopArt's target moments",
                               _UNIT_OPEN_BELOW, traced=True)
     obs_norm: bool = knob(False, "normalize observations by their running mean and std",
                           Flag())
+    obs_norm_warmup: int = knob(1, "obs_norm: rollouts of the initial policy whose "
+                                "observations seed the statistics before the first update "
+                                "(they only act; no learning); 0: only the reset observations, "
+                                "which on CartPole clip over a third of the first rollout's "
+                                "entries", Integer(0))
     obs_clip: float = knob(10.0, "clip of the normalized observations (inf: off)",
                            _POSITIVE_OR_INF, traced=True)
     reward_scaling: bool = knob(False, "divide rewards by the running std of the discounted "
@@ -179,8 +186,10 @@ class PPOConfig:
                               traced=True)
     hl_gauss_bins: int = knob(51, "hl_gauss: number of bins of the value distribution",
                               Integer(2))
-    hl_gauss_range: tuple[float, float] = knob((-10.0, 10.0), "hl_gauss: the bins' support, in "
-                                               "critic space", Bounds())
+    hl_gauss_range: tuple[float, float] | None = knob(
+        None, "hl_gauss: the bins' support in critic space (targets outside it are clipped); "
+        "None: the value target's default, (-10, 10) for symlog (returns up to 22025); "
+        "raw returns have no default and need it set", Bounds(optional=True))
     hl_gauss_sigma: float = knob(0.75, "hl_gauss: std of the target Gaussian, in bin widths",
                                  _POSITIVE, traced=True)
     # --- optimisation extras
@@ -291,6 +300,12 @@ class PPOConfig:
                              f"{self.value_target!r} is invalid: the loss predicts over a fixed "
                              "support of bins, and this target's scale moves during training; "
                              f"allowed is a value_target with a fixed scale, one of {fixed}")
+        if chosen.value_loss.head.fixed_support and strategies.hl_gauss_support(self) is None:
+            raise ValueError(f"value_loss={self.value_loss!r} with value_target="
+                             f"{self.value_target!r} needs hl_gauss_range: this target has no "
+                             "default support and returns outside the support are clipped; "
+                             "allowed is hl_gauss_range=(low, high) covering the returns, or "
+                             "value_target='symlog'")
 
 
 KNOBS: dict[str, Knob] = declared(PPOConfig)

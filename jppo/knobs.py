@@ -93,7 +93,9 @@ class Choice:
 
 
 class Names(Protocol):
-    def names(self) -> tuple[str, ...]: ...
+    def describe(self) -> str: ...
+
+    def __contains__(self, name: object) -> bool: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,10 +106,10 @@ class Registered:
     registry: Names
 
     def describe(self) -> str:
-        return f"one of {list(self.registry.names())}"
+        return self.registry.describe()
 
     def check(self, name: str, value: Any) -> None:
-        if not isinstance(value, str) or value not in self.registry.names():
+        if not isinstance(value, str) or value not in self.registry:
             raise invalid(name, value, self.describe())
 
     def coerce(self, value: Any) -> Any:
@@ -165,12 +167,18 @@ class Sizes:
 
 @dataclasses.dataclass(frozen=True)
 class Bounds:
-    """A finite (low, high) pair with low < high."""
+    """A finite (low, high) pair with low < high; `optional`: None is accepted
+    too (the knob's doc says what it then stands for)."""
+
+    optional: bool = False
 
     def describe(self) -> str:
-        return "a finite (low, high) pair with low < high"
+        pair = "a finite (low, high) pair with low < high"
+        return f"{pair}, or None" if self.optional else pair
 
     def check(self, name: str, value: Any) -> None:
+        if value is None and self.optional:
+            return
         if not (isinstance(value, tuple) and len(value) == 2
                 and all(isinstance(x, numbers.Real) and math.isfinite(x) for x in value)
                 and value[0] < value[1]):

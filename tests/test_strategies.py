@@ -107,7 +107,7 @@ def test_value_target_facts():
     facts = {name: (VALUE_TARGETS.get(name).return_units, VALUE_TARGETS.get(name).fixed_scale)
              for name in VALUE_TARGETS}
     assert facts == {"raw": (True, True), "symlog": (False, True), "popart": (False, False),
-                     "batch_standardize": (False, False)}
+                     "batch_scaled": (False, False)}
 
 
 # ------------------------------------------------------------------- value losses

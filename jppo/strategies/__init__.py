@@ -34,13 +34,14 @@ from jppo.strategies.value import (
     ValueLoss,
     ValueLossInputs,
     ValueTarget,
+    hl_gauss_support,
 )
 
 __all__ = [
     "ADVANTAGE_NORMS", "ENT_SCHEDULES", "GRAD_CLIPS", "HISTOGRAM", "LR_SCHEDULES",
     "REGISTRIES", "SCALAR", "VALUE_CLIP_MODES", "VALUE_LOSSES", "VALUE_TARGETS",
     "AdvantageNorm", "GradClip", "Registry", "Schedule", "Strategies", "ValueClipMode",
-    "ValueHead", "ValueLoss", "ValueLossInputs", "ValueTarget", "of",
+    "ValueHead", "ValueLoss", "ValueLossInputs", "ValueTarget", "hl_gauss_support", "of",
     "register_advantage_norm", "register_value_loss", "register_value_target",
 ]
 

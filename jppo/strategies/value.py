@@ -45,6 +45,8 @@ class ValueTarget:
     metrics report, None when the target keeps none. `return_units`: head space is
     return units (a squared error then compares with Var[R]). `fixed_scale`: the
     head-space scale does not move during training (a fixed support needs it).
+    `default_support`: the HL-Gauss support used when `hl_gauss_range` is None;
+    None where no range fits every task (raw returns), so the user must set one.
     """
 
     encode: Callable[[jax.Array, Any], jax.Array] = _identity
@@ -54,6 +56,7 @@ class ValueTarget:
     sigma: Callable[[Any], jax.Array] | None = None
     return_units: bool = False
     fixed_scale: bool = True
+    default_support: tuple[float, float] | None = None
 
 
 def _popart_track(params: Any, ns: Any, targets: jax.Array, hparams: Any) -> tuple[Any, Any]:
@@ -65,14 +68,21 @@ def _popart_track(params: Any, ns: Any, targets: jax.Array, hparams: Any) -> tup
 
 VALUE_TARGETS: Registry[ValueTarget] = Registry("value_target")
 VALUE_TARGETS.register("raw", ValueTarget(return_units=True))
+# symlog(+-10) is +-22025 in return units: wide enough for any task's returns.
 VALUE_TARGETS.register("symlog", ValueTarget(
-    encode=lambda x, ns: norm.symlog(x), decode=lambda h, ns: norm.symexp(h)))
+    encode=lambda x, ns: norm.symlog(x), decode=lambda h, ns: norm.symexp(h),
+    default_support=(-10.0, 10.0)))
 VALUE_TARGETS.register("popart", ValueTarget(
     encode=lambda x, ns: (x - ns.popart.mean) / ns.popart.sigma(),
     decode=lambda h, ns: h * ns.popart.sigma() + ns.popart.mean,
     track=_popart_track, sigma=lambda ns: ns.popart.sigma(), fixed_scale=False))
-VALUE_TARGETS.register("batch_standardize", ValueTarget(
+# Targets and predictions stay raw; only the value loss (and the relative clip)
+# is divided by the batch std of the targets, which keeps the critic's gradient
+# scale-free without moving what the head predicts. Named for what it does; the
+# old name "batch_standardize" promised a mean subtraction it never did.
+VALUE_TARGETS.register("batch_scaled", ValueTarget(
     loss_scale=lambda targets: jnp.std(targets) + 1e-8, fixed_scale=False))
+VALUE_TARGETS.alias("batch_standardize", "batch_scaled")
 
 
 # ------------------------------------------------------------------ value heads
@@ -88,14 +98,22 @@ class ValueHead:
     fixed_support: bool = False
 
 
+def hl_gauss_support(config: Any) -> tuple[float, float] | None:
+    """`hl_gauss_range`, or when it is None the value target's default support
+    (None if the target has none: the config's validation then rejects it)."""
+    if config.hl_gauss_range is not None:
+        return config.hl_gauss_range
+    return VALUE_TARGETS.get(config.value_target).default_support
+
+
 def bin_edges(config: Any) -> jax.Array:
-    """The HL-Gauss support: `hl_gauss_bins` equal bins over `hl_gauss_range`."""
-    lo, hi = config.hl_gauss_range
+    """The HL-Gauss support: `hl_gauss_bins` equal bins over `hl_gauss_support`."""
+    lo, hi = hl_gauss_support(config)
     return jnp.linspace(lo, hi, config.hl_gauss_bins + 1)
 
 
 def bin_width(config: Any) -> float:
-    lo, hi = config.hl_gauss_range
+    lo, hi = hl_gauss_support(config)
     return (hi - lo) / config.hl_gauss_bins
 
 
