@@ -48,9 +48,9 @@ METRIC_DOCS: dict[str, str] = {
     "advantage_mean": "mean actor advantage before normalization",
     "advantage_std": "std of the actor advantages before normalization",
     "reward_mean": "mean per-step reward seen by the learner",
-    "lr_policy": "policy learning rate in force at the end of the update",
-    "lr_value": "value learning rate in force at the end of the update",
-    "lr_torso": "shared-torso learning rate in force at the end of the update",
+    "lr_policy": "policy learning rate, mean over the update's planned optimizer steps",
+    "lr_value": "value learning rate, mean over the update's planned optimizer steps",
+    "lr_torso": "shared-torso learning rate, mean over the update's planned optimizer steps",
 }
 
 

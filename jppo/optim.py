@@ -47,6 +47,26 @@ def make_optimizer(
     return optax.chain(clip.outer_clip(hparams.max_grad_norm), grouped)
 
 
+def schedule_count(opt_state) -> jax.Array:
+    """The count the learning-rate schedules read (the same in every group)."""
+    states = jax.tree.leaves(opt_state, is_leaf=_is_schedule_state)
+    return next(s.count for s in states if _is_schedule_state(s))
+
+
+def revert_skipped(skipped: jax.Array, new_state, old_state):
+    """`old_state` where a step is skipped, except the schedules' counts, which
+    advance anyway: the learning rate follows the planned step count (progress,
+    as SB3 and CleanRL anneal), not the number of steps applied. Adam's moments
+    and its own count (bias correction) are reverted with the parameters."""
+    return jax.tree.map(
+        lambda new, old: new if _is_schedule_state(new) else jnp.where(skipped, old, new),
+        new_state, old_state, is_leaf=_is_schedule_state)
+
+
+def _is_schedule_state(x) -> bool:
+    return isinstance(x, optax.ScaleByScheduleState)
+
+
 def group_norms(grads: dict) -> dict[str, jax.Array]:
     """L2 norm of the gradient of each parameter group (0 for absent groups)."""
     labels = param_labels(grads)

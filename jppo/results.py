@@ -68,12 +68,15 @@ def metrics_table(
     seeds: Sequence[int],
     first_update: int,
     steps_per_update: int,
+    pretrain_steps: int = 0,
 ) -> pa.Table:
     """`(seeds, updates)` metric arrays -> a wide Arrow table, seed-major rows.
 
     `first_update` is the 0-based index of the first update in the arrays and
     `steps_per_update` the env steps one update collects per seed, so
-    `env_steps` is the number of env steps a seed has taken after that update.
+    `env_steps` is the number of env steps a seed has taken after that update,
+    counting the `pretrain_steps` it took before the first (value pretraining):
+    sample efficiency is measured in all the env steps a method consumes.
     """
     names = sorted(metrics)
     num_seeds, num_updates = np.shape(metrics[names[0]])
@@ -85,7 +88,7 @@ def metrics_table(
         "env": pa.array([env] * (num_seeds * num_updates), pa.string()),
         "seed": np.repeat(np.asarray(seeds, np.int64), num_updates),
         "update": np.tile(updates, num_seeds),
-        "env_steps": np.tile((updates + 1) * steps_per_update, num_seeds),
+        "env_steps": np.tile(pretrain_steps + (updates + 1) * steps_per_update, num_seeds),
     }
     for name in names:
         columns[name] = np.asarray(metrics[name], np.float32).reshape(-1)

@@ -373,12 +373,14 @@ def _to_host(metrics: dict[str, jax.Array], runs: int) -> dict[str, np.ndarray]:
 def _chunk_tables(program: Program, exp: Experiment, metrics: dict[str, np.ndarray],
                   first_update: int, steps_per_update: int) -> list[pa.Table]:
     seeds = range(exp.first_seed, exp.first_seed + exp.seeds)
+    pretrain_steps = program.config.value_pretrain_updates * program.config.batch_size
     tables = []
     for i, variant in enumerate(program.variants):
         rows = {name: value[i * exp.seeds:(i + 1) * exp.seeds] for name, value in metrics.items()}
         tables.append(results.metrics_table(rows, variant=variant, env=program.env, seeds=seeds,
                                             first_update=first_update,
-                                            steps_per_update=steps_per_update))
+                                            steps_per_update=steps_per_update,
+                                            pretrain_steps=pretrain_steps))
     return tables
 
 

@@ -37,7 +37,13 @@ from jppo import normalize as norm
 from jppo.config import HParams, PPOConfig, validate_hparams
 from jppo.gae import actor_critic_targets
 from jppo.networks import ActorCritic, init_params, make_network, param_labels
-from jppo.optim import group_norms, learning_rates_in_force, make_optimizer
+from jppo.optim import (
+    group_norms,
+    learning_rates_in_force,
+    make_optimizer,
+    revert_skipped,
+    schedule_count,
+)
 
 Metrics = dict[str, jax.Array]
 
@@ -244,7 +250,7 @@ def update(setup: Setup, state: TrainState, hparams: HParams) -> tuple[TrainStat
     params, opt_state, stats = learn(setup, state, c, hparams, epoch_key)
     ns = track_observations(setup, c.norm, c.raw_obs)
     update_count = state.update_count + 1
-    metrics = update_metrics(setup, c, stats, params, ns, hparams, update_count)
+    metrics = update_metrics(setup, c, stats, params, ns)
     new_state = TrainState(params, opt_state, c.env_state, c.obs, key, update_count, ns)
     return new_state, metrics
 
@@ -409,15 +415,20 @@ def optimize(setup: Setup, state: TrainState, batch: Batch, ctx: LossContext,
 def epoch(setup: Setup, tx: optax.GradientTransformation, ctx: LossContext, batch: Batch,
           carry: tuple[Any, Any, jax.Array], epoch_key: jax.Array):
     """One shuffled pass over the batch in `num_minibatches` steps."""
+    return jax.lax.scan(functools.partial(minibatch_step, setup, tx, ctx), carry,
+                        shuffled_minibatches(setup, batch, epoch_key))
+
+
+def shuffled_minibatches(setup: Setup, batch: Batch, key: jax.Array) -> Batch:
+    """The batch in a random order, as (num_minibatches, minibatch_size, ...)."""
     config = setup.config
-    order = jax.random.permutation(epoch_key, config.batch_size)
-    shuffled = jax.tree.map(
+    order = jax.random.permutation(key, config.batch_size)
+    return jax.tree.map(
         lambda x: jnp.take(x, order, axis=0).reshape(
             (config.num_minibatches, config.minibatch_size, *x.shape[1:])
         ),
         batch,
     )
-    return jax.lax.scan(functools.partial(minibatch_step, setup, tx, ctx), carry, shuffled)
 
 
 def minibatch_step(setup: Setup, tx: optax.GradientTransformation, ctx: LossContext,
@@ -436,11 +447,13 @@ def minibatch_step(setup: Setup, tx: optax.GradientTransformation, ctx: LossCont
         # SB3 semantics: a minibatch whose KL already exceeds the limit is
         # not applied, and neither is anything after it in this update.
         stopped = jnp.logical_or(stopped, stats["approx_kl"] > 1.5 * hparams.target_kl)
-        new_params, new_opt_state = jax.tree.map(
-            lambda new, old: jnp.where(stopped, old, new),
-            (new_params, new_opt_state), (params, opt_state),
-        )
-    stats = {**stats, "grad_norm": grad_norm,
+        new_params = jax.tree.map(lambda new, old: jnp.where(stopped, old, new),
+                                  new_params, params)
+        new_opt_state = revert_skipped(stopped, new_opt_state, opt_state)
+    # The rate this step's schedule gives (its mean over the update is the metric).
+    lrs = learning_rates_in_force(config, hparams, schedule_count(opt_state))
+    stats = {**stats, **{f"lr_{group}": lr for group, lr in lrs.items()},
+             "grad_norm": grad_norm,
              "grad_clip_ratio": clip_norm / hparams.max_grad_norm,
              "grad_clipped": (clip_norm > hparams.max_grad_norm).astype(jnp.float32),
              "steps_applied": 1.0 - stopped.astype(jnp.float32)}
@@ -508,18 +521,12 @@ def term_norms_on_torso(setup: Setup, params: Any, mb: Batch, ctx: LossContext) 
 # --------------------------------------------------------------------- metrics
 
 
-def update_metrics(setup: Setup, c: Collected, stats: Metrics, params: Any, ns: NormState,
-                   hparams: HParams, update_count: jax.Array) -> Metrics:
-    """One scalar per metric for the update that just ran."""
+def update_metrics(setup: Setup, c: Collected, stats: Metrics, params: Any, ns: NormState
+                   ) -> Metrics:
+    """One scalar per metric for the update that just ran (the learning rates
+    come from the minibatch steps, where the schedule is read)."""
     config = setup.config
-    step = update_count * config.steps_per_update
-    metrics = {
-        **stats,
-        **episode_metrics(c.env_state),
-        **rollout_metrics(c),
-        **{f"lr_{group}": lr
-           for group, lr in learning_rates_in_force(config, hparams, step).items()},
-    }
+    metrics = {**stats, **episode_metrics(c.env_state), **rollout_metrics(c)}
     if config.diagnostics:
         metrics.update(scale_metrics(setup, c, ns))
         if not setup.spec.discrete:
@@ -582,18 +589,39 @@ def pretrain_critic(setup: Setup, state: TrainState, hparams: HParams) -> TrainS
 
 def pretrain_step(setup: Setup, tx: optax.GradientTransformation, hparams: HParams,
                   carry: tuple[TrainState, Any], _: Any):
-    """One critic-only step on a fresh rollout with lambda = 1 targets."""
+    """A critic fit on one fresh rollout with lambda = 1 targets: as many
+    minibatch steps as a PPO update takes (`update_epochs` shuffled passes of
+    `num_minibatches`). One full-batch step per rollout barely moves the critic
+    at PPO's learning rate, which made pretraining a no-op. The value loss,
+    target encoding and loss scale are the PPO update's; the value clip is off,
+    being a trust region around the critic that collected the rollout, which
+    would cap the fit at clip_eps per rollout."""
     state, opt_state = carry
-    labels = param_labels(state.params)
-    key, rollout_key = jax.random.split(state.key)
+    key, rollout_key, epoch_key = jax.random.split(state.key, 3)
     c = collect(setup, state, hparams, rollout_key, jnp.ones(()))
+    unclipped = hparams.replace(value_clip_eps=jnp.full_like(hparams.value_clip_eps, jnp.inf))
+    ctx = LossContext(c.norm, unclipped, jnp.zeros(()),
+                      setup.chosen.value_target.loss_scale(c.targets))
     batch = batch_of(setup, c, c.advantages)
-    grads = jax.grad(
-        lambda p: value_loss(setup, p, batch, c.norm, hparams, jnp.ones(()))[0])(c.params)
-    value_only = jax.tree.map(
-        lambda g, label: g if label == "value" else jnp.zeros_like(g), grads, labels)
-    updates, opt_state = tx.update(value_only, opt_state, c.params)
-    params = optax.apply_updates(c.params, updates)
+    keys = jax.random.split(epoch_key, setup.config.update_epochs)
+    (params, opt_state), _ = jax.lax.scan(
+        lambda carry, k: jax.lax.scan(functools.partial(critic_step, setup, tx, ctx), carry,
+                                      shuffled_minibatches(setup, batch, k)),
+        (c.params, opt_state), keys)
     state = state.replace(params=params, env_state=c.env_state, obs=c.obs, key=key,
                           norm=track_observations(setup, c.norm, c.raw_obs))
     return (state, opt_state), None
+
+
+def critic_step(setup: Setup, tx: optax.GradientTransformation, ctx: LossContext,
+                carry: tuple[Any, Any], mb: Batch):
+    """One Adam step of the PPO value loss (the strategies' loss, scaling and
+    clip) on one minibatch, applied to value-group parameters only: the shared
+    torso gets value gradients, which must not change the initial policy."""
+    params, opt_state = carry
+    grads = jax.grad(lambda p: value_loss(setup, p, mb, ctx.norm, ctx.hparams,
+                                          ctx.loss_scale)[0])(params)
+    value_only = jax.tree.map(lambda g, label: g if label == "value" else jnp.zeros_like(g),
+                              grads, param_labels(params))
+    updates, opt_state = tx.update(value_only, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), None
