@@ -2,6 +2,9 @@
 # GPU benchmark on a bare machine with jax[cuda]: installs the carried wheels
 # (gymnax and its pure-Python needs), then runs jppo bench --vs-reference over
 # SEEDS and the orthogonal-initializer check. Results go to $OUT (or ./gpu-out).
+# The wheels, fetched beforehand on a machine with an index:
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     -d .whl gymnax==1.0.1 gymnasium==1.3.0 Farama-Notifications==0.0.6
 set -euo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
