@@ -130,3 +130,13 @@ def test_unrolled_time_scans_give_the_same_run(cartpole):
     unrolled = jax.jit(jppo.make_train(jppo.PPOConfig(**TINY, scan_unroll=5), *cartpole))(key)
     assert_trees_close(plain.metrics, unrolled.metrics)
     assert_trees_close(plain.state.params, unrolled.state.params)
+
+
+def test_scan_unroll_resolves_per_backend_and_rejects_negatives():
+    from jppo.train import scan_unroll
+
+    assert scan_unroll(jppo.PPOConfig(**TINY)) == 1  # auto on CPU: no unrolling
+    assert scan_unroll(jppo.PPOConfig(**TINY, scan_unroll=5)) == 5
+    assert scan_unroll(jppo.PPOConfig(**TINY, scan_unroll=64)) == 16  # capped at num_steps
+    with pytest.raises(ValueError, match=r"scan_unroll=-1 is invalid: allowed is an integer >= 0"):
+        jppo.PPOConfig(**TINY, scan_unroll=-1)
