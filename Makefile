@@ -41,7 +41,7 @@ compare: $(STAMP)
 	   runs/value-scale/plots/*.png experiments/value_scale/
 
 ## mutants: mutation testing of the training core (slow, on demand; not part of test or CI).
-##   Settings in pyproject.toml [tool.mutmut]. One module: make mutants MUTANTS='jppo.gae.*'.
+##   Settings in pyproject.toml [tool.mutmut]. One module: make mutants MUTANTS='jppo.core.gae.*'.
 ##   Results are kept in mutants/, so a second run only tests what is left or changed.
 ##   Prints the surviving mutants; one mutant's diff: $(VENV)/bin/mutmut show NAME
 MUTANTS ?=

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 
 import jppo
-from jppo import stats
-from jppo.strategies import ValueLossInputs
+from jppo.analysis import stats
+from jppo.core.strategies import ValueLossInputs
 
 
 @jppo.register_value_loss("log_cosh", replace=True)

@@ -19,9 +19,9 @@ import jax
 import numpy as np
 
 from jppo import PPOConfig
-from jppo.diagnostics import final_episode_return
-from jppo.results import fresh_run_dir
-from jppo.runner import run
+from jppo.analysis.metrics import final_episode_return
+from jppo.runs.results import fresh_run_dir
+from jppo.runs.runner import run
 
 HERE = Path(__file__).parent
 

@@ -18,7 +18,7 @@ import numpy as np
 
 import envs
 import jppo
-from jppo.diagnostics import final_episode_return
+from jppo.analysis.metrics import final_episode_return
 
 SEEDS = 16
 REWARD_SCALE = 100.0

@@ -1,6 +1,6 @@
 """jppo: fully jitted, seed-vectorized PPO on gymnax.
 
-Names are imported on first use, so `jppo.devices.use_host_cores()` (and the
+Names are imported on first use, so `jppo.runs.devices.use_host_cores()` (and the
 `jppo` command) can set XLA flags before anything starts JAX.
 """
 
@@ -10,46 +10,46 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from jppo.config import HParams, PPOConfig, make_config, validate_hparams
-    from jppo.diagnose import Remedy, Rule, register_rule
-    from jppo.experiment import Experiment, default_experiment
-    from jppo.experiment import from_dict as experiment_from_dict
-    from jppo.experiment import load as load_experiment
-    from jppo.runner import ExperimentResult, run, run_experiment
-    from jppo.strategies import (
+    from jppo.analysis.diagnose import Remedy, Rule, register_rule
+    from jppo.core.config import HParams, PPOConfig, make_config, validate_hparams
+    from jppo.core.strategies import (
         register_advantage_norm,
         register_value_loss,
         register_value_target,
     )
-    from jppo.sweeps import Sweep, sweep
-    from jppo.train import Trainer, TrainResult, TrainState, make_train
+    from jppo.core.train import Trainer, TrainResult, TrainState, make_train
+    from jppo.runs.experiment import Experiment, default_experiment
+    from jppo.runs.experiment import from_dict as experiment_from_dict
+    from jppo.runs.experiment import load as load_experiment
+    from jppo.runs.runner import ExperimentResult, run, run_experiment
+    from jppo.runs.sweeps import Sweep, sweep
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "HParams": ("jppo.config", "HParams"),
-    "PPOConfig": ("jppo.config", "PPOConfig"),
-    "make_config": ("jppo.config", "make_config"),
-    "validate_hparams": ("jppo.config", "validate_hparams"),
-    "Remedy": ("jppo.diagnose", "Remedy"),
-    "Rule": ("jppo.diagnose", "Rule"),
-    "register_rule": ("jppo.diagnose", "register_rule"),
-    "register_advantage_norm": ("jppo.strategies", "register_advantage_norm"),
-    "register_value_loss": ("jppo.strategies", "register_value_loss"),
-    "register_value_target": ("jppo.strategies", "register_value_target"),
-    "Experiment": ("jppo.experiment", "Experiment"),
-    "default_experiment": ("jppo.experiment", "default_experiment"),
-    "experiment_from_dict": ("jppo.experiment", "from_dict"),
-    "load_experiment": ("jppo.experiment", "load"),
-    "ExperimentResult": ("jppo.runner", "ExperimentResult"),
-    "run": ("jppo.runner", "run"),
-    "run_experiment": ("jppo.runner", "run_experiment"),
-    "Sweep": ("jppo.sweeps", "Sweep"),
-    "sweep": ("jppo.sweeps", "sweep"),
-    "Trainer": ("jppo.train", "Trainer"),
-    "TrainResult": ("jppo.train", "TrainResult"),
-    "TrainState": ("jppo.train", "TrainState"),
-    "make_train": ("jppo.train", "make_train"),
+    "HParams": ("jppo.core.config", "HParams"),
+    "PPOConfig": ("jppo.core.config", "PPOConfig"),
+    "make_config": ("jppo.core.config", "make_config"),
+    "validate_hparams": ("jppo.core.config", "validate_hparams"),
+    "Remedy": ("jppo.analysis.diagnose", "Remedy"),
+    "Rule": ("jppo.analysis.diagnose", "Rule"),
+    "register_rule": ("jppo.analysis.diagnose", "register_rule"),
+    "register_advantage_norm": ("jppo.core.strategies", "register_advantage_norm"),
+    "register_value_loss": ("jppo.core.strategies", "register_value_loss"),
+    "register_value_target": ("jppo.core.strategies", "register_value_target"),
+    "Experiment": ("jppo.runs.experiment", "Experiment"),
+    "default_experiment": ("jppo.runs.experiment", "default_experiment"),
+    "experiment_from_dict": ("jppo.runs.experiment", "from_dict"),
+    "load_experiment": ("jppo.runs.experiment", "load"),
+    "ExperimentResult": ("jppo.runs.runner", "ExperimentResult"),
+    "run": ("jppo.runs.runner", "run"),
+    "run_experiment": ("jppo.runs.runner", "run_experiment"),
+    "Sweep": ("jppo.runs.sweeps", "Sweep"),
+    "sweep": ("jppo.runs.sweeps", "sweep"),
+    "Trainer": ("jppo.core.train", "Trainer"),
+    "TrainResult": ("jppo.core.train", "TrainResult"),
+    "TrainState": ("jppo.core.train", "TrainState"),
+    "make_train": ("jppo.core.train", "make_train"),
 }
 
 __all__ = [

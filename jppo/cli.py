@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
-from jppo import knobs
-from jppo.config import PPOConfig
+from jppo.core import knobs
+from jppo.core.config import PPOConfig
 
 Repeated = Annotated[tuple[str, ...], tyro.conf.UseAppendAction]
 
@@ -83,7 +83,7 @@ def train(
         reward_scale: multiply rewards (a return-scale stress test).
         first_seed: seed of the first run.
     """
-    from jppo import experiment as experiments
+    from jppo.runs import experiment as experiments
 
     exp = _load(experiment, set, run, seeds=seeds,
                 total_timesteps=_as_int(total_timesteps), reward_scale=reward_scale,
@@ -126,7 +126,7 @@ def plot(run: Annotated[str, tyro.conf.Positional]) -> int:
     Args:
         run: run directory.
     """
-    from jppo import plots
+    from jppo.analysis import plots
 
     for path in plots.write_plots(Path(run)):
         print(f"wrote {path}")
@@ -139,7 +139,7 @@ def diagnose(run: Annotated[str, tyro.conf.Positional]) -> int:
     Args:
         run: run directory.
     """
-    from jppo import diagnose as diagnosis
+    from jppo.analysis import diagnose as diagnosis
 
     findings = diagnosis.diagnose_run(Path(run))
     print(diagnosis.format_terminal(findings))
@@ -154,7 +154,7 @@ def summary(run: Annotated[str, tyro.conf.Positional], reps: int = 2000) -> int:
         run: run directory.
         reps: bootstrap resamples.
     """
-    from jppo import stats
+    from jppo.analysis import stats
 
     print(stats.format_table(stats.summarize_run(Path(run), reps=reps)))
     return 0
@@ -176,7 +176,7 @@ def config(markdown: bool = False, imports: tuple[str, ...] = ()) -> int:
         markdown: print a Markdown table (the README's knob table).
         imports: modules to import first; the variants they register are listed.
     """
-    from jppo.experiment import import_modules
+    from jppo.runs.experiment import import_modules
 
     import_modules(imports)
     print(knobs.markdown(PPOConfig) if markdown else knobs.text(PPOConfig))
@@ -209,7 +209,7 @@ def bench(
         reference_devices: --vs-reference: devices for the reference (default: as jppo).
         profile: time each phase of one update at each seed count (Markdown table).
     """
-    from jppo import bench as benchmark
+    from jppo.bench import throughput as benchmark
 
     argv = ["--env", env, "--seeds", *map(str, seeds), "--devices", *map(str, devices)]
     if steps is not None:
@@ -232,7 +232,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from jppo.devices import use_host_cores
+    from jppo.runs.devices import use_host_cores
 
     use_host_cores()  # before anything starts JAX: one CPU device per core
     try:
@@ -255,7 +255,7 @@ def _as_int(value: float | None) -> int | None:
 
 
 def _load(path: str | None, overrides: Sequence[str], options: RunOptions, **fields: Any):
-    from jppo import experiment as experiments
+    from jppo.runs import experiment as experiments
 
     fields |= {"chunk_updates": options.chunk_updates,
                "checkpoint_every": options.checkpoint_every, "imports": options.imports}
@@ -265,9 +265,10 @@ def _load(path: str | None, overrides: Sequence[str], options: RunOptions, **fie
 
 
 def _execute(exp: Any, options: RunOptions, command: str) -> int:
-    from jppo import diagnose as diagnosis
-    from jppo import plots, results, stats
-    from jppo.runner import run_experiment
+    from jppo.analysis import diagnose as diagnosis
+    from jppo.analysis import plots, stats
+    from jppo.runs import results
+    from jppo.runs.runner import run_experiment
 
     if options.out is None and options.resume:
         raise ValueError("--resume needs --out: the run directory to continue")

@@ -7,9 +7,10 @@ import pytest
 
 import envs
 import jppo
-from jppo import bench_reference, profile
-from jppo.reference import ReferenceSettings, make_reference_train
-from jppo.runner import seed_keys
+from jppo.bench import profile
+from jppo.bench import versus as bench_reference
+from jppo.bench.reference import ReferenceSettings, make_reference_train
+from jppo.runs.runner import seed_keys
 
 TINY = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, update_epochs=2,
             num_minibatches=2)
@@ -109,7 +110,8 @@ def test_top_ops_names_operations_of_the_compiled_phase():
 def test_cli_bench_forwards_the_reference_and_profile_flags(monkeypatch):
     import os
 
-    from jppo import bench, cli
+    from jppo import cli
+    from jppo.bench import throughput as bench
 
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # cli sets it
     seen = []

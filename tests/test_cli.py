@@ -9,7 +9,8 @@ import textwrap
 import pandas as pd
 import pytest
 
-from jppo import cli, results
+from jppo import cli
+from jppo.runs import results
 
 EXPERIMENT = textwrap.dedent("""
     name = "tiny-compare"

@@ -1,4 +1,4 @@
-"""Tests for run configuration (jppo.config): validation messages, coercions, HParams."""
+"""Tests for run configuration (jppo.core.config): validation messages, coercions, HParams."""
 
 import math
 
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jppo.config import (
+from jppo.core.config import (
     HPARAM_FIELDS,
     HParams,
     PPOConfig,

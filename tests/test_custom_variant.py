@@ -14,8 +14,11 @@ import pytest
 
 import envs
 import jppo
-from jppo import cli, diagnose, experiment, strategies
-from jppo.diagnose.rules import REGISTERED_RULES
+from jppo import cli
+from jppo.analysis import diagnose
+from jppo.analysis.diagnose.rules import REGISTERED_RULES
+from jppo.core import strategies
+from jppo.runs import experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 _ids = itertools.count()
@@ -24,8 +27,8 @@ USER_MODULE = '''
 import jax.numpy as jnp
 import numpy as np
 import jppo
-from jppo import strategies
-from jppo.diagnose import Verdict
+from jppo.core import strategies
+from jppo.analysis.diagnose import Verdict
 
 
 @jppo.register_value_loss("{loss}", squared_error=True)
@@ -131,7 +134,7 @@ def test_a_registered_rule_joins_every_diagnosis_where_it_applies(user_module):
 
 
 def _handmade_frame(**metrics):
-    from jppo import results
+    from jppo.runs import results
 
     arrays = {name: np.full((2, 20), value, np.float64) for name, value in metrics.items()}
     return results.metrics_table(arrays, variant="v", env="E", seeds=range(2), first_update=0,

@@ -13,9 +13,9 @@ import pytest
 
 import envs
 import jppo
-from jppo import train
-from jppo.strategies import VALUE_TARGETS, Registry, hl_gauss_support
-from jppo.strategies.value import bin_edges
+from jppo.core import train
+from jppo.core.strategies import VALUE_TARGETS, Registry, hl_gauss_support
+from jppo.core.strategies.value import bin_edges
 
 CARTPOLE = dict(num_envs=4, num_steps=128, total_timesteps=512, diagnostics=False)
 

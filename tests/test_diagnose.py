@@ -17,9 +17,10 @@ import pytest
 
 import envs
 import jppo
-from jppo import diagnose, results
-from jppo.diagnostics import METRIC_DOCS, final_episode_return
-from jppo.runner import seed_keys
+from jppo.analysis import diagnose
+from jppo.analysis.metrics import METRIC_DOCS, final_episode_return
+from jppo.runs import results
+from jppo.runs.runner import seed_keys
 
 UPDATES = 40
 
@@ -88,8 +89,8 @@ def test_a_rule_fires_exactly_above_the_threshold_its_text_states(rule, metric):
 
 
 def test_plots_draw_the_rule_threshold():
-    from jppo import plots
-    from jppo.diagnose import rules
+    from jppo.analysis import plots
+    from jppo.analysis.diagnose import rules
 
     assert plots.THROTTLED_CLIP_RATIO is rules.THROTTLE_RATIO
 

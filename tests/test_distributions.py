@@ -1,4 +1,5 @@
-"""Tests for the categorical and diagonal-Gaussian policy distributions (jppo.distributions)."""
+"""Tests for the categorical and diagonal-Gaussian policy distributions
+(jppo.core.distributions)."""
 
 import math
 
@@ -9,7 +10,7 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
-from jppo import distributions
+from jppo.core import distributions
 
 KEY = jax.random.PRNGKey(0)
 

@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from jppo import experiment
-from jppo.config import PPOConfig
+from jppo.core.config import PPOConfig
+from jppo.runs import experiment
 
 FILE = textwrap.dedent("""
     name = "clip-study"
@@ -155,6 +155,6 @@ def test_static_key_groups_variants_that_share_a_program():
 
 def test_traced_fields_are_exactly_the_hparams():
     """A field missing here would merge variants that need separate programs."""
-    from jppo.config import HPARAM_FIELDS
+    from jppo.core.config import HPARAM_FIELDS
 
     assert set(experiment.TRACED_CONFIG_FIELDS) == {*HPARAM_FIELDS, "lr"}

@@ -1,4 +1,4 @@
-"""Tests for generalized advantage estimation (jppo.gae) against plain numpy loops."""
+"""Tests for generalized advantage estimation (jppo.core.gae) against plain numpy loops."""
 
 import chex
 import jax
@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jppo.gae import actor_critic_targets, gae
+from jppo.core.gae import actor_critic_targets, gae
 
 T, N = 17, 5
 GAMMA = 0.99

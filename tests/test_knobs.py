@@ -1,4 +1,4 @@
-"""Knob declarations (jppo.knobs): what is derived from them equals the hand-written
+"""Knob declarations (jppo.core.knobs): what is derived from them equals the hand-written
 lists they replaced, the `jppo config` listing covers every field, the README's
 table is the generated one, and the runner's program key ignores exactly the
 traced knobs."""
@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from jppo import cli, config, experiment, knobs
-from jppo.config import HPARAM_FIELDS, KNOBS, TRACED_FIELDS, HParams, PPOConfig
-from jppo.sweeps import sweep
+from jppo import cli
+from jppo.core import config, knobs
+from jppo.core.config import HPARAM_FIELDS, KNOBS, TRACED_FIELDS, HParams, PPOConfig
+from jppo.runs import experiment
+from jppo.runs.sweeps import sweep
 
 # The hand-written lists these declarations replaced, copied as the independent
 # reference: HParams' fields in order, and the other lists of traced fields.

@@ -1,4 +1,4 @@
-"""Tests for the PPO loss terms and diagnostics (jppo.losses) against hand computations."""
+"""Tests for the PPO loss terms and diagnostics (jppo.core.losses) against hand computations."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from jppo import losses
+from jppo.core import losses
 
 EPS = 0.2
 

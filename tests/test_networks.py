@@ -1,4 +1,4 @@
-"""Tests for the actor-critic networks (jppo.networks): shapes, init scales, param groups."""
+"""Tests for the actor-critic networks (jppo.core.networks): shapes, init scales, param groups."""
 
 import math
 
@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jppo.config import PPOConfig
-from jppo.networks import (
+from jppo.core.config import PPOConfig
+from jppo.core.networks import (
     ActorCritic,
     init_params,
     make_network,
@@ -192,7 +192,7 @@ def test_param_group_rejects_unknown_module_names():
 @pytest.mark.parametrize("shape", [(4, 64), (64, 64), (64, 2), (64, 1), (3, 5), (256, 128)])
 def test_orthogonal_init_equals_jax_orthogonal(shape):
     """The LAPACK-free initializer (safe to vmap on CPU) draws the same matrices."""
-    from jppo.networks import orthogonal
+    from jppo.core.networks import orthogonal
 
     key = jax.random.PRNGKey(sum(shape))
     ours = orthogonal(1.3)(key, shape)

@@ -1,4 +1,4 @@
-"""Tests for the optimizer (jppo.optim): schedules, per-group learning rates, clipping."""
+"""Tests for the optimizer (jppo.core.optim): schedules, per-group learning rates, clipping."""
 
 import math
 
@@ -8,9 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-from jppo.config import PPOConfig
-from jppo.networks import init_params, make_network, param_labels
-from jppo.optim import learning_rates_in_force, make_optimizer, schedule
+from jppo.core.config import PPOConfig
+from jppo.core.networks import init_params, make_network, param_labels
+from jppo.core.optim import learning_rates_in_force, make_optimizer, schedule
 
 B1, B2 = 0.9, 0.999  # optax.scale_by_adam defaults
 

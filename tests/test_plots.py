@@ -1,10 +1,11 @@
-"""Tests for jppo.plots: the learning-curve reduction against numpy, and PNG output."""
+"""Tests for jppo.analysis.plots: the learning-curve reduction against numpy, and PNG output."""
 
 import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from jppo import plots, results
+from jppo.analysis import plots
+from jppo.runs import results
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAN = np.nan

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from jppo.progress import ProgressView, format_seconds
+from jppo.runs.progress import ProgressView, format_seconds
 
 
 def test_lines_report_steps_rate_eta_and_return():

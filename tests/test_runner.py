@@ -15,7 +15,7 @@ import pytest
 
 import envs
 import jppo
-from jppo import experiment, results, runner
+from jppo.runs import experiment, results, runner
 
 TINY = dict(num_envs=4, num_steps=16, update_epochs=2, num_minibatches=2)
 
@@ -138,7 +138,8 @@ def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
 SHARDED = textwrap.dedent("""
     import json, sys
     import jax
-    from jppo import experiment, runner
+    from jppo.runs import experiment
+    from jppo.runs import runner
     exp = experiment.from_dict(json.loads(sys.argv[1]))
     one = runner.run_experiment(exp, None, devices=1, progress="off")
     one.frame.to_parquet(sys.argv[3])

@@ -17,11 +17,11 @@ import scipy.special
 import scipy.stats
 
 import jppo
-from jppo import losses
-from jppo import normalize as norm
-from jppo.config import HPARAM_FIELDS, PPOConfig
-from jppo.networks import init_params, make_network, param_labels
-from jppo.optim import group_norms, make_optimizer
+from jppo.core import losses
+from jppo.core import normalize as norm
+from jppo.core.config import HPARAM_FIELDS, PPOConfig
+from jppo.core.networks import init_params, make_network, param_labels
+from jppo.core.optim import group_norms, make_optimizer
 
 # --------------------------------------------------------------------------- Huber
 
@@ -570,8 +570,8 @@ def test_split_reshapes_runs_into_points_by_seeds():
 
 
 def test_jppo_sweep_stays_the_function_after_its_module_is_imported():
-    """`import jppo.sweeps` (any tool may) must not replace `jppo.sweep`."""
+    """`import jppo.runs.sweeps` (any tool may) must not replace `jppo.sweep`."""
     import importlib
 
-    importlib.import_module("jppo.sweeps")
-    assert callable(jppo.sweep) and jppo.sweep is importlib.import_module("jppo.sweeps").sweep
+    importlib.import_module("jppo.runs.sweeps")
+    assert callable(jppo.sweep) and jppo.sweep is importlib.import_module("jppo.runs.sweeps").sweep

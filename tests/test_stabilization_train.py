@@ -20,9 +20,9 @@ import pytest
 
 import envs
 import jppo
-from jppo import results
-from jppo.diagnostics import METRIC_DOCS
-from jppo.networks import ActorCritic, param_group
+from jppo.analysis.metrics import METRIC_DOCS
+from jppo.core.networks import ActorCritic, param_group
+from jppo.runs import results
 
 TINY = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, update_epochs=2,
             num_minibatches=2)

@@ -1,12 +1,13 @@
-"""Tests for the final-return statistics table (jppo.stats) against direct numpy/scipy."""
+"""Tests for the final-return statistics table (jppo.analysis.stats) against direct numpy/scipy."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import trim_mean
 
-from jppo import results, stats
-from jppo.diagnostics import final_episode_return
+from jppo.analysis import stats
+from jppo.analysis.metrics import final_episode_return
+from jppo.runs import results
 
 REPS = 300
 # Skewed on purpose: mean, median and IQM all differ.

@@ -10,10 +10,10 @@ import numpy as np
 import optax
 import pytest
 
-from jppo import normalize as norm
-from jppo import strategies
-from jppo.config import PPOConfig
-from jppo.strategies import (
+from jppo.core import normalize as norm
+from jppo.core import strategies
+from jppo.core.config import PPOConfig
+from jppo.core.strategies import (
     ADVANTAGE_NORMS,
     ENT_SCHEDULES,
     GRAD_CLIPS,

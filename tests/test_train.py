@@ -10,8 +10,8 @@ import pytest
 
 import envs
 import jppo
-from jppo.diagnostics import final_episode_return
-from jppo.runner import run, seed_keys
+from jppo.analysis.metrics import final_episode_return
+from jppo.runs.runner import run, seed_keys
 
 TINY = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, update_epochs=2,
             num_minibatches=2)
@@ -50,7 +50,7 @@ def test_metrics_are_one_scalar_per_update_per_seed(tiny_trainer, batched):
     assert tiny_trainer.num_updates == 3
     for name, values in result.metrics.items():
         chex.assert_shape(values, (3, 3), custom_message=name)
-    assert set(result.metrics) <= set(jppo.diagnostics.METRIC_DOCS)
+    assert set(result.metrics) <= set(jppo.analysis.metrics.METRIC_DOCS)
 
 
 def test_same_key_gives_same_result(solo, tiny_trainer):
@@ -133,7 +133,7 @@ def test_unrolled_time_scans_give_the_same_run(cartpole):
 
 
 def test_scan_unroll_resolves_per_backend_and_rejects_negatives():
-    from jppo.train import scan_unroll
+    from jppo.core.train import scan_unroll
 
     assert scan_unroll(jppo.PPOConfig(**TINY)) == 1  # auto on CPU: no unrolling
     assert scan_unroll(jppo.PPOConfig(**TINY, scan_unroll=5)) == 5

@@ -11,7 +11,7 @@ import pytest
 
 import envs
 import jppo
-from jppo import train
+from jppo.core import train
 
 ONE_STEP = dict(num_envs=4, num_steps=16, total_timesteps=64, update_epochs=1,
                 num_minibatches=1, diagnostics=False)

@@ -33,8 +33,8 @@ import scipy.special
 
 import envs
 import jppo
-from jppo.networks import ActorCritic, make_network
-from jppo.networks import init_params as eager_init_params
+from jppo.core.networks import ActorCritic, make_network
+from jppo.core.networks import init_params as eager_init_params
 
 init_params = jax.jit(eager_init_params, static_argnums=(0, 2))
 

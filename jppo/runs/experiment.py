@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import envs as envs_lib
-from jppo.config import CONFIG_FIELDS, TRACED_FIELDS, PPOConfig
+from jppo.core.config import CONFIG_FIELDS, TRACED_FIELDS, PPOConfig
 
 # PPOConfig fields declared traced: variants differing in these alone share one
 # compiled program (stacked hyperparameters).
@@ -108,7 +108,7 @@ def load(path: str | Path, overrides: Sequence[str] = (), **fields: Any) -> Expe
 
 def default_experiment(overrides: Sequence[str] = (), **fields: Any) -> Experiment:
     """The embedded default: standard PPO on CartPole-v1, 64 seeds."""
-    text = resources.files("jppo").joinpath("default_experiment.toml").read_text()
+    text = resources.files("jppo.runs").joinpath("default_experiment.toml").read_text()
     return from_dict(tomllib.loads(text), overrides, source="default experiment", **fields)
 
 

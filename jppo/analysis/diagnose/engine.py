@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jppo import results
-from jppo.config import CONFIG_FIELDS, PPOConfig
+from jppo.core.config import CONFIG_FIELDS, PPOConfig
+from jppo.runs import results
 
 WARMUP_FRACTION = 0.2  # of the updates skipped: every run starts far from steady state
 MIN_EVALUATED = 5  # fewer evaluated updates cannot show a persistent failure

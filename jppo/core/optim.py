@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jppo import strategies
-from jppo.config import HParams, PPOConfig
-from jppo.networks import param_labels
+from jppo.core import strategies
+from jppo.core.config import HParams, PPOConfig
+from jppo.core.networks import param_labels
 
 
 def schedule(kind: str, base_lr: jax.Array, total_steps: int) -> optax.Schedule:

@@ -22,10 +22,10 @@ import jax
 from jax.sharding import NamedSharding, PartitionSpec
 
 import envs
-from jppo.config import PPOConfig
-from jppo.reference import ReferenceSettings, make_reference_train
-from jppo.runner import seed_keys, seed_mesh
-from jppo.train import make_train
+from jppo.bench.reference import ReferenceSettings, make_reference_train
+from jppo.core.config import PPOConfig
+from jppo.core.train import make_train
+from jppo.runs.runner import seed_keys, seed_mesh
 
 # Env steps one compiled chunk should cover: long enough that dispatch is noise,
 # short enough that a chunk at 16,384 seeds is still one update.

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import jax
 import optax
 
-from jppo.strategies.registry import Registry
+from jppo.core.strategies.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)

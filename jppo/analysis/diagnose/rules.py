@@ -16,9 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jppo import strategies
-from jppo.config import PPOConfig
-from jppo.diagnose.engine import (
+from jppo.analysis.diagnose.engine import (
     FLAT_TARGETS,
     Cell,
     Remedy,
@@ -33,7 +31,9 @@ from jppo.diagnose.engine import (
     return_scale,
     solved,
 )
-from jppo.strategies import Registry
+from jppo.core import strategies
+from jppo.core.config import PPOConfig
+from jppo.core.strategies import Registry
 
 # Remedies that address several failure modes.
 PER_HEAD_CLIP = Remedy({"grad_clip": "per_head"}, "each head is clipped alone, so a huge value "
@@ -468,7 +468,7 @@ for _rule in RULES:
 def register_rule(rule: Rule, *, replace: bool = False) -> Rule:
     """Add a failure mode to every diagnosis (`jppo diagnose`, `diagnose_run`), after
     the built-in rules; its `applies(config)` should ask the config's strategies
-    (`jppo.strategies.of(config)`) so that variants registered later are judged."""
+    (`jppo.core.strategies.of(config)`) so that variants registered later are judged."""
     return REGISTERED_RULES.register(rule.name, rule, replace=replace)
 
 

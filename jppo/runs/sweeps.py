@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jppo.config import TRACED_FIELDS, HParams, PPOConfig, check_fields, validate_hparams
+from jppo.core.config import TRACED_FIELDS, HParams, PPOConfig, check_fields, validate_hparams
 
 
 @dataclasses.dataclass(frozen=True)

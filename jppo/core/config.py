@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jppo import strategies
-from jppo.knobs import (
+from jppo.core import strategies
+from jppo.core.knobs import (
     Bounds,
     Choice,
     Flag,
@@ -33,7 +33,7 @@ from jppo.knobs import (
     declared,
     knob,
 )
-from jppo.strategies import REGISTRIES
+from jppo.core.strategies import REGISTRIES
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
 

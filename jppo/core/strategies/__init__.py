@@ -19,11 +19,11 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
-from jppo.strategies.advantages import ADVANTAGE_NORMS, AdvantageNorm
-from jppo.strategies.clipping import GRAD_CLIPS, GradClip
-from jppo.strategies.registry import Registry
-from jppo.strategies.schedules import ENT_SCHEDULES, LR_SCHEDULES, Schedule
-from jppo.strategies.value import (
+from jppo.core.strategies.advantages import ADVANTAGE_NORMS, AdvantageNorm
+from jppo.core.strategies.clipping import GRAD_CLIPS, GradClip
+from jppo.core.strategies.registry import Registry
+from jppo.core.strategies.schedules import ENT_SCHEDULES, LR_SCHEDULES, Schedule
+from jppo.core.strategies.value import (
     HISTOGRAM,
     SCALAR,
     VALUE_CLIP_MODES,

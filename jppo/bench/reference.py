@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jppo.networks import orthogonal
+from jppo.core.networks import orthogonal
 
 
 class ReferenceSettings(NamedTuple):

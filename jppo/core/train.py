@@ -32,12 +32,12 @@ import optax
 from flax import struct
 
 import envs
-from jppo import distributions, losses, strategies
-from jppo import normalize as norm
-from jppo.config import HParams, PPOConfig, validate_hparams
-from jppo.gae import actor_critic_targets
-from jppo.networks import ActorCritic, init_params, make_network, param_labels
-from jppo.optim import (
+from jppo.core import distributions, losses, strategies
+from jppo.core import normalize as norm
+from jppo.core.config import HParams, PPOConfig, validate_hparams
+from jppo.core.gae import actor_critic_targets
+from jppo.core.networks import ActorCritic, init_params, make_network, param_labels
+from jppo.core.optim import (
     group_norms,
     learning_rates_in_force,
     make_optimizer,

@@ -33,10 +33,10 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
 import envs
-from jppo.config import PPOConfig, make_config
-from jppo.experiment import parse_assignments
-from jppo.runner import seed_keys, seed_mesh, versions
-from jppo.train import make_train
+from jppo.core.config import PPOConfig, make_config
+from jppo.core.train import make_train
+from jppo.runs.experiment import parse_assignments
+from jppo.runs.runner import seed_keys, seed_mesh, versions
 
 # Env steps per seed for each seed count: long enough (several seconds) that
 # dispatch and warm-up are noise, short enough for a 2-core CPU.
@@ -143,7 +143,7 @@ def machine() -> dict[str, Any]:
 
 
 def _versus_reference(args: argparse.Namespace, config: PPOConfig) -> int:
-    from jppo.bench_reference import versus
+    from jppo.bench.versus import versus
 
     rows = []
     for seeds, devices in itertools.product(args.seeds, args.devices):
@@ -160,7 +160,7 @@ def _versus_reference(args: argparse.Namespace, config: PPOConfig) -> int:
 
 
 def _profile(args: argparse.Namespace, config: PPOConfig) -> int:
-    from jppo import profile
+    from jppo.bench import profile
 
     peak = matmul_gflops()
     reports = [profile.with_bounds(profile.profile(config, args.env, seeds), peak)
@@ -182,10 +182,10 @@ def _profile(args: argparse.Namespace, config: PPOConfig) -> int:
 def orthogonal_init_check(num_seeds: int, repeats: int = 5) -> dict[str, Any]:
     """Householder vs LAPACK orthogonal init of the default network's kernels,
     vmapped over `num_seeds`: compile and run time, and the largest difference.
-    Not on CPU, where the vmapped LAPACK QR can deadlock (see jppo.networks)."""
+    Not on CPU, where the vmapped LAPACK QR can deadlock (see jppo.core.networks)."""
     import flax.linen as nn
 
-    from jppo.networks import householder_orthogonal
+    from jppo.core.networks import householder_orthogonal
 
     if jax.default_backend() == "cpu":
         raise SystemExit("--init-check runs on accelerators only: vmapped LAPACK QR can "
@@ -227,7 +227,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="device counts to shard the seeds over (CPU: host devices)")
     parser.add_argument("--vs-reference", action="store_true",
                         help="jppo against the single-file reference PPO, same process, "
-                        "alternating (see jppo.bench_reference)")
+                        "alternating (see jppo.bench.versus)")
     parser.add_argument("--reference-devices", type=int, default=None,
                         help="--vs-reference: devices for the reference (default: as jppo)")
     parser.add_argument("--pairs", type=int, default=3,
@@ -238,7 +238,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="accelerators only: time and compare the Householder and "
                         "LAPACK orthogonal initializers at the largest seed count")
     parser.add_argument("--profile", action="store_true",
-                        help="time each phase of one update (see jppo.profile) and print a "
+                        help="time each phase of one update (see jppo.bench.profile) and print a "
                         "Markdown table")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     return parser

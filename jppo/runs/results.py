@@ -13,9 +13,9 @@ Layout of a run directory::
 
 The metrics table is *wide*: one row per (variant, env, seed, update) with the
 identifier columns `ID_COLUMNS` followed by one float column per metric (see
-`jppo.diagnostics.METRIC_DOCS`). Any dataframe library reads the folder:
+`jppo.analysis.metrics.METRIC_DOCS`). Any dataframe library reads the folder:
 `pandas.read_parquet(run / "metrics")`, `polars.read_parquet(run / "metrics/*.parquet")`,
-or `jppo.results.read_metrics(run)`, which also sorts the rows.
+or `jppo.runs.results.read_metrics(run)`, which also sorts the rows.
 """
 
 from __future__ import annotations

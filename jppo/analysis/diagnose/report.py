@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jppo.diagnose.engine import FIRE_FRACTION, MIN_EVALUATED, WARMUP_FRACTION, Finding
+from jppo.analysis.diagnose.engine import FIRE_FRACTION, MIN_EVALUATED, WARMUP_FRACTION, Finding
 
 
 def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None = None) -> str:

@@ -23,8 +23,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy.stats import bootstrap
 
-from jppo import results
-from jppo.diagnose.rules import THROTTLE_RATIO
+from jppo.analysis.diagnose.rules import THROTTLE_RATIO
+from jppo.runs import results
 
 PLOTS_DIR = "plots"
 # (metric, log y-axis) for the 2x3 diagnostics panel.

@@ -9,8 +9,8 @@ from typing import Any
 
 import jax
 
-from jppo import losses
-from jppo.strategies.registry import Registry
+from jppo.core import losses
+from jppo.core.strategies.registry import Registry
 
 
 def _unchanged(advantages: jax.Array, hparams: Any) -> jax.Array:

@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jppo import losses
-from jppo import normalize as norm
-from jppo.strategies.registry import Registry
+from jppo.core import losses
+from jppo.core import normalize as norm
+from jppo.core.strategies.registry import Registry
 
 # ----------------------------------------------------------------- value targets
 

@@ -40,12 +40,12 @@ import pyarrow as pa
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import envs
-from jppo import results
-from jppo.config import HParams, PPOConfig, validate_hparams
-from jppo.diagnostics import final_episode_return
-from jppo.experiment import DEFAULT_VARIANT, Experiment, static_key
-from jppo.progress import ProgressView
-from jppo.train import Trainer, TrainState, make_train
+from jppo.runs import results
+from jppo.core.config import HParams, PPOConfig, validate_hparams
+from jppo.analysis.metrics import final_episode_return
+from jppo.runs.experiment import DEFAULT_VARIANT, Experiment, static_key
+from jppo.runs.progress import ProgressView
+from jppo.core.train import Trainer, TrainState, make_train
 
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "numpy", "orbax-checkpoint",
              "pyarrow")
@@ -87,7 +87,7 @@ class ProgramTiming:
 @dataclasses.dataclass
 class ExperimentResult:
     experiment: Experiment
-    frame: pd.DataFrame  # wide metrics table, see jppo.results
+    frame: pd.DataFrame  # wide metrics table, see jppo.runs.results
     states: dict[str, TrainState]  # final state per program (leading axis = runs)
     timings: list[ProgramTiming]
     out_dir: Path | None
@@ -175,7 +175,7 @@ def run_experiment(
 ) -> ExperimentResult:
     """Run every (variant, env) of `exp` for `exp.seeds` seeds.
 
-    With `out_dir`, results stream into it (see `jppo.results`) and checkpoints
+    With `out_dir`, results stream into it (see `jppo.runs.results`) and checkpoints
     are kept; `resume=True` continues a run directory from its last checkpoint.
     `stop_after_chunks` stops (as a crash would) after that many chunks in this
     session: it exists to test resuming.

@@ -31,8 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from jppo import results
-from jppo.diagnose.engine import (
+from jppo.analysis.diagnose.engine import (
     EVIDENCE_ROWS,
     FIRE_FRACTION,
     FLAT_TARGETS,
@@ -55,8 +54,8 @@ from jppo.diagnose.engine import (
     smoothed_returns,
     solved,
 )
-from jppo.diagnose.report import format_markdown, format_terminal
-from jppo.diagnose.rules import (
+from jppo.analysis.diagnose.report import format_markdown, format_terminal
+from jppo.analysis.diagnose.rules import (
     ANNEALED_LR,
     DOMINANCE_RATIO,
     ENTROPY_FRACTION,
@@ -71,7 +70,8 @@ from jppo.diagnose.rules import (
     register_rule,
     registered_rules,
 )
-from jppo.experiment import import_modules
+from jppo.runs import results
+from jppo.runs.experiment import import_modules
 
 __all__ = [
     "ANNEALED_LR", "DOMINANCE_RATIO", "ENTROPY_FRACTION", "EVIDENCE_ROWS", "FIRE_FRACTION",

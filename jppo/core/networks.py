@@ -17,8 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jppo import strategies
-from jppo.config import HParams, PPOConfig
+from jppo.core import strategies
+from jppo.core.config import HParams, PPOConfig
 
 _ACTIVATIONS = {
     "tanh": nn.tanh,

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jppo.strategies.registry import Registry
+from jppo.core.strategies.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,8 +22,8 @@ import pandas as pd
 from rliable import library as rly
 from rliable import metrics as rly_metrics
 
-from jppo import results
-from jppo.diagnostics import final_episode_return
+from jppo.analysis.metrics import final_episode_return
+from jppo.runs import results
 
 STATISTICS = ("mean", "median", "iqm")
 COLUMNS = (

@@ -1,0 +1,1 @@
+"""Reading finished runs: metric reductions, statistics across seeds, plots and the diagnosis."""
