@@ -40,7 +40,7 @@ import pyarrow as pa
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import envs
-from jppo.runs import results
+from jppo.runs import checkpoint, results
 from jppo.core.config import HParams, PPOConfig, validate_hparams
 from jppo.analysis.metrics import final_episode_return
 from jppo.runs.experiment import DEFAULT_VARIANT, Experiment, static_key
@@ -49,7 +49,6 @@ from jppo.core.train import Trainer, TrainState, make_train
 
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "numpy", "orbax-checkpoint",
              "pyarrow")
-CHECKPOINTS_DIR = "checkpoints"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,10 +250,10 @@ def _run_program(
     init = jax.jit(jax.vmap(trainer.init), out_shardings=sharding)
     chunk = pick_chunk_size(config.num_updates, exp.chunk_updates)
     num_chunks = math.ceil(config.num_updates / chunk)
-    manager = _checkpoint_manager(out, program) if out is not None else None
+    manager = checkpoint.manager(out, program.checkpoint_name) if out is not None else None
     first_chunk = (manager.latest_step() or 0) if manager is not None and resume else 0
     if first_chunk == num_chunks:  # finished before: restore, nothing to compile
-        state = _restore(manager, first_chunk, jax.eval_shape(init, keys, hparams), runs,
+        state = checkpoint.restore(manager, first_chunk, jax.eval_shape(init, keys, hparams), runs,
                          sharding)
         manager.close()
         return state, ProgramTiming(program.name, runs, 0.0, 0.0, 0), []
@@ -267,7 +266,7 @@ def _run_program(
     jax.block_until_ready(state)
     compile_seconds = time.perf_counter() - t0
     if first_chunk:
-        state = _restore(manager, first_chunk, jax.eval_shape(init, keys, hparams), runs,
+        state = checkpoint.restore(manager, first_chunk, jax.eval_shape(init, keys, hparams), runs,
                          sharding)
     if out is not None and jax.process_index() == 0:
         for variant in program.variants:
@@ -321,7 +320,7 @@ def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: Progr
                 for variant, table in zip(program.variants, chunk_tables, strict=True):
                     results.write_part(out, variant, program.env, index, table)
             if (index + 1) % exp.checkpoint_every == 0 or index + 1 == chunks.count:
-                _save(chunks.manager, index + 1, state, runs)
+                checkpoint.save(chunks.manager, index + 1, state, runs)
         else:
             tables.extend(chunk_tables)
         done = (first_update + size) * steps_per_update
@@ -431,42 +430,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
-
-
-def _checkpoint_manager(out: Path, program: Program):
-    import orbax.checkpoint as ocp
-
-    logging.getLogger("absl").setLevel(logging.WARNING)
-    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
-    return ocp.CheckpointManager(out / CHECKPOINTS_DIR / program.checkpoint_name,
-                                 options=options)
-
-
-def _save(manager: Any, step: int, state: TrainState, runs: int) -> None:
-    """Checkpoint the real runs only: the padding depends on the device count,
-    so a run can resume on another number of devices."""
-    import orbax.checkpoint as ocp
-
-    manager.save(step, args=ocp.args.StandardSave(_unpadded(state, runs)))
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _unpadded(state: TrainState, runs: int) -> TrainState:
-    return jax.tree.map(lambda x: x[:runs], state)
-
-
-def _restore(manager: Any, step: int, shapes: Any, runs: int, sharding: NamedSharding
-             ) -> TrainState:
-    """Restore the runs replicated, then pad (repeat the last run, as the batch
-    does) and shard them as this session's mesh wants."""
-    import orbax.checkpoint as ocp
-
-    replicated = NamedSharding(sharding.mesh, PartitionSpec())
-    abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct((runs, *x.shape[1:]), x.dtype, sharding=replicated),
-        shapes)
-    state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    padded = jax.tree.leaves(shapes)[0].shape[0]
-    index = np.minimum(np.arange(padded), runs - 1)
-    return jax.jit(lambda tree: jax.tree.map(lambda x: x[index], tree),
-                   out_shardings=sharding)(state)
