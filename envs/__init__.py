@@ -1,7 +1,18 @@
-"""Gymnax environments wrapped for PPO: flat float32 observations, clipped
-continuous actions, optional reward scaling and cheap episode statistics."""
+"""Environments wrapped for PPO: flat float32 observations, clipped continuous
+actions, optional reward scaling and cheap episode statistics. Gymnax ids,
+import paths ``package.module:factory`` and any object with the gymnax
+Environment API (``wrap``) are accepted."""
 
-from envs.registry import apply_param_overrides, list_envs, make
+from envs.api import check_env_api, is_wrapped, object_name, wrap
+from envs.registry import (
+    EnvFamily,
+    apply_param_overrides,
+    check_env_name,
+    family,
+    list_envs,
+    make,
+    resolve,
+)
 from envs.spec import EnvSpec, env_spec
 from envs.wrappers import (
     ClipAction,
@@ -16,6 +27,7 @@ from envs.wrappers import (
 
 __all__ = [
     "ClipAction",
+    "EnvFamily",
     "EnvSpec",
     "EpisodeStatistics",
     "EpisodeStatsState",
@@ -23,9 +35,16 @@ __all__ = [
     "RewardScale",
     "Wrapper",
     "apply_param_overrides",
+    "check_env_api",
+    "check_env_name",
     "env_spec",
     "episode_totals",
+    "family",
+    "is_wrapped",
     "list_envs",
     "make",
+    "object_name",
     "reset_episode_totals",
+    "resolve",
+    "wrap",
 ]

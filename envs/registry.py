@@ -1,19 +1,27 @@
-"""Building wrapped gymnax environments by name."""
+"""Environment names, resolved in one place.
+
+A name is an import path ``package.module:factory`` if it contains ``':'``
+(see ``envs.imported``), else a gymnax id (``envs.list_envs()``). ``family``
+is the whole dispatch: a new family of names is one more branch there.
+"""
 
 import dataclasses
 import difflib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import gymnax
-from gymnax.environments import spaces
 
-from envs.wrappers import (
-    ClipAction,
-    EpisodeStatistics,
-    FlattenObservation,
-    RewardScale,
-    check_reward_scale,
-)
+from envs import imported
+from envs.api import wrap
+from envs.wrappers import EpisodeStatistics
+
+
+class EnvFamily(NamedTuple):
+    """How one family of environment names is checked and built."""
+
+    check: Callable[[str], None]  # a one-line ValueError if the name cannot resolve
+    build: Callable[[str, dict[str, Any]], tuple[Any, Any]]  # (bare env, params)
 
 
 def list_envs() -> list[str]:
@@ -26,11 +34,50 @@ def _unknown_env_message(name: str, known: list[str]) -> str:
     by_lower = {env_id.lower(): env_id for env_id in known}
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
     hint = (
-        f" Did you mean: {', '.join(repr(by_lower[c]) for c in close)}?"
-        if close
-        else ""
+        f" (did you mean {', '.join(repr(by_lower[c]) for c in close)}?)" if close else ""
     )
-    return f"Unknown environment {name!r}.{hint} envs.list_envs() lists all."
+    return (f"unknown environment {name!r}{hint}; allowed is a gymnax id (envs.list_envs() "
+            f"lists all) or {imported.FORM}")
+
+
+def _check_gymnax(name: str) -> None:
+    known = list_envs()
+    if name not in known:
+        raise ValueError(_unknown_env_message(name, known))
+
+
+def _build_gymnax(name: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
+    try:
+        env, params = gymnax.make(name)
+    except OSError as err:
+        # e.g. MNISTBandit-bsuite downloads MNIST on construction.
+        raise RuntimeError(
+            f"Could not build {name!r}: it needs data that gymnax downloads on "
+            f"first use, and that failed ({err})."
+        ) from err
+    return env, apply_param_overrides(params, overrides)
+
+
+def family(name: str) -> EnvFamily:
+    """The family a name belongs to: the only place names are dispatched."""
+    if ":" in name:
+        return EnvFamily(imported.check, imported.build)
+    return EnvFamily(_check_gymnax, _build_gymnax)
+
+
+def check_env_name(name: Any) -> None:
+    """Raise a one-line ValueError unless ``name`` resolves to an environment.
+    Cheap: an import path's module is imported but nothing is built."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"environment name {name!r} is invalid: allowed is a gymnax id "
+                         f"or {imported.FORM}")
+    family(name).check(name)
+
+
+def resolve(name: str, **overrides: Any) -> tuple[Any, Any]:
+    """The bare (unwrapped) env ``name`` denotes and its params, overridden."""
+    check_env_name(name)
+    return family(name).build(name, dict(overrides))
 
 
 def apply_param_overrides(params: Any, overrides: dict[str, Any]) -> Any:
@@ -52,30 +99,8 @@ def apply_param_overrides(params: Any, overrides: dict[str, Any]) -> Any:
 def make(
     name: str, *, reward_scale: float | None = None, **param_overrides: Any
 ) -> tuple[EpisodeStatistics, Any]:
-    """Build a wrapped gymnax env and its (possibly overridden) params.
-
-    Wrapping, innermost first: FlattenObservation, ClipAction (Box action
-    spaces only), RewardScale (if ``reward_scale`` is given), EpisodeStatistics.
-    """
-    known = list_envs()
-    if name not in known:
-        raise ValueError(_unknown_env_message(name, known))
-    if reward_scale is not None:
-        reward_scale = check_reward_scale(reward_scale)
-
-    try:
-        env, params = gymnax.make(name)
-    except OSError as err:
-        # e.g. MNISTBandit-bsuite downloads MNIST on construction.
-        raise RuntimeError(
-            f"Could not build {name!r}: it needs data that gymnax downloads on "
-            f"first use, and that failed ({err})."
-        ) from err
-    params = apply_param_overrides(params, param_overrides)
-
-    env = FlattenObservation(env)
-    if isinstance(env.action_space(params), spaces.Box):
-        env = ClipAction(env)
-    if reward_scale is not None:
-        env = RewardScale(env, reward_scale)
-    return EpisodeStatistics(env), params
+    """Build the env ``name`` denotes, wrapped for training (``envs.wrap``), and
+    its params with ``param_overrides`` applied (for an import path they may
+    also be factory arguments, see ``envs.imported``)."""
+    env, params = resolve(name, **param_overrides)
+    return wrap(env, params, reward_scale=reward_scale, name=name)

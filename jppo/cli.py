@@ -75,11 +75,13 @@ def train(
 
     Args:
         experiment: TOML experiment file; default: the embedded CartPole-v1 experiment.
-        env: environment id (see `jppo envs`); default: the experiment's first.
+        env: environment: a gymnax id (see `jppo envs`) or an import path
+            package.module:factory (your own env); default: the experiment's first.
         variant: which variant of the experiment; default: its baseline.
         seeds: seeds run in parallel.
         total_timesteps: env steps per seed.
-        env_param: override a gymnax EnvParams field, FIELD=VALUE.
+        env_param: NAME=VALUE: override an EnvParams field; for an import path, a
+            keyword its factory accepts is passed to the factory instead.
         reward_scale: multiply rewards (a return-scale stress test).
         first_seed: seed of the first run.
     """
@@ -89,10 +91,10 @@ def train(
                 total_timesteps=_as_int(total_timesteps), reward_scale=reward_scale,
                 first_seed=first_seed)
     env_names = (env,) if env is not None else exp.envs[:1]
-    exp = exp.select(variants=(variant or exp.baseline_variant,), env_names=env_names)
-    if env_param:
-        params = experiments.parse_assignments(env_param, "--env-param")
-        exp = dataclasses.replace(exp, env_params={env_names[0]: params})
+    params = ({env_names[0]: experiments.parse_assignments(env_param, "--env-param")}
+              if env_param else None)
+    exp = exp.select(variants=(variant or exp.baseline_variant,), env_names=env_names,
+                     env_params=params)
     return _execute(exp, run, "train")
 
 
@@ -161,7 +163,8 @@ def summary(run: Annotated[str, tyro.conf.Positional], reps: int = 2000) -> int:
 
 
 def envs() -> int:
-    """List the environment ids."""
+    """List the gymnax environment ids (any import path package.module:factory
+    works too)."""
     import envs as envs_lib
 
     print("\n".join(envs_lib.list_envs()))
@@ -198,7 +201,7 @@ def bench(
     """Throughput, compile time, memory and fraction of peak, as JSON.
 
     Args:
-        env: environment id.
+        env: environment id or import path package.module:factory.
         seeds: seed counts to measure.
         devices: device counts to shard the seeds over (CPU: forced host devices).
         steps: env steps per seed; default: a few seconds of work per count.

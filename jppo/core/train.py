@@ -169,8 +169,10 @@ class Trainer:
         return self.config.num_updates
 
 
-def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
-    """Build the pure train function for `config` on a wrapped env (see `envs.make`)."""
+def make_train(config: PPOConfig, env: Any, env_params: Any = None) -> Trainer:
+    """Build the pure train function for `config` on `env`: any object with the
+    gymnax Environment API, wrapped by `envs.wrap` unless it already is (as
+    `envs.make` returns it). `env_params=None` uses `env.default_params`."""
     setup = make_setup(config, env, env_params)
     bound = functools.partial
     phases = {"rollout": bound(rollout, setup), "collect": bound(collect, setup),
@@ -181,6 +183,7 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
 
 def make_setup(config: PPOConfig, env: Any, env_params: Any) -> Setup:
     config.validate()
+    env, env_params = envs.wrap(env, env_params)
     spec = envs.env_spec(env, env_params)
     network = make_network(config, spec.num_actions if spec.discrete else spec.action_dim,
                            spec.discrete)

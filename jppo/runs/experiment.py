@@ -17,12 +17,19 @@
     [variants.relative_clip]
     value_clip_mode = "relative"
 
+An environment is a gymnax id or an import path `package.module:factory`
+(quoted as a TOML key: `[env_params."my_envs:make"]`, whose entries are passed
+to the factory or override its params, see `envs.imported`). In Python, `envs`
+may also hold env objects (or `(env, env_params)` pairs): each is named by
+`envs.object_name` (its `name`, else its class name) and kept in `env_objects`.
+
 Everything is resolved and validated when the file is read, so a typo fails
 in milliseconds with the valid names listed, never after a compile.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import importlib
@@ -59,9 +66,24 @@ class Experiment:
     chunk_updates: int = 50
     checkpoint_every: int = 1  # chunks between checkpoints
     imports: tuple[str, ...] = ()  # modules imported before validation (user variants)
+    # name -> (env, env_params or None) for envs given as objects; never serialized
+    env_objects: dict[str, tuple[Any, Any]] = dataclasses.field(default_factory=dict,
+                                                                 repr=False)
 
     def __post_init__(self) -> None:
+        _name_env_objects(self)
         _validate(self)
+
+    def make_env(self, env: str) -> tuple[Any, Any]:
+        """The wrapped env and params of one of `envs`, overrides and scale applied."""
+        overrides = self.env_params.get(env, {})
+        if env in self.env_objects:
+            bare, params = self.env_objects[env]
+            if overrides:
+                params = envs_lib.apply_param_overrides(
+                    bare.default_params if params is None else params, overrides)
+            return envs_lib.wrap(bare, params, reward_scale=self.reward_scale, name=env)
+        return envs_lib.make(env, reward_scale=self.reward_scale, **overrides)
 
     def variant_config(self, variant: str) -> PPOConfig:
         if variant not in self.variants:
@@ -76,22 +98,51 @@ class Experiment:
         return self.baseline if self.baseline is not None else next(iter(self.variants))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field but `env_objects` (objects are recorded by name only)."""
+        return {f.name: copy.deepcopy(getattr(self, f.name))
+                for f in dataclasses.fields(self) if f.name != "env_objects"}
 
-    def select(self, variants: Sequence[str] = (), env_names: Sequence[str] = ()) -> Experiment:
-        """The same experiment restricted to some variants and/or environments."""
+    def select(self, variants: Sequence[str] = (), env_names: Sequence[str] = (),
+               env_params: Mapping[str, dict[str, Any]] | None = None) -> Experiment:
+        """The same experiment restricted to some variants and/or environments
+        (`env_params`, if given, replaces the overrides, in the same validation)."""
         for name in variants:
             if name not in self.variants:
                 raise ValueError(_unknown("variant", name, list(self.variants)))
         kept = {k: v for k, v in self.variants.items() if not variants or k in variants}
         baseline = self.baseline if self.baseline in kept else None
         kept_envs = tuple(env_names) or self.envs
-        env_params = {k: v for k, v in self.env_params.items() if k in kept_envs}
+        if env_params is None:
+            env_params = {k: v for k, v in self.env_params.items() if k in kept_envs}
+        objects = {k: v for k, v in self.env_objects.items() if k in kept_envs}
         return dataclasses.replace(self, variants=kept, envs=kept_envs, baseline=baseline,
-                                   env_params=env_params)
+                                   env_params=dict(env_params), env_objects=objects)
 
 
 EXPERIMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Experiment))
+
+
+def _name_env_objects(exp: Experiment) -> None:
+    """Replace env objects in `exp.envs` by their names, keeping the objects in
+    `exp.env_objects`, so the rest of an experiment only ever sees names."""
+    if not isinstance(exp.envs, tuple | list) or not isinstance(exp.env_objects, dict):
+        return
+    names, objects = [], dict(exp.env_objects)
+    for entry in exp.envs:
+        if isinstance(entry, str):
+            names.append(entry)
+            continue
+        env, params = entry if isinstance(entry, tuple) and len(entry) == 2 else (entry, None)
+        name = envs_lib.object_name(env)
+        if name in objects and objects[name][0] is not env:
+            raise ValueError(f"envs: two different env objects are named {name!r}; allowed "
+                             "is one object per name (give them distinct `name`s)")
+        _require("/" not in name and "__" not in name, "env name", name,
+                 "a name without '/' or '__' (it names the metric files)")
+        objects[name] = (env, params)
+        names.append(name)
+    object.__setattr__(exp, "envs", tuple(names))
+    object.__setattr__(exp, "env_objects", objects)
 
 
 def load(path: str | Path, overrides: Sequence[str] = (), **fields: Any) -> Experiment:
@@ -228,10 +279,9 @@ def _validate(exp: Experiment) -> None:
     _require(isinstance(exp.envs, tuple) and len(exp.envs) > 0
              and all(isinstance(e, str) for e in exp.envs), "envs", exp.envs,
              "a non-empty list of environment ids")
-    known = envs_lib.list_envs()
     for env in exp.envs:
-        if env not in known:
-            raise ValueError(_unknown("environment", env, known))
+        if env not in exp.env_objects:
+            envs_lib.check_env_name(env)
     for field in ("seeds", "chunk_updates", "checkpoint_every"):
         value = getattr(exp, field)
         _require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
@@ -262,10 +312,12 @@ def _validate(exp: Experiment) -> None:
             raise ValueError(f"variant {variant!r}: {error}") from None
         except TypeError as error:
             raise ValueError(f"variant {variant!r}: {error}") from None
-    for env in exp.envs:
+    for env in exp.envs:  # builds each env (and checks its API) once, before any compile
         try:
-            envs_lib.make(env, reward_scale=exp.reward_scale, **exp.env_params.get(env, {}))
+            exp.make_env(env)
         except (ValueError, TypeError) as error:
+            if not exp.env_params.get(env):
+                raise ValueError(str(error)) from None
             raise ValueError(f"env_params.{env}: {error}") from None
 
 

@@ -200,7 +200,7 @@ def run_experiment(
 
 def run(
     config: PPOConfig,
-    env_name: str,
+    env: str | Any,
     num_seeds: int,
     out_dir: str | Path | None = None,
     *,
@@ -211,21 +211,28 @@ def run(
     progress: str = "auto",
     **kwargs: Any,
 ) -> ExperimentResult:
-    """One config on one environment: `run_experiment` of a one-variant experiment."""
-    exp = single_experiment(config, env_name, num_seeds, first_seed=first_seed,
+    """One config on one environment: `run_experiment` of a one-variant experiment.
+
+    `env` is a gymnax id, an import path `package.module:factory`, or an env
+    object (or `(env, env_params)`) with the gymnax API, named in the results by
+    `envs.object_name`; resuming such a run needs the same object again.
+    """
+    exp = single_experiment(config, env, num_seeds, first_seed=first_seed,
                             env_overrides=env_overrides, reward_scale=reward_scale,
                             chunk_updates=chunk_updates)
     return run_experiment(exp, out_dir, progress=progress, **kwargs)
 
 
-def single_experiment(config: PPOConfig, env_name: str, num_seeds: int, **fields: Any
+def single_experiment(config: PPOConfig, env: str | Any, num_seeds: int, **fields: Any
                       ) -> Experiment:
+    is_pair = isinstance(env, tuple) and len(env) == 2
+    env_name = env if isinstance(env, str) else envs.object_name(env[0] if is_pair else env)
     defaults = PPOConfig()
     changed = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
                if getattr(config, f.name) != getattr(defaults, f.name)}
     env_overrides = fields.pop("env_overrides", None)
     return Experiment(
-        name=env_name, envs=(env_name,), variants={DEFAULT_VARIANT: {}}, config=changed,
+        name=env_name, envs=(env,), variants={DEFAULT_VARIANT: {}}, config=changed,
         seeds=num_seeds, env_params={env_name: env_overrides} if env_overrides else {},
         **fields,
     )
@@ -237,8 +244,7 @@ def _run_program(
     resume: bool, budget: list[int | None],
 ) -> tuple[TrainState, ProgramTiming, list[pa.Table]]:
     config = program.config
-    env, env_params = envs.make(program.env, reward_scale=exp.reward_scale,
-                                **exp.env_params.get(program.env, {}))
+    env, env_params = exp.make_env(program.env)
     trainer = make_train(config, env, env_params)
     runs = len(program.variants) * exp.seeds
     sharding = NamedSharding(mesh, PartitionSpec("seeds"))
