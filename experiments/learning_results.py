@@ -1,6 +1,12 @@
-"""The README's learning table: standard PPO on three gymnax tasks, many seeds each.
+"""The README's learning table: standard PPO on each environment family, many seeds each.
 
     make results        # or: python experiments/learning_results.py [--only CartPole-v1]
+
+Classic control and the custom environment run on this CPU; Breakout-MinAtar
+(a CNN torso at the published 10M-step budget) and the Brax task at their full
+budgets are GPU runs (`experiments/gpu/run_families.sh`), and `make results`
+skips them on a CPU unless named with `--only` (`--cpu-budget` shrinks them to
+what a CPU allows).
 
 Writes experiments/learning_results.md (the table) and .json (per-seed finals).
 Final return = mean return of the episodes that finished in the last 10% of
@@ -33,6 +39,15 @@ BLINES = dict(
     update_epochs=4, num_minibatches=4, lr=5e-4, lr_schedule="constant",
     max_grad_norm=1.0, activation="relu",
 )
+# PureJaxRL's MinAtar PPO settings (64 envs x 128 steps, 8 minibatches, lr 5e-4,
+# ReLU); the torso is the MinAtar conv encoder, chosen for image observations.
+MINATAR = dict(num_envs=64, num_steps=128, num_minibatches=8, update_epochs=4, lr=5e-4,
+               activation="relu", total_timesteps=10_000_000)
+# Brax's published PPO settings for inverted_pendulum (discount 0.97, lr 3e-4,
+# observation normalization, reward scaling), on jppo's rollout layout.
+BRAX_PENDULUM = dict(num_envs=64, num_steps=32, num_minibatches=16, update_epochs=4, lr=3e-4,
+                     gamma=0.97, obs_norm=True, reward_scaling=True, value_loss="mse",
+                     total_timesteps=2_000_000)
 TASKS = {
     "CartPole-v1": dict(seeds=64, config=PPOConfig(), target=470.0,
                         note="default PPOConfig"),
@@ -45,26 +60,66 @@ TASKS = {
                                          value_loss="mse", reward_scaling=True, **BLINES),
                         note="32 envs x 16 steps, constant lr 5e-4, grad norm 1.0, ReLU, "
                              "mse value loss, reward scaling"),
+    "experiments.custom_env:make_env": dict(
+        seeds=16, target=2500.0, config=PPOConfig(total_timesteps=200_000),
+        note="default PPOConfig; DeliveryChain (experiments/custom_env.py), best return 2910"),
+    "Breakout-MinAtar": dict(
+        seeds=16, target=28.0, gpu=True, config=PPOConfig(**MINATAR),
+        cpu_budget=dict(seeds=8, total_timesteps=1_000_000),
+        note="64 envs x 128 steps, 8 minibatches, lr 5e-4, ReLU, CNN torso; target = the "
+             "published gymnax-blines PPO return at 10M steps (gymnax README)"),
+    "brax/inverted_pendulum": dict(
+        seeds=16, target=900.0, gpu=True, config=PPOConfig(**BRAX_PENDULUM),
+        cpu_budget=dict(seeds=8, total_timesteps=300_000),
+        note="64 envs x 32 steps, 16 minibatches, lr 3e-4, gamma 0.97, obs norm, reward "
+             "scaling, mse value loss (max return 1000)"),
 }
+
+
+def task_settings(task: dict, cpu_budget: bool) -> tuple[PPOConfig, int]:
+    """The task's config and seed count, shrunk to its CPU budget if asked."""
+    if not cpu_budget or "cpu_budget" not in task:
+        return task["config"], task["seeds"]
+    budget = task["cpu_budget"]
+    config = dataclasses.replace(task["config"], total_timesteps=budget["total_timesteps"])
+    return config, budget["seeds"]
+
+
+def default_tasks() -> list[str]:
+    """Every task on an accelerator; the CPU ones only on a CPU."""
+    on_gpu = jax.default_backend() != "cpu"
+    return [name for name, task in TASKS.items() if on_gpu or not task.get("gpu")]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="*", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--only", nargs="*", default=None, choices=list(TASKS))
+    parser.add_argument("--cpu-budget", action="store_true",
+                        help="run the GPU tasks at their smaller CPU budget")
+    parser.add_argument("--json", type=Path, default=HERE / "learning_results.json")
+    parser.add_argument("--merge", type=Path, metavar="JSON",
+                        help="add the rows of another machine's results file, run nothing")
     args = parser.parse_args()
+    only = args.only if args.only is not None else default_tasks()
+    if args.merge:
+        only = []
 
-    json_path = HERE / "learning_results.json"
+    json_path = args.json
     results = json.loads(json_path.read_text()) if json_path.exists() else {}
-    for env_name in args.only:
+    if args.merge:
+        results.update(json.loads(args.merge.read_text()))
+        json_path.write_text(json.dumps(results, indent=2))
+    for env_name in only:
         task = TASKS[env_name]
-        config: PPOConfig = task["config"]
-        print(f"== {env_name}: {task['seeds']} seeds x {config.total_timesteps:,} steps")
-        out = run(config, env_name, task["seeds"], fresh_run_dir(f"results-{env_name}"),
+        config, seeds = task_settings(task, args.cpu_budget)
+        print(f"== {env_name}: {seeds} seeds x {config.total_timesteps:,} steps")
+        out = run(config, env_name, seeds, fresh_run_dir(f"results-{env_name.replace(':', '-')}"),
                   chunk_updates=100, progress="lines")
         final = final_episode_return(out.metrics())
         timing = out.timings[0]
         results[env_name] = {
-            "seeds": task["seeds"],
+            "machine": machine(),
+            "seeds": seeds,
             "total_timesteps": config.total_timesteps,
             "final_return_per_seed": [round(float(x), 2) for x in final],
             "mean": float(np.mean(final)),
@@ -84,20 +139,28 @@ def main() -> None:
     print(table(results))
 
 
+def machine() -> str:
+    """Where a row was measured: the backend, the device kind and jax's version."""
+    device = jax.devices()[0]
+    kind = platform.machine() if device.platform == "cpu" else device.device_kind
+    return f"{kind} {device.platform.upper()}, jax {jax.__version__}"
+
+
 def table(results: dict) -> str:
     lines = [
-        f"Measured with `make results` on {platform.machine()} {jax.default_backend().upper()} "
-        f"({jax.device_count()} device), jax {jax.__version__}.",
+        "Measured with `make results` (CPU rows) and `experiments/gpu/run_families.sh` "
+        "(GPU rows).",
         "",
         "| environment | seeds | steps/seed | final return mean ± std | min seed | target "
-        "| config |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| machine | config |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for env_name, r in results.items():
+        where = r.get("machine", "x86_64 CPU, jax 0.10.2")
         lines.append(
             f"| {env_name} | {r['seeds']} | {r['total_timesteps']:,} | "
             f"{r['mean']:.1f} ± {r['std']:.1f} | {r['min']:.1f} | >= {r['target']:g} | "
-            f"{r['note']} |"
+            f"{where} | {r['note']} |"
         )
     return "\n".join(lines) + "\n"
 
