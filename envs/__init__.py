@@ -1,7 +1,9 @@
-"""Gymnax environments wrapped for PPO: flat float32 observations, clipped
-continuous actions, optional reward scaling and cheap episode statistics."""
+"""Gymnax environments (and, with the brax extra, Brax's as ``brax/<env>``)
+wrapped for PPO: flat float32 observations, clipped continuous actions,
+optional reward scaling and cheap episode statistics."""
 
-from envs.registry import apply_param_overrides, list_envs, make
+from envs.brax import is_brax_name, list_brax_envs
+from envs.registry import apply_param_overrides, check_env_name, list_envs, make
 from envs.spec import EnvSpec, env_spec
 from envs.wrappers import (
     ClipAction,
@@ -23,8 +25,11 @@ __all__ = [
     "RewardScale",
     "Wrapper",
     "apply_param_overrides",
+    "check_env_name",
     "env_spec",
     "episode_totals",
+    "is_brax_name",
+    "list_brax_envs",
     "list_envs",
     "make",
     "reset_episode_totals",

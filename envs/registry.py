@@ -1,4 +1,4 @@
-"""Building wrapped gymnax environments by name."""
+"""Building wrapped gymnax environments by name (``brax/<env>``: Brax's, see envs.brax)."""
 
 import dataclasses
 import difflib
@@ -7,6 +7,7 @@ from typing import Any
 import gymnax
 from gymnax.environments import spaces
 
+from envs import brax as brax_family
 from envs.wrappers import (
     ClipAction,
     EpisodeStatistics,
@@ -16,9 +17,19 @@ from envs.wrappers import (
 )
 
 
-def list_envs() -> list[str]:
-    """Sorted ids of every registered gymnax environment."""
-    return sorted(gymnax.registered_envs)
+def list_envs(include_brax: bool = False) -> list[str]:
+    """Sorted ids of every registered gymnax environment; with ``include_brax``,
+    then the ``brax/<env>`` ids when brax is installed."""
+    names = sorted(gymnax.registered_envs)
+    return names + brax_family.list_brax_envs() if include_brax else names
+
+
+def check_env_name(name: str) -> None:
+    """Raise the one-line error ``make`` gives for a name it cannot build."""
+    if brax_family.is_brax_name(name):
+        brax_family.check_brax_name(name)
+    elif name not in list_envs():
+        raise ValueError(_unknown_env_message(name, list_envs()))
 
 
 def _unknown_env_message(name: str, known: list[str]) -> str:
@@ -56,7 +67,10 @@ def make(
 
     Wrapping, innermost first: FlattenObservation, ClipAction (Box action
     spaces only), RewardScale (if ``reward_scale`` is given), EpisodeStatistics.
+    ``brax/<env>`` names build a Brax env (``envs.brax.make_brax``).
     """
+    if brax_family.is_brax_name(name):
+        return brax_family.make_brax(name, reward_scale=reward_scale, **param_overrides)
     known = list_envs()
     if name not in known:
         raise ValueError(_unknown_env_message(name, known))

@@ -230,7 +230,9 @@ def _validate(exp: Experiment) -> None:
              "a non-empty list of environment ids")
     known = envs_lib.list_envs()
     for env in exp.envs:
-        if env not in known:
+        if envs_lib.is_brax_name(env):
+            envs_lib.check_env_name(env)  # lists brax's names, or how to install brax
+        elif env not in known:
             raise ValueError(_unknown("environment", env, known))
     for field in ("seeds", "chunk_updates", "checkpoint_every"):
         value = getattr(exp, field)
