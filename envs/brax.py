@@ -104,23 +104,28 @@ class BraxEnvState:
 
 
 class BraxEnv:
-    """A raw brax env with gymnax's ``reset``/``step`` signatures and spaces."""
+    """A raw brax-style env with gymnax's ``reset``/``step`` signatures and spaces.
 
-    def __init__(self, env_id: str, backend: str = "generalized"):
-        self.env_id = env_id
+    Any env with brax's interface fits: ``reset(key) -> State``,
+    ``step(State, action) -> State`` with ``obs``, ``reward``, ``done``, and
+    ``action_size`` (brax's envs, or MuJoCo Playground's MJX envs).
+    """
+
+    def __init__(self, raw_env: Any, name: str, backend: str = "generalized"):
+        self.brax_env = raw_env
+        self._name = name
         self.backend = backend
-        self.brax_env = _brax_envs().get_environment(env_id, backend=backend)
         # Shapes by abstract evaluation: no compile, no physics step.
-        reset_shape = jax.eval_shape(self.brax_env.reset, jax.random.PRNGKey(0))
+        reset_shape = jax.eval_shape(raw_env.reset, jax.random.PRNGKey(0))
         self.obs_size = int(reset_shape.obs.shape[-1])
-        self.action_size = int(self.brax_env.action_size)
+        self.action_size = int(raw_env.action_size)
 
     def __repr__(self) -> str:
-        return f"BraxEnv({self.env_id!r}, backend={self.backend!r})"
+        return f"BraxEnv({self._name!r}, backend={self.backend!r})"
 
     @property
     def name(self) -> str:
-        return PREFIX + self.env_id
+        return self._name
 
     @property
     def num_actions(self) -> int:
@@ -201,7 +206,8 @@ def make_brax(
     params = check_params(apply_param_overrides(BraxParams(), param_overrides))
     if reward_scale is not None:
         reward_scale = check_reward_scale(reward_scale)
-    env = ClipAction(FlattenObservation(BraxEnv(env_id, params.backend)))
+    raw_env = _brax_envs().get_environment(env_id, backend=params.backend)
+    env = ClipAction(FlattenObservation(BraxEnv(raw_env, name, params.backend)))
     if reward_scale is not None:
         env = RewardScale(env, reward_scale)
     return EpisodeStatistics(env), params
