@@ -19,7 +19,9 @@ built or listed, and says how to install it when it is missing.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 from typing import Any
 
 import jax
@@ -42,7 +44,10 @@ def is_brax_name(name: str) -> bool:
 def _brax_envs() -> Any:
     """``brax.envs``, or a one-line ImportError naming the extra to install."""
     try:
-        import brax.envs
+        # mujoco.mjx prints a note when its optional GPU backend (warp) is absent;
+        # jppo never uses that backend, so the note would only mislead.
+        with contextlib.redirect_stdout(io.StringIO()):
+            import brax.envs
     except ImportError as err:
         raise ImportError(
             f"Brax environments need the brax extra, which is not installed ({err}): "

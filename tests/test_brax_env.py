@@ -130,7 +130,10 @@ def test_spaces_and_spec(pendulum, brax_envs):
     assert ant_params.max_steps_in_episode == 1000
 
 
-def test_names_and_params_are_checked(brax_envs):
+def test_names_and_params_are_checked(brax_envs, pendulum):
+    env, params = pendulum
+    with pytest.raises(ValueError, match="built with backend 'generalized'"):
+        env.reset(jax.random.PRNGKey(0), params.replace(backend="mjx"))  # backend is static
     with pytest.raises(ValueError) as err:
         envs.make("brax/nope")
     message = str(err.value)
