@@ -1,9 +1,11 @@
 """Environments wrapped for PPO: flat float32 observations, clipped continuous
 actions, optional reward scaling and cheap episode statistics. Gymnax ids,
-import paths ``package.module:factory`` and any object with the gymnax
-Environment API (``wrap``) are accepted."""
+Brax's envs as ``brax/<env>`` (the brax extra), import paths
+``package.module:factory`` and any object with the gymnax Environment API
+(``wrap``) are accepted."""
 
 from envs.api import check_env_api, is_wrapped, object_name, wrap
+from envs.brax import is_brax_name, list_brax_envs
 from envs.registry import (
     EnvFamily,
     apply_param_overrides,
@@ -40,7 +42,9 @@ __all__ = [
     "env_spec",
     "episode_totals",
     "family",
+    "is_brax_name",
     "is_wrapped",
+    "list_brax_envs",
     "list_envs",
     "make",
     "object_name",

@@ -1,8 +1,9 @@
 """Environment names, resolved in one place.
 
 A name is an import path ``package.module:factory`` if it contains ``':'``
-(see ``envs.imported``), else a gymnax id (``envs.list_envs()``). ``family``
-is the whole dispatch: a new family of names is one more branch there.
+(see ``envs.imported``), a Brax env if it starts with ``brax/`` (see
+``envs.brax``), else a gymnax id (``envs.list_envs()``). ``family`` is the
+whole dispatch: a new family of names is one more branch there.
 """
 
 import dataclasses
@@ -12,6 +13,7 @@ from typing import Any, NamedTuple
 
 import gymnax
 
+from envs import brax as brax_family
 from envs import imported
 from envs.api import wrap
 from envs.wrappers import EpisodeStatistics
@@ -24,9 +26,11 @@ class EnvFamily(NamedTuple):
     build: Callable[[str, dict[str, Any]], tuple[Any, Any]]  # (bare env, params)
 
 
-def list_envs() -> list[str]:
-    """Sorted ids of every registered gymnax environment."""
-    return sorted(gymnax.registered_envs)
+def list_envs(include_brax: bool = False) -> list[str]:
+    """Sorted ids of every registered gymnax environment; with ``include_brax``,
+    then the ``brax/<env>`` ids when brax is installed."""
+    names = sorted(gymnax.registered_envs)
+    return names + brax_family.list_brax_envs() if include_brax else names
 
 
 def _unknown_env_message(name: str, known: list[str]) -> str:
@@ -62,6 +66,8 @@ def family(name: str) -> EnvFamily:
     """The family a name belongs to: the only place names are dispatched."""
     if ":" in name:
         return EnvFamily(imported.check, imported.build)
+    if brax_family.is_brax_name(name):
+        return EnvFamily(brax_family.check_brax_name, brax_family.build)
     return EnvFamily(_check_gymnax, _build_gymnax)
 
 

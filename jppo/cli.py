@@ -167,7 +167,7 @@ def envs() -> int:
     works too)."""
     import envs as envs_lib
 
-    print("\n".join(envs_lib.list_envs()))
+    print("\n".join(envs_lib.list_envs(include_brax=True)))
     return 0
 
 
@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return tyro.extras.subcommand_cli_from_dict(
             COMMANDS, prog="jppo", description=__doc__, args=argv
         )
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"jppo: error: {error}", file=sys.stderr)
         return 2
 

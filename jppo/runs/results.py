@@ -95,8 +95,14 @@ def metrics_table(
     return pa.table(columns)
 
 
+def file_part(env: str) -> str:
+    """An env id as one file-name part: `brax/ant` -> `brax+ant` (a '/' would
+    make a folder; the id itself is a column of the table)."""
+    return env.replace("/", "+")
+
+
 def part_path(run_dir: Path, variant: str, env: str, chunk: int) -> Path:
-    return Path(run_dir) / METRICS_DIR / f"{variant}__{env}__{chunk:05d}.parquet"
+    return Path(run_dir) / METRICS_DIR / f"{variant}__{file_part(env)}__{chunk:05d}.parquet"
 
 
 def write_part(run_dir: Path, variant: str, env: str, chunk: int, table: pa.Table) -> Path:
@@ -111,7 +117,7 @@ def write_part(run_dir: Path, variant: str, env: str, chunk: int, table: pa.Tabl
 def remove_parts_after(run_dir: Path, variant: str, env: str, chunk: int) -> None:
     """Drop a (variant, env)'s chunks beyond `chunk`: they were written after the
     checkpoint a resume starts from, and will be recomputed."""
-    for path in (Path(run_dir) / METRICS_DIR).glob(f"{variant}__{env}__*.parquet"):
+    for path in (Path(run_dir) / METRICS_DIR).glob(f"{variant}__{file_part(env)}__*.parquet"):
         if int(path.stem.rsplit("__", 1)[1]) > chunk:
             path.unlink()
 
