@@ -212,6 +212,10 @@ def bench(
         reference_devices: --vs-reference: devices for the reference (default: as jppo).
         profile: time each phase of one update at each seed count (Markdown table).
     """
+    from jppo.bench import children
+
+    if not (vs_reference or profile):
+        children.leave_accelerator_memory_to_children()
     from jppo.bench import throughput as benchmark
 
     argv = ["--env", env, "--seeds", *map(str, seeds), "--devices", *map(str, devices)]

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
 import envs
+from jppo.bench.children import child_environ
 from jppo.core.config import PPOConfig, make_config
 from jppo.core.train import make_train
 from jppo.runs.experiment import parse_assignments
@@ -123,7 +124,7 @@ def _measure_in_subprocess(env_name: str, seeds: int, steps: int, overrides: lis
     cmd = [sys.executable, "-m", "jppo.bench", "--one", str(seeds), "--env", env_name,
            "--steps", str(steps), "--devices", str(devices),
            *[arg for o in overrides for arg in ("--set", o)]]
-    env = dict(os.environ)
+    env = child_environ()
     if devices > 1:
         flags = env.get("XLA_FLAGS", "")
         env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
