@@ -22,9 +22,7 @@ written cooperatively.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.metadata
-import logging
 import math
 import platform
 import time
@@ -40,12 +38,12 @@ import pyarrow as pa
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import envs
-from jppo.runs import checkpoint, results
-from jppo.core.config import HParams, PPOConfig, validate_hparams
 from jppo.analysis.metrics import final_episode_return
+from jppo.core.config import HParams, PPOConfig, validate_hparams
+from jppo.core.train import Trainer, TrainState, make_train
+from jppo.runs import checkpoint, results
 from jppo.runs.experiment import DEFAULT_VARIANT, Experiment, static_key
 from jppo.runs.progress import ProgressView
-from jppo.core.train import Trainer, TrainState, make_train
 
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "numpy", "orbax-checkpoint",
              "pyarrow")
