@@ -1,7 +1,9 @@
-"""Gymnax environments wrapped for PPO: flat float32 observations, clipped
-continuous actions, optional reward scaling and cheap episode statistics."""
+"""Gymnax environments wrapped for PPO: float32 observations (flat vectors, or
+(H, W, C) images), clipped continuous actions, optional reward scaling and cheap
+episode statistics; `MultiDiscrete` action spaces for user environments."""
 
 from envs.registry import apply_param_overrides, list_envs, make
+from envs.spaces import MultiDiscrete
 from envs.spec import EnvSpec, env_spec
 from envs.wrappers import (
     ClipAction,
@@ -20,6 +22,7 @@ __all__ = [
     "EpisodeStatistics",
     "EpisodeStatsState",
     "FlattenObservation",
+    "MultiDiscrete",
     "RewardScale",
     "Wrapper",
     "apply_param_overrides",
