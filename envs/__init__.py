@@ -1,5 +1,5 @@
-"""Environments wrapped for PPO: flat float32 observations, clipped continuous
-actions, optional reward scaling and cheap episode statistics. Gymnax ids,
+"""Environments wrapped for PPO: float32 observations (flat vectors, or (H, W, C)
+images), clipped continuous actions, optional reward scaling and cheap episode statistics. Gymnax ids,
 Brax's envs as ``brax/<env>`` (the brax extra), import paths
 ``package.module:factory`` and any object with the gymnax Environment API
 (``wrap``) are accepted."""
@@ -15,6 +15,7 @@ from envs.registry import (
     make,
     resolve,
 )
+from envs.spaces import MultiDiscrete
 from envs.spec import EnvSpec, env_spec
 from envs.wrappers import (
     ClipAction,
@@ -34,6 +35,7 @@ __all__ = [
     "EpisodeStatistics",
     "EpisodeStatsState",
     "FlattenObservation",
+    "MultiDiscrete",
     "RewardScale",
     "Wrapper",
     "apply_param_overrides",

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 from gymnax.environments import spaces
 
+from envs.spaces import MultiDiscrete
+
 
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:
@@ -17,12 +19,14 @@ class EnvSpec:
     """
 
     name: str
-    obs_dim: int
+    obs_dim: int  # number of entries of one observation
     discrete: bool
-    num_actions: int  # number of discrete actions; 0 for continuous envs
-    action_dim: int  # 1 for discrete, flattened Box size for continuous
+    num_actions: int  # number of logits: n, or sum(nvec) for MultiDiscrete; 0 if continuous
+    action_dim: int  # 1 for Discrete, len(nvec) for MultiDiscrete, flattened Box size
     action_low: tuple[float, ...] | None = None  # None for discrete
     action_high: tuple[float, ...] | None = None  # None for discrete
+    obs_shape: tuple[int, ...] = ()  # one observation's shape, e.g. (10, 10, 4) for an image
+    action_nvec: tuple[int, ...] | None = None  # MultiDiscrete: choices per component
 
 
 def _bound(value: Any, shape: tuple[int, ...]) -> tuple[float, ...]:
@@ -34,22 +38,31 @@ def env_spec(env: Any, params: Any = None) -> EnvSpec:
     """Read an :class:`EnvSpec` from ``env``'s spaces (concrete params only)."""
     if params is None:
         params = env.default_params
-    obs_space = env.observation_space(params)
-    obs_dim = math.prod(tuple(obs_space.shape))
+    obs_shape = tuple(int(n) for n in env.observation_space(params).shape)
+    obs = {"obs_dim": math.prod(obs_shape), "obs_shape": obs_shape}
     action_space = env.action_space(params)
     if isinstance(action_space, spaces.Discrete):
         return EnvSpec(
             name=env.name,
-            obs_dim=int(obs_dim),
+            **obs,
             discrete=True,
             num_actions=int(action_space.n),
             action_dim=1,
+        )
+    if isinstance(action_space, MultiDiscrete):
+        return EnvSpec(
+            name=env.name,
+            **obs,
+            discrete=True,
+            num_actions=sum(action_space.nvec),
+            action_dim=len(action_space.nvec),
+            action_nvec=action_space.nvec,
         )
     if isinstance(action_space, spaces.Box):
         shape = tuple(action_space.shape)
         return EnvSpec(
             name=env.name,
-            obs_dim=int(obs_dim),
+            **obs,
             discrete=False,
             num_actions=0,
             action_dim=int(math.prod(shape)),
@@ -57,5 +70,6 @@ def env_spec(env: Any, params: Any = None) -> EnvSpec:
             action_high=_bound(action_space.high, shape),
         )
     raise TypeError(
-        f"unsupported action space {type(action_space).__name__} for {env.name}"
+        f"unsupported action space {type(action_space).__name__} for {env.name}: allowed "
+        "are Discrete, Box and envs.spaces.MultiDiscrete"
     )

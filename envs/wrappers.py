@@ -67,17 +67,42 @@ class Wrapper:
         return self.default_params if params is None else params
 
 
+IMAGE_RANK = 3  # an (H, W, C) observation, e.g. MinAtar's 10x10xchannels grids
+
+
+def is_image(shape: tuple[int, ...]) -> bool:
+    """Rank-3 observations are images (H, W, C): a conv torso reads them unflattened."""
+    return len(shape) == IMAGE_RANK
+
+
 def flatten_obs(obs: jax.Array) -> jax.Array:
     """Reshape one observation to 1-D float32 so every env feeds an MLP."""
     return jnp.reshape(jnp.asarray(obs), (-1,)).astype(jnp.float32)
 
 
-class FlattenObservation(Wrapper):
-    """Observations (and ``info["final_observation"]``) become 1-D float32.
+def prepare_obs(obs: jax.Array, keep_images: bool = True) -> jax.Array:
+    """One observation as float32: images keep their (H, W, C) shape when
+    `keep_images`, everything else becomes a vector."""
+    obs = jnp.asarray(obs)
+    if keep_images and is_image(obs.shape):
+        return obs.astype(jnp.float32)
+    return flatten_obs(obs)
 
-    Image-like MinAtar/bsuite observations and the scalar FrozenLake state all
-    reach the policy as flat vectors, so one network architecture fits all.
+
+class FlattenObservation(Wrapper):
+    """Observations (and ``info["final_observation"]``) become float32 vectors,
+    except images.
+
+    Scalar (FrozenLake), vector and 2-D (Catch, DeepSea) observations reach the
+    policy as flat vectors. Rank-3 (H, W, C) images (MinAtar, Pong-misc) keep
+    their shape, so a convolutional torso sees the pixel neighbourhoods; the
+    MLP torso flattens them itself (`jppo.core.networks`), so either torso
+    works on the same env. ``keep_images=False`` flattens images too.
     """
+
+    def __init__(self, env: Any, keep_images: bool = True):
+        super().__init__(env)
+        self.keep_images = keep_images
 
     def observation_space(self, params: Any = None) -> spaces.Box:
         space = self._env.observation_space(self._params(params))
@@ -86,16 +111,14 @@ class FlattenObservation(Wrapper):
             # length-1 vector with the same range.
             return spaces.Box(0.0, float(space.n - 1), (1,), jnp.float32)
         shape = tuple(space.shape)
-        size = math.prod(shape)
+        kept = shape if self.keep_images and is_image(shape) else (math.prod(shape),)
         low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), shape)
         high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), shape)
-        return spaces.Box(
-            jnp.reshape(low, (size,)), jnp.reshape(high, (size,)), (size,), jnp.float32
-        )
+        return spaces.Box(jnp.reshape(low, kept), jnp.reshape(high, kept), kept, jnp.float32)
 
     def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, Any]:
         obs, state = self._env.reset(key, params)
-        return flatten_obs(obs), state
+        return prepare_obs(obs, self.keep_images), state
 
     def step(
         self, key: jax.Array, state: Any, action: Any, params: Any = None
@@ -104,8 +127,9 @@ class FlattenObservation(Wrapper):
             key, state, action, params
         )
         if "final_observation" in info:
-            info = {**info, "final_observation": flatten_obs(info["final_observation"])}
-        return flatten_obs(obs), state, reward, terminated, truncated, info
+            final = prepare_obs(info["final_observation"], self.keep_images)
+            info = {**info, "final_observation": final}
+        return prepare_obs(obs, self.keep_images), state, reward, terminated, truncated, info
 
 
 class ClipAction(Wrapper):

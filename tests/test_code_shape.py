@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 60
 VARIANT_FIELDS = ("value_loss", "value_target", "value_clip_mode", "advantage_norm",
-                  "lr_schedule", "ent_schedule", "grad_clip")
+                  "lr_schedule", "ent_schedule", "grad_clip", "torso_kind")
 
 
 def functions(folder: str):

@@ -84,13 +84,17 @@ def test_make_every_env(name):
     obs0, (obs, state, reward, terminated, truncated, info) = reset_and_step(
         jax.random.PRNGKey(0)
     )
+    # Images (rank 3: MinAtar, Pong-misc) keep their (H, W, C) shape; the rest is flat.
+    inner_shape = tuple(env.unwrapped.observation_space(params).shape)
+    expected = inner_shape if len(inner_shape) == 3 else (spec.obs_dim,)
+    assert spec.obs_shape == expected and np.prod(expected) == spec.obs_dim
     for o in (obs0, obs, info["final_observation"]):
-        chex.assert_shape(o, (spec.obs_dim,))
+        chex.assert_shape(o, expected)
         chex.assert_type(o, jnp.float32)
     chex.assert_shape([reward, terminated, truncated], ())
     chex.assert_type(reward, jnp.float32)
     assert isinstance(state, envs.EpisodeStatsState)
-    assert env.observation_space(params).shape == (spec.obs_dim,)
+    assert env.observation_space(params).shape == expected
     if spec.discrete:
         assert spec.num_actions == env.action_space(params).n >= 2
         assert spec.action_dim == 1 and spec.action_low is None
@@ -121,6 +125,17 @@ def test_flattened_observation_space():
     assert isinstance(space, spaces.Box)
     assert space.shape == (int(np.prod(inner.shape)),) == (50,)
     chex.assert_shape([space.low, space.high], (50,))
+
+    # An image keeps its shape (a conv torso reads it); keep_images=False flattens it.
+    env, params = envs.make("Breakout-MinAtar")
+    space = env.observation_space(params)
+    assert space.shape == (10, 10, 4)
+    chex.assert_shape([space.low, space.high], (10, 10, 4))
+    flat = envs.FlattenObservation(env.unwrapped, keep_images=False)
+    assert flat.observation_space(params).shape == (400,)
+    obs, _ = flat.reset(jax.random.PRNGKey(0), params)
+    kept, _ = envs.FlattenObservation(env.unwrapped).reset(jax.random.PRNGKey(0), params)
+    np.testing.assert_array_equal(obs, np.asarray(kept).reshape(-1))
 
     # A Discrete observation (FrozenLake's cell index) becomes a length-1 Box.
     env, params = envs.make("FrozenLake-misc")
@@ -162,7 +177,8 @@ def test_reward_scale_validation(scale):
 def test_env_spec():
     env, params = envs.make("CartPole-v1")
     assert envs.env_spec(env, params) == envs.EnvSpec(
-        name="CartPole-v1", obs_dim=4, discrete=True, num_actions=2, action_dim=1
+        name="CartPole-v1", obs_dim=4, discrete=True, num_actions=2, action_dim=1,
+        obs_shape=(4,),
     )
     env, params = envs.make("Pendulum-v1")
     spec = envs.env_spec(env, params)

@@ -15,6 +15,7 @@ from jppo.core.networks import (
     make_network,
     param_group,
     param_labels,
+    resolve_torso_kind,
 )
 
 KEY = jax.random.PRNGKey(0)
@@ -198,3 +199,113 @@ def test_orthogonal_init_equals_jax_orthogonal(shape):
     ours = orthogonal(1.3)(key, shape)
     reference = jax.nn.initializers.orthogonal(1.3)(key, shape)
     np.testing.assert_allclose(np.asarray(ours), np.asarray(reference), atol=1e-5)
+
+
+# ------------------------------------------------------------- pixel observations
+
+IMAGE = (10, 10, 4)  # Breakout-MinAtar
+
+
+def build_for(config, obs_shape, action_dim=3, discrete=True, key=KEY):
+    network = make_network(config, action_dim, discrete, obs_shape)
+    return network, init_params(network, key, obs_shape, config.hparams())
+
+
+def test_auto_torso_is_cnn_on_images_and_mlp_on_vectors():
+    assert make_network(PPOConfig(), 3, True, IMAGE).torso_kind == "cnn"
+    assert make_network(PPOConfig(), 3, True, (4,)).torso_kind == "mlp"
+    assert make_network(PPOConfig(), 3, True, (10, 5)).torso_kind == "mlp"  # Catch: 2-D
+    assert make_network(PPOConfig(), 3, True).torso_kind == "mlp"  # no shape: a vector
+    assert resolve_torso_kind("auto", (30, 40, 3)) == "cnn"
+
+
+def test_cnn_torso_shapes_with_separate_networks():
+    network, params = build_for(PPOConfig(), IMAGE)
+    inner = params["params"]
+    # one conv per network: the critic is a separate network down to the pixels
+    for head in ("policy", "value"):
+        chex.assert_shape(inner[f"{head}_encoder"]["Conv_0"]["kernel"], (3, 3, 4, 16))
+        chex.assert_shape(inner[f"{head}_encoder"]["Conv_0"]["bias"], (16,))
+        # 3x3 VALID conv: 10x10 -> 8x8 positions x 16 channels, flattened
+        chex.assert_shape(inner[f"{head}_torso"]["Dense_0"]["kernel"], (8 * 8 * 16, 64))
+    assert "torso_encoder" not in inner
+    obs = jax.random.bernoulli(KEY, 0.2, (BATCH, *IMAGE)).astype(jnp.float32)
+    (logits,), value = network.apply(params, obs)
+    chex.assert_shape(logits, (BATCH, 3))
+    chex.assert_shape(value, (BATCH,))
+    # any leading batch axes, as the rollout's (num_steps, num_envs, ...) critic call
+    chex.assert_shape(network.apply(params, obs.reshape(1, BATCH, *IMAGE),
+                                    method=ActorCritic.value), (1, BATCH))
+    labels = param_labels(params)["params"]
+    assert set(jax.tree.leaves(labels["policy_encoder"])) == {"policy"}
+    assert set(jax.tree.leaves(labels["value_encoder"])) == {"value"}
+
+
+def test_cnn_conv_kernel_is_orthogonal_with_gain_sqrt2():
+    _, params = build_for(PPOConfig(), IMAGE)
+    for head in ("policy", "value"):
+        conv = params["params"][f"{head}_encoder"]["Conv_0"]
+        kernel = np.asarray(conv["kernel"], np.float64).reshape(3 * 3 * 4, 16)
+        np.testing.assert_allclose(singular_values(kernel), np.full(16, math.sqrt(2.0)),
+                                   rtol=1e-5)
+        # orthonormal columns scaled by sqrt 2: entry std sqrt(2 * 16 / (36 * 16))
+        np.testing.assert_allclose(kernel.std(), math.sqrt(2.0 / 36), rtol=0.05)
+        np.testing.assert_array_equal(conv["bias"], 0.0)
+    assert not np.allclose(params["params"]["policy_encoder"]["Conv_0"]["kernel"],
+                           params["params"]["value_encoder"]["Conv_0"]["kernel"])
+
+
+@pytest.mark.parametrize("gain", [0.01, 1.0])
+def test_output_gains_apply_on_the_cnn_torso(gain):
+    config = PPOConfig(policy_output_gain=gain, value_output_gain=2 * gain)
+    _, params = build_for(config, IMAGE)
+    np.testing.assert_allclose(singular_values(params["params"]["policy_head"]["kernel"]),
+                               np.full(3, gain), rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(params["params"]["value_head"]["kernel"]),
+                               2 * gain, rtol=1e-5)
+
+
+def test_value_head_stays_configurable_on_the_cnn_torso():
+    config = PPOConfig(value_hidden=(256, 128), value_layer_norm=True, value_activation="relu",
+                       policy_hidden=(32,))
+    network, params = build_for(config, IMAGE)
+    value_torso = params["params"]["value_torso"]
+    chex.assert_shape(value_torso["Dense_0"]["kernel"], (1024, 256))
+    chex.assert_shape(value_torso["Dense_1"]["kernel"], (256, 128))
+    chex.assert_shape(value_torso["LayerNorm_1"]["scale"], (128,))
+    chex.assert_shape(params["params"]["policy_torso"]["Dense_0"]["kernel"], (1024, 32))
+    assert not any(k.startswith("LayerNorm") for k in params["params"]["policy_torso"])
+    chex.assert_shape(network.apply(params, jnp.ones((BATCH, *IMAGE)),
+                                    method=ActorCritic.value), (BATCH,))
+
+
+def test_shared_torso_shares_one_conv():
+    config = PPOConfig(torso_hidden=(128,), policy_hidden=(), value_hidden=())
+    _, params = build_for(config, IMAGE)
+    inner = params["params"]
+    assert set(inner) == {"torso_encoder", "torso", "policy_head", "value_head"}
+    chex.assert_shape(inner["torso"]["Dense_0"]["kernel"], (1024, 128))
+    assert set(jax.tree.leaves(param_labels(params)["params"]["torso_encoder"])) == {"torso"}
+
+
+def test_config_override_to_mlp_flattens_the_image_inside_the_network():
+    config = PPOConfig(torso_kind="mlp")
+    network, params = build_for(config, IMAGE)
+    assert network.torso_kind == "mlp"
+    inner = params["params"]
+    assert not any(name.endswith("encoder") for name in inner)  # the flatten has no params
+    chex.assert_shape(inner["policy_torso"]["Dense_0"]["kernel"], (400, 64))
+    obs = jax.random.normal(KEY, (BATCH, *IMAGE))
+    # the same parameters on the pre-flattened observation give the same outputs
+    flat_network = make_network(config, 3, True, (400,))
+    chex.assert_trees_all_close(network.apply(params, obs),
+                                flat_network.apply(params, obs.reshape(BATCH, 400)))
+
+
+def test_cnn_on_vector_observations_is_a_one_line_error_naming_the_choices():
+    with pytest.raises(ValueError, match=r"^torso_kind='cnn' is invalid: allowed is one of "
+                                         r"\['auto', 'mlp'\] for observations of shape \(4,\)"):
+        make_network(PPOConfig(torso_kind="cnn"), 2, True, (4,))
+    with pytest.raises(ValueError, match=r"torso_kind='conv' is invalid: allowed is one of "
+                                         r"\['auto', 'mlp', 'cnn'\]"):
+        PPOConfig(torso_kind="conv")

@@ -16,13 +16,13 @@ OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 WHEELS=${WHEELS:-.whl-gpu}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site "$WHEELS"/*.whl
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MUJOCO_GL=egl
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 python3 -c "import jax; print(jax.__version__, jax.devices())" | tee -a "$OUT/gpu.txt"
 case "${MODE:-bench}" in
   bench)
     for env in ${ENVS:-Breakout-MinAtar experiments.custom_env:make_env brax/inverted_pendulum}; do
-      tag=$(echo "$env" | tr '/:.' '+__')
+      tag=$(echo "$env" | tr "/:." "___")
       python3 -m jppo.bench --env "$env" --seeds ${SEEDS:-1 64 1024 4096} ${BENCH_ARGS:-} \
         > "$OUT/bench_$tag.json"
       cat "$OUT/bench_$tag.json"

@@ -34,6 +34,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 import envs
 from jppo.bench.children import child_environ
+from jppo.core import networks
 from jppo.core.config import PPOConfig, make_config
 from jppo.core.train import make_train
 from jppo.runs.experiment import parse_assignments
@@ -70,10 +71,14 @@ def flops_per_env_step(config: PPOConfig, spec: envs.EnvSpec) -> dict[str, float
     (about 3x a forward) through policy and critic.
     """
     out = spec.num_actions if spec.discrete else spec.action_dim
-    torso_out = config.torso_hidden[-1] if config.torso_hidden else spec.obs_dim
-    torso = dense_flops([spec.obs_dim, *config.torso_hidden]) if config.torso_hidden else 0
-    policy = torso + dense_flops([torso_out, *config.policy_hidden, out])
-    value = torso + dense_flops([torso_out, *config.value_hidden, 1])
+    obs_shape = spec.obs_shape or (spec.obs_dim,)
+    kind = networks.ENCODERS[networks.resolve_torso_kind(config.torso_kind, obs_shape)]
+    encoder, encoded = kind.cost(obs_shape)  # one encoder shared, or one per network
+    torso_out = config.torso_hidden[-1] if config.torso_hidden else encoded
+    torso = encoder + dense_flops([encoded, *config.torso_hidden]) if config.torso_hidden else 0
+    own = 0 if config.torso_hidden else encoder
+    policy = torso + own + dense_flops([torso_out, *config.policy_hidden, out])
+    value = torso + own + dense_flops([torso_out, *config.value_hidden, 1])
     rollout, critic, learn = policy, 2 * value, config.update_epochs * 3 * (policy + value)
     return {"rollout": rollout, "critic": critic, "learn": learn,
             "total": rollout + critic + learn}

@@ -36,6 +36,7 @@ from jppo.core.knobs import (
 from jppo.core.strategies import REGISTRIES
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
+TORSO_KINDS = ("auto", "mlp", "cnn")  # the encoders are jppo.core.networks.ENCODERS
 
 
 @struct.dataclass
@@ -206,6 +207,10 @@ class PPOConfig:
     scan_unroll: int = knob(0, "env steps per loop trip of the rollout and GAE scans (same "
                             "results); 0: 1 on CPU, 8 on GPU/TPU", Integer(0))
     # --- network
+    torso_kind: str = knob("auto", "observation encoder before the dense layers: cnn (MinAtar's "
+                           "3x3 conv, 16 channels, one per network unless torso_hidden shares "
+                           "it) or mlp (the flattened observation); auto: cnn for rank-3 "
+                           "(H, W, C) observations, else mlp", Choice(TORSO_KINDS))
     activation: str = knob("tanh", "hidden-layer activation", Choice(ACTIVATIONS))
     torso_hidden: tuple[int, ...] = knob((), "shared torso layer widths; (): separate networks",
                                          Sizes())

@@ -8,9 +8,11 @@ boundary.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -30,6 +32,33 @@ def categorical_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
     return jax.random.categorical(key, logits).astype(jnp.int32)
 
 
+def split_logits(logits: jax.Array, nvec: Sequence[int]) -> list[jax.Array]:
+    """The `sum(nvec)` logits of a factorized policy, one block per component."""
+    return jnp.split(logits, np.cumsum(nvec)[:-1].tolist(), axis=-1)
+
+
+def multi_categorical_log_prob(logits: jax.Array, actions: jax.Array,
+                               nvec: Sequence[int]) -> jax.Array:
+    """log pi(a) of a MultiDiscrete action `(..., len(nvec))`: the components
+    are independent categoricals, so their log-probabilities add."""
+    parts = split_logits(logits, nvec)
+    return sum(categorical_log_prob(part, actions[..., i]) for i, part in enumerate(parts))
+
+
+def multi_categorical_entropy(logits: jax.Array, nvec: Sequence[int]) -> jax.Array:
+    """Entropy of independent components: the sum of their entropies."""
+    return sum(categorical_entropy(part) for part in split_logits(logits, nvec))
+
+
+def multi_categorical_sample(key: jax.Array, logits: jax.Array,
+                             nvec: Sequence[int]) -> jax.Array:
+    """One independent draw per component, stacked on the last axis (int32)."""
+    parts = split_logits(logits, nvec)
+    keys = jax.random.split(key, len(parts))
+    return jnp.stack([categorical_sample(k, part) for k, part in zip(keys, parts, strict=True)],
+                     axis=-1)
+
+
 def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, actions: jax.Array) -> jax.Array:
     """log N(a; mean, diag(exp(log_std))^2), summed over the action dimension."""
     z = (actions - mean) * jnp.exp(-log_std)
@@ -44,20 +73,33 @@ def gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.
     return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
 
 
-def sample(key: jax.Array, dist: tuple[jax.Array, ...], discrete: bool) -> jax.Array:
+# The dispatchers: `dist` is `(logits,)` or `(mean, log_std)`; `nvec` (static)
+# marks a MultiDiscrete policy whose logits are split per component.
+
+
+def sample(key: jax.Array, dist: tuple[jax.Array, ...], discrete: bool,
+           nvec: Sequence[int] | None = None) -> jax.Array:
     """Draw an action from `dist` (logits) or `(mean, log_std)`."""
+    if nvec is not None:
+        return multi_categorical_sample(key, dist[0], nvec)
     if discrete:
         return categorical_sample(key, dist[0])
     return gaussian_sample(key, *dist)
 
 
-def log_prob(dist: tuple[jax.Array, ...], actions: jax.Array, discrete: bool) -> jax.Array:
+def log_prob(dist: tuple[jax.Array, ...], actions: jax.Array, discrete: bool,
+             nvec: Sequence[int] | None = None) -> jax.Array:
+    if nvec is not None:
+        return multi_categorical_log_prob(dist[0], actions, nvec)
     if discrete:
         return categorical_log_prob(dist[0], actions)
     return gaussian_log_prob(*dist, actions)
 
 
-def entropy(dist: tuple[jax.Array, ...], discrete: bool) -> jax.Array:
+def entropy(dist: tuple[jax.Array, ...], discrete: bool,
+            nvec: Sequence[int] | None = None) -> jax.Array:
+    if nvec is not None:
+        return multi_categorical_entropy(dist[0], nvec)
     if discrete:
         return categorical_entropy(dist[0])
     mean, log_std = dist

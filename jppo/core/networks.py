@@ -4,21 +4,36 @@ Separate networks are the default (they beat shared ones on classic control).
 The value head's depth, width, LayerNorm, activation and output init gain are
 configurable because a badly scaled critic is the most common PPO failure.
 
+The observation first passes an *encoder* chosen by `torso_kind`: "mlp"
+flattens it, "cnn" is MinAtar's convolution (3x3, 16 channels, stride 1, no
+padding; Young & Tian 2019) then flattens; "auto" picks "cnn" for rank-3
+(H, W, C) observations. The dense layers after it are the usual
+`torso_hidden` / `policy_hidden` / `value_hidden` (MinAtar's own network is
+`policy_hidden=value_hidden=(128,)`, `activation="relu"`). The encoder belongs
+to whichever network reads the observation: with separate networks
+(`torso_hidden=()`) policy and critic each have their own conv layer, so the
+critic stays a separate deep network whose value-loss gradients, often far
+larger than the policy's, never reshape the policy's features (the conv layer
+costs little: 10x10x4 -> 8x8x16 on MinAtar); with a shared torso one encoder
+feeds it and both heads.
+
 Output gains are applied after init by scaling the orthogonal(1.0) kernel, so
 they can be traced hyperparameters (orthogonal(g) == g * orthogonal(1)).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jppo.core import strategies
-from jppo.core.config import HParams, PPOConfig
+from jppo.core.config import TORSO_KINDS, HParams, PPOConfig
+from jppo.core.knobs import invalid
 
 _ACTIVATIONS = {
     "tanh": nn.tanh,
@@ -107,6 +122,79 @@ class MLP(nn.Module):
         return x
 
 
+class Flatten(nn.Module):
+    """The "mlp" encoder: no parameters; the trailing `obs_rank` axes become one."""
+
+    activation: str = "tanh"  # unused; every encoder takes the same fields
+    obs_rank: int = 1
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x.reshape((*x.shape[: x.ndim - self.obs_rank], -1))
+
+
+class ConvEncoder(nn.Module):
+    """The "cnn" encoder: MinAtar's 3x3 convolution, 16 channels, stride 1, no
+    padding, orthogonal(sqrt 2) init (as every hidden layer), then flatten.
+    Any leading batch axes are kept."""
+
+    activation: str = "relu"
+    obs_rank: int = 3
+    features: int = 16
+    kernel: int = 3
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = nn.Conv(self.features, (self.kernel, self.kernel), padding="VALID",
+                    kernel_init=orthogonal(HIDDEN_GAIN), bias_init=nn.initializers.zeros)(x)
+        x = _ACTIVATIONS[self.activation](x)
+        return x.reshape((*x.shape[:-3], -1))
+
+
+def _flatten_cost(obs_shape: tuple[int, ...]) -> tuple[int, int]:
+    return 0, math.prod(obs_shape)
+
+
+def _conv_cost(obs_shape: tuple[int, ...]) -> tuple[int, int]:
+    height, width, channels = obs_shape
+    k, features = ConvEncoder.kernel, ConvEncoder.features
+    positions = (height - k + 1) * (width - k + 1)
+    return 2 * positions * k * k * channels * features, positions * features
+
+
+@dataclasses.dataclass(frozen=True)
+class TorsoKind:
+    """An encoder, the observation ranks it reads (None: any) and its cost:
+    `cost(obs_shape)` is (FLOPs of one forward, width of its flat output)."""
+
+    encoder: type[nn.Module]
+    cost: Callable[[tuple[int, ...]], tuple[int, int]]
+    ranks: tuple[int, ...] | None = None
+
+    def accepts(self, obs_shape: tuple[int, ...]) -> bool:
+        return self.ranks is None or len(obs_shape) in self.ranks
+
+
+# In preference order: "auto" resolves to the first kind that accepts the observation.
+ENCODERS: dict[str, TorsoKind] = {"cnn": TorsoKind(ConvEncoder, _conv_cost, ranks=(3,)),
+                                  "mlp": TorsoKind(Flatten, _flatten_cost)}
+AUTO = "auto"
+if set(TORSO_KINDS) != {AUTO, *ENCODERS}:  # the knob's choices are declared in config.py
+    raise TypeError(f"torso_kind choices {TORSO_KINDS} disagree with the encoders {ENCODERS}")
+
+
+def resolve_torso_kind(kind: str, obs_shape: Sequence[int]) -> str:
+    """The encoder `kind` stands for on observations of `obs_shape`; a one-line
+    error (before anything compiles) when that encoder cannot read them."""
+    obs_shape = tuple(obs_shape)
+    candidates = {AUTO: list(ENCODERS)}.get(kind, [kind])
+    for name in candidates:
+        if ENCODERS[name].accepts(obs_shape):
+            return name
+    readable = [AUTO, *(n for n, k in ENCODERS.items() if k.accepts(obs_shape))]
+    raise invalid("torso_kind", kind, f"one of {readable} for observations of shape "
+                  f"{obs_shape} (cnn reads rank-3 (H, W, C) images)")
+
+
 def _head(features: int, name: str) -> nn.Dense:
     return nn.Dense(
         features,
@@ -128,8 +216,17 @@ class ActorCritic(nn.Module):
     value_activation: str = "tanh"
     value_layer_norm: bool = False
     value_outputs: int = 1  # > 1: logits over value bins (HL-Gauss)
+    torso_kind: str = "mlp"  # resolved (never "auto"): a key of ENCODERS
+    obs_rank: int = 1  # axes of one observation; the leading ones are batch axes
 
     def setup(self) -> None:
+        encoder = ENCODERS[self.torso_kind].encoder
+        if self.torso_hidden:  # one encoder under the shared torso
+            self.torso_encoder = encoder(activation=self.activation, obs_rank=self.obs_rank)
+        else:  # each network reads the observation with its own encoder
+            self.policy_encoder = encoder(activation=self.activation, obs_rank=self.obs_rank)
+            self.value_encoder = encoder(activation=self.value_activation,
+                                         obs_rank=self.obs_rank)
         self.torso = MLP(self.torso_hidden, self.activation)
         self.policy_torso = MLP(self.policy_hidden, self.activation)
         self.policy_head = _head(self.action_dim, "policy_head")
@@ -140,22 +237,34 @@ class ActorCritic(nn.Module):
                 "policy_log_std", nn.initializers.zeros, (self.action_dim,)
             )
 
+    def features(self, obs: jax.Array, head: str) -> jax.Array:
+        """What `head`'s ("policy" or "value") own layers read: the shared torso's
+        output, or the observation through the head's own encoder."""
+        if self.torso_hidden:
+            return self.torso(self.torso_encoder(obs))
+        return getattr(self, f"{head}_encoder")(obs)
+
     def policy(self, obs: jax.Array) -> tuple[jax.Array, ...]:
-        out = self.policy_head(self.policy_torso(self.torso(obs)))
+        out = self.policy_head(self.policy_torso(self.features(obs, "policy")))
         if self.discrete:
             return (out,)
         return out, self.policy_log_std
 
     def value(self, obs: jax.Array) -> jax.Array:
         """The critic's raw output: a scalar per observation, or bin logits."""
-        out = self.value_head(self.value_torso(self.torso(obs)))
+        out = self.value_head(self.value_torso(self.features(obs, "value")))
         return out[..., 0] if self.value_outputs == 1 else out
 
     def __call__(self, obs: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
         return self.policy(obs), self.value(obs)
 
 
-def make_network(config: PPOConfig, action_dim: int, discrete: bool) -> ActorCritic:
+def make_network(config: PPOConfig, action_dim: int, discrete: bool,
+                 obs_shape: Sequence[int] | None = None) -> ActorCritic:
+    """The network `config` describes for observations of `obs_shape` (None: a
+    vector); `torso_kind` is resolved here, so a cnn on vectors fails now."""
+    obs_shape = (1,) if obs_shape is None else tuple(obs_shape)
+    value_activation = config.value_activation or config.activation
     return ActorCritic(
         action_dim=action_dim,
         discrete=discrete,
@@ -163,17 +272,21 @@ def make_network(config: PPOConfig, action_dim: int, discrete: bool) -> ActorCri
         torso_hidden=tuple(config.torso_hidden),
         policy_hidden=tuple(config.policy_hidden),
         value_hidden=tuple(config.value_hidden),
-        value_activation=config.value_activation or config.activation,
+        value_activation=value_activation,
         value_layer_norm=config.value_layer_norm,
         value_outputs=strategies.of(config).value_loss.head.outputs(config),
+        torso_kind=resolve_torso_kind(config.torso_kind, obs_shape),
+        obs_rank=len(obs_shape),
     )
 
 
 def init_params(
-    network: ActorCritic, key: jax.Array, obs_dim: int, hparams: HParams
+    network: ActorCritic, key: jax.Array, obs_shape: int | Sequence[int], hparams: HParams
 ) -> dict:
-    """Initialise, then apply the traced output gains and initial log-std."""
-    params = network.init(key, jnp.zeros((1, obs_dim), jnp.float32))
+    """Initialise for one observation of `obs_shape` (an int: a vector of that
+    size), then apply the traced output gains and initial log-std."""
+    shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
+    params = network.init(key, jnp.zeros((1, *shape), jnp.float32))
     inner = dict(params["params"])
     inner["policy_head"] = _scale_kernel(inner["policy_head"], hparams.policy_output_gain)
     inner["value_head"] = _scale_kernel(inner["value_head"], hparams.value_output_gain)

@@ -109,7 +109,7 @@ class Collected(NamedTuple):
     env_state: Any
     obs: jax.Array  # next observation to act on (raw)
     traj: Transition
-    raw_obs: jax.Array  # (num_steps, num_envs, obs_dim) for observation statistics
+    raw_obs: jax.Array  # (num_steps, num_envs, *obs_shape) for observation statistics
     rewards: jax.Array  # as the learner sees them (scaled if reward_scaling)
     values: jax.Array
     advantages: jax.Array
@@ -186,7 +186,7 @@ def make_setup(config: PPOConfig, env: Any, env_params: Any) -> Setup:
     env, env_params = envs.wrap(env, env_params)
     spec = envs.env_spec(env, env_params)
     network = make_network(config, spec.num_actions if spec.discrete else spec.action_dim,
-                           spec.discrete)
+                           spec.discrete, spec.obs_shape)
     return Setup(config, env, env_params, spec, network, strategies.of(config),
                  scan_unroll(config))
 
@@ -208,12 +208,12 @@ def init(setup: Setup, key: jax.Array, hparams: HParams) -> TrainState:
     """Fresh parameters, optimizer, envs and statistics (then value pretraining)."""
     config, spec = setup.config, setup.spec
     key, net_key, env_key = jax.random.split(key, 3)
-    params = init_params(setup.network, net_key, spec.obs_dim, hparams)
+    params = init_params(setup.network, net_key, spec.obs_shape, hparams)
     opt_state = make_optimizer(config, hparams, params).init(params)
     reset_envs = jax.vmap(setup.env.reset, in_axes=(0, None))
     obs, env_state = reset_envs(jax.random.split(env_key, config.num_envs), setup.env_params)
     ns = NormState(
-        obs=norm.update_stats(norm.init_stats((spec.obs_dim,)), obs),
+        obs=norm.update_stats(norm.init_stats(spec.obs_shape), obs),
         returns=norm.init_stats(),
         running_return=jnp.zeros((config.num_envs,), jnp.float32),
         targets=norm.init_stats(),
@@ -298,9 +298,9 @@ def env_step(setup: Setup, params: Any, ns: NormState, hparams: HParams,
     action_key, env_key = jax.random.split(step_key)
     seen = observe(setup, obs, ns, hparams)
     dist = policy(setup, params, seen)
-    discrete = setup.spec.discrete
-    action = distributions.sample(action_key, dist, discrete)
-    log_prob = distributions.log_prob(dist, action, discrete)
+    discrete, nvec = setup.spec.discrete, setup.spec.action_nvec
+    action = distributions.sample(action_key, dist, discrete, nvec)
+    log_prob = distributions.log_prob(dist, action, discrete, nvec)
     step_envs = jax.vmap(setup.env.step, in_axes=(0, 0, 0, None))
     next_obs, env_state, reward, terminated, truncated, info = step_envs(
         jax.random.split(env_key, setup.config.num_envs), env_state, action, setup.env_params
@@ -477,10 +477,10 @@ def total_loss(setup: Setup, params: Any, mb: Batch, ctx: LossContext
 def policy_loss(setup: Setup, params: Any, mb: Batch, hparams: HParams,
                 ent_coef: jax.Array) -> tuple[jax.Array, Metrics]:
     """Clipped surrogate minus the entropy bonus, and the policy statistics."""
-    discrete = setup.spec.discrete
+    discrete, nvec = setup.spec.discrete, setup.spec.action_nvec
     dist = policy(setup, params, mb.obs)
-    log_prob = distributions.log_prob(dist, mb.action, discrete)
-    entropy = jnp.mean(distributions.entropy(dist, discrete))
+    log_prob = distributions.log_prob(dist, mb.action, discrete, nvec)
+    entropy = jnp.mean(distributions.entropy(dist, discrete, nvec))
     advantage = setup.chosen.advantage_norm.minibatch(mb.advantage, hparams)
     surrogate = losses.clipped_surrogate(log_prob, mb.log_prob, advantage, hparams.clip_eps)
     kl_k1, kl_k3 = losses.approx_kl(log_prob, mb.log_prob)

@@ -40,6 +40,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import envs
 from jppo.analysis.metrics import final_episode_return
 from jppo.core.config import HParams, PPOConfig, validate_hparams
+from jppo.core.networks import resolve_torso_kind
 from jppo.core.train import Trainer, TrainState, make_train
 from jppo.runs import checkpoint, results
 from jppo.runs.experiment import DEFAULT_VARIANT, Experiment, static_key
@@ -407,7 +408,8 @@ def _prepare_run_dir(out: Path, exp: Experiment, resume: bool) -> None:
 
 
 def run_info(exp: Experiment) -> dict[str, Any]:
-    """What run.json records: the experiment, every resolved config, the platform."""
+    """What run.json records: the experiment, every resolved config, the torso kind
+    each (variant, env) resolved to, the platform."""
     return {
         "name": exp.name,
         "envs": list(exp.envs),
@@ -420,11 +422,21 @@ def run_info(exp: Experiment) -> dict[str, Any]:
                    "config": _jsonable(dataclasses.asdict(exp.variant_config(name)))}
             for name in exp.variants
         },
+        "torso_kind": resolved_torso_kinds(exp),
         "versions": versions(),
         "platform": platform.platform(),
         "devices": [str(d) for d in jax.devices()],
         "process_count": jax.process_count(),
     }
+
+
+def resolved_torso_kinds(exp: Experiment) -> dict[str, dict[str, str]]:
+    """The encoder each variant gets on each env ("auto" resolved by the
+    observation's shape): `{variant: {env: "mlp" | "cnn"}}`."""
+    shapes = {env: envs.env_spec(*exp.make_env(env)).obs_shape for env in exp.envs}
+    return {variant: {env: resolve_torso_kind(exp.variant_config(variant).torso_kind, shape)
+                      for env, shape in shapes.items()}
+            for variant in exp.variants}
 
 
 def _jsonable(value: Any) -> Any:
