@@ -1,8 +1,8 @@
 """Environments wrapped for PPO: float32 observations (flat vectors, or (H, W, C)
-images), clipped continuous actions, optional reward scaling and cheap episode statistics. Gymnax ids,
-Brax's envs as ``brax/<env>`` (the brax extra), import paths
-``package.module:factory`` and any object with the gymnax Environment API
-(``wrap``) are accepted."""
+images), clipped continuous actions, optional reward scaling and cheap episode
+statistics. Gymnax ids, Brax's envs as ``brax/<env>`` (the brax extra), import
+paths ``package.module:factory`` and any object with the gymnax Environment API
+(``wrap``) are accepted; ``MultiDiscrete`` action spaces for user environments."""
 
 from envs.api import check_env_api, is_wrapped, object_name, wrap
 from envs.brax import is_brax_name, list_brax_envs
