@@ -3,6 +3,7 @@
 import math
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,9 +11,13 @@ import pytest
 
 from jppo.core.config import PPOConfig
 from jppo.core.networks import (
+    HIDDEN_GAIN,
     ActorCritic,
+    ConvEncoder,
+    PatchConv,
     init_params,
     make_network,
+    orthogonal,
     param_group,
     param_labels,
     resolve_torso_kind,
@@ -253,6 +258,74 @@ def test_cnn_conv_kernel_is_orthogonal_with_gain_sqrt2():
         np.testing.assert_array_equal(conv["bias"], 0.0)
     assert not np.allclose(params["params"]["policy_encoder"]["Conv_0"]["kernel"],
                            params["params"]["value_encoder"]["Conv_0"]["kernel"])
+
+
+def _reference_conv(features):
+    """flax's own convolution, the reference `PatchConv` must equal."""
+    return nn.Conv(features, (3, 3), strides=1, padding="VALID")
+
+
+@pytest.mark.parametrize("features", [16, 7])
+def test_patch_conv_equals_flax_conv_in_value_and_kernel_gradient(features):
+    # non-square, C_in != 16, two leading batch axes
+    x = jax.random.normal(KEY, (2, 3, 9, 13, 5))
+    conv = PatchConv(features, 3)
+    params = conv.init(jax.random.PRNGKey(1), x)
+    bias = jax.random.normal(jax.random.PRNGKey(2), (features,))
+    params = {"params": {**params["params"], "bias": bias}}
+    chex.assert_shape(params["params"]["kernel"], (3, 3, 5, features))
+    reference = _reference_conv(features)
+    out = conv.apply(params, x)
+    chex.assert_shape(out, (2, 3, 7, 11, features))
+    np.testing.assert_allclose(out, reference.apply(params, x), atol=1e-5, rtol=1e-5)
+
+    def loss(module):
+        return lambda p: jnp.sum(jnp.tanh(module.apply(p, x)) ** 2)
+
+    grad = jax.grad(loss(conv))(params)["params"]
+    expected = jax.grad(loss(reference))(params)["params"]
+    for name in ("kernel", "bias"):
+        np.testing.assert_allclose(grad[name], expected[name], atol=1e-4, rtol=1e-5)
+
+
+class _FlaxConvEncoder(nn.Module):
+    """`ConvEncoder` as it was: nn.Conv, relu, flatten (same init and param path)."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Conv(16, (3, 3), padding="VALID", kernel_init=orthogonal(HIDDEN_GAIN),
+                    bias_init=nn.initializers.zeros)(x)
+        return nn.relu(x).reshape((*x.shape[:-3], -1))
+
+
+def test_conv_encoder_keeps_flax_conv_params_init_and_outputs():
+    x = jax.random.bernoulli(KEY, 0.3, (4, 6, 11, 3)).astype(jnp.float32)
+    encoder, reference = ConvEncoder(), _FlaxConvEncoder()
+    params = encoder.init(jax.random.PRNGKey(3), x)
+    # same names, shapes and draws as nn.Conv's: old checkpoints load unchanged
+    chex.assert_trees_all_equal(params, reference.init(jax.random.PRNGKey(3), x))
+    out = encoder.apply(params, x)
+    chex.assert_shape(out, (4, 4 * 9 * 16))
+    np.testing.assert_allclose(out, reference.apply(params, x), atol=1e-5, rtol=1e-5)
+
+
+def test_vmapped_per_seed_conv_is_no_grouped_convolution():
+    # every seed owns its kernel; vmap of lax.conv over a batched kernel is a
+    # grouped convolution, which XLA runs very slowly. The encoder has none.
+    seeds, x = 4, jax.random.normal(KEY, (4, 8, *IMAGE))
+    params = jax.vmap(ConvEncoder().init)(jax.random.split(KEY, seeds), x)
+
+    def loss(p, obs):
+        return jnp.sum(ConvEncoder().apply(p, obs) ** 2)
+
+    per_seed = jax.vmap(jax.value_and_grad(loss))
+    hlo = jax.jit(per_seed).lower(params, x).as_text()
+    assert "convolution" not in hlo
+    value, grad = per_seed(params, x)
+    expected_value, expected_grad = jax.vmap(jax.value_and_grad(
+        lambda p, obs: jnp.sum(_FlaxConvEncoder().apply(p, obs) ** 2)))(params, x)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
+    chex.assert_trees_all_close(grad, expected_grad, atol=1e-3, rtol=1e-5)
 
 
 @pytest.mark.parametrize("gain", [0.01, 1.0])

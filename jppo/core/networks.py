@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax.linen.dtypes import promote_dtype
 
 from jppo.core import strategies
 from jppo.core.config import TORSO_KINDS, HParams, PPOConfig
@@ -132,10 +133,45 @@ class Flatten(nn.Module):
         return x.reshape((*x.shape[: x.ndim - self.obs_rank], -1))
 
 
+class PatchConv(nn.Module):
+    """A stride-1 VALID 2-D convolution written as im2col + matmul.
+
+    Numerically `nn.Conv(features, (k, k), padding="VALID")` with the same
+    parameters (`kernel` (k, k, C_in, features), `bias` (features,)) and init.
+    jppo vmaps training over seeds, so every seed has its own kernel; `vmap` of
+    `lax.conv` with a batched *kernel* lowers to a grouped convolution
+    (feature_group_count = seeds; a batch-group conv in the backward pass),
+    which XLA runs many times slower than a dense convolution on CPU and GPU.
+    Here the only weight-bearing op is a matmul, which vmap batches cheaply:
+    the k*k shifted views of the input (no weights, so a plain batch op under
+    vmap) are concatenated along channels in (kh, kw, C_in) order, the order
+    of `kernel.reshape(k * k * C_in, features)`. Leading batch axes are kept.
+    """
+
+    features: int
+    kernel_size: int
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, channels = self.kernel_size, x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (k, k, channels, self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
+        x, kernel, bias = promote_dtype(x, kernel, bias)  # as nn.Conv does
+        height, width = x.shape[-3] - k + 1, x.shape[-2] - k + 1
+        patches = jnp.concatenate([x[..., i:i + height, j:j + width, :]
+                                   for i in range(k) for j in range(k)], axis=-1)
+        return patches @ kernel.reshape(k * k * channels, self.features) + bias
+
+
 class ConvEncoder(nn.Module):
     """The "cnn" encoder: MinAtar's 3x3 convolution, 16 channels, stride 1, no
     padding, orthogonal(sqrt 2) init (as every hidden layer), then flatten.
-    Any leading batch axes are kept."""
+    Any leading batch axes are kept. The convolution is `PatchConv` (a matmul
+    on 3x3 patches, equal to `nn.Conv`) because per-seed kernels under vmap
+    make `nn.Conv` a slow grouped convolution; its parameters keep nn.Conv's
+    names, shapes, init and path (`Conv_0/kernel`, `Conv_0/bias`)."""
 
     activation: str = "relu"
     obs_rank: int = 3
@@ -144,8 +180,8 @@ class ConvEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nn.Conv(self.features, (self.kernel, self.kernel), padding="VALID",
-                    kernel_init=orthogonal(HIDDEN_GAIN), bias_init=nn.initializers.zeros)(x)
+        x = PatchConv(self.features, self.kernel, kernel_init=orthogonal(HIDDEN_GAIN),
+                      bias_init=nn.initializers.zeros, name="Conv_0")(x)
         x = _ACTIVATIONS[self.activation](x)
         return x.reshape((*x.shape[:-3], -1))
 
