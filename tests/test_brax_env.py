@@ -123,7 +123,7 @@ def test_spaces_and_spec(pendulum, brax_envs):
     assert float(action_space.low) == -1.0 and float(action_space.high) == 1.0
     assert envs.env_spec(env, params) == envs.EnvSpec(
         name=NAME, obs_dim=4, discrete=False, num_actions=0, action_dim=1,
-        action_low=(-1.0,), action_high=(1.0,))
+        action_low=(-1.0,), action_high=(1.0,), obs_shape=(4,))
     # Spaces come from abstract evaluation: a bigger env builds without a compile.
     ant, ant_params = envs.make("brax/ant")
     assert envs.env_spec(ant, ant_params).action_dim == brax_envs.get_environment("ant").action_size
