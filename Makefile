@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(VENV)/bin/jppo train
 
-## test: the fast test suite
+## test: the fast test suite, one worker per core (most of its time is single-threaded compiles)
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 ## bench: throughput, compile time, memory and fraction of peak, as JSON
 bench: $(STAMP)
