@@ -47,7 +47,7 @@ from jppo.runs.experiment import DEFAULT_VARIANT, Experiment, static_key
 from jppo.runs.progress import ProgressView
 
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "numpy", "orbax-checkpoint",
-             "pyarrow")
+             "pyarrow", "brax", "mujoco")
 
 
 @dataclasses.dataclass(frozen=True)
