@@ -184,3 +184,31 @@ def test_normalize_is_invariant_to_positive_affine_maps(scale, shift):
 
 def test_normalize_of_a_constant_is_finite_zero():
     np.testing.assert_array_equal(losses.normalize(jnp.full(8, 3.0)), np.zeros(8))
+
+
+# Found by `make mutants` on jppo.core.losses: each test below fails for a mutant
+# that survived the suite (value + old value, a variance floor of 1, a std floor of 1).
+def test_value_clip_fraction_counts_moves_away_from_nonzero_old_values():
+    old = np.array([10.0, -10.0, 5.0, 0.0], np.float32)
+    new = old + np.array([0.1, -0.3, 0.25, 0.05], np.float32)
+    expected = np.mean(np.abs(new - old) > 0.2)  # 2 of 4
+    got = losses.value_clip_fraction(jnp.asarray(new), jnp.asarray(old), jnp.float32(0.2))
+    np.testing.assert_allclose(float(got), expected)
+    assert expected == 0.5
+
+
+def test_explained_variance_of_small_scale_targets():
+    rng = np.random.default_rng(0)
+    targets = 0.01 * rng.normal(size=256).astype(np.float32)  # variance ~1e-4
+    predictions = targets + 0.003 * rng.normal(size=256).astype(np.float32)
+    expected = 1.0 - np.var(targets - predictions) / np.var(targets)
+    got = float(losses.explained_variance(jnp.asarray(predictions), jnp.asarray(targets)))
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+    assert 0.5 < got < 1.0
+
+
+def test_robust_normalize_scales_a_std_between_threshold_and_one():
+    x = np.array([0.0, 0.2, 0.4, 0.6], np.float32)  # std ~0.22: above 1e-3, below 1
+    expected = (x - x.mean()) / x.std()
+    got = losses.robust_normalize(jnp.asarray(x), jnp.float32(1e-3))
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5)
