@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from gymnax.environments import spaces
 
+from envs.spaces import MultiDiscrete
 from envs.wrappers import (
     ClipAction,
     EpisodeStatistics,
@@ -27,7 +28,7 @@ API = (
     "an object with the gymnax Environment API: reset(key, params) -> (obs, state), "
     "step(key, state, action, params) -> (obs, state, reward, terminated, truncated, info) "
     "with info['final_observation'], observation_space(params) and action_space(params) "
-    "(gymnax Discrete or Box), and default_params"
+    "(gymnax Discrete or Box, or envs.MultiDiscrete actions), and default_params"
 )
 METHODS = ("reset", "step", "observation_space", "action_space")
 
@@ -53,7 +54,10 @@ def _check_space(env: Any, which: str, params: Any, label: str) -> Any:
         space = getattr(env, which)(params)
     except Exception as error:
         raise _fail(label, f"{which}(params) raised {_first_line(error)}") from None
-    if not isinstance(space, spaces.Discrete | spaces.Box):
+    allowed = (spaces.Discrete, spaces.Box)
+    if which == "action_space":
+        allowed += (MultiDiscrete,)
+    if not isinstance(space, allowed):
         raise _fail(label, f"{which}(params) returned {type(space).__name__}")
     return space
 
@@ -61,6 +65,8 @@ def _check_space(env: Any, which: str, params: Any, label: str) -> Any:
 def _zero_action(space: Any) -> jax.Array:
     if isinstance(space, spaces.Discrete):
         return jnp.zeros((), jnp.int32)
+    if isinstance(space, MultiDiscrete):
+        return jnp.zeros(space.shape, jnp.int32)
     return jnp.zeros(tuple(space.shape), jnp.float32)
 
 

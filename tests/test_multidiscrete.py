@@ -142,6 +142,17 @@ def test_unsupported_action_space_names_the_allowed_ones():
         envs.env_spec(TupleActions())
 
 
+def test_a_bare_multidiscrete_env_is_accepted_and_wrapped():
+    """jppo wraps a user's MultiDiscrete env itself, as it wraps any other."""
+    bare = DigitMatch()
+    wrapped, params = envs.wrap(bare, bare.default_params)
+    assert envs.is_wrapped(wrapped) and not envs.is_wrapped(bare)
+    assert envs.env_spec(wrapped, params).action_nvec == NVEC
+    trainer = jppo.make_train(jppo.PPOConfig(num_envs=2, num_steps=4, total_timesteps=8,
+                                             num_minibatches=1), bare)
+    assert trainer.spec.action_nvec == NVEC
+
+
 def test_a_multidiscrete_user_env_trains():
     config = jppo.PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 8,
                             num_minibatches=2, lr=3e-2, ent_coef=0.0,
