@@ -63,11 +63,8 @@ def _check_space(env: Any, which: str, params: Any, label: str) -> Any:
 
 
 def _zero_action(space: Any) -> jax.Array:
-    if isinstance(space, spaces.Discrete):
-        return jnp.zeros((), jnp.int32)
-    if isinstance(space, MultiDiscrete):
-        return jnp.zeros(space.shape, jnp.int32)
-    return jnp.zeros(tuple(space.shape), jnp.float32)
+    integer = isinstance(space, spaces.Discrete | MultiDiscrete)
+    return jnp.zeros(tuple(space.shape), jnp.int32 if integer else jnp.float32)
 
 
 def _trace_step(env: Any, params: Any, action_space: Any, label: str) -> tuple[Any, Any]:

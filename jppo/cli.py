@@ -214,10 +214,6 @@ def bench(
     """
     from jppo.bench import children
 
-    if not (vs_reference or profile):
-        children.leave_accelerator_memory_to_children()
-    from jppo.bench import throughput as benchmark
-
     argv = ["--env", env, "--seeds", *map(str, seeds), "--devices", *map(str, devices)]
     if steps is not None:
         argv += ["--steps", str(steps)]
@@ -229,6 +225,10 @@ def bench(
             argv += ["--reference-devices", str(reference_devices)]
     if profile:
         argv += ["--profile"]
+    if children.spawns_children(argv):
+        children.leave_accelerator_memory_to_children()
+    from jppo.bench import throughput as benchmark  # starts JAX: after the line above
+
     return benchmark.main(argv)
 
 
