@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from envs.params import checked_overrides
+
 FORM = "an import path package.module:factory"
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -100,7 +102,13 @@ def _override_params(path: str, params: Any, overrides: dict[str, Any],
                     f"the factory's keywords ({', '.join(sorted(keywords or ())) or 'none'}) "
                     f"and the fields of {type(params).__name__} "
                     f"({', '.join(sorted(fields)) or 'none'})")
-    return dataclasses.replace(params, **overrides) if overrides else params
+    if not overrides:
+        return params
+    try:
+        checked = checked_overrides(params, overrides)
+    except ValueError as error:
+        raise _fail(path, str(error)) from None
+    return dataclasses.replace(params, **checked)
 
 
 def build(path: str, overrides: dict[str, Any]) -> tuple[Any, Any]:

@@ -16,6 +16,7 @@ import gymnax
 from envs import brax as brax_family
 from envs import imported
 from envs.api import wrap
+from envs.params import checked_overrides
 from envs.wrappers import EpisodeStatistics
 
 
@@ -87,7 +88,8 @@ def resolve(name: str, **overrides: Any) -> tuple[Any, Any]:
 
 
 def apply_param_overrides(params: Any, overrides: dict[str, Any]) -> Any:
-    """``params.replace(**overrides)``, rejecting fields the params do not have.
+    """``params.replace(**overrides)``, rejecting fields the params do not have
+    and values of the wrong type or range (``envs.params``).
 
     ``replace`` on a flax dataclass raises an opaque TypeError for a typo;
     naming the field and the valid ones saves a debugging round trip.
@@ -99,7 +101,7 @@ def apply_param_overrides(params: Any, overrides: dict[str, Any]) -> Any:
             f"Unknown env param field(s) {', '.join(map(repr, unknown))} for "
             f"{type(params).__qualname__}; valid fields: {', '.join(valid)}"
         )
-    return params.replace(**overrides) if overrides else params
+    return params.replace(**checked_overrides(params, overrides)) if overrides else params
 
 
 def make(

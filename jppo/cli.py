@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -50,6 +51,9 @@ class RunOptions:
     """chunks between checkpoints."""
     progress: Progress = "auto"
     """live view: a bar (terminal, notebook), plain lines (pipes), or off."""
+    tensorboard: bool = False
+    """stream each variant's median and IQR across seeds to OUT/tensorboard/ after every
+    chunk (`tensorboard --logdir OUT/tensorboard`); also `tensorboard = true` in the file."""
     imports: tuple[str, ...] = ()
     """modules to import first, e.g. ones that register your own variants (added to the
     experiment file's `imports`)."""
@@ -265,7 +269,8 @@ def _load(path: str | None, overrides: Sequence[str], options: RunOptions, **fie
     from jppo.runs import experiment as experiments
 
     fields |= {"chunk_updates": options.chunk_updates,
-               "checkpoint_every": options.checkpoint_every, "imports": options.imports}
+               "checkpoint_every": options.checkpoint_every, "imports": options.imports,
+               "tensorboard": options.tensorboard or None}
     if path is None:
         return experiments.default_experiment(overrides, **fields)
     return experiments.load(path, overrides, **fields)
@@ -275,6 +280,7 @@ def _execute(exp: Any, options: RunOptions, command: str) -> int:
     from jppo.analysis import diagnose as diagnosis
     from jppo.analysis import plots, stats
     from jppo.runs import results
+    from jppo.runs.experiment import TimestepsRounded, timestep_notes
     from jppo.runs.runner import run_experiment
 
     if options.out is None and options.resume:
@@ -283,8 +289,12 @@ def _execute(exp: Any, options: RunOptions, command: str) -> int:
     runs = exp.seeds * len(exp.variants)
     print(f"jppo {command}: {exp.name}: {', '.join(exp.envs)} x {len(exp.variants)} variant(s) "
           f"x {exp.seeds} seeds ({runs} runs per environment) -> {out_dir}", flush=True)
-    result = run_experiment(exp, out_dir, resume=options.resume, devices=options.devices,
-                            progress=options.progress)
+    for note in timestep_notes(exp):
+        print(f"jppo {command}: note: {note}", flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TimestepsRounded)  # printed above
+        result = run_experiment(exp, out_dir, resume=options.resume, devices=options.devices,
+                                progress=options.progress)
     for timing in result.timings:
         print(f"{timing.name}: compile {timing.compile_seconds:.1f} s, run "
               f"{timing.run_seconds:.1f} s, {timing.steps_per_second:,.0f} env-steps/s "
@@ -297,8 +307,9 @@ def _execute(exp: Any, options: RunOptions, command: str) -> int:
     findings = diagnosis.diagnose_run(out_dir)
     print()
     print(diagnosis.format_terminal(findings))
+    board = ", tensorboard/" if exp.tensorboard else ""
     print(f"\nrun directory: {out_dir}/ (run.json, metrics/, summary.md, summary.csv, plots/, "
-          "diagnosis.md)")
+          f"diagnosis.md{board})")
     return 0
 
 

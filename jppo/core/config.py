@@ -31,6 +31,7 @@ from jppo.core.knobs import (
     Registered,
     Sizes,
     declared,
+    defaults,
     knob,
 )
 from jppo.core.strategies import REGISTRIES
@@ -90,11 +91,18 @@ def check_value(field: str, value: Any) -> None:
 
 
 def validate_hparams(hparams: HParams) -> None:
-    """Check concrete hyperparameters on the host; traced ones are skipped.
+    """Check a (batched) `HParams` of concrete arrays: every entry of every field
+    in its declared range, else a one-line ValueError naming the field, the value
+    (and its batch entry) and what is allowed.
 
-    Called before compilation by `train` and `sweep`, so a bad learning rate
-    fails in milliseconds instead of after a compile.
+    `train(key, hparams)`, `sweep`, `jppo.run` and `run_experiment` call it before
+    compiling. Inside `jax.jit` the values are tracers, unknown until the program
+    runs, so they are skipped: with `jax.jit(jax.vmap(train))(keys, hparams)`,
+    call it on `hparams` yourself before the jitted call.
     """
+    if not isinstance(hparams, HParams):
+        raise ValueError(f"hparams={type(hparams).__name__} is invalid: allowed is a "
+                         "jppo.HParams (config.hparams(), or jppo.sweep(...).tile())")
     for field in HPARAM_FIELDS:
         value = getattr(hparams, field)
         if isinstance(value, jax.core.Tracer):
@@ -224,7 +232,7 @@ class PPOConfig:
     value_output_gain: float = knob(1.0, "init gain of the value output layer", _POSITIVE,
                                     traced=True)
     log_std_init: float = knob(0.0, "initial log-std of Gaussian policies", Interval(),
-                               traced=True)
+                               traced=True, action_space="continuous")
 
     def __post_init__(self) -> None:
         # Accept what TOML / CLI / notebooks naturally produce: lists for layer
@@ -321,6 +329,14 @@ if set(HPARAM_FIELDS) != _DECLARED_HPARAMS:  # HParams is written out for type c
     raise TypeError(f"HParams fields {sorted(set(HPARAM_FIELDS) ^ _DECLARED_HPARAMS)} disagree "
                     "with the knobs declared hparam in PPOConfig")
 CONFIG_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PPOConfig))
+DEFAULTS: dict[str, Any] = defaults(PPOConfig)
+
+
+def action_space_knobs(config: PPOConfig) -> dict[str, str]:
+    """Knobs of `config` set away from their default that act on one kind of
+    action space only: name -> "continuous" or "discrete"."""
+    return {name: k.action_space for name, k in KNOBS.items()
+            if k.action_space is not None and getattr(config, name) != DEFAULTS[name]}
 
 
 def check_fields(changes: Mapping[str, Any], owner: str) -> None:

@@ -56,7 +56,8 @@ class Interval:
         if isinstance(value, str | bytes | bool):
             raise invalid(name, value, self.describe())
         try:
-            array = np.asarray(value, dtype=np.float64)
+            given = np.asarray(value)
+            array = given.astype(np.float64)
         except (TypeError, ValueError):
             raise invalid(name, value, self.describe()) from None
         ok_lo = array >= self.lo if self.lo_inc else array > self.lo
@@ -64,15 +65,21 @@ class Interval:
         bad = ~(ok_lo & ok_hi) | np.isnan(array)
         if np.any(bad):
             if array.ndim:
-                shown = float(array[bad].ravel()[0])
-                where = f" (entry {int(np.argmax(bad.ravel()))} of a batch)"
-                raise ValueError(f"{name}={shown!r}{where} is invalid: allowed is "
-                                 f"{self.describe()}")
-            plain = value if isinstance(value, int | float) else float(array)
+                index = int(np.argmax(bad.ravel()))
+                raise ValueError(f"{name}={_shown(given.ravel()[index])!r} (entry {index} of a "
+                                 f"batch) is invalid: allowed is {self.describe()}")
+            plain = value if isinstance(value, int | float) else _shown(given)
             raise invalid(name, plain, self.describe())
 
     def coerce(self, value: Any) -> Any:
         return value
+
+
+def _shown(entry: Any) -> float:
+    """A float32 entry as the number it was written as (float32 -0.001, not
+    -0.0010000000474974513), so an error quotes the user's value."""
+    entry = np.asarray(entry)
+    return float(str(entry)) if entry.dtype == np.float32 else float(entry)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +203,8 @@ class Knob:
     differ only in traced knobs share a compile). `hparam`: it is also a field of
     `HParams`; false for a knob such as `lr` that is only read through the
     `fallback` of others. `fallback`: the field whose value a `None` stands for.
+    `action_space`: the only kind of action space ("continuous" or "discrete") the
+    knob acts on; None: every kind.
     """
 
     doc: str
@@ -203,6 +212,7 @@ class Knob:
     traced: bool = False
     hparam: bool = False
     fallback: str | None = None
+    action_space: str | None = None
 
     def check(self, name: str, value: Any) -> None:
         """Validate `value`; `None` is accepted exactly when a fallback is declared."""
@@ -211,13 +221,19 @@ class Knob:
         self.allowed.check(name, value)
 
 
+ACTION_SPACES = ("continuous", "discrete")
+
+
 def knob(default: Any, doc: str, allowed: Allowed, *, traced: bool = False,
-         hparam: bool | None = None, fallback: str | None = None) -> Any:
+         hparam: bool | None = None, fallback: str | None = None,
+         action_space: str | None = None) -> Any:
     """A dataclass field with its `Knob` in the metadata; `hparam` defaults to `traced`."""
     hparam = traced if hparam is None else hparam
     if hparam and not traced:
         raise TypeError("a static knob cannot be an HParams field: declare it traced=True")
-    declaration = Knob(doc, allowed, traced, hparam, fallback)
+    if action_space not in (None, *ACTION_SPACES):
+        raise TypeError(f"action_space={action_space!r}: allowed is one of {ACTION_SPACES}")
+    declaration = Knob(doc, allowed, traced, hparam, fallback, action_space)
     return dataclasses.field(default=default, metadata={METADATA_KEY: declaration})
 
 

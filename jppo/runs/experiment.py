@@ -17,6 +17,13 @@
     [variants.relative_clip]
     value_clip_mode = "relative"
 
+    [sweep]                       # optional: each variant x each point of the grid
+    vf_coef = [0.05, 0.5]         # -> standard,vf_coef=0.05  standard,vf_coef=0.5  ...
+
+Without `[variants]` there is one variant, "default" (and sweep points are named
+by their values alone, `vf_coef=0.05`); an empty `[variants]` is an error.
+`tensorboard = true` streams per-variant medians and IQRs (`jppo.runs.tensorboard`).
+
 An environment is a gymnax id or an import path `package.module:factory`
 (quoted as a TOML key: `[env_params."my_envs:make"]`, whose entries are passed
 to the factory or override its params, see `envs.imported`). In Python, `envs`
@@ -41,12 +48,14 @@ from pathlib import Path
 from typing import Any
 
 import envs as envs_lib
-from jppo.core.config import CONFIG_FIELDS, TRACED_FIELDS, PPOConfig
+from jppo.core.config import CONFIG_FIELDS, TRACED_FIELDS, PPOConfig, action_space_knobs
+from jppo.runs.sweeps import grid_points, point_name
 
 # PPOConfig fields declared traced: variants differing in these alone share one
 # compiled program (stacked hyperparameters).
 TRACED_CONFIG_FIELDS = TRACED_FIELDS
 DEFAULT_VARIANT = "default"
+GLOB_CHARACTERS = ("*", "?", "[", "]")  # a variant's metric files are found by glob
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +75,7 @@ class Experiment:
     chunk_updates: int = 50
     checkpoint_every: int = 1  # chunks between checkpoints
     imports: tuple[str, ...] = ()  # modules imported before validation (user variants)
+    tensorboard: bool = False  # stream per-variant medians and IQRs to RUN/tensorboard/
     # name -> (env, env_params or None) for envs given as objects; never serialized
     env_objects: dict[str, tuple[Any, Any]] = dataclasses.field(default_factory=dict,
                                                                  repr=False)
@@ -120,6 +130,8 @@ class Experiment:
 
 
 EXPERIMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Experiment))
+SWEEP_KEY = "sweep"  # a file's [sweep] grid, expanded into variants when the file is read
+FILE_KEYS = (*EXPERIMENT_FIELDS, SWEEP_KEY)
 
 
 def _name_env_objects(exp: Experiment) -> None:
@@ -168,13 +180,15 @@ def from_dict(
     search_path: str | Path | None = None, **fields: Any,
 ) -> Experiment:
     """Build an Experiment from parsed TOML; `overrides` are `FIELD=VALUE` (every
-    variant) or `VARIANT.FIELD=VALUE` (one variant) and win over the file;
-    non-None `fields` (e.g. seeds=8 from the command line) win over both, except
-    `imports`, which add to the file's. The modules are imported first, looked for
-    also in `search_path` (the file's folder) and the working directory."""
-    unknown = sorted(set(data) - set(EXPERIMENT_FIELDS))
+    variant), `VARIANT.FIELD=VALUE` (one variant) or `sweep.FIELD=[...]` (an axis
+    of the `[sweep]` grid) and win over the file; non-None `fields` (e.g. seeds=8
+    from the command line) win over both, except `imports`, which add to the
+    file's. The modules are imported first, looked for also in `search_path`
+    (the file's folder) and the working directory. A `[sweep]` table is expanded
+    into named variants last (see `expand_sweep`)."""
+    unknown = sorted(set(data) - set(FILE_KEYS))
     if unknown:
-        raise ValueError(f"{source}: {_unknown('top-level key', unknown[0], EXPERIMENT_FIELDS)}")
+        raise ValueError(f"{source}: {_unknown('top-level key', unknown[0], FILE_KEYS)}")
     data = dict(data)
     data.setdefault("name", Path(source).stem if source.endswith(".toml") else "experiment")
     if "envs" in data and isinstance(data["envs"], str):
@@ -183,22 +197,13 @@ def from_dict(
     data["imports"] = _names_list(data.get("imports", ()), f"{source}: imports") + tuple(
         name for name in extra if name not in data.get("imports", ()))
     import_modules(data["imports"], search_path)
-    variants = data.get("variants") or {DEFAULT_VARIANT: {}}
-    if not isinstance(variants, Mapping):
-        raise ValueError(f"{source}: variants={variants!r} is invalid: allowed is a table of "
-                         "named tables, e.g. [variants.standard]")
-    data["variants"] = {name: dict(body) for name, body in variants.items()}
-    data["config"] = dict(data.get("config") or {})
-    for key, value in parse_assignments(overrides, "--set").items():
-        variant, dot, field = key.rpartition(".")
-        if not dot:
-            data["config"][field] = value
-            for body in data["variants"].values():
-                body.pop(field, None)  # the command line wins over the file
-        elif variant in data["variants"]:
-            data["variants"][variant][field] = value
-        else:
-            raise ValueError(f"--set {key}: {_unknown('variant', variant, list(variants))}")
+    named = data.get("variants") is not None  # [variants] given: sweep names carry the variant
+    data["variants"] = _variant_tables(data.get("variants"), source)
+    data["config"] = _table(data.get("config") or {}, "config", source)
+    grid = _sweep_table(data.pop(SWEEP_KEY, None), source)
+    _apply_overrides(data, grid, overrides)
+    _check_config_fields(grid, SWEEP_KEY)
+    data["variants"] = expand_sweep(data["variants"], grid, named=named)
     for key, value in fields.items():
         if value is not None:
             data[key] = value
@@ -208,6 +213,78 @@ def from_dict(
         return Experiment(**data)
     except TypeError as error:  # a required field is missing
         raise ValueError(f"{source}: {error}") from None
+
+
+def _variant_tables(variants: Any, source: str) -> dict[str, dict[str, Any]]:
+    """The `[variants]` tables, checked: no table at all is one variant named
+    "default"; an empty table or a non-table entry is an error, never a guess."""
+    if variants is None:
+        return {DEFAULT_VARIANT: {}}
+    if not isinstance(variants, Mapping) or not variants:
+        raise ValueError(f"{source}: variants={variants!r} is invalid: allowed is at least one "
+                         "named table, e.g. [variants.standard]; leave [variants] out for one "
+                         f"variant named {DEFAULT_VARIANT!r}")
+    return {name: _table(body, f"variants.{name}", source) for name, body in variants.items()}
+
+
+def _table(body: Any, where: str, source: str) -> dict[str, Any]:
+    if not isinstance(body, Mapping):
+        raise ValueError(f"{source}: {where}={body!r} is invalid: allowed is a table of "
+                         f"PPOConfig fields, e.g. [{where}] with vf_coef = 0.1")
+    return dict(body)
+
+
+def _sweep_table(grid: Any, source: str) -> dict[str, Any]:
+    if grid is None:
+        return {}
+    if not isinstance(grid, Mapping) or not grid:
+        raise ValueError(f"{source}: sweep={grid!r} is invalid: allowed is a table of "
+                         "FIELD = [values], e.g. [sweep] with vf_coef = [0.05, 0.5]")
+    return dict(grid)
+
+
+def _apply_overrides(data: dict[str, Any], grid: dict[str, Any], overrides: Sequence[str]
+                     ) -> None:
+    """`--set` items into the base config, one variant, or the sweep grid."""
+    variants = data["variants"]
+    for key, value in parse_assignments(overrides, "--set").items():
+        prefix, dot, field = key.rpartition(".")
+        if not dot:
+            data["config"][field] = value
+            grid.pop(field, None)  # the command line wins over the file
+            for body in variants.values():
+                body.pop(field, None)
+        elif prefix in variants:
+            variants[prefix][field] = value
+        elif prefix == SWEEP_KEY:
+            grid[field] = value
+        else:
+            raise ValueError(f"--set {key}: {_unknown('variant', prefix, list(variants))}"
+                             f" (or {SWEEP_KEY}.FIELD for the [sweep] grid)")
+
+
+def expand_sweep(variants: Mapping[str, dict[str, Any]], grid: Mapping[str, Any], *,
+                 named: bool = True) -> dict[str, dict[str, Any]]:
+    """Each variant crossed with each point of `grid` (`jppo.runs.sweeps.grid_points`),
+    named `VARIANT,vf_coef=0.05,value_output_gain=0.01`, or without the `VARIANT,`
+    part when `named` is False (a file with `[sweep]` and no `[variants]`).
+    Points differing only in traced fields share one compiled program."""
+    if not grid:
+        return dict(variants)
+    points = grid_points(grid, SWEEP_KEY)
+    expanded: dict[str, dict[str, Any]] = {}
+    for variant, body in variants.items():
+        both = sorted(set(body) & set(grid))
+        if both:
+            raise ValueError(f"variants.{variant}: {both[0]} is set there and swept in "
+                             f"[{SWEEP_KEY}]; allowed is one of the two")
+        for point in points:
+            name = f"{variant},{point_name(point)}" if named else point_name(point)
+            if name in expanded:
+                raise ValueError(f"{SWEEP_KEY}: two variants are named {name!r}; allowed are "
+                                 "variant names without ',' and '='")
+            expanded[name] = {**body, **point}
+    return expanded
 
 
 def import_modules(names: Sequence[str], search_path: str | Path | None = None) -> None:
@@ -274,6 +351,26 @@ def static_key(config: PPOConfig) -> PPOConfig:
 
 def _validate(exp: Experiment) -> None:
     import_modules(_names_list(exp.imports, "imports"))
+    _validate_fields(exp)
+    _validate_variants(exp)
+    if exp.baseline is not None and exp.baseline not in exp.variants:
+        raise ValueError(f"baseline: {_unknown('variant', exp.baseline, list(exp.variants))}")
+    _require(isinstance(exp.env_params, dict), "env_params", exp.env_params,
+             "a table of per-environment tables")
+    for env in exp.env_params:
+        if env not in exp.envs:
+            raise ValueError(f"env_params.{env}: {_unknown('environment', env, exp.envs)}")
+    for variant in exp.variants:
+        try:
+            exp.variant_config(variant)
+        except ValueError as error:
+            raise ValueError(f"variant {variant!r}: {error}") from None
+        except TypeError as error:
+            raise ValueError(f"variant {variant!r}: {error}") from None
+    _check_action_spaces(exp, {env: _built_spec(exp, env) for env in exp.envs})
+
+
+def _validate_fields(exp: Experiment) -> None:
     _require(isinstance(exp.name, str) and exp.name.strip() != "", "name", exp.name,
              "a non-empty string")
     _require(isinstance(exp.envs, tuple) and len(exp.envs) > 0
@@ -291,34 +388,68 @@ def _validate(exp: Experiment) -> None:
     if exp.reward_scale is not None:
         _require(isinstance(exp.reward_scale, int | float) and exp.reward_scale > 0,
                  "reward_scale", exp.reward_scale, "a number > 0")
+    _require(isinstance(exp.tensorboard, bool), "tensorboard", exp.tensorboard, "true or false")
+
+
+def _validate_variants(exp: Experiment) -> None:
     _require(isinstance(exp.variants, dict) and len(exp.variants) > 0, "variants",
              exp.variants, "at least one [variants.NAME] table")
     for name, body in exp.variants.items():
-        _require("__" not in name and "/" not in name and name.strip() == name and name != "",
-                 "variant name", name, "a name without '__', '/' or surrounding spaces")
+        _require(isinstance(name, str) and name.strip() == name and name != ""
+                 and not any(part in name for part in ("__", "/", *GLOB_CHARACTERS)),
+                 "variant name", name, "a name without '__', '/', glob characters "
+                 f"{''.join(GLOB_CHARACTERS)!r} or surrounding spaces (it names files)")
+        _require(isinstance(body, dict), f"variants.{name}", body,
+                 "a table of PPOConfig fields")
         _check_config_fields(body, f"variants.{name}")
+    _require(isinstance(exp.config, dict), "config", exp.config, "a table of PPOConfig fields")
     _check_config_fields(exp.config, "config")
-    if exp.baseline is not None and exp.baseline not in exp.variants:
-        raise ValueError(f"baseline: {_unknown('variant', exp.baseline, list(exp.variants))}")
-    _require(isinstance(exp.env_params, dict), "env_params", exp.env_params,
-             "a table of per-environment tables")
-    for env in exp.env_params:
-        if env not in exp.envs:
-            raise ValueError(f"env_params.{env}: {_unknown('environment', env, exp.envs)}")
+
+
+def _built_spec(exp: Experiment, env: str) -> envs_lib.EnvSpec:
+    """Build `env` once (checking its API and params) before any compile; its spec."""
+    try:
+        return envs_lib.env_spec(*exp.make_env(env))
+    except (ValueError, TypeError) as error:
+        if not exp.env_params.get(env):
+            raise ValueError(str(error)) from None
+        raise ValueError(f"env_params.{env}: {error}") from None
+
+
+def _check_action_spaces(exp: Experiment, specs: Mapping[str, envs_lib.EnvSpec]) -> None:
+    """A knob acting on one kind of action space (log_std_init: continuous) set
+    in a variant whose environments all have the other kind does nothing: an error.
+    In an experiment mixing both kinds it applies where it can."""
+    kinds = {env: "discrete" if spec.discrete else "continuous" for env, spec in specs.items()}
     for variant in exp.variants:
-        try:
-            exp.variant_config(variant)
-        except ValueError as error:
-            raise ValueError(f"variant {variant!r}: {error}") from None
-        except TypeError as error:
-            raise ValueError(f"variant {variant!r}: {error}") from None
-    for env in exp.envs:  # builds each env (and checks its API) once, before any compile
-        try:
-            exp.make_env(env)
-        except (ValueError, TypeError) as error:
-            if not exp.env_params.get(env):
-                raise ValueError(str(error)) from None
-            raise ValueError(f"env_params.{env}: {error}") from None
+        config = exp.variant_config(variant)
+        for field, kind in action_space_knobs(config).items():
+            if kind not in kinds.values():
+                shown = ", ".join(f"{env} ({k})" for env, k in kinds.items())
+                raise ValueError(f"variant {variant!r}: {field}={getattr(config, field)!r} is "
+                                 f"invalid for {shown} actions: it acts on {kind} action spaces "
+                                 f"only; allowed is leaving it at its default "
+                                 f"{PPOConfig().resolved(field)!r}")
+
+
+def timestep_notes(exp: Experiment) -> list[str]:
+    """One line per distinct (total_timesteps, rollout size) of the variants whose
+    total is not a whole number of rollouts: how many env steps each seed runs."""
+    notes = []
+    for variant in exp.variants:
+        config = exp.variant_config(variant)
+        total, rollout = config.total_timesteps, config.batch_size
+        run = config.num_updates * rollout
+        note = (f"total_timesteps={total} is not a multiple of one rollout (num_envs*num_steps="
+                f"{rollout}): each seed runs {config.num_updates} updates = {run:,} env steps "
+                f"({total - run:,} fewer); a multiple of {rollout} runs exactly")
+        if run != total and note not in notes:
+            notes.append(note)
+    return notes
+
+
+class TimestepsRounded(UserWarning):
+    """`total_timesteps` was rounded down to a whole number of rollouts."""
 
 
 def _check_config_fields(body: Mapping[str, Any], where: str) -> None:
@@ -333,6 +464,6 @@ def _require(ok: bool, field: str, value: Any, allowed: str) -> None:
 
 
 def _unknown(what: str, name: str, valid: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(name), list(valid), n=3)
+    close = difflib.get_close_matches(str(name), list(valid), n=3, cutoff=0.7)
     hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
     return f"unknown {what} {name!r}{hint}; valid: {', '.join(map(str, valid))}"

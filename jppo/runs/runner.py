@@ -26,6 +26,7 @@ import importlib.metadata
 import math
 import platform
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -42,8 +43,14 @@ from jppo.analysis.metrics import final_episode_return
 from jppo.core.config import HParams, PPOConfig, validate_hparams
 from jppo.core.networks import resolve_torso_kind
 from jppo.core.train import Trainer, TrainState, make_train
-from jppo.runs import checkpoint, results
-from jppo.runs.experiment import DEFAULT_VARIANT, Experiment, static_key
+from jppo.runs import checkpoint, results, tensorboard
+from jppo.runs.experiment import (
+    DEFAULT_VARIANT,
+    Experiment,
+    TimestepsRounded,
+    static_key,
+    timestep_notes,
+)
 from jppo.runs.progress import ProgressView
 
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "numpy", "orbax-checkpoint",
@@ -180,17 +187,20 @@ def run_experiment(
     """
     out = Path(out_dir).absolute() if out_dir is not None else None
     programs = plan(exp)
+    for note in timestep_notes(exp):
+        warnings.warn(note, TimestepsRounded, stacklevel=2)
     seed_mesh(devices)  # a bad device count fails before anything runs
+    board = tensorboard.open_board(out, exp.tensorboard, writes=jax.process_index() == 0)
     if out is not None:
         _prepare_run_dir(out, exp, resume)
     view = progress if isinstance(progress, ProgressView) else ProgressView(progress)
     states, timings, tables = {}, [], []
     budget = [stop_after_chunks]
-    with view:
+    with view, board:
         for program in programs:
             mesh = seed_mesh(devices, runs=len(program.variants) * exp.seeds)
             state, timing, program_tables = _run_program(
-                program, exp, out, mesh, view, resume, budget
+                program, exp, out, mesh, view, resume, budget, board
             )
             states[program.checkpoint_name] = state
             timings.append(timing)
@@ -210,6 +220,7 @@ def run(
     reward_scale: float | None = None,
     chunk_updates: int = 50,
     progress: str = "auto",
+    tensorboard: bool = False,
     **kwargs: Any,
 ) -> ExperimentResult:
     """One config on one environment: `run_experiment` of a one-variant experiment.
@@ -217,10 +228,12 @@ def run(
     `env` is a gymnax id, an import path `package.module:factory`, or an env
     object (or `(env, env_params)`) with the gymnax API, named in the results by
     `envs.object_name`; resuming such a run needs the same object again.
+    `tensorboard=True` streams medians and IQRs across seeds to
+    `out_dir/tensorboard/` (`jppo.runs.tensorboard`).
     """
     exp = single_experiment(config, env, num_seeds, first_seed=first_seed,
                             env_overrides=env_overrides, reward_scale=reward_scale,
-                            chunk_updates=chunk_updates)
+                            chunk_updates=chunk_updates, tensorboard=tensorboard)
     return run_experiment(exp, out_dir, progress=progress, **kwargs)
 
 
@@ -242,7 +255,7 @@ def single_experiment(config: PPOConfig, env: str | Any, num_seeds: int, **field
 # ---------------------------------------------------------------- one program
 def _run_program(
     program: Program, exp: Experiment, out: Path | None, mesh: Mesh, view: ProgressView,
-    resume: bool, budget: list[int | None],
+    resume: bool, budget: list[int | None], board: tensorboard.Board,
 ) -> tuple[TrainState, ProgramTiming, list[pa.Table]]:
     config = program.config
     env, env_params = exp.make_env(program.env)
@@ -280,7 +293,7 @@ def _run_program(
     view.start(program.name, config.num_updates * config.batch_size,
                note=f"{runs} runs ({len(program.variants)} variants x {exp.seeds} seeds) on "
                     f"{mesh.size} device(s), compiled in {compile_seconds:.1f} s")
-    chunks = _Chunks(chunk, num_chunks, chunk_programs, manager)
+    chunks = _Chunks(chunk, num_chunks, chunk_programs, manager, board)
     state, run_seconds, steps_run, tables = _run_chunks(program, exp, out, view, budget, chunks,
                                                         first_chunk, state, hparams)
     if manager is not None:
@@ -295,6 +308,7 @@ class _Chunks(NamedTuple):
     count: int
     programs: dict[int, Any]  # chunk size -> compiled chunk
     manager: Any  # checkpoint manager, None without a run directory
+    board: tensorboard.Board  # live dashboards (a no-op one unless enabled)
 
 
 def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: ProgressView,
@@ -328,6 +342,7 @@ def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: Progr
                 checkpoint.save(chunks.manager, index + 1, state, runs)
         else:
             tables.extend(chunk_tables)
+        chunks.board.write(chunk_tables)  # after the metrics are safe on disk
         done = (first_update + size) * steps_per_update
         view.update(program.name, done, total_steps, steps_run / max(run_seconds, 1e-9),
                     _mean_return(metrics), runs)
