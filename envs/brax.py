@@ -196,6 +196,6 @@ def build(name: str, overrides: dict[str, Any]) -> tuple[BraxEnv, BraxParams]:
     from envs.registry import apply_param_overrides
 
     env_id = check_brax_name(name)
-    params = check_params(apply_param_overrides(BraxParams(), overrides))
+    params = check_params(apply_param_overrides(BraxParams(), overrides, check_values=False))
     raw_env = _brax_envs().get_environment(env_id, backend=params.backend)
     return BraxEnv(raw_env, name, params.backend), params

@@ -87,9 +87,11 @@ def resolve(name: str, **overrides: Any) -> tuple[Any, Any]:
     return family(name).build(name, dict(overrides))
 
 
-def apply_param_overrides(params: Any, overrides: dict[str, Any]) -> Any:
+def apply_param_overrides(params: Any, overrides: dict[str, Any], *,
+                          check_values: bool = True) -> Any:
     """``params.replace(**overrides)``, rejecting fields the params do not have
-    and values of the wrong type or range (``envs.params``).
+    and (``check_values``) values of the wrong type or range (``envs.params``);
+    a family whose params have a validator of their own (Brax) passes False.
 
     ``replace`` on a flax dataclass raises an opaque TypeError for a typo;
     naming the field and the valid ones saves a debugging round trip.
@@ -101,7 +103,9 @@ def apply_param_overrides(params: Any, overrides: dict[str, Any]) -> Any:
             f"Unknown env param field(s) {', '.join(map(repr, unknown))} for "
             f"{type(params).__qualname__}; valid fields: {', '.join(valid)}"
         )
-    return params.replace(**checked_overrides(params, overrides)) if overrides else params
+    if not overrides:
+        return params
+    return params.replace(**(checked_overrides(params, overrides) if check_values else overrides))
 
 
 def make(

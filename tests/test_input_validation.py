@@ -140,7 +140,7 @@ def test_a_knob_for_another_action_space_is_rejected(file, tmp_path, capsys):
     err = cli_error(["train", str(file), "--set", "log_std_init=-0.5", "--out",
                      str(tmp_path / "run")], capsys)
     assert err == ("jppo: error: variant 'default': log_std_init=-0.5 is invalid for "
-                   "CartPole-v1 (discrete) actions: it acts on continuous action spaces only; "
+                   "CartPole-v1 (discrete actions): it acts on continuous action spaces only; "
                    "allowed is leaving it at its default 0.0")
     assert not (tmp_path / "run").exists()
     pendulum = experiment.load(file, ["log_std_init=-0.5"], envs=["Pendulum-v1"])

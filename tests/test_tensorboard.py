@@ -1,6 +1,6 @@
 """Live TensorBoard dashboards: the event files, read back record by record, hold
 each variant's median and IQR across seeds per update, at the env steps per seed
-after it, written after every chunk."""
+after it, written after every chunk (of a run whose variants come from a [sweep])."""
 
 import struct
 import textwrap
@@ -85,6 +85,11 @@ def test_event_files_hold_the_median_and_iqr_across_seeds(tmp_path):
     view = StepsSeen(out / "tensorboard" / "vf_coef=0.1")
     result = runner.run_experiment(experiment.load(file), out, progress=view)
     assert view.seen == [[64, 128, 192], [64, 128, 192, 256, 320, 384]]  # after every chunk
+    # the [sweep] points: one compiled program, named in the frame, files and run.json
+    assert len(result.timings) == 1
+    assert list(result.frame["variant"].unique()) == ["vf_coef=0.1", "vf_coef=1.0"]
+    assert (out / "metrics" / "vf_coef=0.1__CartPole-v1__00001.parquet").is_file()
+    assert list(results.read_run_info(out)["variants"]) == ["vf_coef=0.1", "vf_coef=1.0"]
     assert sorted(p.name for p in (out / "tensorboard").iterdir()) == ["vf_coef=0.1",
                                                                       "vf_coef=1.0"]
     for variant in ("vf_coef=0.1", "vf_coef=1.0"):

@@ -425,10 +425,10 @@ def _check_action_spaces(exp: Experiment, specs: Mapping[str, envs_lib.EnvSpec])
         config = exp.variant_config(variant)
         for field, kind in action_space_knobs(config).items():
             if kind not in kinds.values():
-                shown = ", ".join(f"{env} ({k})" for env, k in kinds.items())
+                shown = ", ".join(f"{env} ({k} actions)" for env, k in kinds.items())
                 raise ValueError(f"variant {variant!r}: {field}={getattr(config, field)!r} is "
-                                 f"invalid for {shown} actions: it acts on {kind} action spaces "
-                                 f"only; allowed is leaving it at its default "
+                                 f"invalid for {shown}: it acts on {kind} action spaces only; "
+                                 f"allowed is leaving it at its default "
                                  f"{PPOConfig().resolved(field)!r}")
 
 

@@ -82,6 +82,8 @@ def point_name(point: Mapping[str, Any]) -> str:
 def value_label(value: Any) -> str:
     """A value as written in a name: floats by their shortest repr (0.05, 1e-05),
     bools as in TOML, sequences joined by 'x' (layer widths 256x128)."""
+    if isinstance(value, np.generic):  # np.float32(0.05) reads as 0.05
+        value = float(str(value)) if isinstance(value, np.floating) else value.item()
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
