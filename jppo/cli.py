@@ -31,7 +31,8 @@ def _set_help(what: str) -> str:
 SetField = Annotated[Repeated, tyro.conf.arg(help=_set_help(
     "override a PPOConfig field, FIELD=VALUE"))]
 SetVariantField = Annotated[Repeated, tyro.conf.arg(help=_set_help(
-    "FIELD=VALUE for every variant, or VARIANT.FIELD=VALUE"))]
+    "FIELD=VALUE for every variant, VARIANT.FIELD=VALUE for one, or sweep.FIELD=[...] for an "
+    "axis of the file's [sweep] grid"))]
 Progress = Literal["auto", "bar", "lines", "off"]
 
 

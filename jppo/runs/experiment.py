@@ -199,7 +199,8 @@ def from_dict(
     import_modules(data["imports"], search_path)
     named = data.get("variants") is not None  # [variants] given: sweep names carry the variant
     data["variants"] = _variant_tables(data.get("variants"), source)
-    data["config"] = _table(data.get("config") or {}, "config", source)
+    config = data.get("config")
+    data["config"] = _table({} if config is None else config, "config", source)
     grid = _sweep_table(data.pop(SWEEP_KEY, None), source)
     _apply_overrides(data, grid, overrides)
     _check_config_fields(grid, SWEEP_KEY)
