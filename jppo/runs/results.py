@@ -201,12 +201,14 @@ def write_run_info(run_dir: Path, info: Mapping[str, Any]) -> None:
 
 
 def planned_updates(info: Mapping[str, Any]) -> dict[str, int]:
-    """Updates each variant of a run.json was to run (its recorded config)."""
+    """Updates each variant of a run.json was to run (its recorded config); a
+    variant whose record lacks the budget is left out (nothing to compare with)."""
     planned = {}
     for name, body in info.get("variants", {}).items():
-        config = body.get("config", {})
-        planned[name] = int(config["total_timesteps"]) // (
-            int(config["num_envs"]) * int(config["num_steps"]))
+        config = body.get("config", {}) if isinstance(body, Mapping) else {}
+        if all(key in config for key in ("total_timesteps", "num_envs", "num_steps")):
+            planned[name] = int(config["total_timesteps"]) // (
+                int(config["num_envs"]) * int(config["num_steps"]))
     return planned
 
 
