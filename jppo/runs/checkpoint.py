@@ -61,6 +61,7 @@ def save(manager: Any, step: int, state: Any, runs: int) -> None:
         if jax.process_index() == 0:
             _record_digests(folder, manager.all_steps(), step)
     except Exception as error:  # orbax and tensorstore raise ValueError for OS faults
+        faults.quiet_orphaned_writes()
         raise faults.RunError(f"cannot write checkpoint {step} to {str(folder)!r}: "
                               f"{faults.reason(error)}") from None
 

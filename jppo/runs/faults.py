@@ -116,6 +116,22 @@ def describe(error: BaseException, doing: str) -> str:
     return f"cannot {doing}: {reason(error)}"
 
 
+def quiet_orphaned_writes() -> None:
+    """After a failed checkpoint write, tensorstore completes the writes still in
+    flight into orbax's event loop, already closed, and prints a traceback for
+    each ('Event loop is closed'): the failure is reported once, so drop those."""
+    previous = sys.excepthook
+    if getattr(previous, "quiets_orphaned_writes", False):
+        return
+
+    def hook(kind, value, traceback):
+        if not (kind is RuntimeError and str(value) == "Event loop is closed"):
+            previous(kind, value, traceback)
+
+    hook.quiets_orphaned_writes = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
 def notify(line: str) -> None:
     """A line the user must see whatever the progress mode (stderr)."""
     print(f"jppo: {line}", file=sys.stderr, flush=True)

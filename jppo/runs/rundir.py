@@ -32,8 +32,8 @@ def prepare(out: Path, info: Mapping[str, Any], resume: bool) -> None:
         raise ValueError(f"out={str(out)!r} already holds a run: pass resume=True "
                          "(--resume) to continue it, or choose another directory")
     before = results.read_run_info(out)
-    changed = [line for key in ("experiment", "variants")
-               for line in differences(before.get(key), info[key], key)]
+    changed = differences(before.get("experiment"), info["experiment"], "experiment") or \
+        differences(before.get("variants"), info["variants"], "variants")  # e.g. new defaults
     if changed:
         raise ValueError(f"resume: {out} holds a different experiment: {'; '.join(changed)}; "
                          f"continue it as recorded with `{faults.resume_command(out)}`, or "
@@ -120,7 +120,7 @@ class Ledger:
         kept = sum(self.checkpointed.values())
         text = f"{self.out} holds {done} of {total} chunks"
         if kept != done:
-            text += f" (a resume continues from the checkpoints, {kept} chunks)"
+            text += f", {kept} of them checkpointed (a resume recomputes the others)"
         return text
 
     def interrupted(self) -> str:
