@@ -162,8 +162,10 @@ def test_ctrl_c_saves_the_chunk_then_names_the_resume_command(journey):
     whole, then one line says what is kept and the exact command that resumes."""
     code, _, err = journey.interrupted
     assert code == 130
-    assert err.strip() == (f"jppo: interrupted: nothing finished is lost: {journey.out} holds "
-                           f"3 of 6 chunks; resume with: jppo resume {journey.out}")
+    assert err.strip().splitlines() == [
+        "jppo: Ctrl-C: saving the finished chunk first (Ctrl-C again stops at once)",
+        f"jppo: interrupted: nothing finished is lost: {journey.out} holds 3 of 6 chunks; "
+        f"resume with: jppo resume {journey.out}"]
     assert journey.interrupted_parts == chunk_names(3)
     assert journey.interrupted_steps[-2:] == ["2", "3"]  # checkpoint 3 was not cut short
 
@@ -318,3 +320,17 @@ def test_old_run_directories_give_a_one_line_resume_error(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"name": "old"}))
     with pytest.raises(ValueError, match="records no experiment; resume it with the original"):
         rundir.recorded_experiment(tmp_path)
+
+
+def test_ctrl_c_is_held_until_the_save_ends_and_a_second_one_stops_at_once(capsys):
+    reached = []
+    with pytest.raises(KeyboardInterrupt), faults.deferred_interrupt():
+        os.kill(os.getpid(), signal.SIGINT)
+        reached.append("held")
+    with pytest.raises(KeyboardInterrupt), faults.deferred_interrupt():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        reached.append("not reached")
+    assert reached == ["held"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert "Ctrl-C again stops at once" in capsys.readouterr().err

@@ -144,14 +144,22 @@ def resume_command(out: Path) -> str:
 @contextlib.contextmanager
 def deferred_interrupt() -> Iterator[None]:
     """Hold Ctrl-C until the block ends, so a chunk's files and checkpoint are
-    written whole; then raise it. Only the main thread receives signals: elsewhere
-    the block runs as is."""
+    written whole; then raise it. A second Ctrl-C stops at once (the writes are
+    atomic: a cut-short one leaves only a temporary that a resume removes). Only
+    the main thread receives signals: elsewhere the block runs as is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     pending: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        if pending:
+            raise KeyboardInterrupt
+        pending.append(signum)
+        notify("Ctrl-C: saving the finished chunk first (Ctrl-C again stops at once)")
+
     previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:
