@@ -1,4 +1,4 @@
-"""The `jppo` command: train, compare, plot, diagnose, summary, envs, config, bench.
+"""The `jppo` command: train, compare, resume, plot, diagnose, summary, envs, config, bench.
 
 Every command is a typed function; `jppo COMMAND --help` lists its flags.
 """
@@ -127,6 +127,27 @@ def compare(
     return _execute(exp, run, "compare")
 
 
+def resume(
+    run: Annotated[str, tyro.conf.Positional],
+    devices: int | None = None,
+    progress: Progress = "auto",
+) -> int:
+    """Continue a stopped run exactly as its run.json recorded it (experiment,
+    overrides, seeds, devices), then print the summary, write plots and the diagnosis.
+
+    Args:
+        run: run directory.
+        devices: shard the seeds over this many devices; default: as recorded.
+        progress: live view: a bar (terminal, notebook), plain lines (pipes), or off.
+    """
+    from jppo.runs import rundir
+
+    exp, recorded = rundir.recorded_experiment(run)
+    options = RunOptions(out=run, resume=True, devices=recorded if devices is None else devices,
+                         progress=progress)
+    return _execute(exp, options, "resume")
+
+
 def plot(run: Annotated[str, tyro.conf.Positional]) -> int:
     """Write the learning curves and diagnostics panels of a run directory.
 
@@ -149,7 +170,7 @@ def diagnose(run: Annotated[str, tyro.conf.Positional]) -> int:
     from jppo.analysis import diagnose as diagnosis
 
     findings = diagnosis.diagnose_run(Path(run))
-    print(diagnosis.format_terminal(findings))
+    print(diagnosis.format_terminal(findings, diagnosis.incomplete_notes(Path(run))))
     print(f"report: {Path(run) / 'diagnosis.md'}")
     return 0
 
@@ -238,12 +259,15 @@ def bench(
 
 
 COMMANDS: dict[str, Callable[..., int]] = {
-    "train": train, "compare": compare, "plot": plot, "diagnose": diagnose,
+    "train": train, "compare": compare, "resume": resume, "plot": plot, "diagnose": diagnose,
     "summary": summary, "envs": envs, "config": config, "bench": bench,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; bad input (exit 2), OS faults (exit 1) and Ctrl-C (exit 130)
+    end in one line on stderr, never a traceback."""
+    from jppo.runs import faults
     from jppo.runs.devices import use_host_cores
 
     use_host_cores()  # before anything starts JAX: one CPU device per core
@@ -254,6 +278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"jppo: error: {error}", file=sys.stderr)
         return 2
+    except (faults.RunError, OSError) as error:
+        print(f"jppo: error: {faults.describe(error, 'write')}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as error:
+        print(f"jppo: {error or 'interrupted'}", file=sys.stderr)
+        return 130
 
 
 # ------------------------------------------------------------------ helpers

@@ -225,7 +225,9 @@ def format_table(table: pd.DataFrame) -> str:
     rule = [
         "-" * (w - 1) + ":" if right else "-" * w for w, right in zip(widths, numeric, strict=True)
     ]
-    return "\n".join([render(lines[0]), render(rule), *(render(cells) for cells in lines[1:])])
+    text = "\n".join([render(lines[0]), render(rule), *(render(cells) for cells in lines[1:])])
+    notes = results.incomplete_lines(table.attrs.get("incomplete", {}))
+    return "\n\n".join([text, "\n".join(notes)]) if notes else text
 
 
 def write_summary(run_dir: str | Path, table: pd.DataFrame) -> tuple[Path, Path]:
@@ -267,13 +269,16 @@ def ordered_keys(
 
 def summarize_run(run_dir: str | Path, *, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Read a run's metrics and run.json, write summary.md and summary.csv, return the
-    table (rows grouped by env, in run.json's env and variant order)."""
+    table (rows grouped by env, in run.json's env and variant order). A run that
+    stopped early is labelled 'incomplete: k of n updates' under the table."""
     info = results.read_run_info(run_dir)
-    scores = final_returns(results.read_metrics(run_dir), FINAL_FRACTION)
+    frame = results.read_metrics(run_dir)
+    scores = final_returns(frame, FINAL_FRACTION)
     keys = ordered_keys(list(scores), list(info.get("envs", [])), list(info.get("variants", {})))
     table = summary_table(
         {key: scores[key] for key in keys}, info.get("baseline"), reps=reps, seed=seed
     )
     table.attrs["fraction"] = FINAL_FRACTION
+    table.attrs["incomplete"] = results.incomplete_cells(frame, info)  # a stopped run
     write_summary(run_dir, table)
     return table

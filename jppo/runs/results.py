@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, file_mode())  # mkstemp's 0600 would hide results from a group
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -58,6 +60,29 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def file_mode() -> int:
+    """The mode `open` gives a new file: 0666 less the process's umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+# `atomic_write_bytes`' temporary files (mkstemp: the name, a dot, 8 random characters)
+_TEMPORARY = re.compile(r"^\..+\.(parquet|json|md|csv)\.[A-Za-z0-9_]{8}$|^\.jppo-write-probe-\d+$")
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in a run directory (they
+    never hold finished results: those are renamed into place whole)."""
+    run_dir = Path(run_dir)
+    folders = (run_dir, run_dir / METRICS_DIR, run_dir / "checkpoints")
+    stale = [path for folder in folders if folder.is_dir() for path in folder.iterdir()
+             if path.is_file() and _TEMPORARY.match(path.name)]
+    for path in stale:
+        path.unlink()
+    return stale
 
 
 def metrics_table(
@@ -173,6 +198,43 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any]:
 
 def write_run_info(run_dir: Path, info: Mapping[str, Any]) -> None:
     atomic_write_text(Path(run_dir) / RUN_INFO, json.dumps(info, indent=2, default=str))
+
+
+def planned_updates(info: Mapping[str, Any]) -> dict[str, int]:
+    """Updates each variant of a run.json was to run (its recorded config); a
+    variant whose record lacks the budget is left out (nothing to compare with)."""
+    planned = {}
+    for name, body in info.get("variants", {}).items():
+        config = body.get("config", {}) if isinstance(body, Mapping) else {}
+        if all(key in config for key in ("total_timesteps", "num_envs", "num_steps")):
+            planned[name] = int(config["total_timesteps"]) // (
+                int(config["num_envs"]) * int(config["num_steps"]))
+    return planned
+
+
+def incomplete_cells(frame: pd.DataFrame, info: Mapping[str, Any]
+                     ) -> dict[tuple[str, str], tuple[int, int]]:
+    """(variant, env) -> (updates on disk, updates planned), for the cells of a
+    run that stopped before its end (an interrupted run not resumed yet)."""
+    done = frame.groupby(["variant", "env"], sort=False)["update"].nunique().to_dict()
+    found = {}
+    for variant, planned in planned_updates(info).items():
+        for env in info.get("envs", []):
+            updates = int(done.get((variant, env), 0))
+            if updates < planned:
+                found[(variant, env)] = (updates, planned)
+    return found
+
+
+def incomplete_label(done: int, planned: int) -> str:
+    return f"incomplete: {done} of {planned} updates"
+
+
+def incomplete_lines(cells: Mapping[tuple[str, str], tuple[int, int]]) -> list[str]:
+    """One line per incomplete cell, for every report of the run."""
+    return [f"{variant} / {env}: {incomplete_label(*counts)} (the run stopped early; "
+            "its statistics cover only these updates)"
+            for (variant, env), counts in cells.items()]
 
 
 def fresh_run_dir(name: str, root: Path = Path("runs")) -> Path:

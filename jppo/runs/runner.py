@@ -43,7 +43,7 @@ from jppo.analysis.metrics import final_episode_return
 from jppo.core.config import HParams, PPOConfig, validate_hparams
 from jppo.core.networks import resolve_torso_kind
 from jppo.core.train import Trainer, TrainState, make_train
-from jppo.runs import checkpoint, results, tensorboard
+from jppo.runs import checkpoint, faults, results, rundir, tensorboard
 from jppo.runs.experiment import (
     DEFAULT_VARIANT,
     Experiment,
@@ -181,9 +181,11 @@ def run_experiment(
     """Run every (variant, env) of `exp` for `exp.seeds` seeds.
 
     With `out_dir`, results stream into it (see `jppo.runs.results`) and checkpoints
-    are kept; `resume=True` continues a run directory from its last checkpoint.
-    `stop_after_chunks` stops (as a crash would) after that many chunks in this
-    session: it exists to test resuming.
+    are kept; `resume=True` continues a run directory from its newest readable
+    checkpoint. An unwritable `out_dir` fails in one line before compiling; an OS
+    fault during the run raises `faults.RunError` and Ctrl-C `faults.RunInterrupted`,
+    each saying what is saved and how to resume. `stop_after_chunks` stops (as a
+    crash would) after that many chunks in this session: it exists to test resuming.
     """
     out = Path(out_dir).absolute() if out_dir is not None else None
     programs = plan(exp)
@@ -192,21 +194,54 @@ def run_experiment(
     seed_mesh(devices)  # a bad device count fails before anything runs
     board = tensorboard.open_board(out, exp.tensorboard, writes=jax.process_index() == 0)
     if out is not None:
-        _prepare_run_dir(out, exp, resume)
+        _prepare_run_dir(out, exp, resume, devices)
     view = progress if isinstance(progress, ProgressView) else ProgressView(progress)
-    states, timings, tables = {}, [], []
+    ledger = rundir.Ledger(out, {p.checkpoint_name: _chunk_count(p, exp) for p in programs}) \
+        if out is not None else None
     budget = [stop_after_chunks]
-    with view, board:
-        for program in programs:
-            mesh = seed_mesh(devices, runs=len(program.variants) * exp.seeds)
-            state, timing, program_tables = _run_program(
-                program, exp, out, mesh, view, resume, budget, board
-            )
-            states[program.checkpoint_name] = state
-            timings.append(timing)
-            tables.extend(program_tables)
+    try:
+        with view, board:
+            states, timings, tables = _run_programs(programs, exp, out, devices, view, resume,
+                                                    budget, ledger, board)
+    except KeyboardInterrupt:
+        if ledger is None:
+            raise
+        raise faults.RunInterrupted(ledger.interrupted()) from None
+    except (OSError, faults.RunError) as error:
+        if ledger is None:
+            raise
+        raise faults.RunError(ledger.failed(error)) from None
     frame = results.read_metrics(out) if out is not None else results.concat_tables(tables)
     return ExperimentResult(exp, frame, states, timings, out)
+
+
+def resume_run(run_dir: str | Path, *, devices: Sequence[jax.Device] | int | None = None,
+               progress: str | ProgressView = "auto") -> ExperimentResult:
+    """Continue a run directory as its run.json recorded it (experiment, overrides,
+    seeds and the device count it asked for): what `jppo resume RUN` does."""
+    exp, recorded = rundir.recorded_experiment(run_dir)
+    return run_experiment(exp, run_dir, resume=True, devices=recorded if devices is None
+                          else devices, progress=progress)
+
+
+def _run_programs(programs: list[Program], exp: Experiment, out: Path | None, devices: Any,
+                  view: ProgressView, resume: bool, budget: list[int | None],
+                  ledger: rundir.Ledger | None, board: tensorboard.Board):
+    states, timings, tables = {}, [], []
+    for program in programs:
+        mesh = seed_mesh(devices, runs=len(program.variants) * exp.seeds)
+        state, timing, program_tables = _run_program(
+            program, exp, out, mesh, view, resume, budget, board, ledger
+        )
+        states[program.checkpoint_name] = state
+        timings.append(timing)
+        tables.extend(program_tables)
+    return states, timings, tables
+
+
+def _chunk_count(program: Program, exp: Experiment) -> int:
+    updates = program.config.num_updates
+    return math.ceil(updates / pick_chunk_size(updates, exp.chunk_updates))
 
 
 def run(
@@ -256,6 +291,7 @@ def single_experiment(config: PPOConfig, env: str | Any, num_seeds: int, **field
 def _run_program(
     program: Program, exp: Experiment, out: Path | None, mesh: Mesh, view: ProgressView,
     resume: bool, budget: list[int | None], board: tensorboard.Board,
+    ledger: rundir.Ledger | None = None,
 ) -> tuple[TrainState, ProgramTiming, list[pa.Table]]:
     config = program.config
     env, env_params = exp.make_env(program.env)
@@ -269,12 +305,14 @@ def _run_program(
     chunk = pick_chunk_size(config.num_updates, exp.chunk_updates)
     num_chunks = math.ceil(config.num_updates / chunk)
     manager = checkpoint.manager(out, program.checkpoint_name) if out is not None else None
-    first_chunk = (manager.latest_step() or 0) if manager is not None and resume else 0
-    if first_chunk == num_chunks:  # finished before: restore, nothing to compile
-        state = checkpoint.restore(manager, first_chunk, jax.eval_shape(init, keys, hparams), runs,
-                         sharding)
+    restored = _restore(program, manager, jax.eval_shape(init, keys, hparams), runs, sharding) \
+        if manager is not None and resume else checkpoint.Restored(0, None, [])
+    first_chunk = restored.step
+    if ledger is not None:
+        ledger.start(program.checkpoint_name, first_chunk)
+    if first_chunk == num_chunks:  # finished before: nothing to compile
         manager.close()
-        return state, ProgramTiming(program.name, runs, 0.0, 0.0, 0), []
+        return restored.state, ProgramTiming(program.name, runs, 0.0, 0.0, 0), []
 
     t0 = time.perf_counter()
     state = init(keys, hparams)
@@ -284,8 +322,7 @@ def _run_program(
     jax.block_until_ready(state)
     compile_seconds = time.perf_counter() - t0
     if first_chunk:
-        state = checkpoint.restore(manager, first_chunk, jax.eval_shape(init, keys, hparams), runs,
-                         sharding)
+        state = restored.state
     if out is not None and jax.process_index() == 0:
         for variant in program.variants:
             results.remove_parts_after(out, variant, program.env, first_chunk - 1)
@@ -293,11 +330,10 @@ def _run_program(
     view.start(program.name, config.num_updates * config.batch_size,
                note=f"{runs} runs ({len(program.variants)} variants x {exp.seeds} seeds) on "
                     f"{mesh.size} device(s), compiled in {compile_seconds:.1f} s")
-    chunks = _Chunks(chunk, num_chunks, chunk_programs, manager, board)
+    chunks = _Chunks(chunk, num_chunks, chunk_programs, manager, board, ledger)
     state, run_seconds, steps_run, tables = _run_chunks(program, exp, out, view, budget, chunks,
                                                         first_chunk, state, hparams)
     if manager is not None:
-        manager.wait_until_finished()
         manager.close()
     timing = ProgramTiming(program.name, runs, compile_seconds, run_seconds, steps_run)
     return state, timing, tables
@@ -309,6 +345,7 @@ class _Chunks(NamedTuple):
     programs: dict[int, Any]  # chunk size -> compiled chunk
     manager: Any  # checkpoint manager, None without a run directory
     board: tensorboard.Board  # live dashboards (a no-op one unless enabled)
+    ledger: rundir.Ledger | None = None  # what is on disk, for fault messages
 
 
 def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: ProgressView,
@@ -335,11 +372,8 @@ def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: Progr
         steps_run += size * steps_per_update * runs
         chunk_tables = _chunk_tables(program, exp, metrics, first_update, steps_per_update)
         if out is not None:
-            if jax.process_index() == 0:
-                for variant, table in zip(program.variants, chunk_tables, strict=True):
-                    results.write_part(out, variant, program.env, index, table)
-            if (index + 1) % exp.checkpoint_every == 0 or index + 1 == chunks.count:
-                checkpoint.save(chunks.manager, index + 1, state, runs)
+            with faults.deferred_interrupt():  # Ctrl-C waits until the chunk is on disk
+                _save_chunk(program, exp, out, chunks, index, chunk_tables, state)
         else:
             tables.extend(chunk_tables)
         chunks.board.write(chunk_tables)  # after the metrics are safe on disk
@@ -347,6 +381,32 @@ def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: Progr
         view.update(program.name, done, total_steps, steps_run / max(run_seconds, 1e-9),
                     _mean_return(metrics), runs)
     return state, run_seconds, steps_run, tables
+
+
+def _save_chunk(program: Program, exp: Experiment, out: Path, chunks: _Chunks, index: int,
+                chunk_tables: list[pa.Table], state: TrainState) -> None:
+    """Write a chunk's metrics and, when due, its checkpoint; tell the ledger."""
+    if jax.process_index() == 0:
+        for variant, table in zip(program.variants, chunk_tables, strict=True):
+            results.write_part(out, variant, program.env, index, table)
+    ledger = chunks.ledger
+    if ledger is not None:
+        ledger.written[program.checkpoint_name] = index + 1
+    if (index + 1) % exp.checkpoint_every == 0 or index + 1 == chunks.count:
+        checkpoint.save(chunks.manager, index + 1, state, len(program.variants) * exp.seeds)
+        if ledger is not None:
+            ledger.checkpointed[program.checkpoint_name] = index + 1
+
+
+def _restore(program: Program, manager: Any, shapes: Any, runs: int,
+             sharding: NamedSharding) -> checkpoint.Restored:
+    """The newest readable checkpoint; says which newer steps were skipped and why."""
+    restored = checkpoint.restore_newest_readable(manager, shapes, runs, sharding)
+    for step, why in restored.skipped:
+        faults.notify(f"resume: {program.name}: skipped checkpoint {step} ({why}); "
+                      f"resuming from checkpoint {restored.step}")
+    checkpoint.drop(manager, [step for step, _ in restored.skipped])
+    return restored
 
 
 def _mean_return(metrics: dict[str, np.ndarray]) -> float:
@@ -404,22 +464,14 @@ def _chunk_tables(program: Program, exp: Experiment, metrics: dict[str, np.ndarr
 
 
 # ---------------------------------------------------------------- run directory
-def _prepare_run_dir(out: Path, exp: Experiment, resume: bool) -> None:
-    info = run_info(exp)
-    existing = out / results.RUN_INFO
-    if existing.exists():
-        if not resume:
-            raise ValueError(f"out={str(out)!r} already holds a run: pass resume=True "
-                             "(--resume) to continue it, or choose another directory")
-        before = results.read_run_info(out)
-        for key in ("experiment", "variants"):
-            if before.get(key) != _jsonable(info[key]):
-                raise ValueError(f"resume: {out} holds a different experiment ({key} differs); "
-                                 "resume with the same experiment file and overrides")
-    elif resume:
-        raise ValueError(f"resume: {out} holds no run to resume ({results.RUN_INFO} missing)")
+def _prepare_run_dir(out: Path, exp: Experiment, resume: bool, devices: Any = None) -> None:
+    info = _jsonable({**run_info(exp), **rundir.resume_fields(exp, devices)})
+    rundir.prepare(out, info, resume)
     if jax.process_index() == 0:
-        results.write_run_info(out, info)
+        try:
+            results.write_run_info(out, info)
+        except OSError as error:
+            raise faults.RunError(faults.describe(error, "write run.json")) from None
 
 
 def run_info(exp: Experiment) -> dict[str, Any]:

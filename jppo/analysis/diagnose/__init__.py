@@ -80,7 +80,8 @@ __all__ = [
     "THROTTLE_RATIO", "TINY_ABSOLUTE_CLIP", "WARMUP_FRACTION", "Cell", "Finding", "Remedy",
     "Rule", "Verdict", "best_return", "diagnose_cell", "diagnose_frame", "diagnose_run",
     "flat_targets", "format_markdown", "format_terminal", "make_cell", "persistent",
-    "register_rule", "registered_rules", "return_scale", "smoothed_returns", "solved",
+    "incomplete_notes", "register_rule", "registered_rules", "return_scale",
+    "smoothed_returns", "solved",
 ]
 
 
@@ -109,5 +110,15 @@ def diagnose_run(run_dir: str | Path, rules: Sequence[Rule] | None = None) -> li
     if info is not None:
         import_modules(info.get("experiment", {}).get("imports", ()))
     findings = diagnose_frame(frame, info, rules)
-    results.atomic_write_text(run_dir / "diagnosis.md", format_markdown(findings, info))
+    notes = results.incomplete_lines(results.incomplete_cells(frame, info)) if info else []
+    results.atomic_write_text(run_dir / "diagnosis.md", format_markdown(findings, info, notes))
     return findings
+
+
+def incomplete_notes(run_dir: str | Path) -> list[str]:
+    """'VARIANT / ENV: incomplete: k of n updates ...' per cell of a run that stopped early."""
+    try:
+        info = results.read_run_info(run_dir)
+    except FileNotFoundError:
+        return []
+    return results.incomplete_lines(results.incomplete_cells(results.read_metrics(run_dir), info))

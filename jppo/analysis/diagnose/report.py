@@ -16,9 +16,11 @@ import pandas as pd
 from jppo.analysis.diagnose.engine import FIRE_FRACTION, MIN_EVALUATED, WARMUP_FRACTION, Finding
 
 
-def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None = None) -> str:
-    """The report: per (variant, env) what fired, with evidence and remedies,
-    then a rule x cell table of the fraction of seeds affected."""
+def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None = None,
+                    notes: Sequence[str] = ()) -> str:
+    """The report: `notes` (e.g. that the run is incomplete), per (variant, env)
+    what fired, with evidence and remedies, then a rule x cell table of the
+    fraction of seeds affected."""
     name = (info or {}).get("name")
     lines = [f"# Diagnosis{f': {name}' if name else ''}", "",
              f"Each rule is judged per seed after a warm-up of the first "
@@ -26,6 +28,7 @@ def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None 
              f"on more than half of the updates the rule evaluates (at least {MIN_EVALUATED}), "
              f"and a failure mode is reported when at least {FIRE_FRACTION:.0%} of the seeds "
              "are affected. Evidence tables show the median across seeds.", ""]
+    lines += [*(f"**{note}**" for note in notes), ""] if notes else []
     for (variant, env), cell in group_findings(findings).items():
         lines += _cell_markdown(variant, env, cell)
     lines += _summary_markdown(findings)
@@ -82,9 +85,9 @@ def _summary_markdown(findings: Sequence[Finding]) -> list[str]:
             markdown_table(pd.DataFrame(rows, columns=header)), ""]
 
 
-def format_terminal(findings: Sequence[Finding]) -> str:
-    """A few lines per fired finding, one line for the healthy cells."""
-    lines, healthy = [], []
+def format_terminal(findings: Sequence[Finding], notes: Sequence[str] = ()) -> str:
+    """`notes` first, then a few lines per fired finding, one line for the healthy cells."""
+    lines, healthy = list(notes), []
     for (variant, env), cell in group_findings(findings).items():
         fired = [f for f in cell if f.fired]
         if not fired:
