@@ -13,10 +13,10 @@ resumed run restores the latest checkpoint, drops metric files written after
 it and recomputes them: the same program on the same state gives bitwise the
 same metrics, so a killed and resumed run equals an uninterrupted one.
 
-Multi-host (`jax.distributed.initialize()` on every host first): the mesh
-spans `jax.devices()`, i.e. every device of every host; metrics are gathered
-to every process and only process 0 writes them; orbax checkpoints are
-written cooperatively.
+Multi-host (`jppo.runs.multihost.initialize` in every process first): the
+mesh spans `jax.devices()`, i.e. every device of every host; metrics are
+gathered to every process and only process 0 writes them and shows progress;
+orbax checkpoints are written cooperatively.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from jppo.analysis.metrics import final_episode_return
 from jppo.core.config import HParams, PPOConfig, validate_hparams
 from jppo.core.networks import resolve_torso_kind
 from jppo.core.train import Trainer, TrainState, make_train
-from jppo.runs import checkpoint, results
+from jppo.runs import checkpoint, multihost, results
 from jppo.runs.experiment import DEFAULT_VARIANT, Experiment, static_key
 from jppo.runs.progress import ProgressView
 
@@ -153,6 +153,10 @@ def seed_mesh(devices: Sequence[jax.Device] | int | None = None, runs: int | Non
         chosen = available[:device_count_for(runs, len(available))] \
             if runs and not multihost else available
     elif isinstance(devices, int):
+        if jax.process_count() > 1 and devices != len(available):
+            raise ValueError(f"devices={devices} is invalid with {jax.process_count()} "
+                             f"processes: allowed is None or {len(available)} (every device "
+                             "of every process)")
         if not 1 <= devices <= len(available):
             raise ValueError(f"devices={devices} is invalid: allowed is 1..{len(available)} "
                              f"(devices here: {len(available)})")
@@ -183,6 +187,8 @@ def run_experiment(
     seed_mesh(devices)  # a bad device count fails before anything runs
     if out is not None:
         _prepare_run_dir(out, exp, resume)
+    if not multihost.is_main():
+        progress = "off"  # every process has the same metrics: one view is enough
     view = progress if isinstance(progress, ProgressView) else ProgressView(progress)
     states, timings, tables = {}, [], []
     budget = [stop_after_chunks]
@@ -195,6 +201,8 @@ def run_experiment(
             states[program.checkpoint_name] = state
             timings.append(timing)
             tables.extend(program_tables)
+    if out is not None:
+        multihost.barrier("jppo: metrics written")  # process 0 wrote them
     frame = results.read_metrics(out) if out is not None else results.concat_tables(tables)
     return ExperimentResult(exp, frame, states, timings, out)
 
@@ -273,7 +281,7 @@ def _run_program(
     if first_chunk:
         state = checkpoint.restore(manager, first_chunk, jax.eval_shape(init, keys, hparams), runs,
                          sharding)
-    if out is not None and jax.process_index() == 0:
+    if out is not None and multihost.is_main():
         for variant in program.variants:
             results.remove_parts_after(out, variant, program.env, first_chunk - 1)
 
@@ -321,7 +329,7 @@ def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: Progr
         steps_run += size * steps_per_update * runs
         chunk_tables = _chunk_tables(program, exp, metrics, first_update, steps_per_update)
         if out is not None:
-            if jax.process_index() == 0:
+            if multihost.is_main():
                 for variant, table in zip(program.variants, chunk_tables, strict=True):
                     results.write_part(out, variant, program.env, index, table)
             if (index + 1) % exp.checkpoint_every == 0 or index + 1 == chunks.count:
@@ -367,11 +375,7 @@ def _compile_chunk(trainer: Trainer, state: TrainState, hparams: HParams, size: 
 def _to_host(metrics: dict[str, jax.Array], runs: int) -> dict[str, np.ndarray]:
     """Gather a chunk's metrics to the host (from every process if multi-host)
     and drop the padding runs."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        metrics = multihost_utils.process_allgather(metrics, tiled=True)
-    return {name: np.asarray(value)[:runs] for name, value in jax.device_get(metrics).items()}
+    return {name: np.asarray(value)[:runs] for name, value in multihost.gather(metrics).items()}
 
 
 def _chunk_tables(program: Program, exp: Experiment, metrics: dict[str, np.ndarray],
@@ -403,7 +407,8 @@ def _prepare_run_dir(out: Path, exp: Experiment, resume: bool) -> None:
                                  "resume with the same experiment file and overrides")
     elif resume:
         raise ValueError(f"resume: {out} holds no run to resume ({results.RUN_INFO} missing)")
-    if jax.process_index() == 0:
+    multihost.barrier("jppo: run directory checked")  # by every process, before the write
+    if multihost.is_main():
         results.write_run_info(out, info)
 
 
