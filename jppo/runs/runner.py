@@ -149,9 +149,9 @@ def seed_mesh(devices: Sequence[jax.Device] | int | None = None, runs: int | Non
     takes `device_count_for(runs, ...)` of them (all if `runs` is None)."""
     available = jax.devices()
     if devices is None:
-        multihost = jax.process_count() > 1  # every process must own part of the mesh
+        several = jax.process_count() > 1  # every process must own part of the mesh
         chosen = available[:device_count_for(runs, len(available))] \
-            if runs and not multihost else available
+            if runs and not several else available
     elif isinstance(devices, int):
         if jax.process_count() > 1 and devices != len(available):
             raise ValueError(f"devices={devices} is invalid with {jax.process_count()} "
