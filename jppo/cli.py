@@ -58,6 +58,13 @@ class RunOptions:
     imports: tuple[str, ...] = ()
     """modules to import first, e.g. ones that register your own variants (added to the
     experiment file's `imports`)."""
+    coordinator: str | None = None
+    """several processes (hosts) run the experiment together: HOST:PORT that process 0
+    listens on, the same in every process (which also all need the same --out)."""
+    num_processes: int = 1
+    """with --coordinator: how many processes run the experiment."""
+    process_id: int = 0
+    """with --coordinator: this process's index, 0..num_processes-1 (0 writes the results)."""
 
 
 Options = Annotated[RunOptions, tyro.conf.OmitArgPrefixes]
@@ -92,6 +99,7 @@ def train(
     """
     from jppo.runs import experiment as experiments
 
+    _join_processes(run)
     exp = _load(experiment, set, run, seeds=seeds,
                 total_timesteps=_as_int(total_timesteps), reward_scale=reward_scale,
                 first_seed=first_seed)
@@ -122,6 +130,7 @@ def compare(
         seeds: seeds per (variant, environment).
         total_timesteps: env steps per seed.
     """
+    _join_processes(run)
     exp = _load(experiment, set, run, seeds=seeds, total_timesteps=_as_int(total_timesteps))
     exp = exp.select(variants=variants, env_names=envs)
     return _execute(exp, run, "compare")
@@ -296,6 +305,21 @@ def _as_int(value: float | None) -> int | None:
     return int(value)
 
 
+def _join_processes(options: RunOptions) -> None:
+    """With --coordinator, join the other processes before anything starts JAX."""
+    if options.coordinator is None:
+        if (options.num_processes, options.process_id) != (1, 0):
+            raise ValueError("--num-processes and --process-id need --coordinator HOST:PORT "
+                             "(the address process 0 listens on)")
+        return
+    if options.out is None:
+        raise ValueError("--coordinator needs --out: one run directory, on a file system "
+                         "every process sees")
+    from jppo.runs import multihost
+
+    multihost.initialize(options.coordinator, options.num_processes, options.process_id)
+
+
 def _load(path: str | None, overrides: Sequence[str], options: RunOptions, **fields: Any):
     from jppo.runs import experiment as experiments
 
@@ -310,7 +334,7 @@ def _load(path: str | None, overrides: Sequence[str], options: RunOptions, **fie
 def _execute(exp: Any, options: RunOptions, command: str) -> int:
     from jppo.analysis import diagnose as diagnosis
     from jppo.analysis import plots, stats
-    from jppo.runs import results
+    from jppo.runs import multihost, results
     from jppo.runs.experiment import TimestepsRounded, timestep_notes
     from jppo.runs.runner import run_experiment
 
@@ -326,6 +350,10 @@ def _execute(exp: Any, options: RunOptions, command: str) -> int:
         warnings.simplefilter("ignore", TimestepsRounded)  # printed above
         result = run_experiment(exp, out_dir, resume=options.resume, devices=options.devices,
                                 progress=options.progress)
+    if not multihost.is_main():
+        print(f"process {options.process_id}: done; process 0 writes the summary, plots "
+              "and diagnosis")
+        return 0
     for timing in result.timings:
         print(f"{timing.name}: compile {timing.compile_seconds:.1f} s, run "
               f"{timing.run_seconds:.1f} s, {timing.steps_per_second:,.0f} env-steps/s "

@@ -13,10 +13,10 @@ resumed run restores the latest checkpoint, drops metric files written after
 it and recomputes them: the same program on the same state gives bitwise the
 same metrics, so a killed and resumed run equals an uninterrupted one.
 
-Multi-host (`jax.distributed.initialize()` on every host first): the mesh
-spans `jax.devices()`, i.e. every device of every host; metrics are gathered
-to every process and only process 0 writes them; orbax checkpoints are
-written cooperatively.
+Multi-host (`jppo.runs.multihost.initialize` in every process first): the
+mesh spans `jax.devices()`, i.e. every device of every host; metrics are
+gathered to every process and only process 0 writes them and shows progress;
+orbax checkpoints are written cooperatively.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from jppo.analysis.metrics import final_episode_return
 from jppo.core.config import HParams, PPOConfig, validate_hparams
 from jppo.core.networks import resolve_torso_kind
 from jppo.core.train import Trainer, TrainState, make_train
-from jppo.runs import checkpoint, faults, results, rundir, tensorboard
+from jppo.runs import checkpoint, faults, multihost, results, rundir, tensorboard
 from jppo.runs.experiment import (
     DEFAULT_VARIANT,
     Experiment,
@@ -156,10 +156,14 @@ def seed_mesh(devices: Sequence[jax.Device] | int | None = None, runs: int | Non
     takes `device_count_for(runs, ...)` of them (all if `runs` is None)."""
     available = jax.devices()
     if devices is None:
-        multihost = jax.process_count() > 1  # every process must own part of the mesh
+        several = jax.process_count() > 1  # every process must own part of the mesh
         chosen = available[:device_count_for(runs, len(available))] \
-            if runs and not multihost else available
+            if runs and not several else available
     elif isinstance(devices, int):
+        if jax.process_count() > 1 and devices != len(available):
+            raise ValueError(f"devices={devices} is invalid with {jax.process_count()} "
+                             f"processes: allowed is None or {len(available)} (every device "
+                             "of every process)")
         if not 1 <= devices <= len(available):
             raise ValueError(f"devices={devices} is invalid: allowed is 1..{len(available)} "
                              f"(devices here: {len(available)})")
@@ -192,9 +196,11 @@ def run_experiment(
     for note in timestep_notes(exp):
         warnings.warn(note, TimestepsRounded, stacklevel=2)
     seed_mesh(devices)  # a bad device count fails before anything runs
-    board = tensorboard.open_board(out, exp.tensorboard, writes=jax.process_index() == 0)
+    board = tensorboard.open_board(out, exp.tensorboard, writes=multihost.is_main())
     if out is not None:
         _prepare_run_dir(out, exp, resume, devices)
+    if not multihost.is_main():
+        progress = "off"  # every process has the same metrics: one view is enough
     view = progress if isinstance(progress, ProgressView) else ProgressView(progress)
     ledger = rundir.Ledger(out, {p.checkpoint_name: _chunk_count(p, exp) for p in programs}) \
         if out is not None else None
@@ -211,6 +217,8 @@ def run_experiment(
         if ledger is None:
             raise
         raise faults.RunError(ledger.failed(error)) from None
+    if out is not None:
+        multihost.barrier("jppo: metrics written")  # process 0 wrote them
     frame = results.read_metrics(out) if out is not None else results.concat_tables(tables)
     return ExperimentResult(exp, frame, states, timings, out)
 
@@ -323,7 +331,7 @@ def _run_program(
     compile_seconds = time.perf_counter() - t0
     if first_chunk:
         state = restored.state
-    if out is not None and jax.process_index() == 0:
+    if out is not None and multihost.is_main():
         for variant in program.variants:
             results.remove_parts_after(out, variant, program.env, first_chunk - 1)
 
@@ -386,7 +394,7 @@ def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: Progr
 def _save_chunk(program: Program, exp: Experiment, out: Path, chunks: _Chunks, index: int,
                 chunk_tables: list[pa.Table], state: TrainState) -> None:
     """Write a chunk's metrics and, when due, its checkpoint; tell the ledger."""
-    if jax.process_index() == 0:
+    if multihost.is_main():
         for variant, table in zip(program.variants, chunk_tables, strict=True):
             results.write_part(out, variant, program.env, index, table)
     ledger = chunks.ledger
@@ -442,11 +450,7 @@ def _compile_chunk(trainer: Trainer, state: TrainState, hparams: HParams, size: 
 def _to_host(metrics: dict[str, jax.Array], runs: int) -> dict[str, np.ndarray]:
     """Gather a chunk's metrics to the host (from every process if multi-host)
     and drop the padding runs."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        metrics = multihost_utils.process_allgather(metrics, tiled=True)
-    return {name: np.asarray(value)[:runs] for name, value in jax.device_get(metrics).items()}
+    return {name: np.asarray(value)[:runs] for name, value in multihost.gather(metrics).items()}
 
 
 def _chunk_tables(program: Program, exp: Experiment, metrics: dict[str, np.ndarray],
@@ -467,7 +471,8 @@ def _chunk_tables(program: Program, exp: Experiment, metrics: dict[str, np.ndarr
 def _prepare_run_dir(out: Path, exp: Experiment, resume: bool, devices: Any = None) -> None:
     info = _jsonable({**run_info(exp), **rundir.resume_fields(exp, devices)})
     rundir.prepare(out, info, resume)
-    if jax.process_index() == 0:
+    multihost.barrier("jppo: run directory checked")  # by every process, before the write
+    if multihost.is_main():
         try:
             results.write_run_info(out, info)
         except OSError as error:
