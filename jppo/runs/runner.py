@@ -43,6 +43,7 @@ from jppo.core.config import HParams, PPOConfig, validate_hparams
 from jppo.core.networks import resolve_torso_kind
 from jppo.core.train import Trainer, TrainState, make_train
 from jppo.runs import checkpoint, results
+from jppo.runs.divergence import STOPPED_EARLY, DivergenceWatch, record_stop
 from jppo.runs.experiment import DEFAULT_VARIANT, Experiment, static_key
 from jppo.runs.progress import ProgressView
 
@@ -76,6 +77,7 @@ class ProgramTiming:
     compile_seconds: float
     run_seconds: float
     env_steps: int  # over all runs, this session only
+    stopped_after: int | None = None  # updates run, if stop_when_diverged stopped it
 
     @property
     def steps_per_second(self) -> float:
@@ -257,11 +259,12 @@ def _run_program(
     num_chunks = math.ceil(config.num_updates / chunk)
     manager = checkpoint.manager(out, program.checkpoint_name) if out is not None else None
     first_chunk = (manager.latest_step() or 0) if manager is not None and resume else 0
-    if first_chunk == num_chunks:  # finished before: restore, nothing to compile
+    stopped = _stopped_before(out, program) if resume else None
+    if first_chunk == num_chunks or stopped:  # finished before: restore, nothing to compile
         state = checkpoint.restore(manager, first_chunk, jax.eval_shape(init, keys, hparams), runs,
                          sharding)
         manager.close()
-        return state, ProgramTiming(program.name, runs, 0.0, 0.0, 0), []
+        return state, ProgramTiming(program.name, runs, 0.0, 0.0, 0, stopped), []
 
     t0 = time.perf_counter()
     state = init(keys, hparams)
@@ -281,12 +284,17 @@ def _run_program(
                note=f"{runs} runs ({len(program.variants)} variants x {exp.seeds} seeds) on "
                     f"{mesh.size} device(s), compiled in {compile_seconds:.1f} s")
     chunks = _Chunks(chunk, num_chunks, chunk_programs, manager)
+    watch = DivergenceWatch.start(program.variants, range(exp.first_seed,
+                                                          exp.first_seed + exp.seeds))
+    if first_chunk and out is not None:
+        watch.seed_from(out, program.env, first_chunk)
     state, run_seconds, steps_run, tables = _run_chunks(program, exp, out, view, budget, chunks,
-                                                        first_chunk, state, hparams)
+                                                        first_chunk, state, hparams, watch)
     if manager is not None:
         manager.wait_until_finished()
         manager.close()
-    timing = ProgramTiming(program.name, runs, compile_seconds, run_seconds, steps_run)
+    timing = ProgramTiming(program.name, runs, compile_seconds, run_seconds, steps_run,
+                           watch.stopped_after)
     return state, timing, tables
 
 
@@ -299,9 +307,10 @@ class _Chunks(NamedTuple):
 
 def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: ProgressView,
                 budget: list[int | None], chunks: _Chunks, first_chunk: int,
-                state: TrainState, hparams: HParams
+                state: TrainState, hparams: HParams, watch: DivergenceWatch
                 ) -> tuple[TrainState, float, int, list[pa.Table]]:
-    """Chunks `first_chunk`.. of a program: run, write, checkpoint, report progress."""
+    """Chunks `first_chunk`.. of a program: run, write, checkpoint, report progress
+    and divergences; stop once every run diverged if the experiment says so."""
     config, runs = program.config, len(program.variants) * exp.seeds
     steps_per_update = config.batch_size
     total_steps = config.num_updates * steps_per_update
@@ -329,9 +338,42 @@ def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: Progr
         else:
             tables.extend(chunk_tables)
         done = (first_update + size) * steps_per_update
+        new = watch.observe(metrics, first_update)
+        if new:
+            view.note(program.name, watch.message(new, metrics, first_update))
         view.update(program.name, done, total_steps, steps_run / max(run_seconds, 1e-9),
-                    _mean_return(metrics), runs)
+                    _mean_return(metrics), runs, diverged=watch.diverged)
+        if exp.stop_when_diverged and watch.all_diverged and index + 1 < chunks.count:
+            _stop_early(program, out, view, chunks, index, state, watch, first_update + size)
+            break
     return state, run_seconds, steps_run, tables
+
+
+def _stop_early(program: Program, out: Path | None, view: ProgressView, chunks: _Chunks,
+                index: int, state: TrainState, watch: DivergenceWatch, updates: int) -> None:
+    """Every run diverged: checkpoint where the program stops, record it in run.json
+    (a resume then skips the program) and say so."""
+    runs = len(watch.first)
+    watch.stopped_after = updates
+    reason = f"all {runs} runs diverged (non-finite losses, gradients or parameters)"
+    if out is not None:
+        if chunks.manager.latest_step() != index + 1:
+            checkpoint.save(chunks.manager, index + 1, state, runs)
+        if jax.process_index() == 0:
+            record_stop(out, program.checkpoint_name, {
+                "env": program.env, "variants": list(program.variants), "updates": updates,
+                "num_updates": program.config.num_updates, "reason": reason})
+    view.note(program.name, f"stopped early after {updates} of {program.config.num_updates} "
+                            f"updates: {reason} (stop_when_diverged)")
+
+
+def _stopped_before(out: Path | None, program: Program) -> int | None:
+    """Updates a program ran before stop_when_diverged stopped it in an earlier
+    session (run.json), so a resume does not run it on."""
+    if out is None or not (out / results.RUN_INFO).exists():
+        return None
+    entry = results.read_run_info(out).get(STOPPED_EARLY, {}).get(program.checkpoint_name)
+    return None if entry is None else int(entry["updates"])
 
 
 def _mean_return(metrics: dict[str, np.ndarray]) -> float:
@@ -401,6 +443,8 @@ def _prepare_run_dir(out: Path, exp: Experiment, resume: bool) -> None:
             if before.get(key) != _jsonable(info[key]):
                 raise ValueError(f"resume: {out} holds a different experiment ({key} differs); "
                                  "resume with the same experiment file and overrides")
+        if STOPPED_EARLY in before:  # programs stopped by stop_when_diverged stay stopped
+            info[STOPPED_EARLY] = before[STOPPED_EARLY]
     elif resume:
         raise ValueError(f"resume: {out} holds no run to resume ({results.RUN_INFO} missing)")
     if jax.process_index() == 0:
