@@ -61,6 +61,7 @@ def nan_experiment(**fields):
     data = dict(name="nan", envs=[NaNReward()], seeds=2,
                 total_timesteps=TINY["num_envs"] * TINY["num_steps"] * UPDATES,
                 chunk_updates=CHUNK, config=dict(TINY), stop_when_diverged=True,
+                checkpoint_every=3,  # the stop saves the checkpoint the chunk did not
                 variants={"standard": {}})
     data.update(fields)
     return experiment.from_dict(data)

@@ -212,6 +212,7 @@ def run(
     reward_scale: float | None = None,
     chunk_updates: int = 50,
     progress: str = "auto",
+    stop_when_diverged: bool = False,
     **kwargs: Any,
 ) -> ExperimentResult:
     """One config on one environment: `run_experiment` of a one-variant experiment.
@@ -219,10 +220,11 @@ def run(
     `env` is a gymnax id, an import path `package.module:factory`, or an env
     object (or `(env, env_params)`) with the gymnax API, named in the results by
     `envs.object_name`; resuming such a run needs the same object again.
+    `stop_when_diverged` stops the run once every seed went NaN/inf.
     """
     exp = single_experiment(config, env, num_seeds, first_seed=first_seed,
                             env_overrides=env_overrides, reward_scale=reward_scale,
-                            chunk_updates=chunk_updates)
+                            chunk_updates=chunk_updates, stop_when_diverged=stop_when_diverged)
     return run_experiment(exp, out_dir, progress=progress, **kwargs)
 
 
@@ -344,20 +346,22 @@ def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: Progr
         view.update(program.name, done, total_steps, steps_run / max(run_seconds, 1e-9),
                     _mean_return(metrics), runs, diverged=watch.diverged)
         if exp.stop_when_diverged and watch.all_diverged and index + 1 < chunks.count:
-            _stop_early(program, out, view, chunks, index, state, watch, first_update + size)
+            _stop_early(program, exp, out, view, chunks, index, state, watch,
+                        first_update + size)
             break
     return state, run_seconds, steps_run, tables
 
 
-def _stop_early(program: Program, out: Path | None, view: ProgressView, chunks: _Chunks,
-                index: int, state: TrainState, watch: DivergenceWatch, updates: int) -> None:
+def _stop_early(program: Program, exp: Experiment, out: Path | None, view: ProgressView,
+                chunks: _Chunks, index: int, state: TrainState, watch: DivergenceWatch,
+                updates: int) -> None:
     """Every run diverged: checkpoint where the program stops, record it in run.json
     (a resume then skips the program) and say so."""
     runs = len(watch.first)
     watch.stopped_after = updates
     reason = f"all {runs} runs diverged (non-finite losses, gradients or parameters)"
     if out is not None:
-        if chunks.manager.latest_step() != index + 1:
+        if (index + 1) % exp.checkpoint_every:  # not saved with the chunk
             checkpoint.save(chunks.manager, index + 1, state, runs)
         if jax.process_index() == 0:
             record_stop(out, program.checkpoint_name, {
