@@ -122,11 +122,12 @@ def source_line(cell: Cell, source: str, rows: list[int], firsts: np.ndarray) ->
                        "scaler, so the value loss and its gradients overflow")
     lrs = ", ".join(f"{name.removeprefix('lr_')} {_g(_median_at(cell, name, rows, firsts, 0))}"
                     for name in ("lr_policy", "lr_value", "lr_torso") if cell.get(name) is not None)
-    kl = _median_at(cell, "approx_kl", rows, firsts, -1)
+    before = any(firsts[row] > 0 for row in rows)
+    kl = _g(_median_at(cell, "approx_kl", rows, firsts, -1)) if before else "none (first update)"
     return head + (f"finite inputs and rewards of ordinary scale (at most {_g(reward)} per "
                    "step), yet an optimizer step took the parameters out of range; learning "
                    f"rates in force: {lrs or 'not recorded'}; approx KL in the update before: "
-                   f"{_g(kl)}")
+                   f"{kl}")
 
 
 def _median_at(cell: Cell, name: str, rows: list[int], firsts: np.ndarray, offset: int, *,
@@ -156,8 +157,9 @@ def remedies_for(source: str, config: PPOConfig) -> list[Remedy]:
                 Remedy({"value_target": "symlog", "value_loss": "hl_gauss"}, "compressed "
                        "targets on a fixed support (DreamerV3)")]
     if source == "learning rate":
-        return [Remedy({"lr": config.lr / 10}, "a tenth of the learning rate: each Adam step "
-                       "moves a parameter by about lr"),
+        tenth = float(f"{config.lr / 10:.3g}")
+        return [Remedy({"lr": tenth}, "a tenth of the learning rate: each Adam step moves a "
+                       "parameter by about lr"),
                 Remedy({"max_grad_norm": 0.5}, "a finite gradient clip"),
                 Remedy({"kl_early_stop": True}, "stops an update's epochs once the policy "
                        "moved past 1.5 target_kl")]
