@@ -21,6 +21,7 @@ from jppo.analysis import diagnose, stats
 from jppo.analysis.metrics import first_nonfinite_update
 from jppo.core.train import Transition, nonfinite_flags
 from jppo.runs import experiment, results, runner
+from jppo.runs.divergence import DivergenceWatch
 from jppo.runs.progress import ProgressView
 
 TINY = dict(num_envs=4, num_steps=8, update_epochs=1, num_minibatches=2)
@@ -165,6 +166,18 @@ def test_a_program_whose_runs_all_diverged_stops_early_and_stays_stopped(nan_run
     pd.testing.assert_frame_equal(resumed.frame, frame, check_exact=True)
     assert resumed.timings[0].stopped_after == 4 and resumed.timings[0].compile_seconds == 0
     assert "stopped_early" in results.read_run_info(out)
+
+
+def test_a_resumed_run_knows_the_divergences_on_disk(nan_run):
+    """A resume seeds the live view and the stop rule from the metric files of
+    the chunks before its checkpoint, not only from what it runs itself."""
+    out, _, _ = nan_run
+    watch = DivergenceWatch.start(["standard"], [0, 1])
+    watch.seed_from(out, "NaNReward", chunks=1)  # chunk 0: updates 0-1, finite
+    np.testing.assert_array_equal(watch.first, [-1, -1])
+    watch.seed_from(out, "NaNReward", chunks=2)
+    np.testing.assert_array_equal(watch.first, [FIRST_BAD, FIRST_BAD])
+    assert watch.all_diverged and watch.diverged == 2
 
 
 def test_stop_when_diverged_is_validated_in_one_line():
