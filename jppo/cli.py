@@ -50,6 +50,9 @@ class RunOptions:
     """updates per jitted chunk between progress updates."""
     checkpoint_every: int | None = None
     """chunks between checkpoints."""
+    stop_when_diverged: bool = False
+    """stop a program once all its runs diverged (a NaN/inf loss, gradient or parameter);
+    also the experiment file's `stop_when_diverged = true`."""
     progress: Progress = "auto"
     """live view: a bar (terminal, notebook), plain lines (pipes), or off."""
     tensorboard: bool = False
@@ -193,7 +196,7 @@ def summary(run: Annotated[str, tyro.conf.Positional], reps: int = 2000) -> int:
     """
     from jppo.analysis import stats
 
-    print(stats.format_table(stats.summarize_run(Path(run), reps=reps)))
+    print(stats.format_summary(stats.summarize_run(Path(run), reps=reps)))
     return 0
 
 
@@ -325,7 +328,8 @@ def _load(path: str | None, overrides: Sequence[str], options: RunOptions, **fie
 
     fields |= {"chunk_updates": options.chunk_updates,
                "checkpoint_every": options.checkpoint_every, "imports": options.imports,
-               "tensorboard": options.tensorboard or None}
+               "tensorboard": options.tensorboard or None,
+               "stop_when_diverged": options.stop_when_diverged or None}
     if path is None:
         return experiments.default_experiment(overrides, **fields)
     return experiments.load(path, overrides, **fields)
@@ -355,12 +359,14 @@ def _execute(exp: Any, options: RunOptions, command: str) -> int:
               "and diagnosis")
         return 0
     for timing in result.timings:
+        stop = "" if timing.stopped_after is None else \
+            f"; stopped after {timing.stopped_after} updates: all runs diverged"
         print(f"{timing.name}: compile {timing.compile_seconds:.1f} s, run "
               f"{timing.run_seconds:.1f} s, {timing.steps_per_second:,.0f} env-steps/s "
-              f"over {timing.runs} runs")
+              f"over {timing.runs} runs{stop}")
     table = stats.summarize_run(out_dir)
     print()
-    print(stats.format_table(table))
+    print(stats.format_summary(table))
     for path in plots.write_plots(out_dir):
         print(f"plot: {path}")
     findings = diagnosis.diagnose_run(out_dir)

@@ -51,6 +51,10 @@ METRIC_DOCS: dict[str, str] = {
     "lr_policy": "policy learning rate, mean over the update's planned optimizer steps",
     "lr_value": "value learning rate, mean over the update's planned optimizer steps",
     "lr_torso": "shared-torso learning rate, mean over the update's planned optimizer steps",
+    "nonfinite": "1 if a loss, the global gradient norm or a parameter was NaN or inf in the "
+    "update (the run diverged), else 0",
+    "nonfinite_reward": "1 if the env returned a NaN or inf reward in the update's rollout",
+    "nonfinite_obs": "1 if an observation the networks saw in the rollout was NaN or inf",
 }
 
 
@@ -73,3 +77,14 @@ def final_episode_return(metrics: Mapping[str, np.ndarray], fraction: float = 0.
     n = counts.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def first_nonfinite_update(metrics: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """Per seed, the position of the first update flagged `nonfinite` (-1: none):
+    from there on the seed's parameters are void, though its env-computed
+    returns stay finite. None when the flag was not recorded."""
+    flags = metrics.get("nonfinite")
+    if flags is None or not np.any(np.isfinite(flags)):
+        return None
+    bad = np.asarray(flags) > 0
+    return np.where(bad.any(axis=-1), bad.argmax(axis=-1), -1)

@@ -22,8 +22,9 @@ import pandas as pd
 from rliable import library as rly
 from rliable import metrics as rly_metrics
 
-from jppo.analysis.metrics import final_episode_return
+from jppo.analysis.metrics import final_episode_return, first_nonfinite_update
 from jppo.runs import results
+from jppo.runs.divergence import STOPPED_EARLY
 
 STATISTICS = ("mean", "median", "iqm")
 COLUMNS = (
@@ -32,6 +33,10 @@ COLUMNS = (
     "seeds",
     *(f"{name}{suffix}" for name in (*STATISTICS, "p_improve") for suffix in ("", "_lo", "_hi")),
 )
+# Added to a run's table when it recorded the divergence flags (nonfinite_check).
+DIVERGENCE_COLUMNS = ("subset", "diverged")
+ALL_RUNS, WITHOUT_DIVERGED = "all", "without diverged"
+SHOWN_SEEDS = 20  # diverged seeds named per cell in the note under the table
 SUMMARY_MD = "summary.md"
 SUMMARY_CSV = "summary.csv"
 FINAL_FRACTION = 0.1
@@ -194,7 +199,7 @@ def format_row(row: pd.Series, baseline: str | None) -> list[str]:
     """One table row as text cells; returns share the row's precision."""
     bounds = [row[f"{name}{suffix}"] for name in STATISTICS for suffix in ("", "_lo", "_hi")]
     digits = decimals(*bounds)
-    cells = [str(row["env"]), str(row["variant"]), str(row["seeds"])]
+    cells = [str(row["env"]), variant_label(row), str(row["seeds"])]
     for name in STATISTICS:
         cells.append(format_estimate(row[name], row[f"{name}_lo"], row[f"{name}_hi"], digits))
     if baseline is not None and row["variant"] == baseline:
@@ -248,7 +253,7 @@ def write_summary(run_dir: str | Path, table: pd.DataFrame) -> tuple[Path, Path]
         "Final return = per seed, the mean return of the episodes that finished in the last "
         f"{fraction:.0%} of updates; CIs = {confidence:.0%} stratified bootstrap over seeds "
         f"(rliable, {reps} reps); seeds = seeds with a finished episode in that window."
-        f"{versus}\n\n{format_table(table)}\n"
+        f"{versus}\n\n{format_table(table)}\n{_paragraph(divergence_note(table))}"
     )
     md_path, csv_path = run_dir / SUMMARY_MD, run_dir / SUMMARY_CSV
     results.atomic_write_text(md_path, text)
@@ -275,10 +280,125 @@ def summarize_run(run_dir: str | Path, *, reps: int = 2000, seed: int = 0) -> pd
     frame = results.read_metrics(run_dir)
     scores = final_returns(frame, FINAL_FRACTION)
     keys = ordered_keys(list(scores), list(info.get("envs", [])), list(info.get("variants", {})))
-    table = summary_table(
-        {key: scores[key] for key in keys}, info.get("baseline"), reps=reps, seed=seed
-    )
-    table.attrs["fraction"] = FINAL_FRACTION
-    table.attrs["incomplete"] = results.incomplete_cells(frame, info)  # a stopped run
+    ordered = {key: scores[key] for key in keys}
+    firsts = first_divergences(frame)
+    if firsts is None:  # the run did not record the flags: the plain table
+        table = summary_table(ordered, info.get("baseline"), reps=reps, seed=seed)
+    else:
+        table = summary_with_divergence(ordered, firsts, info.get("baseline"), reps=reps,
+                                        seed=seed)
+    table.attrs.update(fraction=FINAL_FRACTION, stopped_early=info.get(STOPPED_EARLY) or {},
+                       incomplete=results.incomplete_cells(frame, info))  # a stopped run
     write_summary(run_dir, table)
     return table
+
+
+# ------------------------------------------------------------ diverged runs
+
+
+def first_divergences(frame: pd.DataFrame) -> dict[tuple[str, str], pd.Series] | None:
+    """Per (variant, env), each seed's first non-finite update (-1: none), indexed
+    by seed; None when the run did not record the `nonfinite` flags."""
+    if "nonfinite" not in frame.columns:
+        return None
+    found = {}
+    for variant, env in results.groups(frame):
+        arrays = results.metric_arrays(frame, variant, env)
+        seeds = np.sort(frame.loc[(frame["variant"] == variant) & (frame["env"] == env),
+                                  "seed"].unique())
+        firsts = first_nonfinite_update(arrays)
+        found[variant, env] = pd.Series(np.full(len(seeds), -1) if firsts is None else firsts,
+                                        index=seeds, name="first_nonfinite_update")
+    return found
+
+
+def summary_with_divergence(
+    scores: Mapping[tuple[str, str], np.ndarray],
+    firsts: Mapping[tuple[str, str], pd.Series],
+    baseline: str | None,
+    **options: float,
+) -> pd.DataFrame:
+    """`summary_table` over all runs, with each cell's count of diverged runs
+    (`diverged`, `subset="all"`); below a cell that has any, its statistics
+    without them (`subset="without diverged"`; P(> baseline) against the
+    baseline's runs that did not diverge). A diverged run's final return is
+    that of a policy frozen at its first non-finite update, so both views are
+    shown, and the table's text says which row is which."""
+    table = summary_table(scores, baseline, **options)
+    diverged = {key: firsts[key].to_numpy() >= 0 for key in scores}
+    table["subset"] = ALL_RUNS
+    table["diverged"] = np.array([diverged[key].sum() for key in scores], np.int64)
+    hit = [key for key in scores if diverged[key].any()]
+    runs = {key: {int(seed): int(first) for seed, first in firsts[key].items() if first >= 0}
+            for key in hit}
+    if not hit:
+        table.attrs["diverged_runs"] = runs
+        return table
+    kept = {key: np.asarray(scores[key])[~diverged[key]] for key in scores}
+    needed = dict.fromkeys([*hit, *((baseline, env) for _, env in hit if (baseline, env) in kept)])
+    present = baseline if any(variant == baseline for variant, _ in needed) else None
+    without = summary_table({key: kept[key] for key in needed}, present, **options)
+    without["subset"] = WITHOUT_DIVERGED
+    without["diverged"] = [int(diverged[key].sum()) for key in needed]
+    position = {key: i for i, key in enumerate(needed)}
+    parts = []
+    for i, key in enumerate(scores):
+        parts.append(table.iloc[[i]])
+        if key in hit:
+            parts.append(without.iloc[[position[key]]])
+    merged = pd.concat(parts, ignore_index=True)
+    merged.attrs = {**table.attrs, "diverged_runs": runs}
+    return merged
+
+
+def variant_label(row: pd.Series) -> str:
+    """The variant as the table shows it: marked on a cell with diverged runs."""
+    diverged = row.get("diverged", 0)
+    if pd.isna(diverged) or not diverged:
+        return str(row["variant"])
+    if row.get("subset") == WITHOUT_DIVERGED:
+        return f"{row['variant']} (without the {int(diverged)} diverged)"
+    return f"{row['variant']} ({int(diverged)} diverged)"
+
+
+def divergence_note(table: pd.DataFrame) -> str:
+    """The runs that diverged and the programs stopped early, and how the table
+    shows them; empty when there are none."""
+    found = table.attrs.get("diverged_runs") or {}
+    sentences = []
+    if found:
+        cells = "; ".join(f"{variant} / {env}: {_seeds_by_update(firsts)}"
+                          for (variant, env), firsts in found.items())
+        sentences.append(
+            "Diverged runs (a loss, gradient or parameter became NaN or inf; from that update "
+            "on the policy no longer learns, though the env still reports finite returns): "
+            f"{cells}. Rows marked '(N diverged)' include them; the rows '(without the N "
+            "diverged)' below give the same statistics over the other runs.")
+    for entry in (table.attrs.get("stopped_early") or {}).values():
+        sentences.append(
+            f"Stopped early (stop_when_diverged): {entry['env']} · "
+            f"{', '.join(entry['variants'])} after {entry['updates']} of "
+            f"{entry['num_updates']} updates: {entry['reason']}.")
+    return " ".join(sentences)
+
+
+def _seeds_by_update(firsts: Mapping[int, int]) -> str:
+    """'seeds 0, 1 at update 2; seed 5 at update 9' from {seed: first non-finite
+    update}, at most SHOWN_SEEDS seeds named."""
+    by_update: dict[int, list[str]] = {}
+    for seed, update in list(firsts.items())[:SHOWN_SEEDS]:
+        by_update.setdefault(update, []).append(str(seed))
+    groups = [f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)} at update {update}"
+              for update, seeds in sorted(by_update.items())]
+    more = f"; {len(firsts) - SHOWN_SEEDS} more" if len(firsts) > SHOWN_SEEDS else ""
+    return "; ".join(groups) + more
+
+
+def format_summary(table: pd.DataFrame) -> str:
+    """The table for a terminal, with the note on diverged runs below it if any."""
+    note = divergence_note(table)
+    return format_table(table) + (f"\n\n{note}" if note else "")
+
+
+def _paragraph(text: str) -> str:
+    return f"\n{text}\n" if text else ""

@@ -212,6 +212,10 @@ class PPOConfig:
                                        "initial policy before PPO", Integer(0))
     diagnostics: bool = knob(True, "record per-head / per-term gradient norms and target "
                              "statistics", Flag())
+    nonfinite_check: bool = knob(True, "flag per update a non-finite (NaN/inf) loss, gradient "
+                                 "norm or parameter, reward or observation (metrics "
+                                 "nonfinite, nonfinite_reward, nonfinite_obs); False: no check",
+                                 Flag())
     scan_unroll: int = knob(0, "env steps per loop trip of the rollout and GAE scans (same "
                             "results); 0: 1 on CPU, 8 on GPU/TPU", Integer(0))
     # --- network

@@ -534,7 +534,30 @@ def update_metrics(setup: Setup, c: Collected, stats: Metrics, params: Any, ns: 
         metrics.update(scale_metrics(setup, c, ns))
         if not setup.spec.discrete:
             metrics["log_std_mean"] = jnp.mean(params["params"]["policy_log_std"])
+    if config.nonfinite_check:
+        metrics.update(nonfinite_flags(c.traj, stats, params))
     return metrics
+
+
+def nonfinite_flags(traj: Transition, stats: Metrics, params: Any) -> Metrics:
+    """1.0 where the update met a NaN or inf, else 0.0: in its losses, gradients or
+    new parameters (`nonfinite`), and apart from it in the env's rewards and in the
+    observations as the networks saw them, so a report can name the source.
+
+    Cheap by construction: the means over the minibatch steps of the total loss
+    and of the global gradient norm (a norm over every gradient) are non-finite
+    when any step's was, so the only new passes are one over the parameters and
+    one over the rollout's rewards and observations."""
+    def flag(ok: jax.Array) -> jax.Array:
+        return 1.0 - ok.astype(jnp.float32)
+
+    def all_finite(tree: Any) -> jax.Array:
+        leaves = jax.tree.leaves(tree)
+        return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+
+    learner = all_finite((stats["total_loss"], stats["grad_norm"], params))
+    return {"nonfinite": flag(learner), "nonfinite_reward": flag(all_finite(traj.reward)),
+            "nonfinite_obs": flag(all_finite((traj.obs, traj.final_obs)))}
 
 
 def episode_metrics(env_state: Any) -> Metrics:

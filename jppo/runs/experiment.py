@@ -6,6 +6,7 @@
     seeds = 16
     total_timesteps = 200_000
     baseline = "standard"
+    stop_when_diverged = true     # optional: stop a program once all its runs are NaN
 
     [config]                      # PPOConfig fields shared by every variant
     num_envs = 16
@@ -74,6 +75,7 @@ class Experiment:
     env_params: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     chunk_updates: int = 50
     checkpoint_every: int = 1  # chunks between checkpoints
+    stop_when_diverged: bool = False  # stop a program once all its runs went non-finite
     imports: tuple[str, ...] = ()  # modules imported before validation (user variants)
     tensorboard: bool = False  # stream per-variant medians and IQRs to RUN/tensorboard/
     # name -> (env, env_params or None) for envs given as objects; never serialized
@@ -368,6 +370,7 @@ def _validate(exp: Experiment) -> None:
             raise ValueError(f"variant {variant!r}: {error}") from None
         except TypeError as error:
             raise ValueError(f"variant {variant!r}: {error}") from None
+    _check_stop_when_diverged(exp)
     _check_action_spaces(exp, {env: _built_spec(exp, env) for env in exp.envs})
 
 
@@ -451,6 +454,17 @@ def timestep_notes(exp: Experiment) -> list[str]:
 
 class TimestepsRounded(UserWarning):
     """`total_timesteps` was rounded down to a whole number of rollouts."""
+
+
+def _check_stop_when_diverged(exp: Experiment) -> None:
+    """The stop reads the `nonfinite` flags, which `nonfinite_check=False` turns off."""
+    _require(isinstance(exp.stop_when_diverged, bool), "stop_when_diverged",
+             exp.stop_when_diverged, "true or false")
+    unchecked = [v for v in exp.variants if not exp.variant_config(v).nonfinite_check]
+    if exp.stop_when_diverged and unchecked:
+        raise ValueError(f"stop_when_diverged=True is invalid with nonfinite_check=False "
+                         f"(variant {unchecked[0]!r}): allowed is nonfinite_check=True, whose "
+                         "flags the stop reads, or stop_when_diverged=False")
 
 
 def _check_config_fields(body: Mapping[str, Any], where: str) -> None:

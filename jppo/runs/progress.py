@@ -1,4 +1,5 @@
-"""The live view between chunks: steps done, env-steps/s, ETA, current mean return.
+"""The live view between chunks: steps done, env-steps/s, ETA, current mean return,
+and the runs that diverged (NaN/inf) as they do.
 
 A terminal or a notebook gets a rich progress bar per program; a pipe or a log
 file gets one plain line per chunk, so CI logs and `make run | tee` stay readable.
@@ -77,11 +78,14 @@ class ProgressView:
             self.write(f"[{name}] {note}".rstrip())
 
     def update(self, name: str, steps_done: int, total_steps: int, steps_per_second: float,
-               mean_return: float, runs: int = 1) -> None:
-        """`steps_done`/`total_steps` are per seed; `steps_per_second` counts all `runs`."""
+               mean_return: float, runs: int = 1, diverged: int = 0) -> None:
+        """`steps_done`/`total_steps` are per seed; `steps_per_second` counts all `runs`;
+        `diverged` runs went non-finite, which their env-computed return hides."""
         remaining = (total_steps - steps_done) * runs / steps_per_second \
             if steps_per_second > 0 else math.inf
         ret = f"return {mean_return:.2f}" if math.isfinite(mean_return) else "return --"
+        if diverged:
+            ret += f"  diverged {diverged}/{runs}"
         if self.mode == "bar" and self._bar is not None:
             self._bar.update(self._tasks[name], completed=steps_done,
                              rate=f"{steps_per_second:,.0f} steps/s", ret=ret)
@@ -90,6 +94,14 @@ class ProgressView:
             self.write(f"[{name}] {pct:5.1f}%  {steps_done:,}/{total_steps:,} steps/seed  "
                        f"{steps_per_second:,.0f} env-steps/s  ETA {format_seconds(remaining)}  "
                        f"mean {ret}")
+
+
+    def note(self, name: str, text: str) -> None:
+        """A message about one program (a divergence, an early stop), on its own line."""
+        if self.mode == "bar" and self._bar is not None:
+            self._bar.console.print(f"[{name}] {text}", markup=False, highlight=False)
+        elif self.mode == "lines":
+            self.write(f"[{name}] {text}")
 
 
 def _interactive(stream: TextIO) -> bool:

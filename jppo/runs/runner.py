@@ -44,6 +44,7 @@ from jppo.core.config import HParams, PPOConfig, validate_hparams
 from jppo.core.networks import resolve_torso_kind
 from jppo.core.train import Trainer, TrainState, make_train
 from jppo.runs import checkpoint, faults, multihost, results, rundir, tensorboard
+from jppo.runs.divergence import STOPPED_EARLY, DivergenceWatch, record_stop
 from jppo.runs.experiment import (
     DEFAULT_VARIANT,
     Experiment,
@@ -83,6 +84,7 @@ class ProgramTiming:
     compile_seconds: float
     run_seconds: float
     env_steps: int  # over all runs, this session only
+    stopped_after: int | None = None  # updates run, if stop_when_diverged stopped it
 
     @property
     def steps_per_second(self) -> float:
@@ -264,6 +266,7 @@ def run(
     chunk_updates: int = 50,
     progress: str = "auto",
     tensorboard: bool = False,
+    stop_when_diverged: bool = False,
     **kwargs: Any,
 ) -> ExperimentResult:
     """One config on one environment: `run_experiment` of a one-variant experiment.
@@ -272,11 +275,13 @@ def run(
     object (or `(env, env_params)`) with the gymnax API, named in the results by
     `envs.object_name`; resuming such a run needs the same object again.
     `tensorboard=True` streams medians and IQRs across seeds to
-    `out_dir/tensorboard/` (`jppo.runs.tensorboard`).
+    `out_dir/tensorboard/` (`jppo.runs.tensorboard`). `stop_when_diverged` stops
+    the run once every seed went NaN/inf.
     """
     exp = single_experiment(config, env, num_seeds, first_seed=first_seed,
                             env_overrides=env_overrides, reward_scale=reward_scale,
-                            chunk_updates=chunk_updates, tensorboard=tensorboard)
+                            chunk_updates=chunk_updates, tensorboard=tensorboard,
+                            stop_when_diverged=stop_when_diverged)
     return run_experiment(exp, out_dir, progress=progress, **kwargs)
 
 
@@ -318,9 +323,10 @@ def _run_program(
     first_chunk = restored.step
     if ledger is not None:
         ledger.start(program.checkpoint_name, first_chunk)
-    if first_chunk == num_chunks:  # finished before: nothing to compile
+    stopped = _stopped_before(out, program) if resume else None
+    if first_chunk == num_chunks or stopped:  # finished before: nothing to compile
         manager.close()
-        return restored.state, ProgramTiming(program.name, runs, 0.0, 0.0, 0), []
+        return restored.state, ProgramTiming(program.name, runs, 0.0, 0.0, 0, stopped), []
 
     t0 = time.perf_counter()
     state = init(keys, hparams)
@@ -339,11 +345,16 @@ def _run_program(
                note=f"{runs} runs ({len(program.variants)} variants x {exp.seeds} seeds) on "
                     f"{mesh.size} device(s), compiled in {compile_seconds:.1f} s")
     chunks = _Chunks(chunk, num_chunks, chunk_programs, manager, board, ledger)
+    watch = DivergenceWatch.start(program.variants, range(exp.first_seed,
+                                                          exp.first_seed + exp.seeds))
+    if first_chunk and out is not None:
+        watch.seed_from(out, program.env, first_chunk)
     state, run_seconds, steps_run, tables = _run_chunks(program, exp, out, view, budget, chunks,
-                                                        first_chunk, state, hparams)
+                                                        first_chunk, state, hparams, watch)
     if manager is not None:
         manager.close()
-    timing = ProgramTiming(program.name, runs, compile_seconds, run_seconds, steps_run)
+    timing = ProgramTiming(program.name, runs, compile_seconds, run_seconds, steps_run,
+                           watch.stopped_after)
     return state, timing, tables
 
 
@@ -358,9 +369,10 @@ class _Chunks(NamedTuple):
 
 def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: ProgressView,
                 budget: list[int | None], chunks: _Chunks, first_chunk: int,
-                state: TrainState, hparams: HParams
+                state: TrainState, hparams: HParams, watch: DivergenceWatch
                 ) -> tuple[TrainState, float, int, list[pa.Table]]:
-    """Chunks `first_chunk`.. of a program: run, write, checkpoint, report progress."""
+    """Chunks `first_chunk`.. of a program: run, write, checkpoint, report progress
+    and divergences; stop once every run diverged if the experiment says so."""
     config, runs = program.config, len(program.variants) * exp.seeds
     steps_per_update = config.batch_size
     total_steps = config.num_updates * steps_per_update
@@ -386,8 +398,15 @@ def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: Progr
             tables.extend(chunk_tables)
         chunks.board.write(chunk_tables)  # after the metrics are safe on disk
         done = (first_update + size) * steps_per_update
+        new = watch.observe(metrics, first_update)
+        if new:
+            view.note(program.name, watch.message(new, metrics, first_update))
         view.update(program.name, done, total_steps, steps_run / max(run_seconds, 1e-9),
-                    _mean_return(metrics), runs)
+                    _mean_return(metrics), runs, diverged=watch.diverged)
+        if exp.stop_when_diverged and watch.all_diverged and index + 1 < chunks.count:
+            _stop_early(program, exp, out, view, chunks, index, state, watch,
+                        first_update + size)
+            break
     return state, run_seconds, steps_run, tables
 
 
@@ -415,6 +434,34 @@ def _restore(program: Program, manager: Any, shapes: Any, runs: int,
                       f"resuming from checkpoint {restored.step}")
     checkpoint.drop(manager, [step for step, _ in restored.skipped])
     return restored
+
+
+def _stop_early(program: Program, exp: Experiment, out: Path | None, view: ProgressView,
+                chunks: _Chunks, index: int, state: TrainState, watch: DivergenceWatch,
+                updates: int) -> None:
+    """Every run diverged: checkpoint where the program stops, record it in run.json
+    (a resume then skips the program) and say so."""
+    runs = len(watch.first)
+    watch.stopped_after = updates
+    reason = f"all {runs} runs diverged (non-finite losses, gradients or parameters)"
+    if out is not None:
+        if (index + 1) % exp.checkpoint_every:  # not saved with the chunk
+            checkpoint.save(chunks.manager, index + 1, state, runs)
+        if multihost.is_main():
+            record_stop(out, program.checkpoint_name, {
+                "env": program.env, "variants": list(program.variants), "updates": updates,
+                "num_updates": program.config.num_updates, "reason": reason})
+    view.note(program.name, f"stopped early after {updates} of {program.config.num_updates} "
+                            f"updates: {reason} (stop_when_diverged)")
+
+
+def _stopped_before(out: Path | None, program: Program) -> int | None:
+    """Updates a program ran before stop_when_diverged stopped it in an earlier
+    session (run.json), so a resume does not run it on."""
+    if out is None or not (out / results.RUN_INFO).exists():
+        return None
+    entry = results.read_run_info(out).get(STOPPED_EARLY, {}).get(program.checkpoint_name)
+    return None if entry is None else int(entry["updates"])
 
 
 def _mean_return(metrics: dict[str, np.ndarray]) -> float:
@@ -471,6 +518,10 @@ def _chunk_tables(program: Program, exp: Experiment, metrics: dict[str, np.ndarr
 def _prepare_run_dir(out: Path, exp: Experiment, resume: bool, devices: Any = None) -> None:
     info = _jsonable({**run_info(exp), **rundir.resume_fields(exp, devices)})
     rundir.prepare(out, info, resume)
+    if resume:  # programs stopped by stop_when_diverged stay stopped
+        before = results.read_run_info(out)
+        if STOPPED_EARLY in before:
+            info[STOPPED_EARLY] = before[STOPPED_EARLY]
     multihost.barrier("jppo: run directory checked")  # by every process, before the write
     if multihost.is_main():
         try:

@@ -2,9 +2,11 @@
 PPO's value-function failure modes, with evidence and the config overrides
 that address each.
 
-Three modules: `engine` judges every rule the same way, `rules` holds one
-block per failure mode (thresholds, check, evidence metrics, remedies) and
-`report` renders findings. Every rule is judged per seed:
+Four modules: `engine` judges every rule the same way, `rules` holds one
+block per failure mode (thresholds, check, evidence metrics, remedies),
+`divergence` reports seeds whose update met a NaN or inf (with the first such
+update and its likely source) and `report` renders findings. Every rule is
+judged per seed:
 
 * the first `WARMUP_FRACTION` of updates are skipped (the critic and the
   gradient norms start far from their steady state in any healthy run);
@@ -31,6 +33,12 @@ from typing import Any
 
 import pandas as pd
 
+from jppo.analysis.diagnose.divergence import (
+    DIVERGENCE,
+    LARGE_REWARD,
+    divergence_finding,
+    likely_source,
+)
 from jppo.analysis.diagnose.engine import (
     EVIDENCE_ROWS,
     FIRE_FRACTION,
@@ -81,21 +89,28 @@ __all__ = [
     "Rule", "Verdict", "best_return", "diagnose_cell", "diagnose_frame", "diagnose_run",
     "flat_targets", "format_markdown", "format_terminal", "make_cell", "persistent",
     "incomplete_notes", "register_rule", "registered_rules", "return_scale",
-    "smoothed_returns", "solved",
+    "smoothed_returns", "solved", "DIVERGENCE", "LARGE_REWARD", "divergence_finding",
+    "likely_source",
 ]
 
 
 def diagnose_frame(frame: pd.DataFrame, info: Mapping[str, Any] | None = None,
                    rules: Sequence[Rule] | None = None) -> list[Finding]:
     """Every rule (default: the registered ones) on every (variant, env) of a metrics
-    table, in rule order per cell.
+    table, in rule order per cell, after the cell's numerical divergence finding
+    if any of its seeds diverged (see `divergence`).
 
     Cells come in the run's order (run.json) when `info` is given. "Solved" is
     judged against the best return any variant reached on the environment, so a
     variant that plateaus far below another one is not excused as solved.
     """
     rules = registered_rules() if rules is None else rules
-    return [diagnose_cell(cell, rule) for cell in make_cells(frame, info) for rule in rules]
+    findings = []
+    for cell in make_cells(frame, info):
+        diverged = divergence_finding(cell, info)
+        findings += [] if diverged is None else [diverged]
+        findings += [diagnose_cell(cell, rule) for rule in rules]
+    return findings
 
 
 def diagnose_run(run_dir: str | Path, rules: Sequence[Rule] | None = None) -> list[Finding]:

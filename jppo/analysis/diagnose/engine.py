@@ -138,6 +138,7 @@ class Finding:
     key_value: float
     description: str = ""
     condition: str = ""
+    lines: tuple[str, ...] = ()  # further facts, one per line (e.g. a divergence's source)
 
 
 # ------------------------------------------------------- judging one quantity

@@ -27,7 +27,8 @@ def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None 
              f"{WARMUP_FRACTION:.0%} of updates; a seed is affected when the condition holds "
              f"on more than half of the updates the rule evaluates (at least {MIN_EVALUATED}), "
              f"and a failure mode is reported when at least {FIRE_FRACTION:.0%} of the seeds "
-             "are affected. Evidence tables show the median across seeds.", ""]
+             "are affected; numerical divergence (a NaN or inf in an update) is reported "
+             "for any seed at any update. Evidence tables show the median across seeds.", ""]
     lines += [*(f"**{note}**" for note in notes), ""] if notes else []
     for (variant, env), cell in group_findings(findings).items():
         lines += _cell_markdown(variant, env, cell)
@@ -60,6 +61,7 @@ def _finding_markdown(finding: Finding) -> list[str]:
                      f"{_number(finding.key_value)}")
     if finding.note:
         lines.append(f"- note: {finding.note}")
+    lines += [f"- {line}" for line in finding.lines]
     lines += ["", markdown_table(finding.evidence), "", "Remedies:", ""]
     lines += [f"- `{r.text()}`: {r.why}" for r in finding.remedies] or ["- none left to try"]
     return [*lines, ""]
@@ -95,6 +97,7 @@ def format_terminal(findings: Sequence[Finding], notes: Sequence[str] = ()) -> s
         for f in fired:
             lines.append(f"{variant} / {env}: {f.title} in {len(f.seeds)}/{f.num_seeds} "
                          f"seeds ({f.fraction:.0%})")
+            lines += [f"  {line}" for line in f.lines]
             if f.key:
                 lines.append(f"  median {f.key} {_number(f.key_value)} after warm-up; "
                              f"fires on {f.condition}")
