@@ -1,11 +1,14 @@
 """Environments wrapped for PPO: float32 observations (flat vectors, or (H, W, C)
 images), clipped continuous actions, optional reward scaling and cheap episode
 statistics. Gymnax ids, Brax's envs as ``brax/<env>`` (the brax extra), import
-paths ``package.module:factory`` and any object with the gymnax Environment API
-(``wrap``) are accepted; ``MultiDiscrete`` action spaces for user environments."""
+paths ``package.module:factory``, partially observable variants with observation
+entries hidden (``CartPole-NoVelocity-v1``, ``envs.masked``) and any object with
+the gymnax Environment API (``wrap``) are accepted; ``MultiDiscrete`` action
+spaces for user environments."""
 
 from envs.api import check_env_api, is_wrapped, object_name, wrap
 from envs.brax import is_brax_name, list_brax_envs
+from envs.masked import MASKED, ObservationMask, list_masked_envs
 from envs.registry import (
     EnvFamily,
     apply_param_overrides,
@@ -35,7 +38,9 @@ __all__ = [
     "EpisodeStatistics",
     "EpisodeStatsState",
     "FlattenObservation",
+    "MASKED",
     "MultiDiscrete",
+    "ObservationMask",
     "RewardScale",
     "Wrapper",
     "apply_param_overrides",
@@ -48,6 +53,7 @@ __all__ = [
     "is_wrapped",
     "list_brax_envs",
     "list_envs",
+    "list_masked_envs",
     "make",
     "object_name",
     "reset_episode_totals",

@@ -2,7 +2,8 @@
 
 A name is an import path ``package.module:factory`` if it contains ``':'``
 (see ``envs.imported``), a Brax env if it starts with ``brax/`` (see
-``envs.brax``), else a gymnax id (``envs.list_envs()``). ``family`` is the
+``envs.brax``), a partially observable variant such as ``CartPole-NoVelocity-v1``
+(see ``envs.masked``), else a gymnax id (``envs.list_envs()``). ``family`` is the
 whole dispatch: a new family of names is one more branch there.
 """
 
@@ -14,7 +15,7 @@ from typing import Any, NamedTuple
 import gymnax
 
 from envs import brax as brax_family
-from envs import imported
+from envs import imported, masked
 from envs.api import wrap
 from envs.params import checked_overrides
 from envs.wrappers import EpisodeStatistics
@@ -69,6 +70,8 @@ def family(name: str) -> EnvFamily:
         return EnvFamily(imported.check, imported.build)
     if brax_family.is_brax_name(name):
         return EnvFamily(brax_family.check_brax_name, brax_family.build)
+    if masked.is_masked_name(name):
+        return EnvFamily(masked.check, masked.build)
     return EnvFamily(_check_gymnax, _build_gymnax)
 
 

@@ -201,11 +201,11 @@ def summary(run: Annotated[str, tyro.conf.Positional], reps: int = 2000) -> int:
 
 
 def envs() -> int:
-    """List the gymnax environment ids (any import path package.module:factory
-    works too)."""
+    """List the gymnax environment ids, then the partially observable variants
+    (any import path package.module:factory works too)."""
     import envs as envs_lib
 
-    print("\n".join(envs_lib.list_envs(include_brax=True)))
+    print("\n".join(envs_lib.list_envs(include_brax=True) + envs_lib.list_masked_envs()))
     return 0
 
 

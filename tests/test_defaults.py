@@ -30,8 +30,8 @@ def first_rollout(warmup: int):
     setup = train.make_setup(config, *envs.make("CartPole-v1"))
     hp = config.hparams()
     state = jax.jit(functools.partial(train.init, setup))(jax.random.PRNGKey(0), hp)
-    _, _, traj, _ = jax.jit(functools.partial(train.rollout, setup))(
-        state, hp, jax.random.PRNGKey(1))
+    traj = jax.jit(functools.partial(train.rollout, setup))(
+        state, hp, jax.random.PRNGKey(1)).traj
     return state, traj, float(hp.obs_clip)
 
 

@@ -63,6 +63,13 @@ def dense_flops(sizes: list[int]) -> int:
     return sum(2 * a * b for a, b in itertools.pairwise(sizes))
 
 
+def head_flops(config: PPOConfig, inputs: int, rnn: int, dense: list[int]) -> int:
+    """One network's own layers: its recurrent cell (if any), then its dense chain."""
+    if not rnn:
+        return dense_flops([inputs, *dense])
+    return networks.CELLS[config.rnn_cell].cost(inputs, rnn) + dense_flops([rnn, *dense])
+
+
 def flops_per_env_step(config: PPOConfig, spec: envs.EnvSpec) -> dict[str, float]:
     """Analytic network FLOPs per env step (environment dynamics excluded).
 
@@ -77,8 +84,10 @@ def flops_per_env_step(config: PPOConfig, spec: envs.EnvSpec) -> dict[str, float
     torso_out = config.torso_hidden[-1] if config.torso_hidden else encoded
     torso = encoder + dense_flops([encoded, *config.torso_hidden]) if config.torso_hidden else 0
     own = 0 if config.torso_hidden else encoder
-    policy = torso + own + dense_flops([torso_out, *config.policy_hidden, out])
-    value = torso + own + dense_flops([torso_out, *config.value_hidden, 1])
+    policy = torso + own + head_flops(config, torso_out, config.policy_rnn,
+                                      [*config.policy_hidden, out])
+    value = torso + own + head_flops(config, torso_out, config.value_rnn,
+                                     [*config.value_hidden, 1])
     rollout, critic, learn = policy, 2 * value, config.update_epochs * 3 * (policy + value)
     return {"rollout": rollout, "critic": critic, "learn": learn,
             "total": rollout + critic + learn}

@@ -38,6 +38,7 @@ from jppo.core.strategies import REGISTRIES
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
 TORSO_KINDS = ("auto", "mlp", "cnn")  # the encoders are jppo.core.networks.ENCODERS
+RNN_CELLS = ("gru", "lstm")  # the flax cells are jppo.core.networks.CELLS
 
 
 @struct.dataclass
@@ -237,6 +238,13 @@ class PPOConfig:
                                     traced=True)
     log_std_init: float = knob(0.0, "initial log-std of Gaussian policies", Interval(),
                                traced=True, action_space="continuous")
+    # --- memory
+    policy_rnn: int = knob(0, "width of the policy's recurrent cell, between its encoder (or the "
+                           "shared torso) and policy_hidden; 0: feed-forward", Integer(0))
+    value_rnn: int = knob(0, "width of the critic's recurrent cell, between its encoder (or the "
+                          "shared torso) and value_hidden; 0: feed-forward", Integer(0))
+    rnn_cell: str = knob("gru", "recurrent cell of policy_rnn / value_rnn: gru (one state "
+                         "vector) or lstm (cell and hidden state)", Choice(RNN_CELLS))
 
     def __post_init__(self) -> None:
         # Accept what TOML / CLI / notebooks naturally produce: lists for layer
@@ -260,6 +268,12 @@ class PPOConfig:
     @property
     def num_updates(self) -> int:
         return self.total_timesteps // self.batch_size
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether either network has a recurrent cell: minibatches are then whole
+        env sequences (`num_envs // num_minibatches` envs each), not shuffled steps."""
+        return bool(self.policy_rnn or self.value_rnn)
 
     @property
     def steps_per_update(self) -> int:
@@ -289,6 +303,7 @@ class PPOConfig:
         for name, declaration in KNOBS.items():
             declaration.check(name, getattr(self, name))
         self._validate_batch_shape()
+        self._validate_sequences()
         self._validate_value_combinations()
 
     def _validate_batch_shape(self) -> None:
@@ -307,6 +322,13 @@ class PPOConfig:
                 f"total_timesteps={self.total_timesteps} is invalid: allowed is at least "
                 f"one rollout, num_envs*num_steps={self.batch_size}"
             )
+
+    def _validate_sequences(self) -> None:
+        if self.recurrent and self.num_envs % self.num_minibatches:
+            raise ValueError(
+                f"num_minibatches={self.num_minibatches} is invalid with a recurrent network "
+                f"(policy_rnn={self.policy_rnn}, value_rnn={self.value_rnn}): minibatches "
+                f"are whole env sequences; allowed is a divisor of num_envs={self.num_envs}")
 
     def _validate_value_combinations(self) -> None:
         chosen = strategies.of(self)

@@ -17,6 +17,20 @@ larger than the policy's, never reshape the policy's features (the conv layer
 costs little: 10x10x4 -> 8x8x16 on MinAtar); with a shared torso one encoder
 feeds it and both heads.
 
+Memory: `policy_rnn` / `value_rnn` > 0 puts a recurrent cell (`rnn_cell`:
+flax's GRU or LSTM) of that width between a network's features (its encoder, or
+the shared torso) and its own dense layers; each network has its own cell, so
+the policy and the critic are recurrent or feed-forward independently. Every
+network steps through one signature, recurrent or not:
+
+    dist_params, carry = network.apply(params, obs, carry, reset, method=ActorCritic.policy_step)
+    value, carry = network.apply(params, obs, carry, reset, method=ActorCritic.value_step)
+
+with `carry = network.initial_carry(batch_shape)[head]` at the start, and
+`reset` (batch,) True where `obs` begins an episode (the carry restarts from the
+initial state before the cell reads `obs`). A feed-forward network's carry is
+None and passes through unchanged (a checkpoint holds no empty arrays).
+
 Output gains are applied after init by scaling the orthogonal(1.0) kernel, so
 they can be traced hyperparameters (orthogonal(g) == g * orthogonal(1)).
 """
@@ -26,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -33,7 +48,7 @@ import jax.numpy as jnp
 from flax.linen.dtypes import promote_dtype
 
 from jppo.core import strategies
-from jppo.core.config import TORSO_KINDS, HParams, PPOConfig
+from jppo.core.config import RNN_CELLS, TORSO_KINDS, HParams, PPOConfig
 from jppo.core.knobs import invalid
 
 _ACTIVATIONS = {
@@ -231,6 +246,38 @@ def resolve_torso_kind(kind: str, obs_shape: Sequence[int]) -> str:
                   f"{obs_shape} (cnn reads rank-3 (H, W, C) images)")
 
 
+@dataclasses.dataclass(frozen=True)
+class CellKind:
+    """A flax recurrent cell and its gate count (for the FLOP estimate)."""
+
+    module: type[nn.RNNCellBase]
+    gates: int
+
+    def make(self, width: int, name: str) -> nn.RNNCellBase:
+        # Householder orthogonal recurrent kernels: flax's default orthogonal
+        # init is LAPACK QR, which deadlocks vmapped over seeds on CPU (see above).
+        return self.module(width, recurrent_kernel_init=orthogonal(1.0), name=name)
+
+    def initial_carry(self, width: int, batch_shape: tuple[int, ...]) -> Carry:
+        """The cell's own initial state (zeros), for `batch_shape` leading axes."""
+        cell = self.module(width, parent=None)  # unbound: only its carry_init is read
+        return cell.initialize_carry(jax.random.PRNGKey(0), (*batch_shape, 1))
+
+    def cost(self, inputs: int, width: int) -> int:
+        """FLOPs of one step: each gate has an input and a recurrent matmul."""
+        return 2 * self.gates * (inputs + width) * width
+
+
+# A head's recurrent state: (batch, width) for a GRU, (c, h) for an LSTM, None
+# for a feed-forward head.
+Carry = Any
+CELLS: dict[str, CellKind] = {"gru": CellKind(nn.GRUCell, 3),
+                              "lstm": CellKind(nn.OptimizedLSTMCell, 4)}
+if set(RNN_CELLS) != set(CELLS):  # the knob's choices are declared in config.py
+    raise TypeError(f"rnn_cell choices {RNN_CELLS} disagree with the cells {CELLS}")
+HEADS = ("policy", "value")
+
+
 def _head(features: int, name: str) -> nn.Dense:
     return nn.Dense(
         features,
@@ -241,7 +288,8 @@ def _head(features: int, name: str) -> nn.Dense:
 
 
 class ActorCritic(nn.Module):
-    """`policy(obs)` -> logits or (mean, log_std); `value(obs)` -> V(obs)."""
+    """`policy_step` / `value_step` (the one single-step API, see the module
+    docstring); `policy(obs)` and `value(obs)` are the first step of an episode."""
 
     action_dim: int
     discrete: bool
@@ -254,6 +302,9 @@ class ActorCritic(nn.Module):
     value_outputs: int = 1  # > 1: logits over value bins (HL-Gauss)
     torso_kind: str = "mlp"  # resolved (never "auto"): a key of ENCODERS
     obs_rank: int = 1  # axes of one observation; the leading ones are batch axes
+    policy_rnn: int = 0  # width of the policy's recurrent cell; 0: feed-forward
+    value_rnn: int = 0
+    rnn_cell: str = "gru"  # a key of CELLS
 
     def setup(self) -> None:
         encoder = ENCODERS[self.torso_kind].encoder
@@ -268,10 +319,26 @@ class ActorCritic(nn.Module):
         self.policy_head = _head(self.action_dim, "policy_head")
         self.value_torso = MLP(self.value_hidden, self.value_activation, self.value_layer_norm)
         self.value_head = _head(self.value_outputs, "value_head")
+        if self.policy_rnn:
+            self.policy_cell = CELLS[self.rnn_cell].make(self.policy_rnn, "policy_cell")
+        if self.value_rnn:
+            self.value_cell = CELLS[self.rnn_cell].make(self.value_rnn, "value_cell")
         if not self.discrete:
             self.policy_log_std = self.param(
                 "policy_log_std", nn.initializers.zeros, (self.action_dim,)
             )
+
+    @nn.nowrap
+    def rnn_width(self, head: str) -> int:
+        return self.policy_rnn if head == "policy" else self.value_rnn
+
+    @nn.nowrap
+    def initial_carry(self, batch_shape: int | Sequence[int]) -> dict[str, Carry]:
+        """{"policy": carry, "value": carry} at the start of an episode, for
+        `batch_shape` leading axes; needs no parameters."""
+        shape = (batch_shape,) if isinstance(batch_shape, int) else tuple(batch_shape)
+        return {head: CELLS[self.rnn_cell].initial_carry(self.rnn_width(head), shape)
+                if self.rnn_width(head) else None for head in HEADS}
 
     def features(self, obs: jax.Array, head: str) -> jax.Array:
         """What `head`'s ("policy" or "value") own layers read: the shared torso's
@@ -280,16 +347,55 @@ class ActorCritic(nn.Module):
             return self.torso(self.torso_encoder(obs))
         return getattr(self, f"{head}_encoder")(obs)
 
-    def policy(self, obs: jax.Array) -> tuple[jax.Array, ...]:
-        out = self.policy_head(self.policy_torso(self.features(obs, "policy")))
+    def memory(self, obs: jax.Array, carry: Carry, reset: jax.Array, head: str
+               ) -> tuple[jax.Array, Carry]:
+        """`head`'s features of `obs` after its recurrent cell, and the cell's next
+        carry (restarted first where `reset`); feed-forward: the features, and the
+        carry unchanged. The part of a step that a sequence must scan."""
+        x = self.features(obs, head)
+        width = self.rnn_width(head)
+        if not width:
+            return x, carry
+        start = CELLS[self.rnn_cell].initial_carry(width, x.shape[:-1])
+        carry = jax.tree.map(lambda s, c: jnp.where(reset[..., None], s, c), start, carry)
+        carry, out = getattr(self, f"{head}_cell")(carry, x)
+        return out, carry
+
+    def policy_output(self, memory: jax.Array) -> tuple[jax.Array, ...]:
+        """Distribution parameters from the policy's `memory` output (any batch axes)."""
+        out = self.policy_head(self.policy_torso(memory))
         if self.discrete:
             return (out,)
         return out, self.policy_log_std
 
+    def value_output(self, memory: jax.Array) -> jax.Array:
+        """The critic's raw output from its `memory` output: a scalar per
+        observation, or bin logits."""
+        out = self.value_head(self.value_torso(memory))
+        return out[..., 0] if self.value_outputs == 1 else out
+
+    def policy_step(self, obs: jax.Array, carry: Carry, reset: jax.Array
+                    ) -> tuple[tuple[jax.Array, ...], Carry]:
+        """One policy step: (logits or (mean, log_std), next carry)."""
+        memory, carry = self.memory(obs, carry, reset, "policy")
+        return self.policy_output(memory), carry
+
+    def value_step(self, obs: jax.Array, carry: Carry, reset: jax.Array
+                   ) -> tuple[jax.Array, Carry]:
+        """One critic step: (raw value output, next carry)."""
+        memory, carry = self.memory(obs, carry, reset, "value")
+        return self.value_output(memory), carry
+
+    def policy(self, obs: jax.Array) -> tuple[jax.Array, ...]:
+        return self.policy_step(obs, *self._episode_start(obs, "policy"))[0]
+
     def value(self, obs: jax.Array) -> jax.Array:
         """The critic's raw output: a scalar per observation, or bin logits."""
-        out = self.value_head(self.value_torso(self.features(obs, "value")))
-        return out[..., 0] if self.value_outputs == 1 else out
+        return self.value_step(obs, *self._episode_start(obs, "value"))[0]
+
+    def _episode_start(self, obs: jax.Array, head: str) -> tuple[Carry, jax.Array]:
+        batch_shape = obs.shape[: obs.ndim - self.obs_rank]
+        return self.initial_carry(batch_shape)[head], jnp.ones(batch_shape, bool)
 
     def __call__(self, obs: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
         return self.policy(obs), self.value(obs)
@@ -313,6 +419,9 @@ def make_network(config: PPOConfig, action_dim: int, discrete: bool,
         value_outputs=strategies.of(config).value_loss.head.outputs(config),
         torso_kind=resolve_torso_kind(config.torso_kind, obs_shape),
         obs_rank=len(obs_shape),
+        policy_rnn=config.policy_rnn,
+        value_rnn=config.value_rnn,
+        rnn_cell=config.rnn_cell,
     )
 
 

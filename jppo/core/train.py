@@ -11,6 +11,14 @@ observations in two batched calls, which also gives the truncation bootstrap
 V(final observation) for free; GAE by reverse scan; `update_epochs` shuffled
 passes of `num_minibatches` optimizer steps. Metrics are one scalar per update.
 
+Recurrent networks (`policy_rnn`, `value_rnn`): `TrainState.memory` carries each
+env's policy and critic state across rollouts, and every step restarts it where
+the observation begins an episode (after a termination or a truncation). A
+recurrent critic's cell runs inside the rollout scan (the head after it runs
+batched afterwards), and V(final observation) reads the state that saw the
+episode. Minibatches are then whole env sequences (envs are shuffled, never
+steps), re-run from the stored state each env had at the start of the rollout.
+
 Every phase is a module-level pure function of a `Setup` (the static program:
 config, env, network, the config's strategies) and pytrees, so each can be
 called and tested alone. The file reads top-down, callers before what they
@@ -64,6 +72,18 @@ class NormState:
 
 
 @struct.dataclass
+class Memory:
+    """What the next step of each env starts from: the policy's and the critic's
+    carries (`ActorCritic.initial_carry`; None for a feed-forward network) and
+    whether its next observation begins an episode (the carries then restart
+    before the step)."""
+
+    policy: Any  # (num_envs, width), (c, h) for an LSTM, None if feed-forward
+    value: Any
+    episode_start: jax.Array  # (num_envs,) bool
+
+
+@struct.dataclass
 class TrainState:
     """Everything needed to continue training: a checkpoint is exactly this."""
 
@@ -74,6 +94,7 @@ class TrainState:
     key: jax.Array
     update_count: jax.Array
     norm: NormState
+    memory: Memory
 
 
 @struct.dataclass
@@ -91,16 +112,24 @@ class Transition:
     terminated: jax.Array
     truncated: jax.Array
     final_obs: jax.Array
+    reset: jax.Array  # the observation began an episode: the carries restarted
+    # A recurrent critic's (memory output, carry after the step); None if feed-forward.
+    critic: Any = None
 
 
 @struct.dataclass
 class Batch:
+    """Flat (batch_size, ...) steps, or for recurrent networks env-major
+    (num_envs, num_steps, ...) sequences with each env's stored start."""
+
     obs: jax.Array  # as the networks saw it (normalized if obs_norm)
     action: jax.Array
     log_prob: jax.Array
     value: jax.Array  # V_old in return units
     advantage: jax.Array
     target: jax.Array  # critic target in return units
+    reset: Any = None  # sequences: (num_envs, num_steps) episode starts
+    carry: Any = None  # sequences: {"policy", "value"} carries at the rollout's start
 
 
 class Collected(NamedTuple):
@@ -116,6 +145,8 @@ class Collected(NamedTuple):
     targets: jax.Array
     params: Any  # after PopArt's rescale of the value head
     norm: NormState
+    start: Memory  # what the rollout started from
+    memory: Memory  # what the next rollout starts from
 
 
 class LossContext(NamedTuple):
@@ -219,11 +250,19 @@ def init(setup: Setup, key: jax.Array, hparams: HParams) -> TrainState:
         targets=norm.init_stats(),
         popart=norm.init_popart(),
     )
-    state = TrainState(params, opt_state, env_state, obs, key, jnp.zeros((), jnp.int32), ns)
+    state = TrainState(params, opt_state, env_state, obs, key, jnp.zeros((), jnp.int32), ns,
+                       initial_memory(setup))
     state = warm_up_observations(setup, state, hparams)
     if config.value_pretrain_updates:
         state = pretrain_critic(setup, state, hparams)
     return state
+
+
+def initial_memory(setup: Setup) -> Memory:
+    """Every env at the start of an episode."""
+    carries = setup.network.initial_carry(setup.config.num_envs)
+    return Memory(carries["policy"], carries["value"],
+                  jnp.ones((setup.config.num_envs,), bool))
 
 
 def warm_up_observations(setup: Setup, state: TrainState, hparams: HParams) -> TrainState:
@@ -238,9 +277,10 @@ def warm_up_observations(setup: Setup, state: TrainState, hparams: HParams) -> T
 
     def warm(state: TrainState, _: Any) -> tuple[TrainState, None]:
         key, rollout_key = jax.random.split(state.key)
-        env_state, obs, _, raw_obs = rollout(setup, state, hparams, rollout_key)
-        ns = track_observations(setup, state.norm, raw_obs)
-        return state.replace(env_state=env_state, obs=obs, key=key, norm=ns), None
+        acted = rollout(setup, state, hparams, rollout_key)
+        ns = track_observations(setup, state.norm, acted.raw_obs)
+        return state.replace(env_state=acted.env_state, obs=acted.obs, key=key, norm=ns,
+                             memory=acted.memory), None
 
     state, _ = jax.lax.scan(warm, state, None, length=setup.config.obs_norm_warmup)
     return state.replace(env_state=envs.reset_episode_totals(state.env_state))
@@ -254,7 +294,8 @@ def update(setup: Setup, state: TrainState, hparams: HParams) -> tuple[TrainStat
     ns = track_observations(setup, c.norm, c.raw_obs)
     update_count = state.update_count + 1
     metrics = update_metrics(setup, c, stats, params, ns)
-    new_state = TrainState(params, opt_state, c.env_state, c.obs, key, update_count, ns)
+    new_state = TrainState(params, opt_state, c.env_state, c.obs, key, update_count, ns,
+                           c.memory)
     return new_state, metrics
 
 
@@ -270,34 +311,45 @@ def collect(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array,
     """What an update and a pretraining step share: act, turn rewards into
     learner rewards, compute advantages and targets, track target statistics
     (and the value target's own, e.g. PopArt's rescale of the value head)."""
-    env_state, obs, traj, raw_obs = rollout(setup, state, hparams, key)
+    acted = rollout(setup, state, hparams, key)
+    traj = acted.traj
     rewards, ns = learner_rewards(setup, traj, state.norm, hparams)
     values, advantages, targets = advantages_and_targets(setup, state.params, traj, rewards,
                                                          ns, hparams, critic_lambda)
     target_kind = setup.chosen.value_target
     params, ns = target_kind.track(state.params, ns, targets, hparams)
     ns = ns.replace(targets=norm.update_stats(ns.targets, target_kind.encode(targets, ns)))
-    return Collected(env_state, obs, traj, raw_obs, rewards, values, advantages, targets,
-                     params, ns)
+    return Collected(acted.env_state, acted.obs, traj, acted.raw_obs, rewards, values,
+                     advantages, targets, params, ns, state.memory, acted.memory)
 
 
-def rollout(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array):
+class Rollout(NamedTuple):
+    env_state: Any
+    obs: jax.Array  # next observation to act on (raw)
+    traj: Transition  # each leaf (num_steps, num_envs, ...)
+    raw_obs: jax.Array
+    memory: Memory  # what the next step starts from
+
+
+def rollout(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array) -> Rollout:
     """Act with the current policy; observations are stored as the networks saw them."""
     body = functools.partial(env_step, setup, state.params, state.norm, hparams)
     keys = jax.random.split(key, setup.config.num_steps)
     env_state = envs.reset_episode_totals(state.env_state)
-    (env_state, obs), (traj, raw_obs) = jax.lax.scan(body, (env_state, state.obs), keys,
-                                                     unroll=setup.unroll)
-    return env_state, obs, traj, raw_obs
+    (env_state, obs, memory), (traj, raw_obs) = jax.lax.scan(
+        body, (env_state, state.obs, state.memory), keys, unroll=setup.unroll)
+    return Rollout(env_state, obs, traj, raw_obs, memory)
 
 
 def env_step(setup: Setup, params: Any, ns: NormState, hparams: HParams,
-             carry: tuple[Any, jax.Array], step_key: jax.Array):
+             carry: tuple[Any, jax.Array, Memory], step_key: jax.Array):
     """One step of every env under the current policy (the rollout scan's body)."""
-    env_state, obs = carry
+    env_state, obs, memory = carry
     action_key, env_key = jax.random.split(step_key)
     seen = observe(setup, obs, ns, hparams)
-    dist = policy(setup, params, seen)
+    dist, policy_carry = setup.network.apply(params, seen, memory.policy, memory.episode_start,
+                                             method=ActorCritic.policy_step)
+    value_carry, critic = critic_memory_step(setup, params, seen, memory)
     discrete, nvec = setup.spec.discrete, setup.spec.action_nvec
     action = distributions.sample(action_key, dist, discrete, nvec)
     log_prob = distributions.log_prob(dist, action, discrete, nvec)
@@ -308,17 +360,48 @@ def env_step(setup: Setup, params: Any, ns: NormState, hparams: HParams,
     transition = Transition(
         seen, action, log_prob, reward.astype(jnp.float32),
         terminated, truncated, observe(setup, info["final_observation"], ns, hparams),
+        memory.episode_start, critic,
     )
-    return (env_state, next_obs), (transition, obs)
+    next_memory = Memory(policy_carry, value_carry, jnp.logical_or(terminated, truncated))
+    return (env_state, next_obs, next_memory), (transition, obs)
+
+
+def critic_memory_step(setup: Setup, params: Any, seen: jax.Array, memory: Memory
+                       ) -> tuple[Any, Any]:
+    """A recurrent critic's cell on this step: (next carry, (memory output, next
+    carry)); the value head runs after the rollout, batched over all steps. A
+    feed-forward critic reads nothing here: (its carry, None)."""
+    if not setup.network.value_rnn:
+        return memory.value, None
+    out, carry = setup.network.apply(params, seen, memory.value, memory.episode_start, "value",
+                                     method=ActorCritic.memory)
+    return carry, (out, carry)
 
 
 def policy(setup: Setup, params: Any, obs: jax.Array) -> tuple[jax.Array, ...]:
+    """A feed-forward policy's distribution parameters (any batch axes)."""
     return setup.network.apply(params, obs, method=ActorCritic.policy)
 
 
 def critic_output(setup: Setup, params: Any, obs: jax.Array) -> jax.Array:
-    """The value head's raw output (bin logits for a histogram head)."""
+    """A feed-forward value head's raw output (bin logits for a histogram head)."""
     return setup.network.apply(params, obs, method=ActorCritic.value)
+
+
+def rollout_critic_outputs(setup: Setup, params: Any, traj: Transition
+                           ) -> tuple[jax.Array, jax.Array]:
+    """Raw critic outputs on every observation and every final observation. A
+    recurrent critic's final observation is read with the carry after its step,
+    the state that saw the episode (never a restarted one)."""
+    if not setup.network.value_rnn:
+        return critic_output(setup, params, traj.obs), critic_output(setup, params,
+                                                                     traj.final_obs)
+    memory, carry_after = traj.critic
+    outputs = setup.network.apply(params, memory, method=ActorCritic.value_output)
+    no_reset = jnp.zeros(traj.reset.shape, bool)
+    final, _ = setup.network.apply(params, traj.final_obs, carry_after, no_reset,
+                                   method=ActorCritic.value_step)
+    return outputs, final
 
 
 def critic_head(setup: Setup, params: Any, obs: jax.Array) -> jax.Array:
@@ -346,9 +429,10 @@ def learner_rewards(setup: Setup, traj: Transition, ns: NormState, hparams: HPar
 def advantages_and_targets(setup: Setup, params: Any, traj: Transition, rewards: jax.Array,
                            ns: NormState, hparams: HParams, critic_lambda: jax.Array):
     """(V_old, actor advantages, critic targets), all in return units."""
-    decode = setup.chosen.value_target.decode
-    values = decode(critic_head(setup, params, traj.obs), ns)
-    next_values = decode(critic_head(setup, params, traj.final_obs), ns)
+    decode, head = setup.chosen.value_target.decode, setup.chosen.value_loss.head
+    outputs, final_outputs = rollout_critic_outputs(setup, params, traj)
+    values = decode(head.value(outputs, setup.config), ns)
+    next_values = decode(head.value(final_outputs, setup.config), ns)
     advantages, targets = actor_critic_targets(
         rewards, values, next_values, traj.terminated, traj.truncated,
         hparams.gamma, hparams.gae_lambda, critic_lambda, setup.unroll,
@@ -385,8 +469,19 @@ def entropy_coef(setup: Setup, update_count: jax.Array, hparams: HParams) -> jax
 
 
 def batch_of(setup: Setup, c: Collected, advantages: jax.Array) -> Batch:
-    return flatten(setup, Batch(c.traj.obs, c.traj.action, c.traj.log_prob, c.values,
-                                advantages, c.targets))
+    """The rollout as learning data: flat steps, or (recurrent) env sequences."""
+    batch = Batch(c.traj.obs, c.traj.action, c.traj.log_prob, c.values, advantages, c.targets)
+    if not setup.config.recurrent:
+        return flatten(setup, batch)
+    return env_sequences(batch, c.traj.reset, c.start)
+
+
+def env_sequences(batch: Batch, reset: jax.Array, start: Memory) -> Batch:
+    """(num_steps, num_envs, ...) -> env-major (num_envs, num_steps, ...), with
+    each env's episode starts and the carries its rollout started from."""
+    env_major = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)
+    return env_major.replace(reset=jnp.swapaxes(reset, 0, 1),
+                             carry={"policy": start.policy, "value": start.value})
 
 
 def flatten(setup: Setup, batch: Batch) -> Batch:
@@ -409,7 +504,7 @@ def optimize(setup: Setup, state: TrainState, batch: Batch, ctx: LossContext,
     if config.diagnostics and config.torso_hidden:
         # Two extra backward passes, so measured once per update: on the first
         # minibatch, at the parameters the update starts from.
-        first = jax.tree.map(lambda x: x[: config.minibatch_size], batch)
+        first = jax.tree.map(lambda x: x[: minibatch_rows(config)], batch)
         summary.update(term_norms_on_torso(setup, state.params, first, ctx))
     summary["epochs_completed"] = jnp.sum(applied) / config.num_minibatches
     return params, opt_state, summary
@@ -422,13 +517,22 @@ def epoch(setup: Setup, tx: optax.GradientTransformation, ctx: LossContext, batc
                         shuffled_minibatches(setup, batch, epoch_key))
 
 
+def minibatch_rows(config: PPOConfig) -> int:
+    """Rows of the batch's first axis per minibatch: steps, or (recurrent) envs."""
+    rows = config.num_envs if config.recurrent else config.batch_size
+    return rows // config.num_minibatches
+
+
 def shuffled_minibatches(setup: Setup, batch: Batch, key: jax.Array) -> Batch:
-    """The batch in a random order, as (num_minibatches, minibatch_size, ...)."""
+    """The batch's first axis (steps, or for recurrent networks envs, each
+    keeping its whole sequence in order) in a random order, split into
+    (num_minibatches, rows, ...)."""
     config = setup.config
-    order = jax.random.permutation(key, config.batch_size)
+    rows = minibatch_rows(config)
+    order = jax.random.permutation(key, rows * config.num_minibatches)
     return jax.tree.map(
         lambda x: jnp.take(x, order, axis=0).reshape(
-            (config.num_minibatches, config.minibatch_size, *x.shape[1:])
+            (config.num_minibatches, rows, *x.shape[1:])
         ),
         batch,
     )
@@ -478,7 +582,7 @@ def policy_loss(setup: Setup, params: Any, mb: Batch, hparams: HParams,
                 ent_coef: jax.Array) -> tuple[jax.Array, Metrics]:
     """Clipped surrogate minus the entropy bonus, and the policy statistics."""
     discrete, nvec = setup.spec.discrete, setup.spec.action_nvec
-    dist = policy(setup, params, mb.obs)
+    dist = minibatch_policy(setup, params, mb)
     log_prob = distributions.log_prob(dist, mb.action, discrete, nvec)
     entropy = jnp.mean(distributions.entropy(dist, discrete, nvec))
     advantage = setup.chosen.advantage_norm.minibatch(mb.advantage, hparams)
@@ -498,7 +602,7 @@ def value_loss(setup: Setup, params: Any, mb: Batch, ns: NormState, hparams: HPa
                loss_scale: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Value loss in head space (divided by `loss_scale`), and its clip fraction."""
     chosen, encode = setup.chosen, setup.chosen.value_target.encode
-    output = critic_output(setup, params, mb.obs)
+    output = minibatch_critic_output(setup, params, mb)
     inputs = strategies.ValueLossInputs(
         output=output,
         pred=chosen.value_loss.head.value(output, setup.config) / loss_scale,
@@ -509,6 +613,38 @@ def value_loss(setup: Setup, params: Any, mb: Batch, ns: NormState, hparams: HPa
         config=setup.config,
     )
     return chosen.value_loss.loss(inputs), chosen.value_loss.clip_fraction(inputs)
+
+
+def minibatch_policy(setup: Setup, params: Any, mb: Batch) -> tuple[jax.Array, ...]:
+    """The policy's distribution parameters on a minibatch; a recurrent policy
+    re-runs each env's sequence from its stored start."""
+    if not setup.network.policy_rnn:
+        return policy(setup, params, mb.obs)
+    memory = unroll(setup, params, mb, "policy")
+    return setup.network.apply(params, memory, method=ActorCritic.policy_output)
+
+
+def minibatch_critic_output(setup: Setup, params: Any, mb: Batch) -> jax.Array:
+    """The critic's raw output on a minibatch (re-run along sequences if recurrent)."""
+    if not setup.network.value_rnn:
+        return critic_output(setup, params, mb.obs)
+    memory = unroll(setup, params, mb, "value")
+    return setup.network.apply(params, memory, method=ActorCritic.value_output)
+
+
+def unroll(setup: Setup, params: Any, mb: Batch, head: str) -> jax.Array:
+    """`head`'s memory outputs (envs, steps, width) along env sequences: a scan
+    over time from each env's stored carry, restarting it at episode starts, as
+    the rollout did."""
+    def step(carry: Any, inputs: tuple[jax.Array, jax.Array]):
+        obs, reset = inputs
+        out, carry = setup.network.apply(params, obs, carry, reset, head,
+                                         method=ActorCritic.memory)
+        return carry, out
+
+    time_major = (jnp.swapaxes(mb.obs, 0, 1), jnp.swapaxes(mb.reset, 0, 1))
+    _, outputs = jax.lax.scan(step, mb.carry[head], time_major, unroll=setup.unroll)
+    return jnp.swapaxes(outputs, 0, 1)
 
 
 def term_norms_on_torso(setup: Setup, params: Any, mb: Batch, ctx: LossContext) -> Metrics:
@@ -635,7 +771,7 @@ def pretrain_step(setup: Setup, tx: optax.GradientTransformation, hparams: HPara
                                       shuffled_minibatches(setup, batch, k)),
         (c.params, opt_state), keys)
     state = state.replace(params=params, env_state=c.env_state, obs=c.obs, key=key,
-                          norm=track_observations(setup, c.norm, c.raw_obs))
+                          norm=track_observations(setup, c.norm, c.raw_obs), memory=c.memory)
     return (state, opt_state), None
 
 
