@@ -97,7 +97,8 @@ def test_nan_reward_flags_the_known_update_and_its_source(nan_run):
 def finite_inputs(**changes):
     zeros = jnp.zeros((8, 4))
     traj = Transition(obs=jnp.zeros((8, 4, 3)), action=zeros, log_prob=zeros, reward=zeros,
-                      terminated=zeros, truncated=zeros, final_obs=jnp.zeros((8, 4, 3)))
+                      terminated=zeros, truncated=zeros, final_obs=jnp.zeros((8, 4, 3)),
+                      reset=zeros)
     stats_ = {"total_loss": jnp.float32(1.0), "grad_norm": jnp.float32(2.0)}
     params = {"params": {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}}
     for name, value in changes.items():
