@@ -32,7 +32,7 @@ import optax
 from flax import struct
 
 import envs
-from jppo.core import distributions, losses, strategies
+from jppo.core import acting, distributions, losses, strategies
 from jppo.core import normalize as norm
 from jppo.core.config import HParams, PPOConfig, validate_hparams
 from jppo.core.gae import actor_critic_targets
@@ -138,6 +138,9 @@ class Setup:
     network: ActorCritic
     chosen: strategies.Strategies
     unroll: int  # env steps per trip of the time scans
+    actor: acting.Actor
+    eval_every: int  # updates between evaluations; 0: none
+    eval_max_steps: int  # step limit of an evaluation episode
 
 # ----------------------------------------------------------------- the program
 
@@ -156,6 +159,7 @@ class Trainer:
     # collect(state, hparams, key, critic_lambda), learn(state, collected, hparams, key)
     phases: Mapping[str, Callable[..., Any]] = dataclasses.field(
         default_factory=dict, hash=False, compare=False)
+    eval_every: int = 0  # updates between evaluations (0: none); run_updates' block size
 
     def __call__(self, key: jax.Array, hparams: HParams | None = None) -> TrainResult:
         hparams = self.config.hparams() if hparams is None else hparams
@@ -178,7 +182,7 @@ def make_train(config: PPOConfig, env: Any, env_params: Any = None) -> Trainer:
     phases = {"rollout": bound(rollout, setup), "collect": bound(collect, setup),
               "learn": bound(learn, setup)}
     return Trainer(config, setup.spec, setup.network, bound(init, setup), bound(update, setup),
-                   bound(run_updates, setup), phases)
+                   bound(run_updates, setup), phases, setup.eval_every)
 
 
 def make_setup(config: PPOConfig, env: Any, env_params: Any) -> Setup:
@@ -187,8 +191,29 @@ def make_setup(config: PPOConfig, env: Any, env_params: Any) -> Setup:
     spec = envs.env_spec(env, env_params)
     network = make_network(config, spec.num_actions if spec.discrete else spec.action_dim,
                            spec.discrete, spec.obs_shape)
+    actor = acting.Actor(network, spec.discrete, acting.nvec_of(spec.action_nvec),
+                         config.obs_norm)
+    eval_every, max_steps = evaluation_plan(config, env_params, spec.name)
     return Setup(config, env, env_params, spec, network, strategies.of(config),
-                 scan_unroll(config))
+                 scan_unroll(config), actor, eval_every, max_steps)
+
+
+def evaluation_plan(config: PPOConfig, env_params: Any, env_name: str) -> tuple[int, int]:
+    """(updates between evaluations, evaluation step limit); (0, 0) when off.
+    An env with no episode limit is evaluated only when asked (`eval_every`),
+    and then it needs `eval_max_steps`."""
+    every = config.eval_interval
+    limit = acting.episode_limit(env_params, config.eval_max_steps)
+    if not every:
+        return 0, 0
+    if limit is None:
+        if config.eval_every is None:
+            return 0, 0
+        raise ValueError(f"eval_every={config.eval_every} is invalid for env {env_name!r}: its "
+                         "params have no max_steps_in_episode to bound an evaluation episode; "
+                         "allowed is setting eval_max_steps (the longest evaluation episode), "
+                         "or eval_every=0")
+    return every, limit
 
 
 def scan_unroll(config: PPOConfig) -> int:
@@ -258,9 +283,61 @@ def update(setup: Setup, state: TrainState, hparams: HParams) -> tuple[TrainStat
     return new_state, metrics
 
 
-def run_updates(setup: Setup, state: TrainState, hparams: HParams, num_updates: int):
-    return jax.lax.scan(lambda s, _: update(setup, s, hparams), state, None,
-                        length=num_updates)
+def run_updates(setup: Setup, state: TrainState, hparams: HParams, num_updates: int
+                ) -> tuple[TrainState, Metrics]:
+    """`num_updates` updates; with evaluation on, as blocks of `eval_every`
+    updates each followed by one evaluation, then the remaining updates. The
+    evaluations sit at static positions: under `jax.vmap` a `lax.cond` on the
+    batched update count would run the evaluation after every update. A run
+    split into chunks whose sizes are multiples of `eval_every` evaluates
+    after the same updates as one call for the whole run."""
+    every = setup.eval_every
+    plain = functools.partial(updates_without_evaluation, setup, hparams)
+    if not every or num_updates < every:
+        return plain(state, num_updates)
+    blocks, rest = divmod(num_updates, every)
+    state, metrics = jax.lax.scan(
+        lambda s, _: evaluated_block(setup, s, hparams), state, None, length=blocks)
+    metrics = jax.tree.map(lambda x: x.reshape((blocks * every, *x.shape[2:])), metrics)
+    if rest:
+        state, tail = plain(state, rest)
+        metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, tail)
+    return state, metrics
+
+
+def updates_without_evaluation(setup: Setup, hparams: HParams, state: TrainState,
+                               num_updates: int) -> tuple[TrainState, Metrics]:
+    """Updates whose evaluation metrics are NaN (present whenever evaluation is on)."""
+    def one(s: TrainState, _: Any) -> tuple[TrainState, Metrics]:
+        s, metrics = update(setup, s, hparams)
+        if setup.eval_every:
+            metrics.update(eval_return=jnp.full((), jnp.nan), eval_length=jnp.full((), jnp.nan))
+        return s, metrics
+
+    return jax.lax.scan(one, state, None, length=num_updates)
+
+
+def evaluated_block(setup: Setup, state: TrainState, hparams: HParams
+                    ) -> tuple[TrainState, Metrics]:
+    """`eval_every` updates, then an evaluation of the policy they ended with,
+    reported on the block's last update."""
+    state, metrics = updates_without_evaluation(setup, hparams, state, setup.eval_every)
+    result = evaluate_state(setup, state, hparams)
+    metrics["eval_return"] = metrics["eval_return"].at[-1].set(jnp.mean(result.returns))
+    metrics["eval_length"] = metrics["eval_length"].at[-1].set(jnp.mean(result.lengths))
+    return state, metrics
+
+
+def evaluate_state(setup: Setup, state: TrainState, hparams: HParams) -> acting.EvalResult:
+    """`eval_episodes` deterministic episodes of the state's policy, with its
+    observation statistics (not updated), on keys folded from the train key."""
+    return acting.evaluate(setup.actor, policy_inputs(state.params, state.norm, hparams),
+                           setup.env, setup.env_params, acting.evaluation_key(state.key),
+                           setup.config.eval_episodes, setup.eval_max_steps)
+
+
+def policy_inputs(params: Any, ns: NormState, hparams: HParams) -> acting.PolicyInputs:
+    return acting.PolicyInputs(params, ns.obs, hparams.obs_clip)
 
 # ----------------------------------- collect: act, then advantages and targets
 
@@ -296,11 +373,9 @@ def env_step(setup: Setup, params: Any, ns: NormState, hparams: HParams,
     """One step of every env under the current policy (the rollout scan's body)."""
     env_state, obs = carry
     action_key, env_key = jax.random.split(step_key)
-    seen = observe(setup, obs, ns, hparams)
-    dist = policy(setup, params, seen)
-    discrete, nvec = setup.spec.discrete, setup.spec.action_nvec
-    action = distributions.sample(action_key, dist, discrete, nvec)
-    log_prob = distributions.log_prob(dist, action, discrete, nvec)
+    action, seen, dist = acting.act_step(setup.actor, policy_inputs(params, ns, hparams), obs,
+                                         action_key, deterministic=False)
+    log_prob = distributions.log_prob(dist, action, setup.spec.discrete, setup.spec.action_nvec)
     step_envs = jax.vmap(setup.env.step, in_axes=(0, 0, 0, None))
     next_obs, env_state, reward, terminated, truncated, info = step_envs(
         jax.random.split(env_key, setup.config.num_envs), env_state, action, setup.env_params
@@ -313,7 +388,7 @@ def env_step(setup: Setup, params: Any, ns: NormState, hparams: HParams,
 
 
 def policy(setup: Setup, params: Any, obs: jax.Array) -> tuple[jax.Array, ...]:
-    return setup.network.apply(params, obs, method=ActorCritic.policy)
+    return acting.distribution(setup.actor, params, obs)
 
 
 def critic_output(setup: Setup, params: Any, obs: jax.Array) -> jax.Array:
@@ -327,9 +402,7 @@ def critic_head(setup: Setup, params: Any, obs: jax.Array) -> jax.Array:
 
 
 def observe(setup: Setup, obs: jax.Array, ns: NormState, hparams: HParams) -> jax.Array:
-    if not setup.config.obs_norm:
-        return obs
-    return norm.normalize_obs(obs, ns.obs, hparams.obs_clip)
+    return acting.observe(setup.actor, policy_inputs(None, ns, hparams), obs)
 
 
 def learner_rewards(setup: Setup, traj: Transition, ns: NormState, hparams: HParams):
