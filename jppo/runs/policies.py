@@ -244,3 +244,25 @@ def _restore_latest(run_dir: Path, program: Any, exp: Any, trainer: Any) -> Any:
         return jax.device_get(checkpoint.restore(manager, step, shapes, runs, sharding))
     finally:
         manager.close()
+
+
+def format_evaluation(rows: list[tuple[int, np.ndarray, np.ndarray]]) -> str:
+    """(seed, returns, lengths) per seed as a Markdown table, plus a mean row."""
+    header = ["seed", "episodes", "mean return", "std", "min", "max", "mean length"]
+    lines = [header]
+    for seed, returns, lengths in rows:
+        lines.append([str(seed), str(len(returns)), f"{np.mean(returns):.2f}",
+                      f"{np.std(returns):.2f}", f"{np.min(returns):.2f}",
+                      f"{np.max(returns):.2f}", f"{np.mean(lengths):.1f}"])
+    if len(rows) > 1:
+        means = [float(np.mean(r)) for _, r, _ in rows]
+        lines.append(["all", str(sum(len(r) for _, r, _ in rows)),
+                      f"{np.mean(means):.2f}", f"{np.std(means):.2f}", f"{np.min(means):.2f}",
+                      f"{np.max(means):.2f}", f"{np.mean([np.mean(n) for *_, n in rows]):.1f}"])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+
+    def render(cells: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    return "\n".join([render(lines[0]), rule, *(render(cells) for cells in lines[1:])])
