@@ -10,6 +10,8 @@ inside the scan); the critic then evaluates all observations and all final
 observations in two batched calls, which also gives the truncation bootstrap
 V(final observation) for free; GAE by reverse scan; `update_epochs` shuffled
 passes of `num_minibatches` optimizer steps. Metrics are one scalar per update.
+Every `eval_every` updates `run_updates` adds a deterministic evaluation
+(`jppo.core.acting`, which also holds the act step the rollout uses).
 
 Every phase is a module-level pure function of a `Setup` (the static program:
 config, env, network, the config's strategies) and pytrees, so each can be
@@ -279,6 +281,8 @@ def update(setup: Setup, state: TrainState, hparams: HParams) -> tuple[TrainStat
     ns = track_observations(setup, c.norm, c.raw_obs)
     update_count = state.update_count + 1
     metrics = update_metrics(setup, c, stats, params, ns)
+    if setup.eval_every:  # NaN here; `run_updates` fills in the updates it evaluates after
+        metrics.update(eval_return=jnp.full((), jnp.nan), eval_length=jnp.full((), jnp.nan))
     new_state = TrainState(params, opt_state, c.env_state, c.obs, key, update_count, ns)
     return new_state, metrics
 
@@ -308,13 +312,7 @@ def run_updates(setup: Setup, state: TrainState, hparams: HParams, num_updates: 
 def updates_without_evaluation(setup: Setup, hparams: HParams, state: TrainState,
                                num_updates: int) -> tuple[TrainState, Metrics]:
     """Updates whose evaluation metrics are NaN (present whenever evaluation is on)."""
-    def one(s: TrainState, _: Any) -> tuple[TrainState, Metrics]:
-        s, metrics = update(setup, s, hparams)
-        if setup.eval_every:
-            metrics.update(eval_return=jnp.full((), jnp.nan), eval_length=jnp.full((), jnp.nan))
-        return s, metrics
-
-    return jax.lax.scan(one, state, None, length=num_updates)
+    return jax.lax.scan(lambda s, _: update(setup, s, hparams), state, None, length=num_updates)
 
 
 def evaluated_block(setup: Setup, state: TrainState, hparams: HParams
