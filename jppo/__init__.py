@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from jppo.runs.experiment import Experiment, default_experiment
     from jppo.runs.experiment import from_dict as experiment_from_dict
     from jppo.runs.experiment import load as load_experiment
+    from jppo.runs.policies import Policy, load_policy
     from jppo.runs.runner import ExperimentResult, run, run_experiment
     from jppo.runs.sweeps import Sweep, sweep
 
@@ -42,6 +43,8 @@ _EXPORTS = {
     "experiment_from_dict": ("jppo.runs.experiment", "from_dict"),
     "load_experiment": ("jppo.runs.experiment", "load"),
     "ExperimentResult": ("jppo.runs.runner", "ExperimentResult"),
+    "Policy": ("jppo.runs.policies", "Policy"),
+    "load_policy": ("jppo.runs.policies", "load_policy"),
     "run": ("jppo.runs.runner", "run"),
     "run_experiment": ("jppo.runs.runner", "run_experiment"),
     "Sweep": ("jppo.runs.sweeps", "Sweep"),
@@ -57,6 +60,7 @@ __all__ = [
     "ExperimentResult",
     "HParams",
     "PPOConfig",
+    "Policy",
     "Remedy",
     "Rule",
     "Sweep",
@@ -67,6 +71,7 @@ __all__ = [
     "default_experiment",
     "experiment_from_dict",
     "load_experiment",
+    "load_policy",
     "make_config",
     "make_train",
     "register_advantage_norm",

@@ -1,4 +1,5 @@
-"""The `jppo` command: train, compare, resume, plot, diagnose, summary, envs, config, bench.
+"""The `jppo` command: train, compare, resume, plot, diagnose, summary, eval, export,
+envs, config, bench.
 
 Every command is a typed function; `jppo COMMAND --help` lists its flags.
 """
@@ -200,6 +201,70 @@ def summary(run: Annotated[str, tyro.conf.Positional], reps: int = 2000) -> int:
     return 0
 
 
+def evaluate(
+    run: Annotated[str, tyro.conf.Positional],
+    variant: str | None = None,
+    env: str | None = None,
+    episodes: int | None = None,
+    key: int = 0,
+    stochastic: bool = False,
+) -> int:
+    """Evaluate every seed's final policy of a run (its latest checkpoint): N
+    episodes per seed, one table row per seed.
+
+    Args:
+        run: run directory.
+        variant: which variant; default: the run's baseline.
+        env: which environment; default: the run's first.
+        episodes: episodes per seed; default: the run's eval_episodes.
+        key: episodes use keys from PRNGKey(KEY), the same for every seed.
+        stochastic: sample actions instead of taking the mode (greedy / mean action).
+    """
+    import jax
+
+    from jppo.runs import policies
+
+    if episodes is not None and episodes < 1:
+        raise ValueError(f"episodes={episodes} is invalid: allowed is an integer >= 1")
+    seeds, loaded = policies.load_run_policies(Path(run), variant, env)
+    rows = []
+    for seed, policy in zip(seeds, loaded, strict=True):
+        result = policy.evaluate(jax.random.PRNGKey(key), episodes,
+                                 deterministic=not stochastic)
+        rows.append((seed, jax.device_get(result.returns), jax.device_get(result.lengths)))
+    first = loaded[0].source
+    print(f"{first['variant']} / {first['env']}: "
+          f"{'sampled' if stochastic else 'deterministic'} actions, keys from PRNGKey({key})")
+    print(policies.format_evaluation(rows))
+    return 0
+
+
+def export(
+    run: Annotated[str, tyro.conf.Positional],
+    out: str,
+    seed: int | None = None,
+    variant: str | None = None,
+    env: str | None = None,
+) -> int:
+    """Write one seed's final policy as a self-contained file (parameters,
+    observation statistics, network spec) that `jppo.load_policy(PATH)` reads.
+
+    Args:
+        run: run directory.
+        out: policy file to write.
+        seed: which seed; default: the run's first.
+        variant: which variant; default: the run's baseline.
+        env: which environment; default: the run's first.
+    """
+    from jppo.runs import policies
+
+    policy = policies.load_policy(Path(run), variant=variant, env=env, seed=seed)
+    path = policy.save(out)
+    print(f"wrote {path} ({policy.source['variant']} / {policy.source['env']}, seed "
+          f"{policy.source['seed']}, after {policy.source['updates']} updates)")
+    return 0
+
+
 def envs() -> int:
     """List the gymnax environment ids, then the partially observable variants
     (any import path package.module:factory works too)."""
@@ -272,7 +337,8 @@ def bench(
 
 COMMANDS: dict[str, Callable[..., int]] = {
     "train": train, "compare": compare, "resume": resume, "plot": plot, "diagnose": diagnose,
-    "summary": summary, "envs": envs, "config": config, "bench": bench,
+    "summary": summary, "eval": evaluate, "export": export, "envs": envs, "config": config,
+    "bench": bench,
 }
 
 

@@ -14,6 +14,9 @@ METRIC_DOCS: dict[str, str] = {
     "episode_return": "mean return of the episodes that finished in the update (NaN if none)",
     "episode_length": "mean length of the episodes that finished in the update (NaN if none)",
     "episodes_finished": "number of episodes that finished in the update, over all envs",
+    "eval_return": "mean return of eval_episodes deterministic (greedy/mean action) episodes "
+    "after the update, every eval_every updates (NaN on the others)",
+    "eval_length": "mean length of those evaluation episodes (NaN between evaluations)",
     "policy_loss": "clipped surrogate loss, mean over minibatch steps",
     "value_loss": "value loss (before vf_coef), mean over minibatch steps",
     "entropy": "policy entropy, mean over minibatch steps",
@@ -88,3 +91,43 @@ def first_nonfinite_update(metrics: Mapping[str, np.ndarray]) -> np.ndarray | No
         return None
     bad = np.asarray(flags) > 0
     return np.where(bad.any(axis=-1), bad.argmax(axis=-1), -1)
+
+
+EVAL_RETURN = "eval_return"
+TRAINING_RETURN = "episode_return"
+RETURN_LABELS = {
+    EVAL_RETURN: "evaluation return (deterministic policy)",
+    TRAINING_RETURN: "training return (sampled actions)",
+}
+
+
+def return_metric(metrics: Mapping[str, np.ndarray]) -> str:
+    """Which return a final score uses: `eval_return` when any evaluation was
+    recorded, else `episode_return` (evaluation off, or a run from before it)."""
+    values = metrics.get(EVAL_RETURN)
+    if values is not None and np.isfinite(np.asarray(values, np.float64)).any():
+        return EVAL_RETURN
+    return TRAINING_RETURN
+
+
+def final_eval_return(metrics: Mapping[str, np.ndarray], fraction: float = 0.1) -> np.ndarray:
+    """Per-seed mean of the evaluations in the last `fraction` of updates; a
+    seed with none there scores its last evaluation (NaN if it has none)."""
+    returns = np.atleast_2d(np.asarray(metrics[EVAL_RETURN], np.float64))
+    window = final_window(returns.shape[-1], fraction)
+    recent = returns[..., -window:]
+    seen = np.isfinite(recent)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(seen, recent, 0.0).sum(axis=-1) / seen.sum(axis=-1)
+    last = np.array([row[np.isfinite(row)][-1] if np.isfinite(row).any() else np.nan
+                     for row in returns])
+    return np.where(seen.any(axis=-1), mean, last)
+
+
+def final_return(metrics: Mapping[str, np.ndarray], fraction: float = 0.1
+                 ) -> tuple[np.ndarray, str]:
+    """Per-seed final return and the metric it comes from (see `return_metric`)."""
+    name = return_metric(metrics)
+    if name == EVAL_RETURN:
+        return final_eval_return(metrics, fraction), name
+    return final_episode_return(metrics, fraction), name

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from scipy.stats import bootstrap
 
 from jppo.analysis.diagnose.rules import THROTTLE_RATIO
+from jppo.analysis.metrics import EVAL_RETURN, RETURN_LABELS, TRAINING_RETURN, return_metric
 from jppo.runs import results
 
 PLOTS_DIR = "plots"
@@ -177,8 +178,10 @@ def plot_learning_curves(
     variants: Sequence[str] | None = None,
     envs: Sequence[str] | None = None,
 ) -> Path:
-    """One subplot per env: episode return vs env steps per seed, a line and a
-    bootstrap band of the across-seed mean per variant."""
+    """One subplot per env: return vs env steps per seed, a line and a bootstrap
+    band of the across-seed mean per variant. The return is the deterministic
+    evaluation's where the env has one (a variant without it shows its training
+    return, marked in the legend), else the training episodes'; the y label says."""
     variants = order(variants, frame["variant"].unique())
     envs = order(envs, frame["env"].unique())
     if not envs or not variants:
@@ -190,16 +193,17 @@ def plot_learning_curves(
     present = pairs_present(frame)
     for ax, env in zip(axes, envs, strict=False):
         ax.set_title(env)
-        if not has_data(frame, "episode_return", env):
+        shown = EVAL_RETURN if has_data(frame, EVAL_RETURN, env) else TRAINING_RETURN
+        if not has_data(frame, shown, env):
             note(ax, "no finished episodes recorded")
             continue
         for variant in variants:
             if (variant, env) in present:
                 draw_learning_curve(
-                    ax, results.metric_arrays(frame, variant, env), variant, variants
+                    ax, results.metric_arrays(frame, variant, env), variant, variants, shown
                 )
         ax.set_xlabel("env steps per seed")
-        ax.set_ylabel("episode return")
+        ax.set_ylabel(RETURN_LABELS[shown])
         ax.grid(alpha=0.3)
     for ax in axes[len(envs) :]:
         ax.set_axis_off()
@@ -208,16 +212,26 @@ def plot_learning_curves(
 
 
 def draw_learning_curve(
-    ax: Axes, arrays: dict[str, np.ndarray], variant: str, variants: Sequence[str]
+    ax: Axes, arrays: dict[str, np.ndarray], variant: str, variants: Sequence[str],
+    shown: str = TRAINING_RETURN,
 ) -> None:
-    """One variant's learning curve and band; without `episodes_finished` every
-    update with a return counts as one episode."""
-    values = arrays["episode_return"]
-    counts = arrays.get("episodes_finished", np.isfinite(values).astype(np.float64))
+    """One variant's learning curve and band of the `shown` return (its training
+    return, labelled so, if it has no evaluations). Evaluations weigh one each
+    and windows without one are skipped; training returns are weighted by
+    `episodes_finished` (without it every update with a return counts once)."""
+    metric = EVAL_RETURN if shown == EVAL_RETURN and return_metric(arrays) == EVAL_RETURN \
+        else TRAINING_RETURN
+    values = arrays[metric]
+    ones = np.isfinite(values).astype(np.float64)
+    counts = ones if metric == EVAL_RETURN else arrays.get("episodes_finished", ones)
     x_index, mean, lo, hi = learning_curve(values, counts)
+    if metric == EVAL_RETURN:
+        keep = np.isfinite(mean)
+        x_index, mean, lo, hi = x_index[keep], mean[keep], lo[keep], hi[keep]
     steps = arrays["env_steps"][0, x_index]
     color = variant_color(variant, variants)
-    ax.plot(steps, mean, color=color, label=variant)
+    label = variant if metric == shown else f"{variant} (training return)"
+    ax.plot(steps, mean, color=color, label=label)
     ax.fill_between(steps, lo, hi, color=color, alpha=0.2, linewidth=0)
 
 

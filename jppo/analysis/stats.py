@@ -22,7 +22,7 @@ import pandas as pd
 from rliable import library as rly
 from rliable import metrics as rly_metrics
 
-from jppo.analysis.metrics import final_episode_return, first_nonfinite_update
+from jppo.analysis.metrics import RETURN_LABELS, final_return, first_nonfinite_update
 from jppo.runs import results
 from jppo.runs.divergence import STOPPED_EARLY
 
@@ -32,6 +32,7 @@ COLUMNS = (
     "variant",
     "seeds",
     *(f"{name}{suffix}" for name in (*STATISTICS, "p_improve") for suffix in ("", "_lo", "_hi")),
+    "return",  # the metric the final return comes from: eval_return or episode_return
 )
 # Added to a run's table when it recorded the divergence flags (nonfinite_check).
 DIVERGENCE_COLUMNS = ("subset", "diverged")
@@ -43,10 +44,18 @@ FINAL_FRACTION = 0.1
 
 
 def final_returns(frame: pd.DataFrame, fraction: float = 0.1) -> dict[tuple[str, str], np.ndarray]:
-    """Per-seed final return (episode-weighted, last `fraction` of updates) per
-    (variant, env), in the frame's order of appearance."""
+    """Per-seed final return (last `fraction` of updates) per (variant, env), in
+    the frame's order of appearance: of the evaluations where recorded, else
+    episode-weighted over the training episodes (see `final_scores`)."""
+    return {key: scores for key, (scores, _) in final_scores(frame, fraction).items()}
+
+
+def final_scores(frame: pd.DataFrame, fraction: float = 0.1
+                 ) -> dict[tuple[str, str], tuple[np.ndarray, str]]:
+    """Per (variant, env): the per-seed final returns and the metric they come
+    from (`eval_return` or `episode_return`)."""
     return {
-        (variant, env): final_episode_return(results.metric_arrays(frame, variant, env), fraction)
+        (variant, env): final_return(results.metric_arrays(frame, variant, env), fraction)
         for variant, env in results.groups(frame)
     }
 
@@ -149,9 +158,12 @@ def summary_table(
     reps: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    return_metrics: Mapping[tuple[str, str], str] | None = None,
 ) -> pd.DataFrame:
     """One row per (variant, env) key of `scores`, in its order: final-return
-    statistics with bootstrap CIs and P(variant > baseline) on the same env.
+    statistics with bootstrap CIs and P(variant > baseline) on the same env;
+    `return` names the metric each row's scores come from (`return_metrics`,
+    empty where not given).
 
     Non-finite scores (seeds that finished no episode in the final window) are
     dropped; `seeds` counts what is left. The same input and `seed` give the
@@ -171,6 +183,7 @@ def summary_table(
         else:
             pair_seed = cell_seed(seed, env, variant, baseline)
             row |= probability_of_improvement(cell, reference, seed=pair_seed, **options)
+        row["return"] = (return_metrics or {}).get((variant, env), "")
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table["seeds"] = table["seeds"].astype(np.int64)
@@ -206,6 +219,7 @@ def format_row(row: pd.Series, baseline: str | None) -> list[str]:
         cells.append("baseline")
     else:
         cells.append(format_estimate(row["p_improve"], row["p_improve_lo"], row["p_improve_hi"], 2))
+    cells.append(RETURN_NAMES.get(row.get("return", ""), ""))
     return cells
 
 
@@ -215,10 +229,10 @@ def format_table(table: pd.DataFrame) -> str:
     ci = f"{table.attrs.get('confidence', 0.95):.0%} CI"
     versus = f"P(> {baseline})" if baseline else "P(> baseline)"
     header = ["env", "variant", "seeds", f"mean [{ci}]", f"median [{ci}]", f"IQM [{ci}]"]
-    lines = [[*header, f"{versus} [{ci}]"]]
+    lines = [[*header, f"{versus} [{ci}]", "return"]]
     lines += [format_row(row, baseline) for _, row in table.iterrows()]
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    numeric = [False, False, True, True, True, True, True]
+    numeric = [False, False, True, True, True, True, True, False]
 
     def render(cells: list[str]) -> str:
         padded = [
@@ -250,15 +264,32 @@ def write_summary(run_dir: str | Path, table: pd.DataFrame) -> tuple[Path, Path]
     )
     text = (
         "# Final return per variant and environment\n\n"
-        "Final return = per seed, the mean return of the episodes that finished in the last "
-        f"{fraction:.0%} of updates; CIs = {confidence:.0%} stratified bootstrap over seeds "
-        f"(rliable, {reps} reps); seeds = seeds with a finished episode in that window."
+        f"{final_return_text(table, fraction)} CIs = {confidence:.0%} stratified bootstrap "
+        f"over seeds (rliable, {reps} reps); seeds = seeds with a final return."
         f"{versus}\n\n{format_table(table)}\n{_paragraph(divergence_note(table))}"
     )
     md_path, csv_path = run_dir / SUMMARY_MD, run_dir / SUMMARY_CSV
     results.atomic_write_text(md_path, text)
     results.atomic_write_text(csv_path, table.to_csv(index=False))
     return md_path, csv_path
+
+
+RETURN_NAMES = {"eval_return": "eval", "episode_return": "training"}
+
+
+def final_return_text(table: pd.DataFrame, fraction: float) -> str:
+    """What the final return of the table's rows is, for each metric they use."""
+    used = set(table["return"]) if "return" in table else set()
+    parts = []
+    if "eval_return" in used:
+        parts.append(f"eval = {RETURN_LABELS['eval_return']}: per seed, the mean evaluation "
+                     f"return (eval_return) of the evaluations in the last {fraction:.0%} of "
+                     "updates, or the last evaluation if none falls there.")
+    if "episode_return" in used or not parts:
+        parts.append(f"training = {RETURN_LABELS['episode_return']}: per seed, the mean return "
+                     "of the training episodes (episode_return) that finished in the last "
+                     f"{fraction:.0%} of updates.")
+    return "Final return (column `return`): " + " ".join(parts)
 
 
 def ordered_keys(
@@ -278,15 +309,16 @@ def summarize_run(run_dir: str | Path, *, reps: int = 2000, seed: int = 0) -> pd
     stopped early is labelled 'incomplete: k of n updates' under the table."""
     info = results.read_run_info(run_dir)
     frame = results.read_metrics(run_dir)
-    scores = final_returns(frame, FINAL_FRACTION)
+    scores = final_scores(frame, FINAL_FRACTION)
     keys = ordered_keys(list(scores), list(info.get("envs", [])), list(info.get("variants", {})))
-    ordered = {key: scores[key] for key in keys}
+    ordered = {key: scores[key][0] for key in keys}
+    options = {"reps": reps, "seed": seed,
+               "return_metrics": {key: scores[key][1] for key in keys}}
     firsts = first_divergences(frame)
     if firsts is None:  # the run did not record the flags: the plain table
-        table = summary_table(ordered, info.get("baseline"), reps=reps, seed=seed)
+        table = summary_table(ordered, info.get("baseline"), **options)
     else:
-        table = summary_with_divergence(ordered, firsts, info.get("baseline"), reps=reps,
-                                        seed=seed)
+        table = summary_with_divergence(ordered, firsts, info.get("baseline"), **options)
     table.attrs.update(fraction=FINAL_FRACTION, stopped_early=info.get(STOPPED_EARLY) or {},
                        incomplete=results.incomplete_cells(frame, info))  # a stopped run
     write_summary(run_dir, table)

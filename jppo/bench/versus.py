@@ -90,6 +90,7 @@ def build_pair(env_name: str, num_seeds: int, config: PPOConfig, devices: int,
     """jppo and the reference, compiled for the same seeds and chunk."""
     updates = chunk_updates(num_seeds, config.batch_size)
     env, env_params = envs.make(env_name)
+    config = config.replace(eval_every=0)  # the reference has no evaluation: like for like
     trainer = make_train(config, env, env_params)
     hparams = config.hparams()
     ours = _compile("jppo", lambda k: trainer.init(k, hparams),

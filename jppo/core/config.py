@@ -219,6 +219,17 @@ class PPOConfig:
                                  Flag())
     scan_unroll: int = knob(0, "env steps per loop trip of the rollout and GAE scans (same "
                             "results); 0: 1 on CPU, 8 on GPU/TPU", Integer(0))
+    # --- deterministic evaluation
+    eval_every: int | None = knob(None, "updates between deterministic evaluations (greedy or "
+                                  "mean action, metrics eval_return/eval_length); 0: off; "
+                                  "None: about ten per run, the last on the final policy (a "
+                                  "divisor of the number of updates near a tenth of it)",
+                                  Integer(0, optional=True))
+    eval_episodes: int = knob(16, "vmapped episodes per evaluation", Integer(1))
+    eval_max_steps: int = knob(0, "longest evaluation episode; 0: the env's "
+                               "max_steps_in_episode (an env without one is then not "
+                               "evaluated unless eval_every is set, which makes it an error)",
+                               Integer(0))
     # --- network
     torso_kind: str = knob("auto", "observation encoder before the dense layers: cnn (MinAtar's "
                            "3x3 conv, 16 channels, one per network unless torso_hidden shares "
@@ -274,6 +285,15 @@ class PPOConfig:
         """Whether either network has a recurrent cell: minibatches are then whole
         env sequences (`num_envs // num_minibatches` envs each), not shuffled steps."""
         return bool(self.policy_rnn or self.value_rnn)
+
+    @property
+    def eval_interval(self) -> int:
+        """Updates between evaluations (0: none): `eval_every`, or for None about
+        ten per run at a divisor of the updates, so the last evaluates the
+        final policy and every chunk of the run evaluates at the same places."""
+        if self.eval_every is not None:
+            return self.eval_every
+        return divisor_near(self.num_updates, max(1, self.num_updates // 10))
 
     @property
     def steps_per_update(self) -> int:
@@ -363,6 +383,14 @@ def action_space_knobs(config: PPOConfig) -> dict[str, str]:
     action space only: name -> "continuous" or "discrete"."""
     return {name: k.action_space for name, k in KNOBS.items()
             if k.action_space is not None and getattr(config, name) != DEFAULTS[name]}
+
+
+def divisor_near(n: int, target: int) -> int:
+    """The largest divisor of `n` not above `target`, or `target` itself when that
+    divisor is below a quarter of it (n prime, say)."""
+    target = max(1, min(target, n))
+    divisor = max(d for d in range(1, target + 1) if n % d == 0)
+    return divisor if divisor * 4 >= target else target
 
 
 def check_fields(changes: Mapping[str, Any], owner: str) -> None:

@@ -104,3 +104,15 @@ def entropy(dist: tuple[jax.Array, ...], discrete: bool,
         return categorical_entropy(dist[0])
     mean, log_std = dist
     return gaussian_entropy(jnp.broadcast_to(log_std, mean.shape))
+
+
+def mode(dist: tuple[jax.Array, ...], discrete: bool,
+         nvec: Sequence[int] | None = None) -> jax.Array:
+    """The most likely action: the argmax of each categorical (int32), or the
+    Gaussian's mean (its density peaks there; `log_std` does not move it)."""
+    if nvec is not None:
+        return jnp.stack([jnp.argmax(part, axis=-1).astype(jnp.int32)
+                          for part in split_logits(dist[0], nvec)], axis=-1)
+    if discrete:
+        return jnp.argmax(dist[0], axis=-1).astype(jnp.int32)
+    return dist[0]

@@ -125,14 +125,19 @@ class Registered:
 
 @dataclasses.dataclass(frozen=True)
 class Integer:
-    """A whole number >= `minimum`; integral floats such as 5e5 become ints."""
+    """A whole number >= `minimum`; integral floats such as 5e5 become ints.
+    `optional`: None is accepted too (the knob's doc says what it stands for)."""
 
     minimum: int = 1
+    optional: bool = False
 
     def describe(self) -> str:
-        return f"an integer >= {self.minimum}"
+        whole = f"an integer >= {self.minimum}"
+        return f"{whole}, or None" if self.optional else whole
 
     def check(self, name: str, value: Any) -> None:
+        if value is None and self.optional:
+            return
         if not isinstance(value, int) or isinstance(value, bool) or value < self.minimum:
             raise invalid(name, value, self.describe())
 

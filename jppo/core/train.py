@@ -10,6 +10,8 @@ inside the scan); the critic then evaluates all observations and all final
 observations in two batched calls, which also gives the truncation bootstrap
 V(final observation) for free; GAE by reverse scan; `update_epochs` shuffled
 passes of `num_minibatches` optimizer steps. Metrics are one scalar per update.
+Every `eval_every` updates `run_updates` adds a deterministic evaluation
+(`jppo.core.acting`, which also holds the act step the rollout uses).
 
 Recurrent networks (`policy_rnn`, `value_rnn`): `TrainState.memory` carries each
 env's policy and critic state across rollouts, and every step restarts it where
@@ -40,7 +42,7 @@ import optax
 from flax import struct
 
 import envs
-from jppo.core import distributions, losses, strategies
+from jppo.core import acting, distributions, losses, strategies
 from jppo.core import normalize as norm
 from jppo.core.config import HParams, PPOConfig, validate_hparams
 from jppo.core.gae import actor_critic_targets
@@ -169,6 +171,9 @@ class Setup:
     network: ActorCritic
     chosen: strategies.Strategies
     unroll: int  # env steps per trip of the time scans
+    actor: acting.Actor
+    eval_every: int  # updates between evaluations; 0: none
+    eval_max_steps: int  # step limit of an evaluation episode
 
 # ----------------------------------------------------------------- the program
 
@@ -187,6 +192,7 @@ class Trainer:
     # collect(state, hparams, key, critic_lambda), learn(state, collected, hparams, key)
     phases: Mapping[str, Callable[..., Any]] = dataclasses.field(
         default_factory=dict, hash=False, compare=False)
+    eval_every: int = 0  # updates between evaluations (0: none); run_updates' block size
 
     def __call__(self, key: jax.Array, hparams: HParams | None = None) -> TrainResult:
         hparams = self.config.hparams() if hparams is None else hparams
@@ -209,7 +215,7 @@ def make_train(config: PPOConfig, env: Any, env_params: Any = None) -> Trainer:
     phases = {"rollout": bound(rollout, setup), "collect": bound(collect, setup),
               "learn": bound(learn, setup)}
     return Trainer(config, setup.spec, setup.network, bound(init, setup), bound(update, setup),
-                   bound(run_updates, setup), phases)
+                   bound(run_updates, setup), phases, setup.eval_every)
 
 
 def make_setup(config: PPOConfig, env: Any, env_params: Any) -> Setup:
@@ -218,8 +224,29 @@ def make_setup(config: PPOConfig, env: Any, env_params: Any) -> Setup:
     spec = envs.env_spec(env, env_params)
     network = make_network(config, spec.num_actions if spec.discrete else spec.action_dim,
                            spec.discrete, spec.obs_shape)
+    actor = acting.Actor(network, spec.discrete, acting.nvec_of(spec.action_nvec),
+                         config.obs_norm)
+    eval_every, max_steps = evaluation_plan(config, env_params, spec.name)
     return Setup(config, env, env_params, spec, network, strategies.of(config),
-                 scan_unroll(config))
+                 scan_unroll(config), actor, eval_every, max_steps)
+
+
+def evaluation_plan(config: PPOConfig, env_params: Any, env_name: str) -> tuple[int, int]:
+    """(updates between evaluations, evaluation step limit); (0, 0) when off.
+    An env with no episode limit is evaluated only when asked (`eval_every`),
+    and then it needs `eval_max_steps`."""
+    every = config.eval_interval
+    limit = acting.episode_limit(env_params, config.eval_max_steps)
+    if not every:
+        return 0, 0
+    if limit is None:
+        if config.eval_every is None:
+            return 0, 0
+        raise ValueError(f"eval_every={config.eval_every} is invalid for env {env_name!r}: its "
+                         "params have no max_steps_in_episode to bound an evaluation episode; "
+                         "allowed is setting eval_max_steps (the longest evaluation episode), "
+                         "or eval_every=0")
+    return every, limit
 
 
 def scan_unroll(config: PPOConfig) -> int:
@@ -294,14 +321,62 @@ def update(setup: Setup, state: TrainState, hparams: HParams) -> tuple[TrainStat
     ns = track_observations(setup, c.norm, c.raw_obs)
     update_count = state.update_count + 1
     metrics = update_metrics(setup, c, stats, params, ns)
+    if setup.eval_every:  # NaN here; `run_updates` fills in the updates it evaluates after
+        metrics.update(eval_return=jnp.full((), jnp.nan), eval_length=jnp.full((), jnp.nan))
     new_state = TrainState(params, opt_state, c.env_state, c.obs, key, update_count, ns,
                            c.memory)
     return new_state, metrics
 
 
-def run_updates(setup: Setup, state: TrainState, hparams: HParams, num_updates: int):
-    return jax.lax.scan(lambda s, _: update(setup, s, hparams), state, None,
-                        length=num_updates)
+def run_updates(setup: Setup, state: TrainState, hparams: HParams, num_updates: int
+                ) -> tuple[TrainState, Metrics]:
+    """`num_updates` updates; with evaluation on, as blocks of `eval_every`
+    updates each followed by one evaluation, then the remaining updates. The
+    evaluations sit at static positions: under `jax.vmap` a `lax.cond` on the
+    batched update count would run the evaluation after every update. A run
+    split into chunks whose sizes are multiples of `eval_every` evaluates
+    after the same updates as one call for the whole run."""
+    every = setup.eval_every
+    plain = functools.partial(updates_without_evaluation, setup, hparams)
+    if not every or num_updates < every:
+        return plain(state, num_updates)
+    blocks, rest = divmod(num_updates, every)
+    state, metrics = jax.lax.scan(
+        lambda s, _: evaluated_block(setup, s, hparams), state, None, length=blocks)
+    metrics = jax.tree.map(lambda x: x.reshape((blocks * every, *x.shape[2:])), metrics)
+    if rest:
+        state, tail = plain(state, rest)
+        metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, tail)
+    return state, metrics
+
+
+def updates_without_evaluation(setup: Setup, hparams: HParams, state: TrainState,
+                               num_updates: int) -> tuple[TrainState, Metrics]:
+    """Updates whose evaluation metrics are NaN (present whenever evaluation is on)."""
+    return jax.lax.scan(lambda s, _: update(setup, s, hparams), state, None, length=num_updates)
+
+
+def evaluated_block(setup: Setup, state: TrainState, hparams: HParams
+                    ) -> tuple[TrainState, Metrics]:
+    """`eval_every` updates, then an evaluation of the policy they ended with,
+    reported on the block's last update."""
+    state, metrics = updates_without_evaluation(setup, hparams, state, setup.eval_every)
+    result = evaluate_state(setup, state, hparams)
+    metrics["eval_return"] = metrics["eval_return"].at[-1].set(jnp.mean(result.returns))
+    metrics["eval_length"] = metrics["eval_length"].at[-1].set(jnp.mean(result.lengths))
+    return state, metrics
+
+
+def evaluate_state(setup: Setup, state: TrainState, hparams: HParams) -> acting.EvalResult:
+    """`eval_episodes` deterministic episodes of the state's policy, with its
+    observation statistics (not updated), on keys folded from the train key."""
+    return acting.evaluate(setup.actor, policy_inputs(state.params, state.norm, hparams),
+                           setup.env, setup.env_params, acting.evaluation_key(state.key),
+                           setup.config.eval_episodes, setup.eval_max_steps)
+
+
+def policy_inputs(params: Any, ns: NormState, hparams: HParams) -> acting.PolicyInputs:
+    return acting.PolicyInputs(params, ns.obs, hparams.obs_clip)
 
 # ----------------------------------- collect: act, then advantages and targets
 
@@ -346,13 +421,11 @@ def env_step(setup: Setup, params: Any, ns: NormState, hparams: HParams,
     """One step of every env under the current policy (the rollout scan's body)."""
     env_state, obs, memory = carry
     action_key, env_key = jax.random.split(step_key)
-    seen = observe(setup, obs, ns, hparams)
-    dist, policy_carry = setup.network.apply(params, seen, memory.policy, memory.episode_start,
-                                             method=ActorCritic.policy_step)
+    action, seen, dist, policy_carry = acting.act_step(
+        setup.actor, policy_inputs(params, ns, hparams), obs, action_key, deterministic=False,
+        carry=memory.policy, reset=memory.episode_start)
     value_carry, critic = critic_memory_step(setup, params, seen, memory)
-    discrete, nvec = setup.spec.discrete, setup.spec.action_nvec
-    action = distributions.sample(action_key, dist, discrete, nvec)
-    log_prob = distributions.log_prob(dist, action, discrete, nvec)
+    log_prob = distributions.log_prob(dist, action, setup.spec.discrete, setup.spec.action_nvec)
     step_envs = jax.vmap(setup.env.step, in_axes=(0, 0, 0, None))
     next_obs, env_state, reward, terminated, truncated, info = step_envs(
         jax.random.split(env_key, setup.config.num_envs), env_state, action, setup.env_params
@@ -380,7 +453,7 @@ def critic_memory_step(setup: Setup, params: Any, seen: jax.Array, memory: Memor
 
 def policy(setup: Setup, params: Any, obs: jax.Array) -> tuple[jax.Array, ...]:
     """A feed-forward policy's distribution parameters (any batch axes)."""
-    return setup.network.apply(params, obs, method=ActorCritic.policy)
+    return acting.distribution(setup.actor, params, obs)
 
 
 def critic_output(setup: Setup, params: Any, obs: jax.Array) -> jax.Array:
@@ -410,9 +483,7 @@ def critic_head(setup: Setup, params: Any, obs: jax.Array) -> jax.Array:
 
 
 def observe(setup: Setup, obs: jax.Array, ns: NormState, hparams: HParams) -> jax.Array:
-    if not setup.config.obs_norm:
-        return obs
-    return norm.normalize_obs(obs, ns.obs, hparams.obs_clip)
+    return acting.observe(setup.actor, policy_inputs(None, ns, hparams), obs)
 
 
 def learner_rewards(setup: Setup, traj: Transition, ns: NormState, hparams: HParams):

@@ -40,7 +40,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import envs
 from jppo.analysis.metrics import final_episode_return
-from jppo.core.config import HParams, PPOConfig, validate_hparams
+from jppo.core.config import HParams, PPOConfig, divisor_near, validate_hparams
 from jppo.core.networks import resolve_torso_kind
 from jppo.core.train import Trainer, TrainState, make_train
 from jppo.runs import checkpoint, faults, multihost, results, rundir, tensorboard
@@ -111,13 +111,16 @@ def seed_keys(num_seeds: int, first_seed: int = 0) -> jax.Array:
     return jax.vmap(jax.random.PRNGKey)(jnp.arange(first_seed, first_seed + num_seeds))
 
 
-def pick_chunk_size(num_updates: int, target: int) -> int:
+def pick_chunk_size(num_updates: int, target: int, multiple_of: int = 1) -> int:
     """The largest divisor of `num_updates` not above `target`, so one compiled
     chunk covers the run; falls back to `target` (one extra compile for the
-    remainder) when the divisors are all tiny."""
-    target = max(1, min(target, num_updates))
-    divisor = max(d for d in range(1, target + 1) if num_updates % d == 0)
-    return divisor if divisor * 4 >= target else target
+    remainder) when the divisors are all tiny. With `multiple_of` (the
+    updates between evaluations) the chunk is a multiple of it, so every
+    chunk evaluates after the same updates as one whole-run call would."""
+    if multiple_of > 1 and num_updates >= multiple_of:
+        blocks = pick_chunk_size(num_updates // multiple_of, round(target / multiple_of))
+        return multiple_of * blocks
+    return divisor_near(num_updates, target)
 
 
 def versions() -> dict[str, str]:
@@ -315,7 +318,7 @@ def _run_program(
     keys, hparams = jax.device_put((keys, hparams), sharding)
 
     init = jax.jit(jax.vmap(trainer.init), out_shardings=sharding)
-    chunk = pick_chunk_size(config.num_updates, exp.chunk_updates)
+    chunk = pick_chunk_size(config.num_updates, exp.chunk_updates, trainer.eval_every)
     num_chunks = math.ceil(config.num_updates / chunk)
     manager = checkpoint.manager(out, program.checkpoint_name) if out is not None else None
     restored = _restore(program, manager, jax.eval_shape(init, keys, hparams), runs, sharding) \

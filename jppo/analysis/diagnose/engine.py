@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jppo.analysis.metrics import return_metric
 from jppo.core.config import CONFIG_FIELDS, PPOConfig
 from jppo.runs import results
 
@@ -60,6 +61,15 @@ class Cell:
         if values is None or not np.any(np.isfinite(values)):
             return None
         return np.asarray(values, np.float64)
+
+    @property
+    def return_name(self) -> str:
+        """The return the solved gate reads: `eval_return` (deterministic
+        evaluations) when recorded, else `episode_return`."""
+        return return_metric(self.arrays)
+
+    def returns(self) -> np.ndarray | None:
+        return self.get(self.return_name)
 
     @property
     def window(self) -> np.ndarray:
@@ -139,6 +149,7 @@ class Finding:
     description: str = ""
     condition: str = ""
     lines: tuple[str, ...] = ()  # further facts, one per line (e.g. a divergence's source)
+    returns: str = "episode_return"  # the return the solved gate read
 
 
 # ------------------------------------------------------- judging one quantity
@@ -173,8 +184,9 @@ def flat_targets(cell: Cell) -> np.ndarray:
 
 
 def smoothed_returns(returns: np.ndarray) -> np.ndarray:
-    """Per seed, the latest episode return carried forward, then a rolling median
-    over SMOOTHING_FRACTION of the updates: one lucky rollout is not a level."""
+    """Per seed, the latest return carried forward (evaluations are sparse), then
+    a rolling median over SMOOTHING_FRACTION of the updates: one lucky rollout
+    is not a level."""
     latest = pd.DataFrame(returns.T).ffill()
     width = max(5, round(SMOOTHING_FRACTION * returns.shape[1]))
     return latest.rolling(width, min_periods=1).median().to_numpy().T
@@ -190,8 +202,9 @@ def solved(cell: Cell) -> np.ndarray:
     """Updates where the seed's smoothed return is within SOLVED_TOLERANCE (of the
     learning range) of the best smoothed return on this environment: of any
     variant in the run when `cell.best_return` is set, else of this cell's seeds.
-    A policy that stopped changing there has nothing left to move to."""
-    returns = cell.get("episode_return")
+    A policy that stopped changing there has nothing left to move to. The
+    return is the evaluation's where the run has one (`Cell.return_name`)."""
+    returns = cell.returns()
     if returns is None:
         return np.zeros(cell.window.shape, bool)
     level = smoothed_returns(returns)
@@ -253,7 +266,7 @@ def make_cells(frame: pd.DataFrame, info: Mapping[str, Any] | None = None) -> li
     cells = [make_cell(frame, variant, env, info) for variant, env in pairs]
     best: dict[str, float] = {}
     for cell in cells:
-        returns = cell.get("episode_return")
+        returns = cell.returns()
         if returns is not None:
             best[cell.env] = max(best.get(cell.env, -math.inf), best_return(returns))
     return [dataclasses.replace(cell, best_return=best.get(cell.env)) for cell in cells]
@@ -295,7 +308,7 @@ def diagnose_cell(cell: Cell, rule: Rule) -> Finding:
         remedies=untried(rule.remedies, cell.config), threshold=rule.threshold,
         basis=verdict.basis, note=verdict.note, key=verdict.key,
         key_value=_key_value(verdict), description=rule.description,
-        condition=rule.condition,
+        condition=rule.condition, returns=cell.return_name,
     )
 
 
@@ -309,13 +322,15 @@ def _key_value(verdict: Verdict) -> float:
 
 
 def evidence_table(cell: Cell, rule: Rule, verdict: Verdict) -> pd.DataFrame:
-    """Median across seeds at EVIDENCE_ROWS evenly spaced updates, warm-up included."""
+    """Median across seeds at EVIDENCE_ROWS evenly spaced updates, warm-up included
+    (with the latest evaluation return where the run evaluates)."""
     n = len(cell.updates)
     rows = np.unique(np.linspace(0, n - 1, min(EVIDENCE_ROWS, n)).round().astype(int))
     columns: dict[str, Any] = {"update": cell.updates[rows]}
     series = {"env_steps": cell.get("env_steps"), "episode_return": cell.get("episode_return")}
     series |= {name: cell.get(name) for name in rule.metrics}
     series |= dict(verdict.derived)
+    series["latest_eval_return"] = latest(cell.get("eval_return"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for name, values in series.items():
@@ -324,6 +339,12 @@ def evidence_table(cell: Cell, rule: Rule, verdict: Verdict) -> pd.DataFrame:
     if "env_steps" in columns:
         columns["env_steps"] = columns["env_steps"].astype(np.int64)
     return pd.DataFrame(columns)
+
+
+def latest(values: np.ndarray | None) -> np.ndarray | None:
+    """Per seed, the latest value carried forward: evaluations are sparse, so the
+    evidence rows show the last one before each."""
+    return None if values is None else pd.DataFrame(values.T).ffill().to_numpy().T
 
 
 def untried(remedies: Sequence[Remedy], config: PPOConfig) -> list[Remedy]:

@@ -28,7 +28,8 @@ def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None 
              f"on more than half of the updates the rule evaluates (at least {MIN_EVALUATED}), "
              f"and a failure mode is reported when at least {FIRE_FRACTION:.0%} of the seeds "
              "are affected; numerical divergence (a NaN or inf in an update) is reported "
-             "for any seed at any update. Evidence tables show the median across seeds.", ""]
+             "for any seed at any update. Evidence tables show the median across seeds.",
+             "", solved_gate_text(findings), ""]
     lines += [*(f"**{note}**" for note in notes), ""] if notes else []
     for (variant, env), cell in group_findings(findings).items():
         lines += _cell_markdown(variant, env, cell)
@@ -85,6 +86,19 @@ def _summary_markdown(findings: Sequence[Finding]) -> list[str]:
     header = ["failure mode", *(f"{v} / {e}" for v, e in cells)]
     return ["## Summary: fraction of seeds affected", "",
             markdown_table(pd.DataFrame(rows, columns=header)), ""]
+
+
+def solved_gate_text(findings: Sequence[Finding]) -> str:
+    """Which return the solved gate read, per the cells' metrics."""
+    used = sorted({f.returns for f in findings})
+    if used == ["eval_return"]:
+        return ("Solved is judged on the evaluation return (eval_return: deterministic "
+                "episodes every eval_every updates).")
+    if used == ["episode_return"] or not used:
+        return ("Solved is judged on the training return (episode_return: episodes of the "
+                "sampled policy).")
+    return ("Solved is judged on the evaluation return (eval_return) where a cell has one, "
+            "else on the training return (episode_return).")
 
 
 def format_terminal(findings: Sequence[Finding], notes: Sequence[str] = ()) -> str:

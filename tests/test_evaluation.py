@@ -1,0 +1,266 @@
+"""Deterministic evaluation inside the program and the policy hand-off:
+greedy actions are the mode, evaluation leaves training bitwise unchanged,
+episodes match a step-by-step reference, and a policy loaded from a run or
+an exported file reproduces the in-run evaluation exactly."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs
+import jppo
+from jppo import cli
+from jppo.analysis import diagnose, stats
+from jppo.analysis import metrics as metric_lib
+from jppo.analysis.diagnose.report import solved_gate_text
+from jppo.core import acting, distributions, normalize, train
+from jppo.core.config import PPOConfig, divisor_near
+from jppo.core.networks import ActorCritic, make_network
+from jppo.runs import experiment, policies, results, runner
+
+TINY = dict(num_envs=4, num_steps=16, update_epochs=2, num_minibatches=2, diagnostics=False)
+SEEDS = 2
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# ------------------------------------------------------------------ the mode
+
+
+def test_greedy_action_is_the_mode_of_each_distribution():
+    logits = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (32, 5)))
+    greedy = np.asarray(distributions.mode((jnp.asarray(logits),), True))
+    np.testing.assert_array_equal(greedy, np.argmax(softmax(logits), axis=-1))
+    log_probs = np.stack([distributions.log_prob((jnp.asarray(logits),), jnp.full(32, a), True)
+                          for a in range(5)], axis=-1)
+    assert np.all(log_probs[np.arange(32), greedy] >= log_probs.max(axis=-1))
+
+    nvec = (3, 4)
+    multi = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (16, 7)))
+    np.testing.assert_array_equal(distributions.mode((jnp.asarray(multi),), True, nvec),
+                                  np.stack([multi[:, :3].argmax(-1), multi[:, 3:].argmax(-1)],
+                                           axis=-1))
+
+    mean = jax.random.normal(jax.random.PRNGKey(2), (8, 2))
+    log_std = jnp.array([0.3, -1.0])
+    best = distributions.mode((mean, log_std), False)
+    np.testing.assert_array_equal(best, mean)
+    for shift in (1e-2, -1e-2):
+        assert np.all(distributions.gaussian_log_prob(mean, log_std, best)
+                      > distributions.gaussian_log_prob(mean, log_std, best + shift))
+
+
+def test_act_normalizes_then_takes_the_mode_of_the_policy_head():
+    network = make_network(PPOConfig(), 2, True, (4,))
+    params = network.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
+    stats = normalize.RunningStats(jnp.asarray(10.0), jnp.array([1.0, -2.0, 0.5, 3.0]),
+                                            jnp.array([40.0, 10.0, 2.5, 90.0]))
+    inputs = acting.PolicyInputs(params, stats, jnp.asarray(10.0))
+    obs = np.asarray(jax.random.normal(jax.random.PRNGKey(3), (64, 4))) * 5
+    seen = np.clip((obs - np.asarray(stats.mean)) / np.sqrt(np.asarray(stats.m2) / 10 + 1e-8),
+                   -10, 10)
+    logits = np.asarray(network.apply(params, jnp.asarray(seen, jnp.float32),
+                                      method=ActorCritic.policy)[0])
+    actor = acting.Actor(network, True, None, obs_norm=True)
+    key = jax.random.PRNGKey(4)
+    np.testing.assert_array_equal(acting.act(actor, inputs, obs, key), logits.argmax(-1))
+    sampled = acting.act(actor, inputs, obs, key, deterministic=False)
+    np.testing.assert_array_equal(sampled, jax.random.categorical(key, jnp.asarray(logits)))
+
+
+# --------------------------------------------------- evaluation in training
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    return envs.make("CartPole-v1")
+
+
+@pytest.fixture(scope="module")
+def on_and_off(cartpole):
+    keys = runner.seed_keys(SEEDS)
+    out = {}
+    for every in (0, 3):
+        config = PPOConfig(**TINY, total_timesteps=64 * 6, eval_every=every, eval_episodes=4)
+        out[every] = jax.device_get(jax.jit(jax.vmap(jppo.make_train(config, *cartpole)))(keys))
+    return out
+
+
+def test_evaluation_does_not_change_training(on_and_off):
+    off, on = on_and_off[0], on_and_off[3]
+    assert set(on.metrics) == set(off.metrics) | {"eval_return", "eval_length"}
+    for name, values in off.metrics.items():
+        np.testing.assert_array_equal(on.metrics[name], values, err_msg=name)
+    for a, b in zip(jax.tree.leaves(off.state), jax.tree.leaves(on.state), strict=True):
+        np.testing.assert_array_equal(a, b)
+    evaluated = np.isfinite(on.metrics["eval_return"])
+    np.testing.assert_array_equal(evaluated, np.tile([False, False, True], (SEEDS, 2)))
+    assert np.all(on.metrics["eval_length"][evaluated] >= 8)  # CartPole episodes last >= 8
+
+
+def reference_episodes(env, params, policy_inputs, actor, key, episodes, limit):
+    """Step-by-step episodes on the host: each run to its first end."""
+    reset_key, _ = jax.random.split(key)
+    returns, lengths = [], []
+    for k in jax.random.split(reset_key, episodes):
+        obs, state = env.reset(k, params)
+        total, steps = 0.0, 0
+        while steps < limit:
+            action = acting.act(actor, policy_inputs, obs, key)
+            obs, state, reward, terminated, truncated, _ = env.step(key, state, action, params)
+            total, steps = total + float(reward), steps + 1
+            if terminated or truncated:
+                break
+        returns.append(total)
+        lengths.append(steps)
+    return np.mean(returns), np.mean(lengths)
+
+
+def test_in_run_evaluation_matches_step_by_step_episodes(on_and_off, cartpole):
+    """CartPole's dynamics use no randomness after reset, so only the reset
+    keys matter: the evaluation's mean return and length are those of a plain
+    loop over the same start states with the greedy policy."""
+    config = PPOConfig(**TINY, total_timesteps=64 * 6, eval_every=3, eval_episodes=4)
+    setup = train.make_setup(config, *cartpole)
+    state = jax.tree.map(lambda x: x[1], on_and_off[3].state)  # seed 1 after update 6
+    inputs = train.policy_inputs(state.params, state.norm, config.hparams())
+    expected = reference_episodes(*cartpole, inputs, setup.actor,
+                                  acting.evaluation_key(state.key), 4, 500)
+    got = on_and_off[3].metrics
+    assert (got["eval_return"][1, -1], got["eval_length"][1, -1]) == expected
+
+
+def test_default_evaluates_about_ten_times_the_last_on_the_final_policy():
+    assert PPOConfig().num_updates == 976 and PPOConfig().eval_interval == 61  # 16 evaluations
+    assert PPOConfig(total_timesteps=512 * 1000).eval_interval == 100
+    assert divisor_near(977, 97) == 97  # a prime: ten evaluations, the last before the end
+    assert PPOConfig(eval_every=0).eval_interval == 0
+    with pytest.raises(ValueError, match=r"^eval_every=-1 is invalid: allowed is an integer "
+                                         r">= 0, or None$"):
+        PPOConfig(eval_every=-1)
+
+
+def test_an_env_without_an_episode_limit_needs_eval_max_steps():
+    class Params:  # no max_steps_in_episode
+        pass
+
+    assert train.evaluation_plan(PPOConfig(), Params(), "free") == (0, 0)
+    assert train.evaluation_plan(PPOConfig(eval_every=5, eval_max_steps=30), Params(),
+                                 "free") == (5, 30)
+    with pytest.raises(ValueError, match="eval_every=5 is invalid for env 'free'") as error:
+        train.evaluation_plan(PPOConfig(eval_every=5), Params(), "free")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("updates,target,every", [(976, 61, 61), (976, 50, 61), (100, 7, 10),
+                                                  (95, 50, 10), (8, 2, 4), (30, 50, 0)])
+def test_chunks_are_multiples_of_the_evaluation_interval(updates, target, every):
+    chunk = runner.pick_chunk_size(updates, target, every)
+    if every and updates >= every:
+        assert chunk % every == 0
+    assert 1 <= chunk <= max(updates, every)
+
+
+# ------------------------------------------------------------- the hand-off
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """2 seeds, 8 updates, obs normalization, evaluation every 4 updates."""
+    exp = experiment.from_dict(dict(
+        name="handoff", envs=["CartPole-v1"], seeds=SEEDS, total_timesteps=64 * 8,
+        chunk_updates=2, config=dict(TINY, obs_norm=True, eval_every=4, eval_episodes=4)))
+    out = tmp_path_factory.mktemp("handoff") / "run"
+    return out, runner.run_experiment(exp, out, progress="off")
+
+
+def test_load_policy_reproduces_the_final_evaluation_exactly(run):
+    out, result = run
+    state = result.states["program-000"]
+    final = result.metrics()["eval_return"][:, -1]
+    for i in range(SEEDS):
+        policy = jppo.load_policy(out, seed=i)
+        evaluated = policy.evaluate(acting.evaluation_key(state.key[i]))
+        assert float(jnp.mean(evaluated.returns)) == final[i]
+        # the normalizer applied is this seed's running statistics
+        np.testing.assert_array_equal(policy.inputs.obs_stats.mean, state.norm.obs.mean[i])
+        assert policy.actor.obs_norm and float(policy.inputs.obs_stats.count) > 64
+
+
+def test_export_round_trip_is_exact(run, tmp_path):
+    out, result = run
+    state = result.states["program-000"]
+    assert cli.main(["export", str(out), "--seed", "1", "--out", str(tmp_path / "p.policy")]) == 0
+    loaded, direct = jppo.load_policy(tmp_path / "p.policy"), jppo.load_policy(out, seed=1)
+    for a, b in zip(jax.tree.leaves(direct.inputs), jax.tree.leaves(loaded.inputs), strict=True):
+        np.testing.assert_array_equal(a, b)
+    key = acting.evaluation_key(state.key[1])
+    assert float(jnp.mean(loaded.evaluate(key).returns)) == result.metrics()["eval_return"][1, -1]
+    obs = jax.random.normal(jax.random.PRNGKey(0), (16, 4))
+    act = jax.jit(loaded.act, static_argnames="deterministic")
+    np.testing.assert_array_equal(act(obs, key), direct.act(obs, key))
+    np.testing.assert_array_equal(act(obs, key, deterministic=False),
+                                  direct.act(obs, key, deterministic=False))
+
+
+def test_selectors_fail_in_one_line_listing_what_exists(run, tmp_path):
+    out, _ = run
+    cases = [({"seed": 5}, r"seed=5 is invalid: the run has seeds \[0, 1\]"),
+             ({"variant": "x"}, r"variant='x' is invalid: the run has variants \['default'\]"),
+             ({"env": "Acrobot-v1"}, r"env='Acrobot-v1' is invalid: the run has envs")]
+    for selectors, message in cases:
+        with pytest.raises(ValueError, match=message) as error:
+            jppo.load_policy(out, **selectors)
+        assert "\n" not in str(error.value)
+    (tmp_path / "junk.policy").write_bytes(b"not msgpack at all")
+    with pytest.raises(ValueError, match="is not a jppo policy file"):
+        jppo.load_policy(tmp_path / "junk.policy")
+
+
+def test_jppo_eval_prints_a_row_per_seed(run, capsys):
+    out, _ = run
+    assert cli.main(["eval", str(out), "--episodes", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "deterministic actions" in lines[0]
+    rows = [line for line in lines if line.startswith("|") and "---" not in line]
+    assert [r.split("|")[1].strip() for r in rows] == ["seed", "0", "1", "all"]
+    assert all(r.split("|")[2].strip() == "3" for r in rows[1:3])
+
+
+# -------------------------------------------------- which return is reported
+
+
+def test_final_return_uses_the_evaluations_and_says_so(run):
+    nan = np.nan
+    metrics = {"eval_return": np.array([[nan, 5.0, nan, 7.0, nan, 9.0], [1.0, nan] * 3]),
+               "episode_return": np.ones((2, 6)), "episodes_finished": np.ones((2, 6))}
+    scores, name = metric_lib.final_return(metrics, fraction=0.5)
+    assert name == "eval_return"
+    np.testing.assert_array_equal(scores, [8.0, 1.0])  # mean of 7, 9; the one evaluation
+    scores, name = metric_lib.final_return(metrics, fraction=0.1)  # window holds none for seed 1
+    np.testing.assert_array_equal(scores, [9.0, 1.0])
+    del metrics["eval_return"]
+    assert metric_lib.final_return(metrics)[1] == "episode_return"
+
+    out, _ = run
+    table = stats.summarize_run(out, reps=50)
+    assert list(table["return"]) == ["eval_return"]
+    assert "evaluation return (eval_return)" in (out / stats.SUMMARY_MD).read_text()
+    assert stats.format_table(table).splitlines()[0].rstrip(" |").endswith("return")
+    findings = diagnose.diagnose_frame(results.read_metrics(out))
+    assert {f.returns for f in findings} == {"eval_return"}
+    assert "evaluation return" in solved_gate_text(findings)
+
+
+def test_policy_file_is_self_contained(run, tmp_path):
+    out, _ = run
+    path = policies.load_policy(out, seed=0).save(tmp_path / "alone.policy")
+    moved = tmp_path / "elsewhere.policy"
+    moved.write_bytes(path.read_bytes())
+    policy = jppo.load_policy(moved)
+    assert policy.spec.name == "CartPole-v1" and policy.source["seed"] == 0
+    assert policy.act(jnp.zeros(4), jax.random.PRNGKey(0)).shape == ()
