@@ -1,7 +1,7 @@
 """Recurrent policies and critics: the carry restarts at every episode start
 (against a numpy GRU stepped by hand), sequence minibatches keep each env's steps
-in order, learning re-runs reproduce the acting pass, a recurrent run resumes
-bitwise and vmapped seeds equal solo ones."""
+in order, learning re-runs reproduce the acting pass, vmapped seeds equal solo
+ones and a recurrent run resumes bitwise."""
 
 import functools
 
@@ -159,17 +159,24 @@ def test_policy_step_is_the_single_step_api_for_both_kinds():
     params = network.init(jax.random.PRNGKey(0), obs)
     carry = network.initial_carry(3)
     assert carry["value"] is None and carry["policy"].shape == (3, 4)
-    first, h1 = network.apply(params, obs, carry["policy"], jnp.ones(3, bool),
-                              method=ActorCritic.policy_step)
-    np.testing.assert_allclose(first[0], network.apply(params, obs, method=ActorCritic.policy)[0])
-    second, _ = network.apply(params, obs, h1, jnp.array([True, False, False]),
-                              method=ActorCritic.policy_step)
-    np.testing.assert_allclose(second[0][0], first[0][0])  # restarted
-    assert not np.allclose(second[0][1:], first[0][1:])  # remembered
-    value, none = network.apply(params, obs, None, jnp.ones(3, bool),
-                                method=ActorCritic.value_step)
-    assert none is None
-    np.testing.assert_allclose(value, network.apply(params, obs, method=ActorCritic.value))
+
+    @jax.jit
+    def steps(params, h0):
+        first, h1 = network.apply(params, obs, h0, jnp.ones(3, bool),
+                                  method=ActorCritic.policy_step)
+        second, _ = network.apply(params, obs, h1, jnp.array([True, False, False]),
+                                  method=ActorCritic.policy_step)
+        value, none = network.apply(params, obs, None, jnp.ones(3, bool),
+                                    method=ActorCritic.value_step)
+        assert none is None
+        return (first[0], second[0], network.apply(params, obs, method=ActorCritic.policy)[0],
+                value, network.apply(params, obs, method=ActorCritic.value))
+
+    first, second, policy, value, plain_value = steps(params, carry["policy"])
+    np.testing.assert_allclose(first, policy)
+    np.testing.assert_allclose(second[0], first[0])  # restarted
+    assert not np.allclose(second[1:], first[1:])  # remembered
+    np.testing.assert_allclose(value, plain_value)
 
 
 def test_invalid_recurrent_settings_fail_in_one_line_before_compiling():
@@ -183,39 +190,36 @@ def test_invalid_recurrent_settings_fail_in_one_line_before_compiling():
         jppo.PPOConfig(policy_rnn=-1)
 
 
-def test_vmapped_recurrent_seeds_equal_solo_runs():
-    env, params = envs.make(*ENV[:1], **ENV[1])
-    trainer = jppo.make_train(jppo.PPOConfig(**SMALL), env, params)
-    keys = runner.seed_keys(3)
-    together = jax.jit(jax.vmap(trainer))(keys)
-    solo = jax.jit(trainer)
-    for i in (0, 2):
-        alone = solo(keys[i])
-        for tree_a, tree_b in ((together.metrics, alone.metrics),
-                               (together.state.params, alone.state.params),
-                               (together.state.memory, alone.state.memory)):
-            jax.tree.map(lambda a, b, i=i: np.testing.assert_allclose(
-                a[i], b, rtol=1e-5, atol=1e-6, equal_nan=True), tree_a, tree_b)
-
-
-def test_recurrent_run_resumes_bitwise(tmp_path):
+def test_recurrent_run_equals_solo_runs_and_resumes_bitwise(tmp_path):
     """An LSTM policy and critic (carries are (c, h) pairs) through the chunked
-    runner: stopped, checkpointed, resumed, equal to the uninterrupted run."""
-    data = dict(name="rnn", envs=[ENV[0]], seeds=2, total_timesteps=4 * 16 * 6,
-                chunk_updates=2, checkpoint_every=2, env_params={ENV[0]: ENV[1]},
+    runner: its seeds, vmapped, equal each seed run alone; stopped, checkpointed
+    and resumed, it equals the uninterrupted run bit for bit."""
+    data = dict(name="rnn", envs=[ENV[0]], seeds=2, total_timesteps=4 * 16 * 4,
+                chunk_updates=2, checkpoint_every=1, env_params={ENV[0]: ENV[1]},
                 config=dict(num_envs=4, num_steps=16, update_epochs=2, num_minibatches=2,
                             policy_rnn=4, value_rnn=4, rnn_cell="lstm"))
     exp = experiment.from_dict(data)
     reference = runner.run_experiment(exp, None, progress="off")
+    batched = jax.device_get(next(iter(reference.states.values())))
+    assert isinstance(batched.memory.policy, tuple) and batched.memory.policy[0].shape == (2, 4, 4)
+
+    trainer = jppo.make_train(exp.variant_config("default"), *envs.make(ENV[0], **ENV[1]))
+    solo = jax.jit(trainer)
+    for i, key in enumerate(runner.seed_keys(2)):
+        alone = jax.device_get(solo(key))
+        for name, values in alone.metrics.items():
+            np.testing.assert_allclose(reference.metrics()[name][i], values, rtol=1e-5,
+                                       atol=1e-6, equal_nan=True, err_msg=name)
+        jax.tree.map(lambda a, b, i=i: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6),
+                     (batched.params, batched.memory), (alone.state.params, alone.state.memory))
+
     out = tmp_path / "run"
-    runner.run_experiment(exp, out, progress="off", stop_after_chunks=2)
+    runner.run_experiment(exp, out, progress="off", stop_after_chunks=1)
     assert 0 < len(results.read_metrics(out)) < len(reference.frame)
     resumed = runner.run_experiment(exp, out, resume=True, progress="off")
     pd.testing.assert_frame_equal(resumed.frame, reference.frame, check_exact=True)
-    states = jax.device_get(resumed.states)
-    jax.tree.map(np.testing.assert_array_equal, states, jax.device_get(reference.states))
-    memory = next(iter(states.values())).memory
-    assert isinstance(memory.policy, tuple) and memory.policy[0].shape == (2, 4, 4)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(resumed.states),
+                 jax.device_get(reference.states))
 
 
 def test_masked_cartpole_shows_positions_only_also_in_final_observations():

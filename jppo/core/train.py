@@ -134,6 +134,16 @@ class Batch:
     carry: Any = None  # sequences: {"policy", "value"} carries at the rollout's start
 
 
+class Rollout(NamedTuple):
+    """One rollout's end state and transitions."""
+
+    env_state: Any
+    obs: jax.Array  # next observation to act on (raw)
+    traj: Transition  # each leaf (num_steps, num_envs, ...)
+    raw_obs: jax.Array
+    memory: Memory  # what the next step starts from
+
+
 class Collected(NamedTuple):
     """One rollout and everything derived from it before optimization."""
 
@@ -396,14 +406,6 @@ def collect(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array,
     ns = ns.replace(targets=norm.update_stats(ns.targets, target_kind.encode(targets, ns)))
     return Collected(acted.env_state, acted.obs, traj, acted.raw_obs, rewards, values,
                      advantages, targets, params, ns, state.memory, acted.memory)
-
-
-class Rollout(NamedTuple):
-    env_state: Any
-    obs: jax.Array  # next observation to act on (raw)
-    traj: Transition  # each leaf (num_steps, num_envs, ...)
-    raw_obs: jax.Array
-    memory: Memory  # what the next step starts from
 
 
 def rollout(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array) -> Rollout:
