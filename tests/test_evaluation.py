@@ -273,7 +273,7 @@ def test_policy_file_is_self_contained(run, tmp_path):
 
 # Short episodes (time limit 20): evaluations end quickly; no velocities, so memory matters.
 RNN_ENV = ("CartPole-NoVelocity-v1", {"max_steps_in_episode": 20})
-RNN = dict(TINY, policy_rnn=5, value_rnn=3, obs_norm=True, eval_episodes=4)
+RNN = dict(TINY, policy_rnn=5, value_rnn=3, obs_norm=True, obs_norm_warmup=0, eval_episodes=4)
 RNN_STEPS = 64 * 4
 
 
