@@ -3,6 +3,8 @@ greedy actions are the mode, evaluation leaves training bitwise unchanged,
 episodes match a step-by-step reference, and a policy loaded from a run or
 an exported file reproduces the in-run evaluation exactly."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -264,3 +266,132 @@ def test_policy_file_is_self_contained(run, tmp_path):
     policy = jppo.load_policy(moved)
     assert policy.spec.name == "CartPole-v1" and policy.source["seed"] == 0
     assert policy.act(jnp.zeros(4), jax.random.PRNGKey(0)).shape == ()
+
+
+
+# ------------------------------------------------------- recurrent policies
+
+# Short episodes (time limit 20): evaluations end quickly; no velocities, so memory matters.
+RNN_ENV = ("CartPole-NoVelocity-v1", {"max_steps_in_episode": 20})
+RNN = dict(TINY, policy_rnn=5, value_rnn=3, obs_norm=True, obs_norm_warmup=0, eval_episodes=4)
+RNN_STEPS = 64 * 4
+
+
+@pytest.fixture(scope="module")
+def rnn_env():
+    return envs.make(RNN_ENV[0], **RNN_ENV[1])
+
+
+def recurrent_run(out, eval_every):
+    exp = experiment.from_dict(dict(
+        name="rnn-handoff", envs=[RNN_ENV[0]], env_params={RNN_ENV[0]: RNN_ENV[1]},
+        seeds=SEEDS, total_timesteps=RNN_STEPS, chunk_updates=2,
+        config=dict(RNN, eval_every=eval_every)))
+    return out, runner.run_experiment(exp, out, progress="off")
+
+
+@pytest.fixture(scope="module")
+def rnn_run(tmp_path_factory):
+    """A recurrent run (GRU policy and critic, obs normalization) evaluated
+    every 2 of its 4 updates."""
+    return recurrent_run(tmp_path_factory.mktemp("rnn-handoff") / "run", 2)
+
+
+def normalized(obs, stats):
+    """The observation normalizer, in numpy."""
+    var = np.asarray(stats.m2) / np.asarray(stats.count)
+    return np.clip((np.asarray(obs) - np.asarray(stats.mean)) / np.sqrt(var + 1e-8), -10, 10)
+
+
+def recurrent_reference(env, params, network, net_params, stats, key, episodes, limit):
+    """Greedy episodes stepped on the host one at a time, the GRU carry passed
+    by hand to `policy_step` (restarted only at the episode's first step)."""
+    reset_key, _ = jax.random.split(key)
+    step = jax.jit(functools.partial(network.apply, method=ActorCritic.policy_step))
+    returns, lengths = [], []
+    for k in jax.random.split(reset_key, episodes):
+        obs, state = env.reset(k, params)
+        carry = network.initial_carry(1)["policy"]
+        total, steps = 0.0, 0
+        while steps < limit:
+            seen = jnp.asarray(normalized(obs, stats)[None], jnp.float32)
+            (logits,), carry = step(net_params, seen, carry, jnp.array([steps == 0]))
+            action = int(np.argmax(np.asarray(logits)[0]))
+            obs, state, reward, terminated, truncated, _ = env.step(key, state, action, params)
+            total, steps = total + float(reward), steps + 1
+            if terminated or truncated:
+                break
+        returns.append(total)
+        lengths.append(steps)
+    return np.mean(returns), np.mean(lengths)
+
+
+def test_recurrent_evaluation_matches_hand_stepping_and_leaves_training_unchanged(
+        rnn_run, rnn_env, tmp_path):
+    _, result = rnn_run
+    on, state = result.metrics(), result.states["program-000"]
+    assert state.memory.policy.shape == (SEEDS, 4, 5)  # the rollout's carries
+    config = PPOConfig(**RNN, total_timesteps=RNN_STEPS, eval_every=0)
+    network = train.make_setup(config, *rnn_env).network
+    for seed in range(SEEDS):
+        one = jax.tree.map(lambda x, s=seed: x[s], state)
+        expected = recurrent_reference(*rnn_env, network, one.params, one.norm.obs,
+                                       acting.evaluation_key(one.key), 4, 20)
+        assert (on["eval_return"][seed, -1], on["eval_length"][seed, -1]) == expected
+    _, unevaluated = recurrent_run(tmp_path / "off", 0)  # the same run, evaluation off
+    off = unevaluated.metrics()
+    assert set(on) == set(off) | {"eval_return", "eval_length"}
+    for name, values in off.items():
+        np.testing.assert_array_equal(on[name], values, err_msg=name)
+    off_state = unevaluated.states["program-000"]
+    for a, b in zip(jax.tree.leaves(off_state), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_recurrent_policy_from_run_and_file_reproduces_the_final_evaluation(
+        rnn_run, tmp_path, capsys):
+    out, result = rnn_run
+    state = result.states["program-000"]
+    final = result.metrics()["eval_return"][:, -1]
+    assert cli.main(["export", str(out), "--seed", "1", "--out", str(tmp_path / "r.policy")]) == 0
+    loaded = jppo.load_policy(tmp_path / "r.policy")
+    network = loaded.actor.network
+    assert (network.policy_rnn, network.value_rnn, network.rnn_cell) == (5, 3, "gru")
+    for i in range(SEEDS):
+        policy = jppo.load_policy(out, seed=i)
+        key = acting.evaluation_key(state.key[i])
+        assert float(jnp.mean(policy.evaluate(key).returns)) == final[i]
+    key = acting.evaluation_key(state.key[1])
+    assert float(jnp.mean(loaded.evaluate(key).returns)) == final[1]
+    assert cli.main(["eval", str(out)]) == 0
+    rows = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines()
+            if line.startswith("|") and "---" not in line]
+    assert rows == ["seed", "0", "1", "all"]
+
+
+def test_recurrent_policy_steps_with_an_explicit_carry(rnn_run):
+    out, _ = rnn_run
+    policy = jppo.load_policy(out, seed=0)
+    obs = jax.random.normal(jax.random.PRNGKey(0), (3, 6, 2))  # 3 steps, 6 envs
+    key = jax.random.PRNGKey(1)
+    with pytest.raises(ValueError, match=r"^policy_rnn=5 makes this policy recurrent: .*"
+                                         r"policy\.step\(obs, key, carry, reset\)") as error:
+        policy.act(obs[0], key)
+    assert "\n" not in str(error.value)
+    step = jax.jit(policy.step, static_argnames="deterministic")
+    carry = policy.initial_carry(6)
+    reset = jnp.array([True, False, True, False, False, True])
+    actions = []
+    for t in range(3):
+        action, carry = step(obs[t], key, carry, reset if t == 1 else jnp.zeros(6, bool))
+        actions.append(np.asarray(action))
+    # the same steps, all envs' carries threaded by hand through the network
+    network, params = policy.actor.network, policy.params
+    seen = normalized(obs, policy.inputs.obs_stats).astype(np.float32)
+    apply = jax.jit(functools.partial(network.apply, method=ActorCritic.policy_step))
+    for env in range(6):
+        h = network.initial_carry(1)["policy"]
+        for t in range(3):
+            restart = jnp.array([bool(reset[env]) and t == 1])
+            (logits,), h = apply(params, jnp.asarray(seen[t, env:env + 1]), h, restart)
+            assert int(np.argmax(logits[0])) == int(actions[t][env]), (env, t)

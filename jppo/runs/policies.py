@@ -5,8 +5,9 @@ parameters and observation statistics from the run directory's latest
 checkpoint; `load_policy(path)` reads a policy file written by
 `Policy.save` (`jppo export`), which holds everything acting needs, so it
 works without the run directory. Either way `policy.act(obs, key,
-deterministic=True)` acts through `jppo.core.acting`, exactly as the in-run
-evaluation does.
+deterministic=True)` (feed-forward) or `policy.step(obs, key, carry, reset)`
+(recurrent, from `policy.initial_carry(batch)`) acts through
+`jppo.core.acting`, exactly as the in-run evaluation does.
 
 A policy file is one msgpack blob (flax.serialization): `params`,
 `obs_stats` (count, mean, m2) and `meta`, a JSON text with the network's
@@ -77,11 +78,35 @@ class Policy:
     def params(self) -> Any:
         return self.inputs.params
 
+    @property
+    def recurrent(self) -> bool:
+        """Whether the policy carries state between steps (`policy_rnn` > 0)."""
+        return bool(self.actor.network.policy_rnn)
+
     def act(self, obs: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
-        """The action for raw observations `obs` (any leading batch axes):
-        normalized as in training, then the mode (or a sample) of the policy.
-        Pure: `jax.jit(policy.act, static_argnames="deterministic")`."""
+        """The action of a feed-forward policy for raw observations `obs` (any
+        leading batch axes): normalized as in training, then the mode (or a
+        sample). Pure: `jax.jit(policy.act, static_argnames="deterministic")`."""
+        if self.recurrent:
+            raise ValueError(f"policy_rnn={self.actor.network.policy_rnn} makes this policy "
+                             "recurrent: act has no state; allowed is policy.step(obs, key, "
+                             "carry, reset) with carry = policy.initial_carry(batch)")
         return acting.act(self.actor, self.inputs, obs, key, deterministic)
+
+    def initial_carry(self, batch: int | tuple[int, ...]) -> Any:
+        """The policy's state at an episode start for `batch` leading axes
+        (None for a feed-forward policy)."""
+        return acting.initial_carry(self.actor, batch)
+
+    def step(self, obs: jax.Array, key: jax.Array, carry: Any, reset: jax.Array,
+             deterministic: bool = True) -> tuple[jax.Array, Any]:
+        """(action, next carry) for raw `obs` (leading batch axes), restarting the
+        carry where `reset` (the observation begins an episode), exactly as the
+        run's evaluation steps. Works for feed-forward policies too (carry None).
+        Pure: `jax.jit(policy.step, static_argnames="deterministic")`."""
+        action, _, _, carry = acting.act_step(self.actor, self.inputs, obs, key, deterministic,
+                                              carry, jnp.asarray(reset, bool))
+        return action, carry
 
     def evaluate(self, key: jax.Array, episodes: int | None = None, *,
                  deterministic: bool = True, env: Any = None) -> acting.EvalResult:
