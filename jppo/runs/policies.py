@@ -125,9 +125,10 @@ class Policy:
     def save(self, path: str | Path) -> Path:
         """Write the self-contained policy file (atomically)."""
         meta = {"format": FORMAT, "version": VERSION,
-                "network": {name: _plain(getattr(self.actor.network, name))
+                "network": {name: results.jsonable(getattr(self.actor.network, name))
                             for name in NETWORK_FIELDS},
-                "obs_norm": self.actor.obs_norm, "spec": _plain(dataclasses.asdict(self.spec)),
+                "obs_norm": self.actor.obs_norm,
+                "spec": results.jsonable(dataclasses.asdict(self.spec)),
                 "env": dataclasses.asdict(self.env), "eval_episodes": self.eval_episodes,
                 "eval_max_steps": self.eval_max_steps, "source": self.source,
                 "obs_clip": float(self.inputs.obs_clip)}
@@ -148,15 +149,6 @@ def _evaluate(actor: acting.Actor, inputs: acting.PolicyInputs, env: Any, env_pa
               ) -> acting.EvalResult:
     return acting.evaluate(actor, inputs, env, env_params, key, episodes, max_steps,
                            deterministic)
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, for JSON."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _tuples(value: Any) -> Any:

@@ -245,3 +245,13 @@ def fresh_run_dir(name: str, root: Path = Path("runs")) -> Path:
         n += 1
         path = root / f"{name}-{stamp}-{n}"
     return path
+
+
+def jsonable(value: Any) -> Any:
+    """Tuples become lists, as after a JSON round trip, so recorded configs
+    compare equal to live ones."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value

@@ -519,7 +519,7 @@ def _chunk_tables(program: Program, exp: Experiment, metrics: dict[str, np.ndarr
 
 # ---------------------------------------------------------------- run directory
 def _prepare_run_dir(out: Path, exp: Experiment, resume: bool, devices: Any = None) -> None:
-    info = _jsonable({**run_info(exp), **rundir.resume_fields(exp, devices)})
+    info = results.jsonable({**run_info(exp), **rundir.resume_fields(exp, devices)})
     rundir.prepare(out, info, resume)
     if resume:  # programs stopped by stop_when_diverged stay stopped
         before = results.read_run_info(out)
@@ -542,10 +542,10 @@ def run_info(exp: Experiment) -> dict[str, Any]:
         "seeds": exp.seeds,
         "first_seed": exp.first_seed,
         "baseline": exp.baseline_variant,
-        "experiment": _jsonable(exp.to_dict()),
+        "experiment": results.jsonable(exp.to_dict()),
         "variants": {
-            name: {"overrides": _jsonable(exp.variants[name]),
-                   "config": _jsonable(dataclasses.asdict(exp.variant_config(name)))}
+            name: {"overrides": results.jsonable(exp.variants[name]),
+                   "config": results.jsonable(dataclasses.asdict(exp.variant_config(name)))}
             for name in exp.variants
         },
         "torso_kind": resolved_torso_kinds(exp),
@@ -563,12 +563,3 @@ def resolved_torso_kinds(exp: Experiment) -> dict[str, dict[str, str]]:
     return {variant: {env: resolve_torso_kind(exp.variant_config(variant).torso_kind, shape)
                       for env, shape in shapes.items()}
             for variant in exp.variants}
-
-
-def _jsonable(value: Any) -> Any:
-    """Tuples become lists, as after a JSON round trip, so configs compare equal."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
