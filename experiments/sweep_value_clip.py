@@ -1,4 +1,4 @@
-"""Four value-loss variants x 16 seeds as ONE compiled program (seed report 002).
+"""Four value-loss variants x 16 seeds as ONE compiled program.
 
 Rewards are scaled x100 so returns reach the thousands; the variants cross the
 value coefficient (0.05 vs 1.0) with the absolute value clip (eps = 0.2, the

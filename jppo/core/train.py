@@ -722,7 +722,7 @@ def unroll(setup: Setup, params: Any, mb: Batch, head: str) -> jax.Array:
 
 def term_norms_on_torso(setup: Setup, params: Any, mb: Batch, ctx: LossContext) -> Metrics:
     """Norms of the policy-term and value-term gradients on the shared torso:
-    the direct evidence of value dominance (seed report 000)."""
+    the direct evidence of value dominance."""
     actor_grads = jax.grad(
         lambda p: policy_loss(setup, p, mb, ctx.hparams, ctx.ent_coef)[0])(params)
     value_grads = jax.grad(lambda p: ctx.hparams.vf_coef * value_loss(

@@ -346,14 +346,15 @@ def _not_falling(loss: np.ndarray, window: np.ndarray) -> np.ndarray:
 
 
 def _absolute_clip_note(config: PPOConfig, scale: np.ndarray) -> str:
-    """Seed report 002: an absolute value clip of 0.2 is meaningless at returns of 1000+."""
+    """An absolute value clip of 0.2 is meaningless at returns of 1000+: it stops
+    almost every sample's pull on the critic."""
     eps = _absolute_value_clip(config)
     typical = float(np.nanmedian(scale))
     if eps is None or not eps < TINY_ABSOLUTE_CLIP * typical:
         return ""
     return (f"the absolute value clip eps={eps:g} is {eps / typical:.1e} of the return scale "
             f"{typical:.3g}: wherever the clipped error is the larger, a sample stops pulling "
-            "the critic once it moved eps from its old value (seed report 002)")
+            "the critic once it moved eps from its old value")
 
 
 def _check_exploding_value_loss(cell: Cell) -> Verdict:

@@ -184,7 +184,8 @@ VALUE_LOSSES.register("hl_gauss", ValueLoss(_hl_gauss, head=HISTOGRAM,
 @dataclasses.dataclass(frozen=True)
 class ValueClipMode:
     """`clip_eps(eps, norm_state, loss_scale)`: the clip range in the loss's units.
-    `return_units`: eps is measured in return units (seed report 002's trap)."""
+    `return_units`: eps is measured in return units (the trap at returns of
+    1000+, where 0.2 return units clips nearly every sample)."""
 
     clip_eps: Callable[[jax.Array, Any, jax.Array], jax.Array]
     return_units: bool = False
