@@ -18,16 +18,17 @@ from typing import Any
 from jppo.runs import faults, results
 
 
-def prepare(out: Path, info: Mapping[str, Any], resume: bool) -> None:
+def prepare(out: Path, info: Mapping[str, Any], resume: bool) -> dict[str, Any]:
     """Check `out` (one-line errors, before any compile), compare a resumed run's
-    record with `info`, and clear what a killed writer left behind."""
+    record with `info`, and clear what a killed writer left behind; the record
+    a resume continues (empty for a new run)."""
     recorded = out / results.RUN_INFO
     has_run = out.is_dir() and recorded.is_file()
     if resume and not has_run:
         raise ValueError(f"resume: {out} holds no run to resume ({results.RUN_INFO} missing)")
     faults.check_out_dir(out)
     if not has_run:
-        return
+        return {}
     if not resume:
         raise ValueError(f"out={str(out)!r} already holds a run: pass resume=True "
                          "(--resume) to continue it, or choose another directory")
@@ -40,6 +41,7 @@ def prepare(out: Path, info: Mapping[str, Any], resume: bool) -> None:
                          f"continue it as recorded with `{faults.resume_command(out)}`, or "
                          "choose another directory")
     results.remove_stale_temporaries(out)
+    return before
 
 
 # Experiment fields that change what is shown, not what is computed: a resume may differ.

@@ -520,11 +520,9 @@ def _chunk_tables(program: Program, exp: Experiment, metrics: dict[str, np.ndarr
 # ---------------------------------------------------------------- run directory
 def _prepare_run_dir(out: Path, exp: Experiment, resume: bool, devices: Any = None) -> None:
     info = results.jsonable({**run_info(exp), **rundir.resume_fields(exp, devices)})
-    rundir.prepare(out, info, resume)
-    if resume:  # programs stopped by stop_when_diverged stay stopped
-        before = results.read_run_info(out)
-        if STOPPED_EARLY in before:
-            info[STOPPED_EARLY] = before[STOPPED_EARLY]
+    before = rundir.prepare(out, info, resume)
+    if STOPPED_EARLY in before:  # programs stopped by stop_when_diverged stay stopped
+        info[STOPPED_EARLY] = before[STOPPED_EARLY]
     multihost.barrier("jppo: run directory checked")  # by every process, before the write
     if multihost.is_main():
         try:
