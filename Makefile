@@ -40,6 +40,14 @@ compare: $(STAMP)
 	cp runs/value-scale/summary.md runs/value-scale/summary.csv runs/value-scale/diagnosis.md \
 	   runs/value-scale/plots/*.png experiments/value_scale/
 
+## case-studies: run every experiments/case_studies/*.toml into runs/case-studies/NAME and copy
+##   its summary, diagnosis and plots next to its README (long: minutes per case). Options in
+##   CASES: CASES='--only kl_early_stop', CASES='--refresh' (re-render existing runs, no training)
+CASES ?=
+.PHONY: case-studies
+case-studies: $(STAMP)
+	$(PY) -m experiments.case_studies.run_all $(CASES)
+
 ## mutants: mutation testing of the training core (slow, on demand; not part of test or CI).
 ##   Settings in pyproject.toml [tool.mutmut]. One module: make mutants MUTANTS='jppo.core.gae.*'.
 ##   Results are kept in mutants/, so a second run only tests what is left or changed.

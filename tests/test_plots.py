@@ -134,3 +134,152 @@ def test_missing_metrics_do_not_crash(tmp_path):
     curves = plots.plot_learning_curves(frame, tmp_path / "c.png")
     assert_png(diagnostics)
     assert_png(curves)
+
+
+LONG_NAMES = [
+    "standard_ppo_reproduction_of_the_reported_setting",
+    "relative_value_clip_scaled_by_return_std",
+    "reward_scaling_by_running_return_std",
+    "popart_normalized_value_target_with_layer_norm",
+    "hl_gauss_histogram_loss_over_symlog_returns",
+    "kl_early_stopping_with_target_kl_of_0.03",
+]
+
+
+def assert_inside_figure(fig, legend):
+    """Every legend label and handle lies inside the figure once it is drawn."""
+    fig.canvas.draw()
+    box = fig.bbox
+    artists = [*legend.get_texts(), *legend.legend_handles]
+    assert len(legend.get_texts()) == len(set(t.get_text() for t in legend.get_texts()))
+    for artist in artists:
+        extent = artist.get_window_extent()
+        assert box.x0 - 0.5 <= extent.x0 and extent.x1 <= box.x1 + 0.5, artist
+        assert box.y0 - 0.5 <= extent.y0 and extent.y1 <= box.y1 + 0.5, artist
+
+
+@pytest.mark.parametrize("count", [4, 5, 6])
+def test_legend_with_many_long_names_fits_inside_the_figure(tmp_path, count):
+    names = LONG_NAMES[:count]
+    make_run(tmp_path, names, ["CartPole-v1"], num_updates=8)
+    frame = results.read_metrics(tmp_path)
+    for fig in (plots.learning_curves_figure(frame),
+                plots.diagnostics_figure(frame, env="CartPole-v1")):
+        (legend,) = fig.legends
+        assert sorted(t.get_text() for t in legend.get_texts()) == sorted(names)
+        assert_inside_figure(fig, legend)
+
+
+def test_legend_uses_one_row_when_the_names_fit(tmp_path):
+    make_run(tmp_path, ["a", "b", "c", "d"], ["CartPole-v1"], num_updates=8)
+    fig = plots.learning_curves_figure(results.read_metrics(tmp_path))
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    rows = {round(t.get_window_extent().y0) for t in legend.get_texts()}
+    assert len(rows) == 1
+
+
+@pytest.mark.parametrize(("steps", "label"), [
+    (0, "0"), (500, "500"), (1500, "1.5k"), (50_000, "50k"), (1_000_000, "1M"),
+    (2_500_000, "2.5M"), (1_250_000, "1.25M"),
+])
+def test_step_ticks_are_compact(steps, label):
+    assert plots.step_formatter()(steps) == label
+
+
+def test_step_axis_has_few_compact_ticks(tmp_path):
+    make_run(tmp_path, ["standard"], ["CartPole-v1"], num_updates=40)  # 128 steps per update
+    fig = plots.learning_curves_figure(results.read_metrics(tmp_path))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert 2 <= len(ticks) <= plots.STEP_TICKS + 1
+    labels = [label.get_text() for label in ax.get_xticklabels() if label.get_text()]
+    assert labels and all(len(text) <= 5 for text in labels), labels
+    assert any(text.endswith("k") for text in labels), labels
+
+
+def units_note_texts(fig):
+    return {ax.get_title(): child.get_text() for ax in fig.axes for child in ax.get_children()
+            if child.get_gid() == plots.UNITS_NOTE_GID}
+
+
+def run_with_configs(run_dir, configs):
+    """A synthetic run whose run.json records `configs` (variant -> overrides)."""
+    make_run(run_dir, list(configs), ["CartPole-v1"], num_updates=8)
+    info = results.read_run_info(run_dir)
+    info["variants"] = {name: {"overrides": fields} for name, fields in configs.items()}
+    results.write_run_info(run_dir, info)
+    return results.read_metrics(run_dir), info
+
+
+@pytest.mark.parametrize(("configs", "noted"), [
+    ({"standard": {}, "relative_clip": {"value_clip_mode": "relative"},
+      "mse": {"value_loss": "mse"}}, set()),
+    ({"standard": {}, "reward_scaling": {"reward_scaling": True}},
+     {"value_loss", "advantage_std"}),
+    ({"standard": {}, "hl_gauss": {"value_loss": "hl_gauss", "value_target": "symlog"}},
+     {"value_loss"}),
+    ({"standard": {}, "popart": {"value_target": "popart"}}, {"value_loss"}),
+    ({"scaled": {"reward_scaling": True}, "scaled_mse": {"reward_scaling": True,
+                                                          "value_loss": "mse"}}, set()),
+])
+def test_units_note_appears_exactly_when_variants_differ_in_units(tmp_path, configs, noted):
+    frame, info = run_with_configs(tmp_path, configs)
+    fig = plots.diagnostics_figure(frame, env="CartPole-v1", info=info)
+    notes = units_note_texts(fig)
+    assert set(notes) == noted
+    for text in notes.values():
+        for variant in configs:
+            assert variant in text
+    by_title = {ax.get_title(): ax for ax in fig.axes}
+    for metric in plots.UNIT_METRICS:
+        label = by_title[metric].get_ylabel()
+        assert ("mixed units" in label) == (metric in noted), (metric, label)
+
+
+def test_units_name_what_each_variant_records():
+    standard = plots.metric_units({})
+    assert standard == {"value_loss": "return units\N{SUPERSCRIPT TWO}",
+                        "advantage_std": "return units"}
+    scaled = plots.metric_units({"reward_scaling": True})
+    assert scaled["advantage_std"] == "scaled-reward units"
+    assert "scaled-reward" in scaled["value_loss"]
+    assert "nats" in plots.metric_units({"value_loss": "hl_gauss", "value_target": "symlog"})[
+        "value_loss"]
+    assert "popart" in plots.metric_units({"value_target": "popart"})["value_loss"]
+    assert "huber" in plots.metric_units({"value_loss": "huber"})["value_loss"]
+    note = plots.units_note({"a": "x", "b": "y", "c": "x"})
+    assert note.splitlines()[1:] == ["x: a, c", "y: b"]
+    assert plots.units_note({"a": "x", "b": "x"}) is None
+
+
+def test_units_note_lies_inside_the_figure(tmp_path):
+    configs = {name: ({"reward_scaling": True} if i % 2 else {})
+               for i, name in enumerate(LONG_NAMES)}
+    frame, info = run_with_configs(tmp_path, configs)
+    fig = plots.diagnostics_figure(frame, env="CartPole-v1", info=info)
+    fig.canvas.draw()
+    notes = [child for ax in fig.axes for child in ax.get_children()
+             if child.get_gid() == plots.UNITS_NOTE_GID]
+    assert len(notes) == 2
+    for text in notes:
+        extent = text.get_window_extent()
+        assert fig.bbox.x0 <= extent.x0 and extent.x1 <= fig.bbox.x1
+        assert fig.bbox.y0 <= extent.y0 and extent.y1 <= fig.bbox.y1
+
+
+@pytest.mark.parametrize("count", [4, 5, 7])
+def test_legend_reads_row_by_row_in_variant_order(tmp_path, count):
+    names = [f"variant_number_{i}_with_a_long_descriptive_name" for i in range(count)]
+    make_run(tmp_path, names, ["CartPole-v1"], num_updates=8)
+    fig = plots.diagnostics_figure(results.read_metrics(tmp_path), env="CartPole-v1")
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    texts = legend.get_texts()
+    rows = sorted({round(t.get_window_extent().y0) for t in texts}, reverse=True)
+    assert 1 < len(rows) < count  # wrapped, yet more than one per row
+    reading = sorted(texts, key=lambda t: (-round(t.get_window_extent().y0),
+                                           t.get_window_extent().x0))
+    assert [t.get_text() for t in reading] == names

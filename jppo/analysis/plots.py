@@ -1,10 +1,15 @@
 """PNG plots of a run: learning curves with bootstrap bands, and a diagnostics panel.
 
-Figures are built with `matplotlib.figure.Figure` rather than pyplot, so no
-global backend or figure registry is touched and nothing needs a display.
-Per-update metrics are pooled into at most `num_points` windows of consecutive
-updates first: that smooths the noise of single updates and keeps the files
-small however long the run was.
+Figures are built with `matplotlib.figure.Figure` on an Agg canvas rather than
+pyplot, so no global backend or figure registry is touched and nothing needs a
+display. Per-update metrics are pooled into at most `num_points` windows of
+consecutive updates first: that smooths the noise of single updates and keeps
+the files small however long the run was.
+
+Made to be read at a glance: the legend wraps into as many rows as the figure's
+width needs, env steps read 50k / 1M / 2.5M, and a panel whose variants record a
+metric in different units (reward scaling, a normalized or symlog value target,
+a cross-entropy value loss) says which variant is in which.
 """
 
 from __future__ import annotations
@@ -12,19 +17,25 @@ from __future__ import annotations
 import io
 import math
 import re
+import textwrap
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
+from matplotlib.ticker import EngFormatter, MaxNLocator
 from scipy.stats import bootstrap
 
 from jppo.analysis.diagnose.rules import THROTTLE_RATIO
 from jppo.analysis.metrics import EVAL_RETURN, RETURN_LABELS, TRAINING_RETURN, return_metric
+from jppo.core.config import PPOConfig
+from jppo.core.strategies import VALUE_LOSSES, VALUE_TARGETS
 from jppo.runs import results
 
 PLOTS_DIR = "plots"
@@ -39,6 +50,13 @@ DIAGNOSTICS = (
 )
 THROTTLED_CLIP_RATIO = THROTTLE_RATIO  # the line the throttled-updates rule fires above
 DPI = 110
+STEP_TICKS = 5  # at most this many env-step ticks per axis, so their labels never touch
+LEGEND_FILL = 0.96  # the widest a legend row may be, as a fraction of the figure width
+NOTE_CHARACTERS = 60  # wrap width of a units note under a diagnostics panel
+NOTE_LINE_INCHES = 0.16  # figure height added per line of units notes
+# Diagnostics whose units depend on the variant's config (see `metric_units`).
+UNIT_METRICS = ("value_loss", "advantage_std")
+UNITS_NOTE_GID = "units-note"  # gid of a units note's Text, so it can be found in a figure
 
 
 def window_starts(num_updates: int, num_points: int) -> np.ndarray:
@@ -154,6 +172,14 @@ def pairs_present(frame: pd.DataFrame) -> set[tuple[str, str]]:
     return set(results.groups(frame))
 
 
+def new_figure(width: float, height: float) -> Figure:
+    """A constrained-layout figure on an Agg canvas, whose renderer can measure
+    text before the figure is saved (the legend's width)."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def save_png(fig: Figure, path: str | Path) -> Path:
     """Render `fig` to PNG in memory and write it atomically."""
     buffer = io.BytesIO()
@@ -171,6 +197,18 @@ def order(preferred: Sequence[str] | None, present: Sequence[str]) -> list[str]:
     return [name for name in dict.fromkeys(preferred) if name in present]
 
 
+def step_formatter() -> EngFormatter:
+    """Env steps as 50k, 1M, 2.5M: short labels that do not run into each other."""
+    return EngFormatter(sep="")
+
+
+def steps_axis(ax: Axes) -> None:
+    """Label the x axis as env steps per seed, with at most STEP_TICKS compact ticks."""
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=STEP_TICKS, steps=[1, 2, 2.5, 5, 10]))
+    ax.xaxis.set_major_formatter(step_formatter())
+    ax.set_xlabel("env steps per seed")
+
+
 def plot_learning_curves(
     frame: pd.DataFrame,
     path: str | Path,
@@ -178,6 +216,16 @@ def plot_learning_curves(
     variants: Sequence[str] | None = None,
     envs: Sequence[str] | None = None,
 ) -> Path:
+    """Write `learning_curves_figure` as a PNG."""
+    return save_png(learning_curves_figure(frame, variants=variants, envs=envs), path)
+
+
+def learning_curves_figure(
+    frame: pd.DataFrame,
+    *,
+    variants: Sequence[str] | None = None,
+    envs: Sequence[str] | None = None,
+) -> Figure:
     """One subplot per env: return vs env steps per seed, a line and a bootstrap
     band of the across-seed mean per variant. The return is the deterministic
     evaluation's where the env has one (a variant without it shows its training
@@ -188,7 +236,7 @@ def plot_learning_curves(
         raise ValueError("no (variant, env) rows to plot")
     ncols = min(3, len(envs))
     nrows = math.ceil(len(envs) / ncols)
-    fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows + 0.5), layout="constrained")
+    fig = new_figure(max(5.0 * ncols, 7.0), 3.6 * nrows + 0.5)
     axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
     present = pairs_present(frame)
     for ax, env in zip(axes, envs, strict=False):
@@ -202,13 +250,13 @@ def plot_learning_curves(
                 draw_learning_curve(
                     ax, results.metric_arrays(frame, variant, env), variant, variants, shown
                 )
-        ax.set_xlabel("env steps per seed")
+        steps_axis(ax)
         ax.set_ylabel(RETURN_LABELS[shown])
         ax.grid(alpha=0.3)
     for ax in axes[len(envs) :]:
         ax.set_axis_off()
     add_legend(fig, axes)
-    return save_png(fig, path)
+    return fig
 
 
 def draw_learning_curve(
@@ -235,16 +283,32 @@ def draw_learning_curve(
     ax.fill_between(steps, lo, hi, color=color, alpha=0.2, linewidth=0)
 
 
-def add_legend(fig: Figure, axes: Sequence[Axes]) -> None:
-    """One figure legend below the plots, each variant once."""
+def add_legend(fig: Figure, axes: Sequence[Axes]) -> Legend | None:
+    """One figure legend below the plots, each variant once, in as many rows as
+    it takes to fit the figure's width (as few as possible, balanced), read row
+    by row in the variants' order."""
     labels: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             labels.setdefault(label, handle)
-    if labels:
-        fig.legend(
-            list(labels.values()), list(labels), loc="outside lower center", ncols=len(labels)
-        )
+    if not labels:
+        return None
+    renderer = fig.canvas.get_renderer()
+    for ncols in range(len(labels), 0, -1):
+        ncols = math.ceil(len(labels) / math.ceil(len(labels) / ncols))  # balanced rows
+        names = row_major(list(labels), ncols)
+        legend = fig.legend([labels[name] for name in names], names,
+                            loc="outside lower center", ncols=ncols)
+        if ncols == 1 or legend.get_window_extent(renderer).width <= LEGEND_FILL * fig.bbox.width:
+            return legend
+        legend.remove()
+    return None
+
+
+def row_major(items: Sequence[str], ncols: int) -> list[str]:
+    """`items` reordered so that a legend, which fills its columns one after the
+    other (the first `len % ncols` of them one entry longer), reads them row by row."""
+    return [item for column in range(ncols) for item in items[column::ncols]]
 
 
 def plot_diagnostics(
@@ -254,15 +318,34 @@ def plot_diagnostics(
     env: str,
     variants: Sequence[str] | None = None,
     num_points: int = 100,
+    info: Mapping[str, Any] | None = None,
 ) -> Path:
+    """Write `diagnostics_figure` as a PNG."""
+    fig = diagnostics_figure(frame, env=env, variants=variants, num_points=num_points, info=info)
+    return save_png(fig, path)
+
+
+def diagnostics_figure(
+    frame: pd.DataFrame,
+    *,
+    env: str,
+    variants: Sequence[str] | None = None,
+    num_points: int = 100,
+    info: Mapping[str, Any] | None = None,
+) -> Figure:
     """2x3 panel of training-health metrics for one env: per variant the median
-    across seeds with an interquartile band, against env steps per seed."""
+    across seeds with an interquartile band, against env steps per seed. `info`
+    (run.json) gives each variant's config, which decides the units of the value
+    loss and advantage std (`metric_units`): the y label names a common unit, and
+    a note under the panel says which variants are in which when they differ."""
     variants = order(variants, frame["variant"].unique())
     present = pairs_present(frame)
     arrays = {v: results.metric_arrays(frame, v, env) for v in variants if (v, env) in present}
     if not arrays:
         raise ValueError(f"no rows for env {env!r}")
-    fig = Figure(figsize=(15.0, 7.5), layout="constrained")
+    units = panel_units(arrays, info)
+    note_lines = sum(units_note(u).count("\n") + 1 for u in units.values() if units_note(u))
+    fig = new_figure(15.0, 7.5 + NOTE_LINE_INCHES * note_lines)  # notes take room, not plots
     fig.suptitle(f"{env}: diagnostics (median and interquartile range over seeds)")
     axes = fig.subplots(2, 3).reshape(-1)
     for ax, (metric, log) in zip(axes, DIAGNOSTICS, strict=True):
@@ -275,22 +358,103 @@ def plot_diagnostics(
                 ax, metrics, metric, variant_color(variant, variants), variant, num_points
             )
         if metric == "grad_clip_ratio":
-            ax.axhline(THROTTLED_CLIP_RATIO, color="0.3", linestyle="--", linewidth=1)
-            ax.text(
-                0.01,
-                THROTTLED_CLIP_RATIO,
-                " throttled",
-                transform=ax.get_yaxis_transform(),
-                va="bottom",
-                fontsize=8,
-                color="0.3",
-            )
+            mark_throttled(ax)
         if log and has_positive(frame, metric, env):
             ax.set_yscale("log", nonpositive="mask")
-        ax.set_xlabel("env steps per seed")
+        steps_axis(ax)
         ax.grid(alpha=0.3)
+        if metric in UNIT_METRICS:
+            label_units(ax, units[metric])
     add_legend(fig, axes)
-    return save_png(fig, path)
+    return fig
+
+
+def mark_throttled(ax: Axes) -> None:
+    """The clip ratio above which the throttled-updates rule fires."""
+    ax.axhline(THROTTLED_CLIP_RATIO, color="0.3", linestyle="--", linewidth=1)
+    ax.text(0.01, THROTTLED_CLIP_RATIO, " throttled", transform=ax.get_yaxis_transform(),
+            va="bottom", fontsize=8, color="0.3")
+
+
+def panel_units(arrays: Mapping[str, Mapping[str, np.ndarray]],
+                info: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    """metric -> {variant: unit} for each of UNIT_METRICS, over the variants that
+    recorded any finite value of it."""
+    units = {variant: metric_units(variant_fields(info, variant)) for variant in arrays}
+    return {metric: {variant: units[variant][metric] for variant, metrics in arrays.items()
+                     if has_values(metrics, metric)} for metric in UNIT_METRICS}
+
+
+def has_values(metrics: Mapping[str, np.ndarray], metric: str) -> bool:
+    values = metrics.get(metric)
+    return values is not None and bool(np.isfinite(values).any())
+
+
+def variant_fields(info: Mapping[str, Any] | None, variant: str) -> dict[str, Any]:
+    """A variant's config fields as run.json records them (its overrides in an
+    older record; none at all: standard PPO)."""
+    entry = ((info or {}).get("variants") or {}).get(variant) or {}
+    return dict(entry.get("config") or entry.get("overrides") or {})
+
+
+def metric_units(fields: Mapping[str, Any]) -> dict[str, str]:
+    """The units of each of UNIT_METRICS under a config (its fields; the rest at
+    PPOConfig's defaults), read from the strategies the config names.
+
+    Advantages are in the learner's reward units: return units, or scaled-reward
+    units when reward_scaling divides rewards by a running return std. The value
+    loss is in the head space of the value target (return units only for a
+    target in return units), squared for a squared-error loss; a loss over
+    value bins (HL-Gauss) is a cross-entropy, in nats."""
+    defaults = PPOConfig()
+
+    def field(name: str) -> Any:
+        return fields.get(name, getattr(defaults, name))
+
+    rewards = "scaled-reward units" if field("reward_scaling") else "return units"
+    try:
+        target = VALUE_TARGETS.get(field("value_target"))
+        loss = VALUE_LOSSES.get(field("value_loss"))
+    except ValueError:  # a strategy registered by a module this process has not imported
+        return {"value_loss": "unknown units (value strategies not registered here)",
+                "advantage_std": rewards}
+    head = rewards if target.return_units else f"{field('value_target')} units"
+    if head != rewards and field("reward_scaling"):
+        head = f"{head} of scaled rewards"
+    if loss.head.fixed_support:
+        value_loss = "nats (cross-entropy over value bins)"
+    elif loss.squared_error:
+        value_loss = f"{head}\N{SUPERSCRIPT TWO}"
+    else:
+        value_loss = f"{field('value_loss')} loss of {head}"
+    return {"value_loss": value_loss, "advantage_std": rewards}
+
+
+def units_note(units: Mapping[str, str]) -> str | None:
+    """Which variants are in which units, or None when they all share one."""
+    groups: dict[str, list[str]] = {}
+    for variant, unit in units.items():
+        groups.setdefault(unit, []).append(variant)
+    if len(groups) < 2:
+        return None
+    lines = [f"{unit}: {', '.join(names)}" for unit, names in groups.items()]
+    wrapped = [textwrap.fill(line, NOTE_CHARACTERS, subsequent_indent="    ") for line in lines]
+    return "\n".join(["units differ (not comparable across groups):", *wrapped])
+
+
+def label_units(ax: Axes, units: Mapping[str, str]) -> None:
+    """The y label names the unit the variants share; where they differ, a note
+    under the panel lists each unit with its variants."""
+    text = units_note(units)
+    if text is None:
+        if units:
+            ax.set_ylabel(next(iter(units.values())))
+        return
+    ax.set_ylabel("mixed units (see below)")
+    ax.annotate(text, xy=(0.0, 0.0), xycoords=("axes fraction", ax.xaxis.label),
+                xytext=(0, -4),
+                textcoords="offset points", ha="left", va="top", fontsize=8, color="0.25",
+                gid=UNITS_NOTE_GID).set_in_layout(True)
 
 
 def draw_quartiles(
@@ -344,5 +508,5 @@ def write_plots(
     ]
     for env in envs:
         path = folder / f"diagnostics_{filename_safe(env)}.png"
-        paths.append(plot_diagnostics(frame, path, env=env, variants=variants))
+        paths.append(plot_diagnostics(frame, path, env=env, variants=variants, info=info))
     return paths
