@@ -80,14 +80,15 @@ def train(case_file: Path, run_dir: Path, *, resume: bool) -> None:
         raise CaseFailed(f"jppo compare exited with status {code}")
 
 
-def render(run_dir: Path) -> None:
-    """Rewrite a run directory's summary, plots and diagnosis from its metrics."""
+def render(run_dir: Path, *, reps: int = 2000) -> None:
+    """Rewrite a run directory's summary (`reps` bootstrap resamples, as `jppo
+    summary`), plots and diagnosis from its metrics."""
     from jppo.analysis import diagnose, plots, stats
 
     if not (run_dir / "run.json").is_file():
         raise CaseFailed(f"{run_dir} holds no finished run (run.json missing); run the case "
                          "without --refresh first")
-    stats.summarize_run(run_dir)
+    stats.summarize_run(run_dir, reps=reps)
     plots.write_plots(run_dir)
     diagnose.diagnose_run(run_dir)
 
@@ -125,12 +126,12 @@ def atomic_copy(source: Path, target: Path) -> Path:
 
 
 def run_case(name: str, case_file: Path, out: Path, *, refresh: bool, resume: bool,
-             cases_dir: Path = CASES_DIR) -> float:
+             cases_dir: Path = CASES_DIR, reps: int = 2000) -> float:
     """Train (or with `refresh`, re-render) one case and copy its outputs; seconds taken."""
     start = time.perf_counter()
     run_dir = out / name
     if refresh:
-        render(run_dir)
+        render(run_dir, reps=reps)
     else:
         train(case_file, run_dir, resume=resume)
     copied = copy_outputs(run_dir, cases_dir / name)
@@ -142,13 +143,15 @@ def run_case(name: str, case_file: Path, out: Path, *, refresh: bool, resume: bo
 
 
 def run_all(cases: dict[str, Path], out: Path, *, refresh: bool = False, resume: bool = False,
-            cases_dir: Path = CASES_DIR) -> int:
-    """Every case in turn; a failed case is reported and skipped. Exit status."""
+            cases_dir: Path = CASES_DIR, reps: int = 2000) -> int:
+    """Every case in turn; a failed case is reported and skipped. Exit status.
+    `reps`: bootstrap resamples of a refreshed summary."""
     start, failed, done = time.perf_counter(), [], []
     out = out.absolute()  # `jppo compare` runs in the repository root
     for name, case_file in cases.items():
         try:
-            run_case(name, case_file, out, refresh=refresh, resume=resume, cases_dir=cases_dir)
+            run_case(name, case_file, out, refresh=refresh, resume=resume, cases_dir=cases_dir,
+                     reps=reps)
             done.append(name)
         except (CaseFailed, ValueError, OSError) as error:
             print(f"case-studies: {name}: failed: {error}", file=sys.stderr, flush=True)
