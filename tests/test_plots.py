@@ -283,3 +283,25 @@ def test_legend_reads_row_by_row_in_variant_order(tmp_path, count):
     reading = sorted(texts, key=lambda t: (-round(t.get_window_extent().y0),
                                            t.get_window_extent().x0))
     assert [t.get_text() for t in reading] == names
+
+
+def test_units_come_from_the_strategies_not_the_names(tmp_path):
+    """A registered loss is judged by what it declares; one this process does not
+    know is named as unknown, and the figure still draws."""
+    from jppo.core.strategies import VALUE_LOSSES, ValueLoss, register_value_loss
+
+    register_value_loss("squared_copy", ValueLoss(VALUE_LOSSES.get("mse").loss,
+                                                  squared_error=True))
+    try:
+        assert plots.metric_units({"value_loss": "squared_copy"}) == plots.metric_units({})
+        frame, info = run_with_configs(tmp_path, {"standard": {},
+                                                  "copy": {"value_loss": "squared_copy"},
+                                                  "elsewhere": {"value_loss": "not_here"}})
+        notes = units_note_texts(plots.diagnostics_figure(frame, env="CartPole-v1", info=info))
+    finally:
+        VALUE_LOSSES.unregister("squared_copy")
+    assert set(notes) == {"value_loss"}
+    groups = dict(line.split(": ", 1) for line in notes["value_loss"].splitlines()[1:]
+                  if ": " in line)
+    assert set(groups["return units\N{SUPERSCRIPT TWO}"].split(", ")) == {"standard", "copy"}
+    assert "unknown units" in notes["value_loss"] and "elsewhere" in notes["value_loss"]

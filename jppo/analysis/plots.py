@@ -14,6 +14,7 @@ a cross-entropy value loss) says which variant is in which.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import re
@@ -37,6 +38,7 @@ from jppo.analysis.metrics import EVAL_RETURN, RETURN_LABELS, TRAINING_RETURN, r
 from jppo.core.config import PPOConfig
 from jppo.core.strategies import VALUE_LOSSES, VALUE_TARGETS
 from jppo.runs import results
+from jppo.runs.experiment import import_modules
 
 PLOTS_DIR = "plots"
 # (metric, log y-axis) for the 2x3 diagnostics panel.
@@ -419,7 +421,7 @@ def metric_units(fields: Mapping[str, Any]) -> dict[str, str]:
         return {"value_loss": "unknown units (value strategies not registered here)",
                 "advantage_std": rewards}
     head = rewards if target.return_units else f"{field('value_target')} units"
-    if head != rewards and field("reward_scaling"):
+    if not target.return_units and field("reward_scaling"):
         head = f"{head} of scaled rewards"
     if loss.head.fixed_support:
         value_loss = "nats (cross-entropy over value bins)"
@@ -452,9 +454,8 @@ def label_units(ax: Axes, units: Mapping[str, str]) -> None:
         return
     ax.set_ylabel("mixed units (see below)")
     ax.annotate(text, xy=(0.0, 0.0), xycoords=("axes fraction", ax.xaxis.label),
-                xytext=(0, -4),
-                textcoords="offset points", ha="left", va="top", fontsize=8, color="0.25",
-                gid=UNITS_NOTE_GID).set_in_layout(True)
+                xytext=(0, -4), textcoords="offset points", ha="left", va="top", fontsize=8,
+                color="0.25", gid=UNITS_NOTE_GID).set_in_layout(True)
 
 
 def draw_quartiles(
@@ -482,6 +483,13 @@ def has_positive(frame: pd.DataFrame, metric: str, env: str) -> bool:
     return bool((frame.loc[frame["env"] == env, metric] > 0).any())
 
 
+def import_variant_modules(info: Mapping[str, Any]) -> None:
+    """Import the experiment's `imports`, so variants registered there have known
+    units; one that cannot be imported leaves them unknown, never fails a plot."""
+    with contextlib.suppress(ValueError):
+        import_modules((info.get("experiment") or {}).get("imports") or ())
+
+
 def filename_safe(name: str) -> str:
     """An env id as a file-name part: anything but letters, digits, '.', '-', '_' -> '_'."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "env"
@@ -499,6 +507,7 @@ def write_plots(
         frame = results.read_metrics(run_dir)
     if info is None:
         info = results.read_run_info(run_dir) if (run_dir / results.RUN_INFO).exists() else {}
+    import_variant_modules(info)
     present_variants, present_envs = frame["variant"].unique(), frame["env"].unique()
     variants = order([*info.get("variants", {}), *present_variants], present_variants)
     envs = order([*info.get("envs", []), *present_envs], present_envs)
