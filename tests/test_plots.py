@@ -252,6 +252,9 @@ def test_units_name_what_each_variant_records():
     assert "huber" in plots.metric_units({"value_loss": "huber"})["value_loss"]
     note = plots.units_note({"a": "x", "b": "y", "c": "x"})
     assert note.splitlines()[1:] == ["x: a, c", "y: b"]
+    many = {f"v{i}": "x" for i in range(plots.NOTE_LIST_MAX + 1)} | {"odd": "y", "odd2": "y"}
+    assert plots.units_note(many).splitlines()[1:] == [
+        "y: odd, odd2", f"x: every other variant ({plots.NOTE_LIST_MAX + 1})"]
     assert plots.units_note({"a": "x", "b": "x"}) is None
 
 
@@ -305,3 +308,13 @@ def test_units_come_from_the_strategies_not_the_names(tmp_path):
                   if ": " in line)
     assert set(groups["return units\N{SUPERSCRIPT TWO}"].split(", ")) == {"standard", "copy"}
     assert "unknown units" in notes["value_loss"] and "elsewhere" in notes["value_loss"]
+
+
+def test_variants_past_ten_share_no_color_and_style(tmp_path):
+    names = [f"v{i:02d}" for i in range(23)]
+    make_run(tmp_path, names, ["CartPole-v1"], num_updates=4)
+    fig = plots.learning_curves_figure(results.read_metrics(tmp_path), variants=names)
+    styles = {(line.get_color(), line.get_linestyle()) for line in fig.axes[0].get_lines()}
+    assert len(styles) == len(names)
+    assert plots.variant_color("v03", names) == plots.variant_color("v13", names)
+    assert plots.variant_linestyle("v03", names) != plots.variant_linestyle("v13", names)

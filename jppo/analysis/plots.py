@@ -56,8 +56,10 @@ STEP_TICKS = 5  # at most this many env-step ticks per axis, so their labels nev
 LEGEND_FILL = 0.96  # the widest a legend row may be, as a fraction of the figure width
 NOTE_CHARACTERS = 60  # wrap width of a units note under a diagnostics panel
 NOTE_LINE_INCHES = 0.16  # figure height added per line of units notes
+NOTE_LIST_MAX = 4  # a larger majority group is noted as "every other variant"
 # Diagnostics whose units depend on the variant's config (see `metric_units`).
 UNIT_METRICS = ("value_loss", "advantage_std")
+LINESTYLES = ("-", "--", ":", "-.")  # per ten variants (`variant_linestyle`)
 UNITS_NOTE_GID = "units-note"  # gid of a units note's Text, so it can be found in a figure
 
 
@@ -154,6 +156,12 @@ def seed_quartiles(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 def variant_color(variant: str, variants: Sequence[str]) -> str:
     """A fixed color per variant, so it looks the same in every figure of a run."""
     return f"C{list(variants).index(variant) % 10}"
+
+
+def variant_linestyle(variant: str, variants: Sequence[str]) -> str:
+    """Solid for the first ten variants, then dashed, dotted, dash-dotted: past ten
+    the colors repeat, and the line style keeps two variants of one color apart."""
+    return LINESTYLES[list(variants).index(variant) // 10 % len(LINESTYLES)]
 
 
 def note(ax: Axes, text: str) -> None:
@@ -281,7 +289,8 @@ def draw_learning_curve(
     steps = arrays["env_steps"][0, x_index]
     color = variant_color(variant, variants)
     label = variant if metric == shown else f"{variant} (training return)"
-    ax.plot(steps, mean, color=color, label=label)
+    ax.plot(steps, mean, color=color, linestyle=variant_linestyle(variant, variants),
+            label=label)
     ax.fill_between(steps, lo, hi, color=color, alpha=0.2, linewidth=0)
 
 
@@ -302,6 +311,9 @@ def add_legend(fig: Figure, axes: Sequence[Axes]) -> Legend | None:
         legend = fig.legend([labels[name] for name in names], names,
                             loc="outside lower center", ncols=ncols)
         if ncols == 1 or legend.get_window_extent(renderer).width <= LEGEND_FILL * fig.bbox.width:
+            rows = math.ceil(len(labels) / ncols)  # the figure's height holds one row already
+            height = legend.get_window_extent(renderer).height / fig.dpi
+            fig.set_figheight(fig.get_figheight() + height * (rows - 1) / rows)
             return legend
         legend.remove()
     return None
@@ -356,9 +368,8 @@ def diagnostics_figure(
             note(ax, f"{metric} not recorded")
             continue
         for variant, metrics in arrays.items():
-            draw_quartiles(
-                ax, metrics, metric, variant_color(variant, variants), variant, num_points
-            )
+            draw_quartiles(ax, metrics, metric, variant_color(variant, variants), variant,
+                           num_points, variant_linestyle(variant, variants))
         if metric == "grad_clip_ratio":
             mark_throttled(ax)
         if log and has_positive(frame, metric, env):
@@ -433,13 +444,20 @@ def metric_units(fields: Mapping[str, Any]) -> dict[str, str]:
 
 
 def units_note(units: Mapping[str, str]) -> str | None:
-    """Which variants are in which units, or None when they all share one."""
+    """Which variants are in which units, or None when they all share one. A
+    largest group of more than NOTE_LIST_MAX variants is named last as "every
+    other variant", so the exceptions stand out."""
     groups: dict[str, list[str]] = {}
     for variant, unit in units.items():
         groups.setdefault(unit, []).append(variant)
     if len(groups) < 2:
         return None
-    lines = [f"{unit}: {', '.join(names)}" for unit, names in groups.items()]
+    largest = max(groups, key=lambda unit: len(groups[unit]))
+    others = len(groups[largest]) > NOTE_LIST_MAX
+    lines = [f"{unit}: {', '.join(names)}" for unit, names in groups.items()
+             if not (others and unit == largest)]
+    if others:
+        lines.append(f"{largest}: every other variant ({len(groups[largest])})")
     wrapped = [textwrap.fill(line, NOTE_CHARACTERS, subsequent_indent="    ") for line in lines]
     return "\n".join(["units differ (not comparable across groups):", *wrapped])
 
@@ -465,6 +483,7 @@ def draw_quartiles(
     color: str,
     label: str,
     num_points: int,
+    linestyle: str = "-",
 ) -> None:
     """One variant's window-averaged median line and interquartile band for `metric`."""
     values = metrics.get(metric)
@@ -474,7 +493,7 @@ def draw_quartiles(
     per_seed = window_means(values, np.ones_like(values), starts)
     q25, q50, q75 = seed_quartiles(per_seed)
     steps = metrics["env_steps"][0, window_last(starts, values.shape[-1])]
-    ax.plot(steps, q50, color=color, label=label)
+    ax.plot(steps, q50, color=color, linestyle=linestyle, label=label)
     ax.fill_between(steps, q25, q75, color=color, alpha=0.2, linewidth=0)
 
 
