@@ -5,6 +5,7 @@ import pytest
 from matplotlib.image import imread
 
 from jppo.analysis import plots
+from jppo.analysis.metrics import RETURN_LABELS
 from jppo.runs import results
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -318,3 +319,23 @@ def test_variants_past_ten_share_no_color_and_style(tmp_path):
     assert len(styles) == len(names)
     assert plots.variant_color("v03", names) == plots.variant_color("v13", names)
     assert plots.variant_linestyle("v03", names) != plots.variant_linestyle("v13", names)
+
+
+def test_an_evaluated_run_also_gets_its_training_return_curves(tmp_path):
+    """A greedy evaluation can sit at the optimum while the sampled policy still
+    differs by variant: the training-return figure shows the latter."""
+    make_run(tmp_path, ["standard", "popart"], ["CartPole-v1"])
+    assert [p.name for p in plots.write_plots(tmp_path)][:2] == ["learning_curves.png",
+                                                                   "diagnostics_CartPole-v1.png"]
+    frame = results.read_metrics(tmp_path)
+    frame["eval_return"] = np.where(frame["update"] % 6 == 5, 100.0, NAN)
+    names = [p.name for p in plots.write_plots(tmp_path, frame=frame)]
+    assert names[:2] == ["learning_curves.png", plots.TRAINING_CURVES]
+    evaluated = plots.learning_curves_figure(frame)
+    training = plots.learning_curves_figure(frame, returns="episode_return")
+    assert evaluated.axes[0].get_ylabel() == RETURN_LABELS["eval_return"]
+    assert training.axes[0].get_ylabel() == RETURN_LABELS["episode_return"]
+    flat = [line.get_ydata() for line in evaluated.axes[0].get_lines()]
+    assert all(np.allclose(y[np.isfinite(y)], 100.0) for y in flat)
+    rising = [line.get_ydata() for line in training.axes[0].get_lines()]
+    assert all(y[np.isfinite(y)][-1] > y[np.isfinite(y)][0] for y in rising)

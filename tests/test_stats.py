@@ -239,3 +239,15 @@ def test_higher_confidence_gives_wider_intervals_in_the_table():
         assert r_narrow[f"{name}_hi"] - r_narrow[f"{name}_lo"] < \
             r_wide[f"{name}_hi"] - r_wide[f"{name}_lo"], name
     assert "50% CI" in stats.format_table(narrow)
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ((500.0, 480.0), 1), ((12.3,), 2), ((3.2,), 3), ((0.5,), 4), ((0.0025, -0.001), 6), ((0.0,), 2),
+    ((1e-12,), 8),
+])
+def test_decimals_keep_four_significant_digits_of_small_returns(values, expected):
+    assert stats.decimals(*values) == expected
+    point = max(values, key=abs)
+    if point:
+        text = stats.format_estimate(point, point, point, expected)
+        assert float(text.split()[0]) == pytest.approx(point, rel=1e-3, abs=10.0 ** -expected)

@@ -225,9 +225,11 @@ def plot_learning_curves(
     *,
     variants: Sequence[str] | None = None,
     envs: Sequence[str] | None = None,
+    returns: str | None = None,
 ) -> Path:
     """Write `learning_curves_figure` as a PNG."""
-    return save_png(learning_curves_figure(frame, variants=variants, envs=envs), path)
+    figure = learning_curves_figure(frame, variants=variants, envs=envs, returns=returns)
+    return save_png(figure, path)
 
 
 def learning_curves_figure(
@@ -235,11 +237,14 @@ def learning_curves_figure(
     *,
     variants: Sequence[str] | None = None,
     envs: Sequence[str] | None = None,
+    returns: str | None = None,
 ) -> Figure:
     """One subplot per env: return vs env steps per seed, a line and a bootstrap
     band of the across-seed mean per variant. The return is the deterministic
     evaluation's where the env has one (a variant without it shows its training
-    return, marked in the legend), else the training episodes'; the y label says."""
+    return, marked in the legend), else the training episodes'; the y label says.
+    `returns=TRAINING_RETURN` shows the sampled policy's training return instead:
+    a greedy evaluation can hide what the stochastic policy still does."""
     variants = order(variants, frame["variant"].unique())
     envs = order(envs, frame["env"].unique())
     if not envs or not variants:
@@ -251,7 +256,8 @@ def learning_curves_figure(
     present = pairs_present(frame)
     for ax, env in zip(axes, envs, strict=False):
         ax.set_title(env)
-        shown = EVAL_RETURN if has_data(frame, EVAL_RETURN, env) else TRAINING_RETURN
+        evaluated = returns != TRAINING_RETURN and has_data(frame, EVAL_RETURN, env)
+        shown = EVAL_RETURN if evaluated else TRAINING_RETURN
         if not has_data(frame, shown, env):
             note(ax, "no finished episodes recorded")
             continue
@@ -514,13 +520,18 @@ def filename_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "env"
 
 
+TRAINING_CURVES = "learning_curves_training.png"  # written when the run evaluates
+
+
 def write_plots(
     run_dir: str | Path,
     frame: pd.DataFrame | None = None,
     info: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Write `plots/learning_curves.png` and `plots/diagnostics_<env>.png` per env,
-    in run.json's variant and env order where known; return the paths."""
+    """Write `plots/learning_curves.png` (and, when the run evaluates,
+    `plots/learning_curves_training.png` of the training return) and
+    `plots/diagnostics_<env>.png` per env, in run.json's variant and env order
+    where known; return the paths."""
     run_dir = Path(run_dir)
     if frame is None:
         frame = results.read_metrics(run_dir)
@@ -534,6 +545,9 @@ def write_plots(
     paths = [
         plot_learning_curves(frame, folder / "learning_curves.png", variants=variants, envs=envs)
     ]
+    if any(has_data(frame, EVAL_RETURN, env) for env in envs):
+        paths.append(plot_learning_curves(frame, folder / TRAINING_CURVES, variants=variants,
+                                          envs=envs, returns=TRAINING_RETURN))
     for env in envs:
         path = folder / f"diagnostics_{filename_safe(env)}.png"
         paths.append(plot_diagnostics(frame, path, env=env, variants=variants, info=info))

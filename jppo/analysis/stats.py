@@ -191,12 +191,17 @@ def summary_table(
     return table
 
 
+MAX_DECIMALS = 8  # returns of order 1e-4 (tiny reward scales) keep 4 significant digits
+
+
 def decimals(*values: float) -> int:
-    """Decimals that show about four significant digits of the largest value (1 to 3)."""
+    """Decimals that show about four significant digits of the largest value (at
+    least 1; 3 for values in [1, 10)), so a run with returns of 1e-4 does not
+    print as a column of zeros."""
     finite = [abs(v) for v in values if np.isfinite(v) and v != 0]
     if not finite:
         return 2
-    return min(3, max(1, 3 - math.floor(math.log10(max(finite)))))
+    return min(MAX_DECIMALS, max(1, 3 - math.floor(math.log10(max(finite)))))
 
 
 def format_estimate(point: float, lo: float, hi: float, digits: int) -> str:
