@@ -339,3 +339,19 @@ def test_an_evaluated_run_also_gets_its_training_return_curves(tmp_path):
     assert all(np.allclose(y[np.isfinite(y)], 100.0) for y in flat)
     rising = [line.get_ydata() for line in training.axes[0].get_lines()]
     assert all(y[np.isfinite(y)][-1] > y[np.isfinite(y)][0] for y in rising)
+
+
+def test_kl_early_stopping_variants_add_an_epochs_panel(tmp_path):
+    make_run(tmp_path, ["standard", "kl_stop"], ["CartPole-v1"], num_updates=8)
+    frame = results.read_metrics(tmp_path)
+    frame["epochs_completed"] = np.where(frame["variant"] == "kl_stop", 1.5, 4.0)
+    plain = {"variants": {"standard": {"config": {}}, "kl_stop": {"config": {}}}}
+    stopping = {"variants": {"standard": {"config": {}},
+                             "kl_stop": {"config": {"kl_early_stop": True}}}}
+    titles = [ax.get_title() for ax in
+              plots.diagnostics_figure(frame, env="CartPole-v1", info=plain).axes]
+    assert "epochs_completed" not in titles and len(titles) == 6
+    fig = plots.diagnostics_figure(frame, env="CartPole-v1", info=stopping)
+    panel = next(ax for ax in fig.axes if ax.get_title() == "epochs_completed")
+    medians = sorted(float(np.nanmedian(line.get_ydata())) for line in panel.get_lines())
+    assert medians == [1.5, 4.0]

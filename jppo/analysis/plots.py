@@ -50,6 +50,8 @@ DIAGNOSTICS = (
     ("entropy", False),
     ("advantage_std", True),
 )
+# A seventh panel when some variant stops its epochs early on KL (`kl_early_stop`).
+EPOCHS_PANEL = ("epochs_completed", False)
 THROTTLED_CLIP_RATIO = THROTTLE_RATIO  # the line the throttled-updates rule fires above
 DPI = 110
 STEP_TICKS = 5  # at most this many env-step ticks per axis, so their labels never touch
@@ -365,10 +367,14 @@ def diagnostics_figure(
         raise ValueError(f"no rows for env {env!r}")
     units = panel_units(arrays, info)
     note_lines = sum(units_note(u).count("\n") + 1 for u in units.values() if units_note(u))
-    fig = new_figure(15.0, 7.5 + NOTE_LINE_INCHES * note_lines)  # notes take room, not plots
+    panels = diagnostic_panels(info, arrays)
+    ncols = 3 if len(panels) <= 6 else 4
+    fig = new_figure(5.0 * ncols, 7.5 + NOTE_LINE_INCHES * note_lines)  # notes take room
     fig.suptitle(f"{env}: diagnostics (median and interquartile range over seeds)")
-    axes = fig.subplots(2, 3).reshape(-1)
-    for ax, (metric, log) in zip(axes, DIAGNOSTICS, strict=True):
+    axes = fig.subplots(2, ncols).reshape(-1)
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    for ax, (metric, log) in zip(axes, panels, strict=False):
         ax.set_title(metric)
         if not has_data(frame, metric, env):
             note(ax, f"{metric} not recorded")
@@ -386,6 +392,14 @@ def diagnostics_figure(
             label_units(ax, units[metric])
     add_legend(fig, axes)
     return fig
+
+
+def diagnostic_panels(info: Mapping[str, Any] | None,
+                      arrays: Mapping[str, Mapping[str, np.ndarray]]) -> list[tuple[str, bool]]:
+    """The six standard panels, plus epochs completed per update when a variant
+    stops its epochs on KL: how much of the epoch budget each update used."""
+    stops = any(variant_fields(info, variant).get("kl_early_stop") for variant in arrays)
+    return [*DIAGNOSTICS, EPOCHS_PANEL] if stops else list(DIAGNOSTICS)
 
 
 def mark_throttled(ax: Axes) -> None:
