@@ -35,7 +35,7 @@ ROOT = CASES_DIR.parents[1]  # the repository: `jppo compare` runs here, so env 
 DEFAULT_OUT = Path("runs/case-studies")
 OUTPUT_FILES = ("summary.md", "summary.csv", "diagnosis.md")
 PLOTS = "plots"
-STALE_PATTERNS = ("learning_curves.png", "diagnostics_*.png")  # replaced by each copy
+STALE_PATTERNS = ("learning_curves*.png", "diagnostics_*.png")  # replaced by each copy
 INTERRUPT_GRACE_SECONDS = 60  # an interrupted case's time to write its checkpoint
 
 
