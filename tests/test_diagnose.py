@@ -9,6 +9,8 @@ diagnosis rightly reports that (the scaled run solves CartPole sooner).
 """
 
 import dataclasses
+import math
+import re
 
 import jax
 import numpy as np
@@ -51,7 +53,8 @@ def step(before: float, after: float, at: int) -> np.ndarray:
 def test_rules_are_complete_and_their_remedies_are_valid_configs():
     names = [rule.name for rule in diagnose.RULES]
     assert names == ["value_dominance", "critic_collapse", "throttled_updates", "policy_stall",
-                     "entropy_collapse", "exploding_value_loss", "noise_advantages"]
+                     "entropy_collapse", "exploding_value_loss", "noise_advantages",
+                     "kl_cut_epochs"]
     for rule in diagnose.RULES:
         assert set(rule.metrics) <= set(METRIC_DOCS), rule.name
         assert rule.title and rule.description and rule.threshold and rule.remedies
@@ -179,6 +182,56 @@ def test_value_dominance_uses_the_torso_terms_or_the_global_clip():
     assert all("grad_clip" not in r.overrides for r in torso.remedies)  # already per head
 
 
+def quoted_numbers(quote: str) -> list[float]:
+    """The numbers of a quote ("name 2.5e4 > 10 while ..."), in order."""
+    return [float(n) for n in re.findall(r"(?<![\w/])-?\d+(?:\.\d+)?(?:e-?\d+)?", quote)]
+
+
+def after_warm_up(values: np.ndarray) -> np.ndarray:
+    return values[:, math.ceil(diagnose.WARMUP_FRACTION * UPDATES):]
+
+
+def test_a_finding_quotes_the_criterion_that_held_against_its_threshold():
+    """Shared torso under one global clip: the torso terms are balanced (ratio 0.47,
+    below 10), the heads are not; the finding must quote the head criterion with
+    the medians of the hand-made arrays, never the torso ratio."""
+    rng = np.random.default_rng(0)
+    value, policy = rng.uniform(1e3, 1e4, (4, UPDATES)), rng.uniform(0.1, 0.3, (4, UPDATES))
+    clip = rng.uniform(50.0, 500.0, (4, UPDATES))
+    frame = handmade(grad_norm_value=value, grad_norm_policy=policy, grad_clip_ratio=clip,
+                     grad_norm_value_term_torso=0.47, grad_norm_policy_term_torso=1.0)
+    found = finding(frame, "value_dominance", {"torso_hidden": [64]})
+    assert found.fired
+    assert found.quote.startswith("value/policy head gradient ")
+    assert " > 10 while grad_clip_ratio " in found.quote and found.quote.endswith(" > 1")
+    assert "torso" not in found.quote and "torso" not in found.basis
+    heads, clips = np.median(after_warm_up(value / policy)), np.median(after_warm_up(clip))
+    np.testing.assert_allclose(quoted_numbers(found.quote), [heads, 10, clips, 1], rtol=5e-3)
+    assert found.key_value == pytest.approx(heads)
+    assert f"fired on: {found.quote}" in diagnose.format_terminal([found])
+    assert f"Fired on: {found.quote}" in diagnose.format_markdown([found])
+    # the torso unbalanced, the heads not: the torso criterion is quoted alone
+    torso = finding(handmade(grad_norm_value=1.0, grad_norm_policy=1.0, grad_clip_ratio=clip,
+                             grad_norm_value_term_torso=value, grad_norm_policy_term_torso=policy),
+                    "value_dominance", {"torso_hidden": [64]})
+    assert torso.fired and "head" not in torso.quote and "global clip" not in torso.basis
+    np.testing.assert_allclose(quoted_numbers(torso.quote), [heads, 10], rtol=5e-3)
+
+
+def test_a_single_criterion_quote_reads_its_median_over_the_affected_seeds():
+    rng = np.random.default_rng(1)
+    ev = rng.uniform(-2.0, -0.1, (4, UPDATES))
+    ev[3] = 0.9  # a healthy seed: not affected, not in the median
+    found = finding(handmade(explained_variance=ev, target_std=20.0, target_abs_max=100.0),
+                    "critic_collapse")
+    assert found.fired and found.seeds == [0, 1, 2]
+    assert found.quote.startswith("explained_variance -") and found.quote.endswith(" < 0")
+    np.testing.assert_allclose(quoted_numbers(found.quote),
+                               [np.median(after_warm_up(ev[:3])), 0], rtol=5e-3)
+    stall = finding(handmade(approx_kl=2e-7, clip_fraction=0.0), "policy_stall")
+    assert stall.quote == "approx_kl 2e-7 < 0.0001 and clip_fraction 0 < 0.001"
+
+
 def test_warm_up_persistence_and_the_reporting_line():
     # 22 of 40 updates (a majority of the run), but only 14 of the 32 after warm-up
     early = handmade(grad_clip_ratio=step(100.0, 1.0, 22))
@@ -210,6 +263,30 @@ def test_noise_advantages_relative_to_the_return_scale():
     assert not finding(noise, "noise_advantages", {"advantage_norm": "robust"}).fired
     signal = handmade(advantage_std=0.5, target_mean=5.0, target_abs_max=10.0)
     assert not finding(signal, "noise_advantages").fired
+
+
+def test_kl_cut_epochs_fires_when_most_epochs_are_cut_under_kl_early_stop():
+    """The 20-epoch full-batch setting: updates stopped at epoch 4-11 of 20."""
+    rng = np.random.default_rng(2)
+    cut = rng.integers(4, 12, (4, UPDATES)).astype(np.float64)
+    cut[0] = 20.0  # one seed runs all its epochs
+    config = {"kl_early_stop": True, "update_epochs": 20, "num_minibatches": 1}
+    found = finding(handmade(epochs_completed=cut), "kl_cut_epochs", config)
+    assert found.fired and found.seeds == [1, 2, 3]
+    np.testing.assert_allclose(quoted_numbers(found.quote),
+                               [np.median(after_warm_up(cut[1:])) / 20, 0.5], rtol=5e-3)
+    assert found.quote.startswith("epochs_completed / update_epochs ")
+    assert all(r.overrides != {"update_epochs": 20} for r in found.remedies)
+    # the limit in the text is the limit of the test: 9 of 20 fires, 11 of 20 does not
+    limit = diagnose.KL_CUT_FRACTION * 20
+    assert finding(handmade(epochs_completed=limit - 1), "kl_cut_epochs", config).fired
+    assert not finding(handmade(epochs_completed=limit + 1), "kl_cut_epochs", config).fired
+    # cut only during the warm-up (the first 20% of updates): not persistent
+    early = handmade(epochs_completed=step(2.0, 20.0, 8))
+    assert not finding(early, "kl_cut_epochs", config).fired
+    # without kl_early_stop the rule does not judge (epochs_completed is update_epochs)
+    off = finding(handmade(epochs_completed=cut), "kl_cut_epochs", {"update_epochs": 20})
+    assert not off.fired and off.basis.startswith("not applicable: ")
 
 
 def test_exploding_value_loss_needs_scale_and_a_loss_that_stays_up():
@@ -318,5 +395,5 @@ def test_reports_cover_every_cell(failing_run, healthy):
     assert "no failure mode detected: healthy / CartPole-v1" in terminal
     report = diagnose.format_markdown(findings)
     assert "## healthy / CartPole-v1 (8 seeds)" in report
-    assert "No failure mode detected (7 rules checked)." in report
+    assert "No failure mode detected (8 rules checked)." in report
     assert "| failure mode | failing / CartPole-x1000 | healthy / CartPole-v1 |" in report

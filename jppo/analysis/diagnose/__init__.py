@@ -21,6 +21,10 @@ update when its latest episode return is within `SOLVED_TOLERANCE` of the
 learning range (first return to best) below the best return on the
 environment: a policy that stopped changing there has nothing left to move to.
 
+A rule's check returns a `Verdict`; built from `Signal`s of `Criterion`s
+(`verdict_of`), each finding quotes the criteria that held on its affected
+seeds, e.g. "explained_variance -0.8 < 0".
+
 `diagnose_run(run_dir)` writes the run's `diagnosis.md`; `diagnose_frame` works
 on any metrics table, and `format_markdown` / `format_terminal` render findings.
 """
@@ -48,9 +52,11 @@ from jppo.analysis.diagnose.engine import (
     SOLVED_TOLERANCE,
     WARMUP_FRACTION,
     Cell,
+    Criterion,
     Finding,
     Remedy,
     Rule,
+    Signal,
     Verdict,
     best_return,
     diagnose_cell,
@@ -61,12 +67,14 @@ from jppo.analysis.diagnose.engine import (
     return_scale,
     smoothed_returns,
     solved,
+    verdict_of,
 )
 from jppo.analysis.diagnose.report import format_markdown, format_terminal
 from jppo.analysis.diagnose.rules import (
     ANNEALED_LR,
     DOMINANCE_RATIO,
     ENTROPY_FRACTION,
+    KL_CUT_FRACTION,
     LARGE_RETURN_SCALE,
     LOG_STD_DROP,
     NOISE_ADVANTAGE,
@@ -83,10 +91,12 @@ from jppo.runs.experiment import import_modules
 
 __all__ = [
     "ANNEALED_LR", "DOMINANCE_RATIO", "ENTROPY_FRACTION", "EVIDENCE_ROWS", "FIRE_FRACTION",
+    "KL_CUT_FRACTION",
     "FLAT_TARGETS", "LARGE_RETURN_SCALE", "LOG_STD_DROP", "MIN_EVALUATED", "NOISE_ADVANTAGE",
     "RULES", "SMOOTHING_FRACTION", "SOLVED_TOLERANCE", "STALL_CLIP_FRACTION", "STALL_KL",
     "THROTTLE_RATIO", "TINY_ABSOLUTE_CLIP", "WARMUP_FRACTION", "Cell", "Finding", "Remedy",
-    "Rule", "Verdict", "best_return", "diagnose_cell", "diagnose_frame", "diagnose_run",
+    "Rule", "Signal", "Verdict", "Criterion", "verdict_of", "best_return", "diagnose_cell",
+    "diagnose_frame", "diagnose_run",
     "flat_targets", "format_markdown", "format_terminal", "make_cell", "persistent",
     "incomplete_notes", "register_rule", "registered_rules", "return_scale",
     "smoothed_returns", "solved", "DIVERGENCE", "LARGE_REWARD", "divergence_finding",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -79,9 +80,52 @@ class Cell:
         return np.broadcast_to(mask, (len(self.seeds), n))
 
 
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    """One quantity compared with its threshold at every update: `values op threshold`.
+    A per-seed quantity (e.g. a late/early ratio) is passed as `(seeds, 1)`."""
+
+    name: str  # as the summary line quotes it, e.g. "explained_variance"
+    values: np.ndarray  # (seeds, updates) or (seeds, 1)
+    op: str  # one of COMPARISONS
+    threshold: float
+
+    def holds(self, shape: tuple[int, int]) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.broadcast_to(COMPARISONS[self.op](self.values, self.threshold), shape)
+
+    def quote(self, mask: np.ndarray) -> tuple[float, str]:
+        """The median over `mask` and "name median op threshold"."""
+        values = np.broadcast_to(self.values, mask.shape)[mask]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = float(np.nanmedian(values)) if values.size else math.nan
+        text = f"{self.name} {short_number(median)} {self.op} {short_number(self.threshold)}"
+        return median, text
+
+
+@dataclasses.dataclass(frozen=True)
+class Signal:
+    """Criteria that together make a rule's condition at an update (all must hold);
+    a rule's condition holds where any of its signals does."""
+
+    criteria: tuple[Criterion, ...]
+    basis: str = ""  # the evidence in words, e.g. "explained variance"
+    joiner: str = " and "  # between the criteria in a quote
+
+    def holds(self, shape: tuple[int, int]) -> np.ndarray:
+        return np.logical_and.reduce([c.holds(shape) for c in self.criteria])
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    """A rule's per-seed result on one cell."""
+    """A rule's per-seed result on one cell. `signals` say what the condition
+    compares, so a finding quotes the criteria that held on its affected seeds;
+    a verdict without them quotes the median of `key_values`."""
 
     affected: np.ndarray  # (seeds,) bool
     evaluated: np.ndarray  # (seeds, updates) bool: the updates the rule judged
@@ -90,6 +134,20 @@ class Verdict:
     derived: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     basis: str = ""  # which evidence decided
     note: str = ""
+    signals: tuple[Signal, ...] = ()
+
+
+def verdict_of(signals: Sequence[Signal], evaluated: np.ndarray, *, basis: str = "",
+               derived: Mapping[str, np.ndarray] | None = None, note: str = "") -> Verdict:
+    """The verdict of a condition made of `signals` (any of them, each all of its
+    criteria) over the `evaluated` updates: a seed is affected where it persists."""
+    shape = evaluated.shape
+    condition = np.logical_or.reduce([s.holds(shape) for s in signals])
+    first = signals[0].criteria[0]
+    return Verdict(persistent(condition, evaluated), evaluated, first.name,
+                   np.broadcast_to(first.values, shape), dict(derived or {}),
+                   basis or "; ".join(s.basis for s in signals if s.basis), note,
+                   tuple(signals))
 
 
 def _everywhere(config: PPOConfig) -> bool:
@@ -150,6 +208,7 @@ class Finding:
     condition: str = ""
     lines: tuple[str, ...] = ()  # further facts, one per line (e.g. a divergence's source)
     returns: str = "episode_return"  # the return the solved gate read
+    quote: str = ""  # what held on the affected seeds: "explained_variance -0.8 < 0"
 
 
 # ------------------------------------------------------- judging one quantity
@@ -301,15 +360,64 @@ def diagnose_cell(cell: Cell, rule: Rule) -> Finding:
     verdict = judge(cell, rule)
     affected = [int(s) for s in cell.seeds[verdict.affected]]
     fraction = len(affected) / max(len(cell.seeds), 1)
+    key, key_value, quote, basis = quoted(verdict)
     return Finding(
         variant=cell.variant, env=cell.env, rule=rule.name, title=rule.title,
         fraction=fraction, seeds=affected, num_seeds=len(cell.seeds),
         fired=fraction >= FIRE_FRACTION, evidence=evidence_table(cell, rule, verdict),
         remedies=untried(rule.remedies, cell.config), threshold=rule.threshold,
-        basis=verdict.basis, note=verdict.note, key=verdict.key,
-        key_value=_key_value(verdict), description=rule.description,
-        condition=rule.condition, returns=cell.return_name,
+        basis=basis, note=verdict.note, key=key, key_value=key_value,
+        description=rule.description, condition=rule.condition, returns=cell.return_name,
+        quote=quote,
     )
+
+
+def fired_signals(verdict: Verdict) -> list[tuple[Signal, np.ndarray]]:
+    """The signals that made the affected seeds affected, each with the updates its
+    quote reads: the evaluated updates of the seeds on which it persisted alone;
+    failing any such, for seeds affected by signals together, the evaluated
+    updates of the affected seeds on which it held."""
+    evaluated, affected = verdict.evaluated, verdict.affected[:, None]
+    alone = [(s, persistent(s.holds(evaluated.shape), evaluated)[:, None] & affected)
+             for s in verdict.signals]
+    found = [(s, evaluated & rows) for s, rows in alone if rows.any()]
+    if found:
+        return found
+    held = [(s, evaluated & affected & s.holds(evaluated.shape)) for s in verdict.signals]
+    return [(s, mask) for s, mask in held if mask.any()]
+
+
+def quoted(verdict: Verdict) -> tuple[str, float, str, str]:
+    """(key, its median, the quote, the basis) of a verdict. With affected seeds and
+    signals: the criteria of the signals that held on those seeds, each "name
+    median op threshold" (medians over the updates `fired_signals` gives), and the
+    basis of those signals; else the median of `key_values` over the evaluated
+    updates."""
+    fired = fired_signals(verdict) if np.any(verdict.affected) else []
+    if not fired:
+        value = _key_value(verdict)
+        quote = f"median {verdict.key} {short_number(value)}" if np.any(verdict.affected) \
+            and verdict.key else ""
+        return verdict.key, value, quote, verdict.basis
+    parts = []
+    for signal, mask in fired:
+        quotes = [criterion.quote(mask) for criterion in signal.criteria]
+        parts.append(signal.joiner.join(text for _, text in quotes))
+    first_signal, first_mask = fired[0]
+    key_value = first_signal.criteria[0].quote(first_mask)[0]
+    basis = verdict.basis
+    if len(verdict.signals) > 1:
+        basis = "; ".join(s.basis for s, _ in fired if s.basis) or basis
+    return first_signal.criteria[0].name, key_value, "; ".join(parts), basis
+
+
+def short_number(value: float) -> str:
+    """3 significant digits, exponents without padding: 2.5e4, 1e-07 -> 1e-7."""
+    text = f"{value:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
 
 
 def _key_value(verdict: Verdict) -> float:

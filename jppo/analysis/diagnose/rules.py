@@ -3,33 +3,35 @@ check, and its `Rule` entry (evidence metrics, remedies), kept together.
 
 Condition texts are templates filled from each rule's `thresholds`, the same
 constants its check compares against. The failure modes, their evidence and
-their fixes come from the design notes (`STABILIZATION.md`) and the seed
-failure reports. `RULES` fixes the order findings are listed in; `register_rule` appends a user's
-rule to every diagnosis.
+their fixes come from the design notes (`STABILIZATION.md`) and the case
+studies that reproduce each failure (`experiments/case_studies/NAME`, cited
+as "case study: NAME"). `RULES` fixes the order findings are listed in;
+`register_rule` appends a user's rule to every diagnosis.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import NamedTuple
 
 import numpy as np
 
 from jppo.analysis.diagnose.engine import (
     FLAT_TARGETS,
     Cell,
+    Criterion,
     Remedy,
     Rule,
+    Signal,
     Verdict,
     finite,
     flat_targets,
     not_recorded,
     nothing_judged,
-    persistent,
     ratio,
     return_scale,
     solved,
+    verdict_of,
 )
 from jppo.core import strategies
 from jppo.core.config import PPOConfig
@@ -37,10 +39,10 @@ from jppo.core.strategies import Registry
 
 # Remedies that address several failure modes.
 PER_HEAD_CLIP = Remedy({"grad_clip": "per_head"}, "each head is clipped alone, so a huge value "
-                       "gradient cannot shrink the policy step (seed 003)")
+                       "gradient cannot shrink the policy step (case study: throttled_gradients)")
 REWARD_SCALING = Remedy({"reward_scaling": True}, "divides rewards by the running return std, "
                         "so targets and value gradients are of unit scale (37 implementation "
-                        "details; seeds 001, 002)")
+                        "details; case studies: frozen_policy, value_clip_scale)")
 POPART = Remedy({"value_target": "popart"}, "the critic learns normalized targets with an "
                 "output-preserving rescale (van Hasselt et al. 2016)")
 
@@ -55,58 +57,54 @@ def _one_global_clip(config: PPOConfig) -> bool:
     return strategies.of(config).grad_clip.couples_groups
 
 
-class _Signal(NamedTuple):
-    name: str
-    values: np.ndarray
-    condition: np.ndarray
-    evaluated: np.ndarray
-    basis: str
+TORSO_COLUMN, HEADS_COLUMN = "torso value/policy term", "value/policy grad"
 
 
-def _torso_signal(cell: Cell) -> _Signal | None:
-    """Value-loss vs policy-loss gradient on a shared torso, where the two meet."""
+def _torso_signal(cell: Cell) -> tuple[Signal, np.ndarray, str] | None:
+    """Value-loss vs policy-loss gradient on a shared torso, where the two meet;
+    with the updates it can judge and its evidence column."""
     value_term = cell.get("grad_norm_value_term_torso")
     policy_term = cell.get("grad_norm_policy_term_torso")
     if value_term is None or policy_term is None or not np.nanmax(value_term) > 0:
         return None
     torso = ratio(value_term, policy_term)
-    return _Signal("torso value/policy term", torso, torso > DOMINANCE_RATIO,
-                   finite(value_term, policy_term),
-                   "value-loss vs policy-loss gradient on the shared torso")
+    signal = Signal((Criterion("value/policy loss-term gradient on the torso", torso, ">",
+                               DOMINANCE_RATIO),),
+                    "value-loss vs policy-loss gradient on the shared torso")
+    return signal, finite(value_term, policy_term), TORSO_COLUMN
 
 
-def _head_signal(cell: Cell) -> _Signal | None:
-    """Separate networks: value vs policy head norm while the global clip acts."""
+def _head_signal(cell: Cell) -> tuple[Signal, np.ndarray, str] | None:
+    """Value vs policy head norm while the global clip acts."""
     value, policy = cell.get("grad_norm_value"), cell.get("grad_norm_policy")
     clip = cell.get("grad_clip_ratio")
     if not _one_global_clip(cell.config) or value is None or policy is None or clip is None:
         return None
     heads = ratio(value, policy)
-    return _Signal("value/policy grad", heads, (heads > DOMINANCE_RATIO) & (clip > CLIP_ACTIVE),
-                   finite(value, policy, clip),
-                   "value vs policy head gradient norm under the global clip")
+    signal = Signal((Criterion("value/policy head gradient", heads, ">", DOMINANCE_RATIO),
+                     Criterion("grad_clip_ratio", clip, ">", CLIP_ACTIVE)),
+                    "value vs policy head gradient norm under the global clip", " while ")
+    return signal, finite(value, policy, clip), HEADS_COLUMN
 
 
 def _check_value_dominance(cell: Cell) -> Verdict:
-    signals = [s for s in (_torso_signal(cell), _head_signal(cell)) if s is not None]
-    if not signals:
+    found = [s for s in (_torso_signal(cell), _head_signal(cell)) if s is not None]
+    if not found:
         if not _one_global_clip(cell.config):
             return nothing_judged(cell, "separate networks clipped per head: the value "
                                   "gradient cannot reach the policy step")
         names = ["grad_norm_value", "grad_norm_policy", "grad_clip_ratio"]
         return not_recorded(cell, names) or nothing_judged(cell, "not evaluated")
-    evaluated = np.logical_or.reduce([s.evaluated for s in signals]) & cell.window
-    condition = np.logical_or.reduce([s.condition for s in signals])
-    return Verdict(persistent(condition, evaluated), evaluated, signals[0].name,
-                   signals[0].values, {s.name: s.values for s in signals},
-                   "; ".join(s.basis for s in signals))
+    evaluated = np.logical_or.reduce([judged for _, judged, _ in found]) & cell.window
+    derived = {column: s.criteria[0].values for s, _, column in found}
+    return verdict_of([s for s, _, _ in found], evaluated, derived=derived)
 
 
 VALUE_DOMINANCE = Rule(
     name="value_dominance",
     title="Value dominance",
     description="The value-loss gradient outweighs the policy gradient where they meet, "
-    "so the critic's error sets the size of the policy step (seed 000).",
+    "so the critic's error sets the size of the policy step (case study: value_dominance).",
     thresholds={"ratio": DOMINANCE_RATIO, "clip_active": CLIP_ACTIVE},
     condition_template="value/policy gradient norm > {ratio:g}",
     threshold_template="value/policy gradient norm > {ratio:g}: on the shared torso "
@@ -118,10 +116,10 @@ VALUE_DOMINANCE = Rule(
         PER_HEAD_CLIP,
         REWARD_SCALING,
         POPART,
-        Remedy({"vf_coef": 0.1}, "down-weights the value term (seeds 000, 002); eases the "
-               "symptom, not the scale"),
+        Remedy({"vf_coef": 0.1}, "down-weights the value term (case studies: "
+               "value_dominance, value_clip_scale); eases the symptom, not the scale"),
         Remedy({"torso_hidden": ()}, "separate networks share no parameters for the value "
-               "term to take over (seed 000; Andrychowicz et al. 2020)"),
+               "term to take over (case study: value_dominance; Andrychowicz et al. 2020)"),
     ),
     check=_check_value_dominance,
 )
@@ -144,15 +142,16 @@ def _check_critic_collapse(cell: Cell) -> Verdict:
     if share > 0:
         basis += (f"; {share:.0%} of the post-warm-up updates had flat targets "
                   f"(target_std < {FLAT_TARGETS:.0%} of the return scale) and were skipped")
-    return Verdict(persistent(ev < EXPLAINED_VARIANCE_FLOOR, evaluated), evaluated,
-                   "explained_variance", ev, basis=basis)
+    signal = Signal((Criterion("explained_variance", ev, "<", EXPLAINED_VARIANCE_FLOOR),))
+    return verdict_of([signal], evaluated, basis=basis)
 
 
 CRITIC_COLLAPSE = Rule(
     name="critic_collapse",
     title="Critic collapse",
     description="The critic predicts worse than the batch mean, so advantages carry its "
-    "error instead of the return signal (seeds 001, 003, 004).",
+    "error instead of the return signal (case studies: frozen_policy, throttled_gradients, "
+    "kl_early_stop).",
     thresholds={"floor": EXPLAINED_VARIANCE_FLOOR, "flat": FLAT_TARGETS},
     condition_template="explained_variance < {floor:g}",
     threshold_template="explained variance < {floor:g}; updates whose target_std < {flat:.0%} "
@@ -166,11 +165,11 @@ CRITIC_COLLAPSE = Rule(
         Remedy({"critic_lambda": 1.0}, "unbiased lambda = 1 targets for the critic, the "
                "actor keeps its own lambda (VC-PPO)"),
         Remedy({"value_hidden": (256, 128, 64), "value_layer_norm": True}, "a deeper "
-               "LayerNorm value head (seed 003's fix)"),
+               "LayerNorm value head (a fix in case study: throttled_gradients)"),
         Remedy({"value_output_gain": 0.01}, "initial predictions near zero instead of "
-               "large random values (seed 003)"),
-        Remedy({"value_lr": 1e-3}, "lets the critic catch up (seed 001 ran it at 3x the "
-               "actor's lr)"),
+               "large random values (case study: throttled_gradients)"),
+        Remedy({"value_lr": 1e-3}, "lets the critic catch up (case study: frozen_policy "
+               "runs it at 3x the actor's lr)"),
     ),
     check=_check_critic_collapse,
 )
@@ -186,8 +185,8 @@ def _check_throttled_updates(cell: Cell) -> Verdict:
         return missing
     clip = cell.get("grad_clip_ratio")
     evaluated = cell.window & np.isfinite(clip)
-    return Verdict(persistent(clip > THROTTLE_RATIO, evaluated), evaluated, "grad_clip_ratio",
-                   clip, basis="pre-clip gradient norm / max_grad_norm")
+    signal = Signal((Criterion("grad_clip_ratio", clip, ">", THROTTLE_RATIO),))
+    return verdict_of([signal], evaluated, basis="pre-clip gradient norm / max_grad_norm")
 
 
 THROTTLED_UPDATES = Rule(
@@ -195,7 +194,7 @@ THROTTLED_UPDATES = Rule(
     title="Throttled updates",
     description="The pre-clip gradient norm is many times max_grad_norm: the clip shrinks "
     "every gradient to a few percent of its size, at a scale set by its largest term "
-    "(seed 003: 10-73x).",
+    "(case study: throttled_gradients: 10-73x).",
     thresholds={"ratio": THROTTLE_RATIO},
     condition_template="grad_clip_ratio > {ratio:g}",
     threshold_template="grad_clip_ratio (pre-clip norm / max_grad_norm) > {ratio:g}",
@@ -204,9 +203,10 @@ THROTTLED_UPDATES = Rule(
     remedies=(
         PER_HEAD_CLIP,
         Remedy({"value_output_gain": 0.01}, "a smaller initial value error breaks the "
-               "clipping feedback loop (seed 003)"),
+               "clipping feedback loop (case study: throttled_gradients)"),
         REWARD_SCALING,
-        Remedy({"max_grad_norm": 2.0}, "seed 003's next step when norms stay above 10x"),
+        Remedy({"max_grad_norm": 2.0}, "the next step when norms stay above 10x, "
+               "then 5 (case study: throttled_gradients)"),
     ),
     check=_check_throttled_updates,
 )
@@ -233,15 +233,16 @@ def _check_policy_stall(cell: Cell) -> Verdict:
         evaluated &= ~annealed
         if np.any(annealed & cell.window):
             basis += f"; updates with the lr annealed below {ANNEALED_LR:.0%} of its peak skipped"
-    stalled = (kl < STALL_KL) & (clipped < STALL_CLIP_FRACTION)
-    return Verdict(persistent(stalled, evaluated), evaluated, "approx_kl", kl, basis=basis)
+    signal = Signal((Criterion("approx_kl", kl, "<", STALL_KL),
+                     Criterion("clip_fraction", clipped, "<", STALL_CLIP_FRACTION)))
+    return verdict_of([signal], evaluated, basis=basis)
 
 
 POLICY_STALL = Rule(
     name="policy_stall",
     title="Policy stall",
     description="The policy barely changes between rollouts and no sample reaches the "
-    "clip range (seeds 001, 003: KL 2e-7 to 2e-5).",
+    "clip range (case studies: frozen_policy, throttled_gradients: KL 2e-7 to 2e-5).",
     thresholds={"kl": STALL_KL, "clip": STALL_CLIP_FRACTION, "annealed": ANNEALED_LR},
     condition_template="approx_kl < {kl:g} and clip_fraction < {clip:g}",
     threshold_template="approx_kl < {kl:g} and clip_fraction < {clip:g}; updates where the "
@@ -249,11 +250,13 @@ POLICY_STALL = Rule(
     metrics=("approx_kl", "clip_fraction", "entropy", "grad_clip_ratio", "advantage_std"),
     remedies=(
         Remedy({"grad_clip": "per_head"}, "frees the policy step when the value gradient "
-               "holds the global clip (seed 003's cascade)"),
+               "holds the global clip (the cascade in case study: "
+               "throttled_gradients)"),
         REWARD_SCALING,
-        Remedy({"value_loss": "mse"}, "drops value clipping, seed 003's fix when KL stays "
-               "near zero"),
-        Remedy({"policy_lr": 1e-3}, "a larger actor lr (seed 001: 3e-4 -> 1e-3)"),
+        Remedy({"value_loss": "mse"}, "drops value clipping, a fix when KL stays near zero "
+               "(case study: throttled_gradients)"),
+        Remedy({"policy_lr": 1e-3}, "a larger actor lr (case study: frozen_policy: "
+               "3e-4 -> 1e-3)"),
     ),
     check=_check_policy_stall,
 )
@@ -271,25 +274,25 @@ def _check_entropy_collapse(cell: Cell) -> Verdict:
     if log_std is not None:
         drop = log_std[:, :1] - log_std
         evaluated = cell.window & np.isfinite(drop) & ~solved(cell)
-        return Verdict(persistent(drop >= LOG_STD_DROP, evaluated), evaluated,
-                       "log-std drop", drop, {"log-std drop": drop},
-                       "mean log-std of the Gaussian policy vs its first update")
+        signal = Signal((Criterion("log-std drop", drop, ">=", LOG_STD_DROP),))
+        return verdict_of([signal], evaluated, derived={"log-std drop": drop},
+                          basis="mean log-std of the Gaussian policy vs its first update")
     missing = not_recorded(cell, ["entropy"])
     if missing:
         return missing
     entropy = cell.get("entropy")
     share = ratio(entropy, entropy[:, :1])
     evaluated = cell.window & np.isfinite(share) & ~solved(cell)
-    return Verdict(persistent(share < ENTROPY_FRACTION, evaluated), evaluated,
-                   "entropy / initial", share, {"entropy / initial": share},
-                   "policy entropy vs its first update")
+    signal = Signal((Criterion("entropy / initial", share, "<", ENTROPY_FRACTION),))
+    return verdict_of([signal], evaluated, derived={"entropy / initial": share},
+                      basis="policy entropy vs its first update")
 
 
 ENTROPY_COLLAPSE = Rule(
     name="entropy_collapse",
     title="Entropy collapse",
     description="The policy turns deterministic before it solves the task and stops "
-    "exploring (seed 004).",
+    "exploring (case study: kl_early_stop).",
     thresholds={"fraction": ENTROPY_FRACTION, "drop": LOG_STD_DROP,
                 "std_fraction": math.exp(-LOG_STD_DROP)},
     condition_template="entropy < {fraction:g} x initial (Gaussian: std < {std_fraction:g} x "
@@ -300,11 +303,11 @@ ENTROPY_COLLAPSE = Rule(
     metrics=("entropy", "log_std_mean", "approx_kl", "ent_coef", "epochs_completed"),
     remedies=(
         Remedy({"kl_early_stop": True}, "stops an update's epochs once KL > 1.5 "
-               "target_kl (SB3; seed 004)"),
+               "target_kl (SB3; case study: kl_early_stop)"),
         Remedy({"ent_coef": 0.05, "ent_schedule": "linear"}, "more exploration early, "
-               "decayed to ent_coef_final (seed 004; Brax PR #660)"),
+               "decayed to ent_coef_final (case study: kl_early_stop; Brax PR #660)"),
         Remedy({"update_epochs": 4}, "fewer epochs per rollout over-optimize less "
-               "(seed 004: 20 -> 5-8)"),
+               "(case study: kl_early_stop: 20 -> 5-8)"),
     ),
     check=_check_entropy_collapse,
 )
@@ -332,9 +335,10 @@ def _absolute_value_clip(config: PPOConfig) -> float | None:
     return float(config.resolved("value_clip_eps"))
 
 
-def _not_falling(loss: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """Per seed: the median loss over the last 1/LATE_PARTS of the window is at
-    least its median over the first EARLY_FRACTION of the run."""
+def _late_over_early(loss: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Per seed, `(seeds, 1)`: the median loss over the last 1/LATE_PARTS of the
+    window over its median over the first EARLY_FRACTION of the run (>= 1: not
+    falling)."""
     n = loss.shape[1]
     start = max(1, math.ceil(EARLY_FRACTION * n))
     last = window & (np.arange(n) >= n - max(1, int(window[0].sum()) // LATE_PARTS))
@@ -342,7 +346,7 @@ def _not_falling(loss: np.ndarray, window: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", RuntimeWarning)
         early = np.nanmedian(loss[:, :start], axis=1)
         late = np.nanmedian(np.where(last, loss, np.nan), axis=1)
-    return late >= early
+    return ratio(late, early)[:, None]
 
 
 def _absolute_clip_note(config: PPOConfig, scale: np.ndarray) -> str:
@@ -368,19 +372,22 @@ def _check_exploding_value_loss(cell: Cell) -> Verdict:
     loss, std = cell.get("value_loss"), cell.get("target_std")
     excess = ratio(loss, MEAN_PREDICTOR_LOSS * std**2)
     evaluated = cell.window & finite(loss, excess, scale)
-    large = (scale > LARGE_RETURN_SCALE) & (excess > 1.0)
-    affected = persistent(large, evaluated) & _not_falling(loss, cell.window)
-    return Verdict(affected, evaluated, "value_loss", loss,
-                   {f"loss / ({MEAN_PREDICTOR_LOSS:g} Var[R])": excess},
-                   "value loss vs target variance at the return scale",
-                   _absolute_clip_note(cell.config, scale))
+    excess_name = f"value_loss / ({MEAN_PREDICTOR_LOSS:g} Var[R])"
+    signal = Signal((Criterion("return scale max|target|", scale, ">", LARGE_RETURN_SCALE),
+                     Criterion(excess_name, excess, ">", 1.0),
+                     Criterion("late / early value_loss", _late_over_early(loss, cell.window),
+                               ">=", 1.0)))
+    return verdict_of([signal], evaluated, derived={excess_name: excess},
+                      basis="value loss vs target variance at the return scale",
+                      note=_absolute_clip_note(cell.config, scale))
 
 
 EXPLODING_VALUE_LOSS = Rule(
     name="exploding_value_loss",
     title="Exploding value loss at large return scale",
     description="Returns far beyond unit scale leave the critic unable to reach them: the "
-    "value loss is of the squared return scale and does not come down (seeds 000, 002).",
+    "value loss is of the squared return scale and does not come down (case studies: "
+    "value_dominance, value_clip_scale).",
     thresholds={"scale": LARGE_RETURN_SCALE, "mean_loss": MEAN_PREDICTOR_LOSS,
                 "early": EARLY_FRACTION, "late": LATE_PARTS},
     condition_template="value_loss > {mean_loss:g} target_std^2 at max|target| > {scale:g}, "
@@ -393,13 +400,14 @@ EXPLODING_VALUE_LOSS = Rule(
              "value_clip_fraction"),
     remedies=(
         Remedy({"value_clip_mode": "relative"}, "value clip eps in units of the return "
-               "std instead of return units (seed 002, fix 1)"),
+               "std instead of return units (case study: value_clip_scale, fix 1)"),
         REWARD_SCALING,
         POPART,
         Remedy({"value_target": "symlog", "value_loss": "hl_gauss"}, "compressed targets "
                "on a fixed support, classification instead of regression (DreamerV3; "
                "Farebrother et al. 2024)"),
-        Remedy({"vf_coef": 0.1}, "down-weights the value term (seed 002, fix 3)"),
+        Remedy({"vf_coef": 0.1}, "down-weights the value term (case study: "
+               "value_clip_scale, fix 3)"),
     ),
     check=_check_exploding_value_loss,
     applies=_squared_error_in_return_units,
@@ -428,16 +436,17 @@ def _check_noise_advantages(cell: Cell) -> Verdict:
     floor = np.ones_like(std) if scale is None else np.fmax(scale, 1.0)
     relative = ratio(std, floor)
     evaluated = cell.window & np.isfinite(relative) & ~solved(cell)
-    return Verdict(persistent(relative < NOISE_ADVANTAGE, evaluated), evaluated,
-                   "advantage_std", std, {"adv std / scale": relative},
-                   "advantage std before normalization vs the return scale")
+    signal = Signal((Criterion("advantage_std / max(1, return scale)", relative, "<",
+                               NOISE_ADVANTAGE),))
+    return verdict_of([signal], evaluated, derived={"adv std / scale": relative},
+                      basis="advantage std before normalization vs the return scale")
 
 
 NOISE_ADVANTAGES = Rule(
     name="noise_advantages",
     title="Noise advantages",
     description="Raw advantages are near zero, so per-minibatch normalization blows noise "
-    "up to unit std and the policy follows it (seed 001).",
+    "up to unit std and the policy follows it (case study: frozen_policy).",
     thresholds={"ratio": NOISE_ADVANTAGE},
     condition_template="advantage_std < {ratio:g} x max(1, return scale)",
     threshold_template="advantage_std before normalization < {ratio:g} x max(1, return "
@@ -446,10 +455,10 @@ NOISE_ADVANTAGES = Rule(
     metrics=("advantage_std", "advantage_mean", "target_std", "explained_variance"),
     remedies=(
         Remedy({"advantage_norm": "robust"}, "divides by the std only above "
-               "adv_std_threshold, else only centers (seed 001)"),
+               "adv_std_threshold, else only centers (case study: frozen_policy)"),
         REWARD_SCALING,
         Remedy({"value_lr": 1e-3}, "a critic that catches up restores the advantage "
-               "signal (seed 001)"),
+               "signal (case study: frozen_policy)"),
     ),
     check=_check_noise_advantages,
     applies=_divides_by_advantage_std,
@@ -458,9 +467,60 @@ NOISE_ADVANTAGES = Rule(
 )
 
 
+# ------------------------------------------------------------ kl cut epochs
+KL_CUT_FRACTION = 0.5  # of update_epochs completed: below, most of the epochs were cut
+
+
+def _kl_early_stop(config: PPOConfig) -> bool:
+    return config.kl_early_stop
+
+
+def _check_kl_cut_epochs(cell: Cell) -> Verdict:
+    """Per update, the share of the planned epochs run before the KL stop."""
+    missing = not_recorded(cell, ["epochs_completed"])
+    if missing:
+        return missing
+    share = cell.get("epochs_completed") / cell.config.update_epochs
+    evaluated = cell.window & np.isfinite(share)
+    signal = Signal((Criterion("epochs_completed / update_epochs", share, "<",
+                               KL_CUT_FRACTION),))
+    return verdict_of([signal], evaluated, derived={"epochs share": share},
+                      basis="epochs completed before the KL early stop vs update_epochs")
+
+
+KL_CUT_EPOCHS = Rule(
+    name="kl_cut_epochs",
+    title="Epochs cut by KL early stopping",
+    description="Most of each update's epochs are cut: the first optimizer steps already move "
+    "the policy past 1.5 target_kl, so every update is a few large steps and the rest of the "
+    "rollout goes unused; the epochs planned are not the epochs run (case study: "
+    "kl_early_stop: 20 epochs of one full-batch minibatch stopped at epoch 4-14).",
+    thresholds={"fraction": KL_CUT_FRACTION},
+    condition_template="epochs_completed < {fraction:g} x update_epochs",
+    threshold_template="epochs_completed (optimizer epochs applied before the KL stop) < "
+    "{fraction:g} x update_epochs; only with kl_early_stop on",
+    metrics=("epochs_completed", "approx_kl", "clip_fraction", "entropy", "lr_policy"),
+    remedies=(
+        Remedy({"num_minibatches": 8}, "more, smaller minibatches: each step moves the "
+               "policy less, so more of an epoch fits under the KL limit; with one "
+               "full-batch minibatch every epoch is one big step (case study: kl_early_stop)"),
+        Remedy({"policy_lr": 1e-4}, "a lower policy lr: smaller steps reach the KL limit "
+               "later in the update"),
+        Remedy({"update_epochs": 4}, "fewer epochs, so the ones planned are run (case "
+               "study: kl_early_stop: 20 -> 5-8)"),
+        Remedy({"target_kl": 0.03}, "a target_kl matched to the epochs: the KL a full "
+               "update is meant to reach, since the stop is at 1.5 target_kl"),
+    ),
+    check=_check_kl_cut_epochs,
+    applies=_kl_early_stop,
+    scope="kl_early_stop = true",
+)
+
+
 # ----------------------------------------------------------------- registry
 RULES: tuple[Rule, ...] = (VALUE_DOMINANCE, CRITIC_COLLAPSE, THROTTLED_UPDATES, POLICY_STALL,
-                           ENTROPY_COLLAPSE, EXPLODING_VALUE_LOSS, NOISE_ADVANTAGES)
+                           ENTROPY_COLLAPSE, EXPLODING_VALUE_LOSS, NOISE_ADVANTAGES,
+                           KL_CUT_EPOCHS)
 REGISTERED_RULES: Registry[Rule] = Registry("diagnosis rule")
 for _rule in RULES:
     REGISTERED_RULES.register(_rule.name, _rule)
