@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench lint results compare mutants clean
+.PHONY: run test bench lint results compare diagnosis-benchmark mutants clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ compare: $(STAMP)
 	mkdir -p experiments/value_scale
 	cp runs/value-scale/summary.md runs/value-scale/summary.csv runs/value-scale/diagnosis.md \
 	   runs/value-scale/plots/*.png experiments/value_scale/
+
+## diagnosis-benchmark: 47 labelled runs (injected failure modes and healthy ones) trained,
+##   diagnosed and scored: experiments/diagnosis_benchmark/results.{json,md} (about 15 minutes)
+diagnosis-benchmark: $(STAMP)
+	$(PY) -m experiments.diagnosis_benchmark.run --out runs/diagnosis-benchmark
 
 ## mutants: mutation testing of the training core (slow, on demand; not part of test or CI).
 ##   Settings in pyproject.toml [tool.mutmut]. One module: make mutants MUTANTS='jppo.core.gae.*'.

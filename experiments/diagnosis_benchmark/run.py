@@ -59,12 +59,23 @@ def diagnose_runs(out: Path, labels: dict[str, scoring.Label]) -> list[dict[str,
     return rows
 
 
+def jsonable(value: Any) -> Any:
+    """NaN (a precision of a mode that never fired) as null: strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    return value
+
+
 def scored_rows(rows: list[dict[str, Any]]) -> list[scoring.Scored]:
     return [scoring.scored(r["label"], r["also"], r["fired"]) for r in rows]
 
 
-def _cell(value: float) -> str:
-    return "-" if isinstance(value, float) and math.isnan(value) else f"{value:.2f}"
+def _cell(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.2f}"
 
 
 def markdown(results: dict[str, Any], rows: list[dict[str, Any]]) -> str:
@@ -113,7 +124,7 @@ def main() -> None:
     results |= {"seeds": experiment.load(HERE / f"{FILES[0]}.toml").seeds,
                 "train_seconds": round(train_s, 1), "diagnose_seconds": round(diagnose_s, 1),
                 "per_run": rows}
-    (HERE / f"{args.stem}.json").write_text(json.dumps(results, indent=1) + "\n")
+    (HERE / f"{args.stem}.json").write_text(json.dumps(jsonable(results), indent=1) + "\n")
     (HERE / f"{args.stem}.md").write_text(markdown(results, rows))
     print(markdown(results, rows))
     print(f"wall time: training {train_s:.0f} s, diagnosis {diagnose_s:.1f} s")

@@ -72,6 +72,7 @@ from jppo.analysis.diagnose.engine import (
 from jppo.analysis.diagnose.report import format_markdown, format_terminal
 from jppo.analysis.diagnose.rules import (
     ANNEALED_LR,
+    CRUSHED_EPS,
     DOMINANCE_RATIO,
     ENTROPY_FRACTION,
     KL_CUT_FRACTION,
@@ -81,8 +82,11 @@ from jppo.analysis.diagnose.rules import (
     RULES,
     STALL_CLIP_FRACTION,
     STALL_KL,
+    STALL_PROGRESS,
     THROTTLE_RATIO,
     TINY_ABSOLUTE_CLIP,
+    TORSO_DOMINANCE_RATIO,
+    clipped_policy_gradient,
     register_rule,
     registered_rules,
 )
@@ -91,7 +95,8 @@ from jppo.runs.experiment import import_modules
 
 __all__ = [
     "ANNEALED_LR", "DOMINANCE_RATIO", "ENTROPY_FRACTION", "EVIDENCE_ROWS", "FIRE_FRACTION",
-    "KL_CUT_FRACTION",
+    "KL_CUT_FRACTION", "CRUSHED_EPS", "STALL_PROGRESS", "TORSO_DOMINANCE_RATIO",
+    "clipped_policy_gradient",
     "FLAT_TARGETS", "LARGE_RETURN_SCALE", "LOG_STD_DROP", "MIN_EVALUATED", "NOISE_ADVANTAGE",
     "RULES", "SMOOTHING_FRACTION", "SOLVED_TOLERANCE", "STALL_CLIP_FRACTION", "STALL_KL",
     "THROTTLE_RATIO", "TINY_ABSOLUTE_CLIP", "WARMUP_FRACTION", "Cell", "Finding", "Remedy",

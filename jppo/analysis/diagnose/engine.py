@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jppo.analysis.metrics import return_metric
+from jppo.analysis.metrics import first_nonfinite_update, return_metric
 from jppo.core.config import CONFIG_FIELDS, PPOConfig
 from jppo.runs import results
 
@@ -74,10 +74,17 @@ class Cell:
 
     @property
     def window(self) -> np.ndarray:
-        """(seeds, updates) mask of the updates after the warm-up."""
+        """(seeds, updates) mask of the updates after the warm-up and before the
+        seed's first non-finite update: from there on its parameters are void, so
+        its metrics describe no policy (the divergence finding reports it)."""
         n = len(self.updates)
         mask = np.arange(n) >= min(math.ceil(WARMUP_FRACTION * n), n - 1)
-        return np.broadcast_to(mask, (len(self.seeds), n))
+        mask = np.broadcast_to(mask, (len(self.seeds), n))
+        firsts = first_nonfinite_update(self.arrays)
+        if firsts is None:
+            return mask
+        void = (firsts[:, None] >= 0) & (np.arange(n)[None, :] >= firsts[:, None])
+        return mask & ~void
 
 
 COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
@@ -115,7 +122,7 @@ class Signal:
 
     criteria: tuple[Criterion, ...]
     basis: str = ""  # the evidence in words, e.g. "explained variance"
-    joiner: str = " and "  # between the criteria in a quote
+    joiner: str = " and "  # after the first criterion in a quote (the rest: " and ")
 
     def holds(self, shape: tuple[int, int]) -> np.ndarray:
         return np.logical_and.reduce([c.holds(shape) for c in self.criteria])
@@ -402,7 +409,9 @@ def quoted(verdict: Verdict) -> tuple[str, float, str, str]:
     parts = []
     for signal, mask in fired:
         quotes = [criterion.quote(mask) for criterion in signal.criteria]
-        parts.append(signal.joiner.join(text for _, text in quotes))
+        texts = [text for _, text in quotes]
+        parts.append(signal.joiner.join([texts[0], " and ".join(texts[1:])]) if len(texts) > 1
+                     else texts[0])
     first_signal, first_mask = fired[0]
     key_value = first_signal.criteria[0].quote(first_mask)[0]
     basis = verdict.basis

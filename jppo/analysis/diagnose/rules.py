@@ -24,12 +24,14 @@ from jppo.analysis.diagnose.engine import (
     Rule,
     Signal,
     Verdict,
+    best_return,
     finite,
     flat_targets,
     not_recorded,
     nothing_judged,
     ratio,
     return_scale,
+    smoothed_returns,
     solved,
     verdict_of,
 )
@@ -49,12 +51,46 @@ POPART = Remedy({"value_target": "popart"}, "the critic learns normalized target
 
 # ------------------------------------------------------------ value dominance
 DOMINANCE_RATIO = 10.0  # value / policy gradient norm
+# value-loss / policy-loss term on a shared torso: healthy CartPole (returns ~100)
+# sits at ~40 and learns as well as separate networks do
+TORSO_DOMINANCE_RATIO = 100.0
 CLIP_ACTIVE = 1.0  # grad_clip_ratio above which the global clip shrinks the step
 
 
 def _one_global_clip(config: PPOConfig) -> bool:
     """Under one global clip the value gradient sets how much the policy step shrinks."""
     return strategies.of(config).grad_clip.couples_groups
+
+
+# Adam divides each step by the root of its running mean square gradient, so a clip
+# that scales every gradient by the same factor leaves the step unchanged, until
+# the scaled gradient nears adam_eps. At a clipped policy-gradient norm of
+# CRUSHED_EPS x adam_eps, the ~5k parameters of a 64x64 policy get gradients of
+# about adam_eps each: their steps are then about half their size, and shrink in
+# proportion below. Healthy runs at returns of 100 (CartPole, clip ratio ~66) keep
+# ~400 adam_eps; value gradients 40x larger leave ~10.
+CRUSHED_EPS = 100.0
+
+
+def clipped_policy_gradient(cell: Cell) -> np.ndarray | None:
+    """The policy's gradient norm after the clip, in units of adam_eps: divided by
+    the global clip ratio, or at most max_grad_norm when clipped per head."""
+    policy, clip = cell.get("grad_norm_policy"), cell.get("grad_clip_ratio")
+    if policy is None or clip is None:
+        return None
+    config = cell.config
+    if _one_global_clip(config):
+        clipped = policy / np.fmax(clip, 1.0)
+    else:
+        clipped = np.fmin(policy, config.max_grad_norm)
+    return clipped / config.adam_eps
+
+
+def _crushed(cell: Cell) -> Criterion | None:
+    values = clipped_policy_gradient(cell)
+    if values is None:
+        return None
+    return Criterion("clipped policy gradient / adam_eps", values, "<", CRUSHED_EPS)
 
 
 TORSO_COLUMN, HEADS_COLUMN = "torso value/policy term", "value/policy grad"
@@ -69,7 +105,7 @@ def _torso_signal(cell: Cell) -> tuple[Signal, np.ndarray, str] | None:
         return None
     torso = ratio(value_term, policy_term)
     signal = Signal((Criterion("value/policy loss-term gradient on the torso", torso, ">",
-                               DOMINANCE_RATIO),),
+                               TORSO_DOMINANCE_RATIO),),
                     "value-loss vs policy-loss gradient on the shared torso")
     return signal, finite(value_term, policy_term), TORSO_COLUMN
 
@@ -82,8 +118,9 @@ def _head_signal(cell: Cell) -> tuple[Signal, np.ndarray, str] | None:
         return None
     heads = ratio(value, policy)
     signal = Signal((Criterion("value/policy head gradient", heads, ">", DOMINANCE_RATIO),
-                     Criterion("grad_clip_ratio", clip, ">", CLIP_ACTIVE)),
-                    "value vs policy head gradient norm under the global clip", " while ")
+                     Criterion("grad_clip_ratio", clip, ">", CLIP_ACTIVE), _crushed(cell)),
+                    "value vs policy head gradient norm under the global clip, which leaves "
+                    "the policy a gradient near adam_eps", " while ")
     return signal, finite(value, policy, clip), HEADS_COLUMN
 
 
@@ -105,11 +142,14 @@ VALUE_DOMINANCE = Rule(
     title="Value dominance",
     description="The value-loss gradient outweighs the policy gradient where they meet, "
     "so the critic's error sets the size of the policy step (case study: value_dominance).",
-    thresholds={"ratio": DOMINANCE_RATIO, "clip_active": CLIP_ACTIVE},
-    condition_template="value/policy gradient norm > {ratio:g}",
-    threshold_template="value/policy gradient norm > {ratio:g}: on the shared torso "
-    "(value-loss vs policy-loss term), or with separate networks between the heads while "
-    "the global clip is active (grad_clip_ratio > {clip_active:g})",
+    thresholds={"ratio": DOMINANCE_RATIO, "torso": TORSO_DOMINANCE_RATIO,
+                "clip_active": CLIP_ACTIVE, "crushed": CRUSHED_EPS},
+    condition_template="value/policy gradient norm > {ratio:g} under the global clip (shared "
+    "torso terms: > {torso:g})",
+    threshold_template="on the shared torso, value-loss vs policy-loss term gradient > "
+    "{torso:g}; or between the heads value/policy gradient norm > {ratio:g} while the "
+    "global clip is active (grad_clip_ratio > {clip_active:g}) and leaves the policy a "
+    "gradient norm < {crushed:g} adam_eps, where Adam no longer undoes the clip's scaling",
     metrics=("grad_norm_value", "grad_norm_policy", "grad_norm_value_term_torso",
              "grad_norm_policy_term_torso", "grad_clip_ratio", "value_loss"),
     remedies=(
@@ -185,8 +225,14 @@ def _check_throttled_updates(cell: Cell) -> Verdict:
         return missing
     clip = cell.get("grad_clip_ratio")
     evaluated = cell.window & np.isfinite(clip)
-    signal = Signal((Criterion("grad_clip_ratio", clip, ">", THROTTLE_RATIO),))
-    return verdict_of([signal], evaluated, basis="pre-clip gradient norm / max_grad_norm")
+    crushed = _crushed(cell)
+    if crushed is None:
+        signal = Signal((Criterion("grad_clip_ratio", clip, ">", THROTTLE_RATIO),))
+        return verdict_of([signal], evaluated, basis="pre-clip gradient norm / max_grad_norm")
+    signal = Signal((Criterion("grad_clip_ratio", clip, ">", THROTTLE_RATIO), crushed),
+                    joiner=" while ")
+    return verdict_of([signal], evaluated, basis="pre-clip gradient norm / max_grad_norm, "
+                      "and the policy gradient it leaves vs adam_eps")
 
 
 THROTTLED_UPDATES = Rule(
@@ -194,10 +240,13 @@ THROTTLED_UPDATES = Rule(
     title="Throttled updates",
     description="The pre-clip gradient norm is many times max_grad_norm: the clip shrinks "
     "every gradient to a few percent of its size, at a scale set by its largest term "
-    "(case study: throttled_gradients: 10-73x).",
-    thresholds={"ratio": THROTTLE_RATIO},
-    condition_template="grad_clip_ratio > {ratio:g}",
-    threshold_template="grad_clip_ratio (pre-clip norm / max_grad_norm) > {ratio:g}",
+    "(case study: throttled_gradients: 10-73x). Adam undoes a constant shrink, so the "
+    "policy step is throttled once its clipped gradient nears adam_eps.",
+    thresholds={"ratio": THROTTLE_RATIO, "crushed": CRUSHED_EPS},
+    condition_template="grad_clip_ratio > {ratio:g} leaving the policy < {crushed:g} adam_eps",
+    threshold_template="grad_clip_ratio (pre-clip norm / max_grad_norm) > {ratio:g} while "
+    "the clipped policy gradient norm < {crushed:g} adam_eps (where recorded): Adam undoes "
+    "a clip's constant scaling until the gradients near adam_eps",
     metrics=("grad_clip_ratio", "grad_norm", "grad_norm_value", "grad_norm_policy",
              "value_loss"),
     remedies=(
@@ -213,14 +262,36 @@ THROTTLED_UPDATES = Rule(
 
 
 # --------------------------------------------------------------- policy stall
-STALL_KL = 1e-4
+STALL_KL = 1e-6  # healthy standard CartPole (returns ~250 at 100k steps) keeps 1e-6 to 1e-5
 STALL_CLIP_FRACTION = 1e-3
 ANNEALED_LR = 0.25  # of its peak: below, a small step is the schedule's doing
+STALL_PROGRESS = 0.1  # of the learning range gained over the window: below, no progress
+
+
+def return_progress(cell: Cell) -> np.ndarray | None:
+    """Per seed, `(seeds, 1)`: the smoothed return's gain from the first to the last
+    update of the window, as a fraction of the learning range on the environment
+    (the first return to the best any variant reached); None without returns. A
+    policy that moves little per update but keeps improving is slow, not stalled."""
+    returns = cell.returns()
+    if returns is None:
+        return None
+    level = smoothed_returns(returns)
+    firsts = [row[np.isfinite(row)][0] for row in returns if np.any(np.isfinite(row))]
+    start = float(np.median(firsts)) if firsts else math.nan
+    best = cell.best_return if cell.best_return is not None else best_return(returns)
+    gains = np.full(len(cell.seeds), np.nan)
+    for row, judged in enumerate(cell.window):
+        at = np.flatnonzero(judged)
+        if len(at) > 1:
+            gains[row] = level[row, at[-1]] - level[row, at[0]]
+    span = best - start
+    return (gains / span if span > 0 else np.zeros_like(gains))[:, None]
 
 
 def _check_policy_stall(cell: Cell) -> Verdict:
-    """Tiny KL with no clipped samples, while the lr is in force and the seed has
-    not solved the task."""
+    """Tiny KL with no clipped samples and no return progress, while the lr is in
+    force and the seed has not solved the task."""
     missing = not_recorded(cell, ["approx_kl", "clip_fraction"])
     if missing:
         return missing
@@ -233,9 +304,15 @@ def _check_policy_stall(cell: Cell) -> Verdict:
         evaluated &= ~annealed
         if np.any(annealed & cell.window):
             basis += f"; updates with the lr annealed below {ANNEALED_LR:.0%} of its peak skipped"
-    signal = Signal((Criterion("approx_kl", kl, "<", STALL_KL),
-                     Criterion("clip_fraction", clipped, "<", STALL_CLIP_FRACTION)))
-    return verdict_of([signal], evaluated, basis=basis)
+    criteria = [Criterion("approx_kl", kl, "<", STALL_KL),
+                Criterion("clip_fraction", clipped, "<", STALL_CLIP_FRACTION)]
+    progress = return_progress(cell)
+    if progress is not None:
+        basis += f"; seeds whose return gained {STALL_PROGRESS:.0%} of the learning range " \
+                 "over the window are improving, not stalled"
+        criteria.append(Criterion("return gain / learning range", progress, "<",
+                                  STALL_PROGRESS))
+    return verdict_of([Signal(tuple(criteria))], evaluated, basis=basis)
 
 
 POLICY_STALL = Rule(
@@ -243,10 +320,14 @@ POLICY_STALL = Rule(
     title="Policy stall",
     description="The policy barely changes between rollouts and no sample reaches the "
     "clip range (case studies: frozen_policy, throttled_gradients: KL 2e-7 to 2e-5).",
-    thresholds={"kl": STALL_KL, "clip": STALL_CLIP_FRACTION, "annealed": ANNEALED_LR},
-    condition_template="approx_kl < {kl:g} and clip_fraction < {clip:g}",
-    threshold_template="approx_kl < {kl:g} and clip_fraction < {clip:g}; updates where the "
-    "seed is solved or the lr has annealed below {annealed:.0%} of its peak are skipped",
+    thresholds={"kl": STALL_KL, "clip": STALL_CLIP_FRACTION, "progress": STALL_PROGRESS,
+                "annealed": ANNEALED_LR},
+    condition_template="approx_kl < {kl:g} and clip_fraction < {clip:g}, return gain < "
+    "{progress:.0%} of the learning range",
+    threshold_template="approx_kl < {kl:g} and clip_fraction < {clip:g}, and the seed's "
+    "smoothed return gained less than {progress:.0%} of the learning range (first return to "
+    "the best on the env) over the window; updates where the seed is solved or the lr has "
+    "annealed below {annealed:.0%} of its peak are skipped",
     metrics=("approx_kl", "clip_fraction", "entropy", "grad_clip_ratio", "advantage_std"),
     remedies=(
         Remedy({"grad_clip": "per_head"}, "frees the policy step when the value gradient "
@@ -436,22 +517,35 @@ def _check_noise_advantages(cell: Cell) -> Verdict:
     floor = np.ones_like(std) if scale is None else np.fmax(scale, 1.0)
     relative = ratio(std, floor)
     evaluated = cell.window & np.isfinite(relative) & ~solved(cell)
-    signal = Signal((Criterion("advantage_std / max(1, return scale)", relative, "<",
-                               NOISE_ADVANTAGE),))
-    return verdict_of([signal], evaluated, derived={"adv std / scale": relative},
-                      basis="advantage std before normalization vs the return scale")
+    signals = [Signal((Criterion("advantage_std / max(1, return scale)", relative, "<",
+                                 NOISE_ADVANTAGE),),
+                      "advantage std before normalization vs the return scale")]
+    derived = {"adv std / scale": relative}
+    target_std = cell.get("target_std")
+    if target_std is not None and scale is not None:
+        spread = ratio(target_std, scale)
+        signals.append(Signal((Criterion("target_std / return scale", spread, "<",
+                                         FLAT_TARGETS),),
+                              "flat critic targets on an unsolved task: the returns do not "
+                              "vary, so the advantages can only be the critic's error"))
+        derived["target std / scale"] = spread
+    return verdict_of(signals, evaluated, derived=derived)
 
 
 NOISE_ADVANTAGES = Rule(
     name="noise_advantages",
     title="Noise advantages",
-    description="Raw advantages are near zero, so per-minibatch normalization blows noise "
-    "up to unit std and the policy follows it (case study: frozen_policy).",
-    thresholds={"ratio": NOISE_ADVANTAGE},
-    condition_template="advantage_std < {ratio:g} x max(1, return scale)",
+    description="The advantages carry no return signal (raw advantages near zero, or "
+    "returns that do not vary on an unsolved task), so per-minibatch normalization blows "
+    "the critic's noise up to unit std and the policy follows it (case study: "
+    "frozen_policy).",
+    thresholds={"ratio": NOISE_ADVANTAGE, "flat": FLAT_TARGETS},
+    condition_template="advantage_std < {ratio:g} x max(1, return scale), or target_std < "
+    "{flat:g} x return scale",
     threshold_template="advantage_std before normalization < {ratio:g} x max(1, return "
-    "scale), while advantages are divided by their std; updates where the seed is solved "
-    "are skipped",
+    "scale), or target_std < {flat:g} x the return scale (returns that do not vary carry no "
+    "advantage signal), while advantages are divided by their std; updates where the seed "
+    "is solved are skipped",
     metrics=("advantage_std", "advantage_mean", "target_std", "explained_variance"),
     remedies=(
         Remedy({"advantage_norm": "robust"}, "divides by the std only above "
