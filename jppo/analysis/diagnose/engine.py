@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jppo.analysis.metrics import first_nonfinite_update, return_metric
+from jppo.analysis.metrics import TRAINING_RETURN, first_nonfinite_update, return_metric
 from jppo.core.config import CONFIG_FIELDS, PPOConfig
 from jppo.runs import results
 
@@ -55,6 +55,7 @@ class Cell:
     arrays: Mapping[str, np.ndarray]
     config: PPOConfig
     best_return: float | None = None  # best smoothed return of any variant on this env
+    best_training: float | None = None  # the same of the training return (episode_return)
 
     def get(self, name: str) -> np.ndarray | None:
         """The metric, or None when it was not recorded (absent or all NaN)."""
@@ -269,18 +270,42 @@ def solved(cell: Cell) -> np.ndarray:
     learning range) of the best smoothed return on this environment: of any
     variant in the run when `cell.best_return` is set, else of this cell's seeds.
     A policy that stopped changing there has nothing left to move to. The
-    return is the evaluation's where the run has one (`Cell.return_name`)."""
+    return is the evaluation's where the run has one (`Cell.return_name`), and
+    then the training return must be near its best (`cell.best_training`) too."""
     returns = cell.returns()
     if returns is None:
         return np.zeros(cell.window.shape, bool)
+    done = _near_best(cell, returns, cell.best_return)
+    training = cell.get(TRAINING_RETURN)
+    if cell.return_name != TRAINING_RETURN and training is not None:
+        # a greedy evaluation can score the best return while the sampled policy,
+        # the one the updates move, is still far from it (e.g. near uniform)
+        done &= _near_best(cell, training, cell.best_training)
+    return done
+
+
+def _near_best(cell: Cell, returns: np.ndarray, best: float | None) -> np.ndarray:
     level = smoothed_returns(returns)
-    firsts = [row[np.isfinite(row)][0] for row in returns if np.any(np.isfinite(row))]
-    start = float(np.median(firsts))
-    best = cell.best_return if cell.best_return is not None else best_return(returns)
+    start, best = learning_range(cell, returns, best)
     if not best > start:
         return np.zeros(returns.shape, bool)
     with np.errstate(invalid="ignore"):
         return level >= best - SOLVED_TOLERANCE * (best - start)
+
+
+def learning_range(cell: Cell, returns: np.ndarray, best: float | None = None
+                   ) -> tuple[float, float]:
+    """(start, best) of the learning range: the median over seeds of the first
+    training return (recorded from the first update on; the first evaluation may
+    come after the task is solved), else of the first `returns`; and `best`, the
+    best smoothed return on the environment (default `cell.best_return`), else
+    that of `returns`."""
+    first = cell.get(TRAINING_RETURN)
+    first = returns if first is None else first
+    firsts = [row[np.isfinite(row)][0] for row in first if np.any(np.isfinite(row))]
+    start = float(np.median(firsts)) if firsts else math.nan
+    best = cell.best_return if best is None else best
+    return start, best_return(returns) if best is None else best
 
 
 def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -331,11 +356,13 @@ def make_cells(frame: pd.DataFrame, info: Mapping[str, Any] | None = None) -> li
     pairs = _ordered_pairs(results.groups(frame), info)
     cells = [make_cell(frame, variant, env, info) for variant, env in pairs]
     best: dict[str, float] = {}
+    training: dict[str, float] = {}
     for cell in cells:
-        returns = cell.returns()
-        if returns is not None:
-            best[cell.env] = max(best.get(cell.env, -math.inf), best_return(returns))
-    return [dataclasses.replace(cell, best_return=best.get(cell.env)) for cell in cells]
+        for found, returns in ((best, cell.returns()), (training, cell.get(TRAINING_RETURN))):
+            if returns is not None:
+                found[cell.env] = max(found.get(cell.env, -math.inf), best_return(returns))
+    return [dataclasses.replace(cell, best_return=best.get(cell.env),
+                                best_training=training.get(cell.env)) for cell in cells]
 
 
 def _ordered_pairs(pairs: Sequence[tuple[str, str]], info: Mapping[str, Any] | None

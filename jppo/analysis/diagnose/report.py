@@ -95,7 +95,8 @@ def solved_gate_text(findings: Sequence[Finding]) -> str:
     used = sorted({f.returns for f in findings})
     if used == ["eval_return"]:
         return ("Solved is judged on the evaluation return (eval_return: deterministic "
-                "episodes every eval_every updates).")
+                "episodes every eval_every updates) and on the training return of the "
+                "sampled policy, which the updates move: both near their best.")
     if used == ["episode_return"] or not used:
         return ("Solved is judged on the training return (episode_return: episodes of the "
                 "sampled policy).")

@@ -24,9 +24,9 @@ from jppo.analysis.diagnose.engine import (
     Rule,
     Signal,
     Verdict,
-    best_return,
     finite,
     flat_targets,
+    learning_range,
     not_recorded,
     nothing_judged,
     ratio,
@@ -74,7 +74,9 @@ CRUSHED_EPS = 100.0
 
 def clipped_policy_gradient(cell: Cell) -> np.ndarray | None:
     """The policy's gradient norm after the clip, in units of adam_eps: divided by
-    the global clip ratio, or at most max_grad_norm when clipped per head."""
+    the global clip ratio, or at most max_grad_norm when clipped per head; inf
+    where it was below CRUSHED_EPS adam_eps before the clip (a saturated policy
+    has no gradient to crush: that is not the clip's doing)."""
     policy, clip = cell.get("grad_norm_policy"), cell.get("grad_clip_ratio")
     if policy is None or clip is None:
         return None
@@ -83,7 +85,9 @@ def clipped_policy_gradient(cell: Cell) -> np.ndarray | None:
         clipped = policy / np.fmax(clip, 1.0)
     else:
         clipped = np.fmin(policy, config.max_grad_norm)
-    return clipped / config.adam_eps
+    with np.errstate(invalid="ignore"):
+        return np.where(policy / config.adam_eps < CRUSHED_EPS, np.inf,
+                        clipped / config.adam_eps)
 
 
 def _crushed(cell: Cell) -> Criterion | None:
@@ -132,7 +136,8 @@ def _check_value_dominance(cell: Cell) -> Verdict:
                                   "gradient cannot reach the policy step")
         names = ["grad_norm_value", "grad_norm_policy", "grad_clip_ratio"]
         return not_recorded(cell, names) or nothing_judged(cell, "not evaluated")
-    evaluated = np.logical_or.reduce([judged for _, judged, _ in found]) & cell.window
+    evaluated = np.logical_or.reduce([judged for _, judged, _ in found]) & cell.window \
+        & ~solved(cell)
     derived = {column: s.criteria[0].values for s, _, column in found}
     return verdict_of([s for s, _, _ in found], evaluated, derived=derived)
 
@@ -224,7 +229,7 @@ def _check_throttled_updates(cell: Cell) -> Verdict:
     if missing:
         return missing
     clip = cell.get("grad_clip_ratio")
-    evaluated = cell.window & np.isfinite(clip)
+    evaluated = cell.window & np.isfinite(clip) & ~solved(cell)
     crushed = _crushed(cell)
     if crushed is None:
         signal = Signal((Criterion("grad_clip_ratio", clip, ">", THROTTLE_RATIO),))
@@ -277,9 +282,7 @@ def return_progress(cell: Cell) -> np.ndarray | None:
     if returns is None:
         return None
     level = smoothed_returns(returns)
-    firsts = [row[np.isfinite(row)][0] for row in returns if np.any(np.isfinite(row))]
-    start = float(np.median(firsts)) if firsts else math.nan
-    best = cell.best_return if cell.best_return is not None else best_return(returns)
+    start, best = learning_range(cell, returns)
     gains = np.full(len(cell.seeds), np.nan)
     for row, judged in enumerate(cell.window):
         at = np.flatnonzero(judged)
@@ -452,7 +455,7 @@ def _check_exploding_value_loss(cell: Cell) -> Verdict:
         return nothing_judged(cell, "not evaluated: target_abs_max not recorded")
     loss, std = cell.get("value_loss"), cell.get("target_std")
     excess = ratio(loss, MEAN_PREDICTOR_LOSS * std**2)
-    evaluated = cell.window & finite(loss, excess, scale)
+    evaluated = cell.window & finite(loss, excess, scale) & ~solved(cell)
     excess_name = f"value_loss / ({MEAN_PREDICTOR_LOSS:g} Var[R])"
     signal = Signal((Criterion("return scale max|target|", scale, ">", LARGE_RETURN_SCALE),
                      Criterion(excess_name, excess, ">", 1.0),
