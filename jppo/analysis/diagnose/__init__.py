@@ -9,7 +9,9 @@ update and its likely source) and `report` renders findings. Every rule is
 judged per seed:
 
 * the first `WARMUP_FRACTION` of updates are skipped (the critic and the
-  gradient norms start far from their steady state in any healthy run);
+  gradient norms start far from their steady state in any healthy run), and so
+  are a seed's updates from its first non-finite one on (its parameters are
+  void; the divergence finding reports it);
 * a seed is affected when the rule's condition holds on more than half of
   the updates it evaluates, and it evaluates at least `MIN_EVALUATED`;
 * a finding *fires* when at least `FIRE_FRACTION` of the seeds are affected.
@@ -19,7 +21,10 @@ Two gates keep solved tasks quiet. Targets are *flat* when their std is below
 near-zero Var[R] and says nothing about the critic. A seed is *solved* at an
 update when its latest episode return is within `SOLVED_TOLERANCE` of the
 learning range (first return to best) below the best return on the
-environment: a policy that stopped changing there has nothing left to move to.
+environment (for a run that evaluates, its evaluation return and its training
+return both): a policy that stopped changing there has nothing left to move
+to. Policy stall, entropy collapse, noise advantages, value dominance,
+throttled updates and the exploding value loss skip solved updates.
 
 A rule's check returns a `Verdict`; built from `Signal`s of `Criterion`s
 (`verdict_of`), each finding quotes the criteria that held on its affected
