@@ -83,7 +83,9 @@ def markdown(results: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     lines = ["# Diagnosis benchmark", "",
              f"{results['runs']} runs ((variant, env) cells of {results['seeds']} seeds), "
              f"{results['healthy_runs']} of them healthy. False alarm rate (healthy runs "
-             f"with any finding): **{results['false_alarm_rate']:.1%}**.", "",
+             f"with any finding): **{results['false_alarm_rate']:.1%}**. Wall time: "
+             f"training {results['train_seconds']:.0f} s, diagnosis "
+             f"{results['diagnose_seconds']:.1f} s.", "",
              "| mode | labelled | recall | precision | TP | FP | fired where declared also |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for mode, c in results["modes"].items():
@@ -107,6 +109,14 @@ def markdown(results: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def previous_train_seconds(stem: str) -> float:
+    """The training wall time recorded by the run that trained (re-diagnosing keeps it)."""
+    for path in (HERE / f"{stem}.json", HERE / "results.json"):
+        if path.exists():
+            return json.loads(path.read_text()).get("train_seconds", 0.0)
+    return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/diagnosis-benchmark")
@@ -116,7 +126,7 @@ def main() -> None:
     out = Path(args.out)
     labels = scoring.read_labels(HERE / "labels.toml")
     scoring.check_labels(labels, modes())
-    train_s = 0.0 if args.skip_train else train(out)
+    train_s = previous_train_seconds(args.stem) if args.skip_train else train(out)
     start = time.perf_counter()
     rows = diagnose_runs(out, labels)
     diagnose_s = time.perf_counter() - start
