@@ -41,7 +41,8 @@ compare: $(STAMP)
 	   runs/value-scale/plots/*.png experiments/value_scale/
 
 ## diagnosis-benchmark: 47 labelled runs (injected failure modes and healthy ones) trained,
-##   diagnosed and scored: experiments/diagnosis_benchmark/results.{json,md} (about 15 minutes)
+##   diagnosed and scored: experiments/diagnosis_benchmark/results.{json,md} (10-30 minutes
+##   on 2 cores: 15 programs to compile, cached in JAX_COMPILATION_CACHE_DIR if set)
 diagnosis-benchmark: $(STAMP)
 	$(PY) -m experiments.diagnosis_benchmark.run --out runs/diagnosis-benchmark
 
