@@ -5,6 +5,7 @@ the committed results scored from those labels)."""
 import json
 import math
 
+import numpy as np
 import pytest
 
 from experiments.diagnosis_benchmark import run as bench
@@ -84,3 +85,41 @@ def test_committed_results_are_scored_from_the_labels():
     rescored = score.score(bench.scored_rows(rows), list(results["modes"]))
     assert rescored["confusion"] == results["confusion"]
     assert rescored["false_alarm_rate"] == pytest.approx(results["false_alarm_rate"])
+
+
+def test_the_injection_check_is_a_return_deficit_against_the_healthy_runs():
+    """Learning range from -1200 (untrained) to the worst healthy run, -200: an
+    injected run at -336 ends 13.6% of it below (valid at the 10% limit), one at
+    -198 ends above it (invalid), one that is not finite is a failure."""
+    healthy = [-180.0, -200.0]
+    assert score.injection_deficit(-336.0, healthy, -1200.0) == pytest.approx(0.136)
+    assert score.injection_valid(score.injection_deficit(-336.0, healthy, -1200.0))
+    assert not score.injection_valid(score.injection_deficit(-198.0, healthy, -1200.0))
+    assert not score.injection_valid(score.injection_deficit(-299.0, healthy, -1200.0))
+    assert score.injection_valid(score.injection_deficit(-301.0, healthy, -1200.0))
+    assert score.injection_deficit(math.nan, healthy, -1200.0) == math.inf
+    assert math.isnan(score.injection_deficit(-336.0, [], -1200.0))
+    assert not score.injection_valid(math.nan)  # nothing to compare with: not shown valid
+
+
+def test_recall_over_valid_injections_leaves_out_the_invalid_ones():
+    runs = [score.scored("a", [], ["a"]), score.scored("a", [], [], valid=False),
+            score.scored("a", [], [], valid=True), score.scored("healthy", [], [])]
+    a = score.mode_counts(runs, "a")
+    assert (a["labelled"], a["valid_injections"]) == (3, 2)
+    assert a["recall"] == pytest.approx(1 / 3) and a["recall_valid"] == pytest.approx(1 / 2)
+
+
+def test_the_final_return_of_a_run_is_its_last_updates_over_the_reward_scale():
+    returns = np.array([[np.nan, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0],
+                        [5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 110.0]])
+    first, final = bench.first_and_final({"episode_return": returns}, 10.0)
+    assert first == pytest.approx(np.median([1.0, 0.5]))
+    assert final == pytest.approx(np.median([9.0, 11.0]))  # the last 10%: one update
+    rows = [{"env": "E", "label": "healthy", "first_return": 0.0, "final_return": 10.0},
+            {"env": "E", "label": "a", "first_return": 0.0, "final_return": 5.0},
+            {"env": "F", "label": "a", "first_return": 0.0, "final_return": 5.0}]
+    checked = bench.check_injections(rows)
+    assert checked[0]["deficit"] is None and checked[0]["valid"]
+    assert checked[1]["deficit"] == pytest.approx(0.5) and checked[1]["valid"]
+    assert math.isnan(checked[2]["deficit"]) and not checked[2]["valid"]

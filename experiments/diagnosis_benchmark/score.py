@@ -12,6 +12,14 @@ functions over `Scored` rows, so they can be checked against a hand count:
 * false_alarm_rate = healthy runs with any finding fired / healthy runs;
 * the confusion table counts, per label (row), the runs on which each mode fired
   (column), plus a "none" column for runs where nothing fired.
+
+The injection check is independent of the diagnosis and the same for every
+injected run: an injection is valid when its final training return falls short
+of the worst healthy run on the same environment by at least INJECTION_DEFICIT
+of the learning range (from the untrained policy's return to that healthy
+return), or is not finite. An injection that leaves the return where healthy
+runs end did not produce a failure; recall is reported over all labelled runs
+and over the valid ones.
 """
 
 from __future__ import annotations
@@ -24,30 +32,56 @@ from typing import Any, NamedTuple
 
 HEALTHY = "healthy"
 NONE_FIRED = "none"
+INJECTION_DEFICIT = 0.1  # of the learning range below the worst healthy run: a failure
 
 
 class Scored(NamedTuple):
-    """One run: what it was labelled before the diagnosis, and what fired."""
+    """One run: what it was labelled before the diagnosis, what fired, and whether
+    its injection passed the injection check (healthy runs: True)."""
 
     label: str
     also: frozenset[str]
     fired: frozenset[str]
+    valid: bool = True
 
 
-def scored(label: str, also: Iterable[str], fired: Iterable[str]) -> Scored:
-    return Scored(label, frozenset(also), frozenset(fired))
+def scored(label: str, also: Iterable[str], fired: Iterable[str], valid: bool = True
+           ) -> Scored:
+    return Scored(label, frozenset(also), frozenset(fired), valid)
+
+
+def injection_deficit(final: float, healthy_finals: Sequence[float], start: float) -> float:
+    """How far below the worst healthy run on its environment a run ends, as a
+    fraction of the learning range (start: the untrained policy's return); inf
+    for a return that is not finite, NaN without a healthy run to compare with."""
+    if not math.isfinite(final):
+        return math.inf
+    worst = min(healthy_finals, default=math.nan)
+    if not worst > start:
+        return math.nan
+    return (worst - final) / (worst - start)
+
+
+def injection_valid(deficit: float) -> bool:
+    """The injection produced a failure: its run ends INJECTION_DEFICIT of the
+    learning range or more below every healthy run (or not finite)."""
+    return deficit >= INJECTION_DEFICIT
 
 
 def mode_counts(runs: Sequence[Scored], mode: str) -> dict[str, Any]:
     """Counts, precision and recall of one mode over the runs."""
     labelled = [r for r in runs if r.label == mode]
+    valid = [r for r in labelled if r.valid]
     tp = sum(mode in r.fired for r in labelled)
+    tp_valid = sum(mode in r.fired for r in valid)
     fp = sum(mode in r.fired and r.label != mode and mode not in r.also for r in runs)
     explained = sum(mode in r.fired and r.label != mode and mode in r.also for r in runs)
     return {"labelled": len(labelled), "true_positives": tp, "false_positives": fp,
             "fired_where_also": explained, "missed": len(labelled) - tp,
             "recall": tp / len(labelled) if labelled else math.nan,
-            "precision": tp / (tp + fp) if tp + fp else math.nan}
+            "precision": tp / (tp + fp) if tp + fp else math.nan,
+            "valid_injections": len(valid),
+            "recall_valid": tp_valid / len(valid) if valid else math.nan}
 
 
 def false_alarm_rate(runs: Sequence[Scored]) -> float:

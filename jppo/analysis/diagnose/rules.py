@@ -171,37 +171,76 @@ VALUE_DOMINANCE = Rule(
 
 
 # ------------------------------------------------------------ critic collapse
-EXPLAINED_VARIANCE_FLOOR = 0.0  # below: worse than predicting the batch mean
+# Explained variance EV = 1 - Var[R - V] / Var[R]. Below 0 the critic is worse
+# than the batch mean; only a clear margin below adds variance to the advantages
+# (a critic at EV -0.004 that tracks the targets' mean is a batch-mean baseline,
+# and its policy learns: case study frozen_policy, value_output_gain 0.01).
+EXPLAINED_VARIANCE_FLOOR = -0.1
+# A starved critic explains (almost) none of the return variance and lags the
+# targets' mean: its lr or loss weight is too small to follow returns that rise as
+# the policy learns (case study value_dominance: EV 0.001-0.009, value_mean at
+# 39-63% of target_mean). Healthy critics that explain little still track the mean
+# (CartPole with separate networks: EV 0.012, value_mean at 86% of target_mean).
+STARVED_EV = 0.05
+STARVED_BIAS = 0.25  # |value_mean - target_mean| / |target_mean|
+
+
+def mean_bias(cell: Cell) -> np.ndarray | None:
+    """|value_mean - target_mean| / |target_mean| per update, None where not recorded."""
+    value, target = cell.get("value_mean"), cell.get("target_mean")
+    if value is None or target is None:
+        return None
+    return ratio(np.abs(value - target), np.abs(target))
+
+
+def _critic_signals(cell: Cell, ev: np.ndarray) -> list[Signal]:
+    signals = [Signal((Criterion("explained_variance", ev, "<", EXPLAINED_VARIANCE_FLOOR),),
+                      "explained variance: worse than the batch mean")]
+    bias = mean_bias(cell)
+    if bias is not None:
+        signals.append(Signal((Criterion("explained_variance", ev, "<", STARVED_EV),
+                               Criterion("|value_mean - target_mean| / |target_mean|", bias,
+                                         ">", STARVED_BIAS)),
+                              "a starved critic: it explains almost none of the return "
+                              "variance and lags the targets' mean", " while "))
+    return signals
 
 
 def _check_critic_collapse(cell: Cell) -> Verdict:
-    """Explained variance below the floor, skipping updates whose targets are flat."""
+    """Explained variance below the floor, or a starved critic, skipping updates
+    whose targets are flat and those where the seed has solved the task."""
     missing = not_recorded(cell, ["explained_variance"])
     if missing:
         return missing
     ev = cell.get("explained_variance")
     flat = flat_targets(cell)
-    evaluated = cell.window & np.isfinite(ev) & ~flat
-    basis = "explained variance"
+    evaluated = cell.window & np.isfinite(ev) & ~flat & ~solved(cell)
+    signals = _critic_signals(cell, ev)
     share = np.mean(flat[cell.window])
+    basis = "; ".join(s.basis for s in signals)
     if share > 0:
         basis += (f"; {share:.0%} of the post-warm-up updates had flat targets "
                   f"(target_std < {FLAT_TARGETS:.0%} of the return scale) and were skipped")
-    signal = Signal((Criterion("explained_variance", ev, "<", EXPLAINED_VARIANCE_FLOOR),))
-    return verdict_of([signal], evaluated, basis=basis)
+    return verdict_of(signals, evaluated, basis=basis)
 
 
 CRITIC_COLLAPSE = Rule(
     name="critic_collapse",
     title="Critic collapse",
-    description="The critic predicts worse than the batch mean, so advantages carry its "
-    "error instead of the return signal (case studies: frozen_policy, throttled_gradients, "
+    description="The critic predicts worse than the batch mean, or is starved (explains "
+    "almost nothing and lags the returns), so advantages carry its error instead of the "
+    "return signal (case studies: frozen_policy, value_dominance, throttled_gradients, "
     "kl_early_stop).",
-    thresholds={"floor": EXPLAINED_VARIANCE_FLOOR, "flat": FLAT_TARGETS},
-    condition_template="explained_variance < {floor:g}",
-    threshold_template="explained variance < {floor:g}; updates whose target_std < {flat:.0%} "
+    thresholds={"floor": EXPLAINED_VARIANCE_FLOOR, "starved": STARVED_EV,
+                "bias": STARVED_BIAS, "flat": FLAT_TARGETS},
+    condition_template="explained_variance < {floor:g}, or < {starved:g} with value_mean "
+    "off target_mean by > {bias:.0%}",
+    threshold_template="explained variance < {floor:g} (worse than the batch mean by a "
+    "margin), or a starved critic: explained variance < {starved:g} while |value_mean - "
+    "target_mean| > {bias:.0%} of |target_mean|; updates whose target_std < {flat:.0%} "
     "of the return scale (max |target|) are skipped, since a near-zero Var[R] (e.g. solved "
-    "CartPole, every return 500) makes explained variance meaningless",
+    "CartPole, every return 500) makes explained variance meaningless, and so are updates "
+    "where the seed has solved the task",
     metrics=("explained_variance", "value_loss", "value_mean", "target_mean", "target_std",
              "value_std"),
     remedies=(
@@ -506,7 +545,18 @@ EXPLODING_VALUE_LOSS = Rule(
 
 
 # ----------------------------------------------------------- noise advantages
-NOISE_ADVANTAGE = 1e-3  # advantage std / max(1, return scale)
+# advantage std / return scale. Relative to the return scale, not to max(1, it):
+# returns of 1.4e-3 (rewards x1e-4, case study frozen_policy) give a learning
+# critic's advantages a std of 1.9e-4, which is signal at that scale. Below 1% of
+# the scale the actions move the return by less than a critic regressed to ~1%
+# of its targets errs: Pendulum at gamma ~0 (only the action cost, 0.001 u^2,
+# depends on the action) sits at 0.3%; healthy runs at 5-16%.
+NOISE_ADVANTAGE = 1e-2
+# EV = 1 - Var[R - V] / Var[R]: below -3 the critic's error has twice the std of
+# the returns themselves, so >= 80% of the advantages' variance is its error
+# (case study frozen_policy: EV -9; rewards x1e-6: EV -7). Healthy Pendulum dips
+# to EV -1.2 on a quarter of its updates.
+NOISE_EV = -3.0
 
 
 def _divides_by_advantage_std(config: PPOConfig) -> bool:
@@ -514,18 +564,12 @@ def _divides_by_advantage_std(config: PPOConfig) -> bool:
     return strategies.of(config).advantage_norm.divides_by_std
 
 
-def _check_noise_advantages(cell: Cell) -> Verdict:
-    """Pre-normalization advantage std below NOISE_ADVANTAGE x max(1, return scale),
-    while the seed has not solved the task."""
-    missing = not_recorded(cell, ["advantage_std"])
-    if missing:
-        return missing
+def _noise_signals(cell: Cell, scale: np.ndarray | None) -> tuple[list[Signal], dict]:
+    """Tiny advantages at the return scale, flat targets, advantages made of the
+    critic's error; with their evidence columns."""
     std = cell.get("advantage_std")
-    scale = return_scale(cell)
-    floor = np.ones_like(std) if scale is None else np.fmax(scale, 1.0)
-    relative = ratio(std, floor)
-    evaluated = cell.window & np.isfinite(relative) & ~solved(cell)
-    signals = [Signal((Criterion("advantage_std / max(1, return scale)", relative, "<",
+    relative = ratio(std, scale) if scale is not None else std
+    signals = [Signal((Criterion("advantage_std / return scale", relative, "<",
                                  NOISE_ADVANTAGE),),
                       "advantage std before normalization vs the return scale")]
     derived = {"adv std / scale": relative}
@@ -537,23 +581,41 @@ def _check_noise_advantages(cell: Cell) -> Verdict:
                               "flat critic targets on an unsolved task: the returns do not "
                               "vary, so the advantages can only be the critic's error"))
         derived["target std / scale"] = spread
+    ev = cell.get("explained_variance")
+    if ev is not None:
+        signals.append(Signal((Criterion("explained_variance", ev, "<", NOISE_EV),),
+                              "the critic's error dominates the advantages' variance"))
+    return signals, derived
+
+
+def _check_noise_advantages(cell: Cell) -> Verdict:
+    """Pre-normalization advantage std below NOISE_ADVANTAGE x the return scale, flat
+    targets, or explained variance below NOISE_EV, while the seed has not solved the task."""
+    missing = not_recorded(cell, ["advantage_std"])
+    if missing:
+        return missing
+    signals, derived = _noise_signals(cell, return_scale(cell))
+    relative = signals[0].criteria[0].values
+    evaluated = cell.window & np.isfinite(relative) & ~solved(cell)
     return verdict_of(signals, evaluated, derived=derived)
 
 
 NOISE_ADVANTAGES = Rule(
     name="noise_advantages",
     title="Noise advantages",
-    description="The advantages carry no return signal (raw advantages near zero, or "
-    "returns that do not vary on an unsolved task), so per-minibatch normalization blows "
+    description="The advantages carry no return signal (raw advantages near zero, "
+    "returns that do not vary on an unsolved task, or a critic whose error dwarfs the "
+    "returns' variance), so per-minibatch normalization blows "
     "the critic's noise up to unit std and the policy follows it (case study: "
     "frozen_policy).",
-    thresholds={"ratio": NOISE_ADVANTAGE, "flat": FLAT_TARGETS},
-    condition_template="advantage_std < {ratio:g} x max(1, return scale), or target_std < "
-    "{flat:g} x return scale",
-    threshold_template="advantage_std before normalization < {ratio:g} x max(1, return "
-    "scale), or target_std < {flat:g} x the return scale (returns that do not vary carry no "
-    "advantage signal), while advantages are divided by their std; updates where the seed "
-    "is solved are skipped",
+    thresholds={"ratio": NOISE_ADVANTAGE, "flat": FLAT_TARGETS, "ev": NOISE_EV},
+    condition_template="advantage_std < {ratio:g} x return scale, or target_std < "
+    "{flat:g} x return scale, or explained_variance < {ev:g}",
+    threshold_template="advantage_std before normalization < {ratio:g} x the return "
+    "scale, or target_std < {flat:g} x the return scale (returns that do not vary carry no "
+    "advantage signal), or explained variance < {ev:g} (the critic's error has twice the "
+    "returns' std: most of the advantages' variance is its error), while advantages are "
+    "divided by their std; updates where the seed is solved are skipped",
     metrics=("advantage_std", "advantage_mean", "target_std", "explained_variance"),
     remedies=(
         Remedy({"advantage_norm": "robust"}, "divides by the std only above "
@@ -584,10 +646,18 @@ def _check_kl_cut_epochs(cell: Cell) -> Verdict:
         return missing
     share = cell.get("epochs_completed") / cell.config.update_epochs
     evaluated = cell.window & np.isfinite(share)
-    signal = Signal((Criterion("epochs_completed / update_epochs", share, "<",
-                               KL_CUT_FRACTION),))
-    return verdict_of([signal], evaluated, derived={"epochs share": share},
-                      basis="epochs completed before the KL early stop vs update_epochs")
+    criteria = [Criterion("epochs_completed / update_epochs", share, "<", KL_CUT_FRACTION)]
+    basis = "epochs completed before the KL early stop vs update_epochs"
+    progress = return_progress(cell)
+    if progress is not None:
+        # cut epochs that cost nothing: the seed's return keeps rising (case studies
+        # kl_early_stop and frozen_policy: the variants with cut epochs are the best)
+        basis += f"; seeds whose return gained {STALL_PROGRESS:.0%} of the learning range " \
+                 "over the window are still learning"
+        criteria.append(Criterion("return gain / learning range", progress, "<",
+                                  STALL_PROGRESS))
+    return verdict_of([Signal(tuple(criteria))], evaluated, derived={"epochs share": share},
+                      basis=basis)
 
 
 KL_CUT_EPOCHS = Rule(
@@ -597,10 +667,11 @@ KL_CUT_EPOCHS = Rule(
     "the policy past 1.5 target_kl, so every update is a few large steps and the rest of the "
     "rollout goes unused; the epochs planned are not the epochs run (case study: "
     "kl_early_stop: 20 epochs of one full-batch minibatch stopped at epoch 4-14).",
-    thresholds={"fraction": KL_CUT_FRACTION},
-    condition_template="epochs_completed < {fraction:g} x update_epochs",
+    thresholds={"fraction": KL_CUT_FRACTION, "progress": STALL_PROGRESS},
+    condition_template="epochs_completed < {fraction:g} x update_epochs, return not rising",
     threshold_template="epochs_completed (optimizer epochs applied before the KL stop) < "
-    "{fraction:g} x update_epochs; only with kl_early_stop on",
+    "{fraction:g} x update_epochs while the seed's smoothed return gains less than "
+    "{progress:.0%} of the learning range over the window; only with kl_early_stop on",
     metrics=("epochs_completed", "approx_kl", "clip_fraction", "entropy", "lr_policy"),
     remedies=(
         Remedy({"num_minibatches": 8}, "more, smaller minibatches: each step moves the "
