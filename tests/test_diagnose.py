@@ -496,3 +496,20 @@ def test_kl_cut_epochs_stays_quiet_while_the_return_keeps_rising():
     flat = handmade(epochs_completed=6.0, episode_return=step(20.0, 60.0, 3))
     stuck = finding(flat, "kl_cut_epochs", config)
     assert stuck.fired and "return gain / learning range 0 < 0.1" in stuck.quote
+
+
+def test_a_gaussian_std_narrowed_threefold_on_a_return_that_does_not_rise_collapses():
+    """Pendulum at policy_lr 0.03: the std 3.2x narrower (log-std -1.16) while the
+    return falls; healthy Pendulum narrows as much only while it learns."""
+    narrowed = step(0.0, -1.16, 5)
+    falling = handmade(entropy=0.3, log_std_mean=narrowed, episode_return=step(-180.0, -980.0, 5))
+    found = finding(falling, "entropy_collapse")
+    assert found.fired and "log-std drop 1.16 >= 1.1" in found.quote
+    rising = handmade(entropy=0.3, log_std_mean=narrowed,
+                      episode_return=np.linspace(-1200.0, -180.0, UPDATES))
+    assert not finding(rising, "entropy_collapse").fired
+    # 2.7x narrower (log-std -1.0 < ln 3) on the same falling return: not yet
+    short = handmade(entropy=0.3, log_std_mean=step(0.0, -1.0, 5),
+                     episode_return=step(-180.0, -980.0, 5))
+    assert not finding(short, "entropy_collapse").fired
+    assert math.isclose(diagnose.STUCK_LOG_STD_DROP, math.log(3.0))

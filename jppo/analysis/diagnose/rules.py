@@ -388,6 +388,11 @@ POLICY_STALL = Rule(
 # ----------------------------------------------------------- entropy collapse
 ENTROPY_FRACTION = 0.1  # of the first update's entropy (discrete policies)
 LOG_STD_DROP = math.log(10.0)  # mean log-std below its first value (Gaussian policies)
+# A std narrowed 3x is a collapse where the return does not rise meanwhile: a
+# policy that narrows while it learns converges (healthy Pendulum narrows ~1.5x on
+# its unsolved updates); one that narrows 3x on a falling return (Pendulum at
+# policy_lr 0.03: return -180 -> -980) stopped exploring before it learned.
+STUCK_LOG_STD_DROP = math.log(3.0)
 
 
 def _check_entropy_collapse(cell: Cell) -> Verdict:
@@ -397,9 +402,17 @@ def _check_entropy_collapse(cell: Cell) -> Verdict:
     if log_std is not None:
         drop = log_std[:, :1] - log_std
         evaluated = cell.window & np.isfinite(drop) & ~solved(cell)
-        signal = Signal((Criterion("log-std drop", drop, ">=", LOG_STD_DROP),))
-        return verdict_of([signal], evaluated, derived={"log-std drop": drop},
-                          basis="mean log-std of the Gaussian policy vs its first update")
+        signals = [Signal((Criterion("log-std drop", drop, ">=", LOG_STD_DROP),),
+                          "mean log-std of the Gaussian policy vs its first update")]
+        progress = return_progress(cell)
+        if progress is not None:
+            signals.append(Signal((Criterion("log-std drop", drop, ">=", STUCK_LOG_STD_DROP),
+                                   Criterion("return gain / learning range", progress, "<",
+                                             STALL_PROGRESS)),
+                                  "a std narrowed several-fold on a return that does not "
+                                  "rise: the policy stopped exploring without learning",
+                                  " while "))
+        return verdict_of(signals, evaluated, derived={"log-std drop": drop})
     missing = not_recorded(cell, ["entropy"])
     if missing:
         return missing
@@ -417,12 +430,15 @@ ENTROPY_COLLAPSE = Rule(
     description="The policy turns deterministic before it solves the task and stops "
     "exploring (case study: kl_early_stop).",
     thresholds={"fraction": ENTROPY_FRACTION, "drop": LOG_STD_DROP,
-                "std_fraction": math.exp(-LOG_STD_DROP)},
+                "std_fraction": math.exp(-LOG_STD_DROP), "stuck": STUCK_LOG_STD_DROP,
+                "progress": STALL_PROGRESS},
     condition_template="entropy < {fraction:g} x initial (Gaussian: std < {std_fraction:g} x "
     "initial)",
     threshold_template="entropy < {fraction:g} x its first-update value (discrete), or mean "
     "log-std {drop:.2f} below its first-update value, the std at {std_fraction:g} x its "
-    "initial value (Gaussian); updates where the seed is solved are skipped",
+    "initial value, or {stuck:.2f} below it while the seed's return gains less than "
+    "{progress:.0%} of the learning range over the window (Gaussian); updates where the "
+    "seed is solved are skipped",
     metrics=("entropy", "log_std_mean", "approx_kl", "ent_coef", "epochs_completed"),
     remedies=(
         Remedy({"kl_early_stop": True}, "stops an update's epochs once KL > 1.5 "
