@@ -40,9 +40,9 @@ compare: $(STAMP)
 	cp runs/value-scale/summary.md runs/value-scale/summary.csv runs/value-scale/diagnosis.md \
 	   runs/value-scale/plots/*.png experiments/value_scale/
 
-## diagnosis-benchmark: 47 labelled runs (injected failure modes and healthy ones) trained,
-##   diagnosed and scored: experiments/diagnosis_benchmark/results.{json,md} (10-30 minutes
-##   on 2 cores: 15 programs to compile, cached in JAX_COMPILATION_CACHE_DIR if set)
+## diagnosis-benchmark: 73 labelled runs (injected failure modes and healthy ones) trained,
+##   diagnosed and scored: experiments/diagnosis_benchmark/results.{json,md} (about 11
+##   minutes on 2 shared cores with a warm JAX_COMPILATION_CACHE_DIR; 16 programs to compile)
 diagnosis-benchmark: $(STAMP)
 	$(PY) -m experiments.diagnosis_benchmark.run --out runs/diagnosis-benchmark
 
