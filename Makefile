@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench lint results compare mutants clean
+.PHONY: run test bench lint results compare diagnosis-benchmark mutants clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ CASES ?=
 .PHONY: case-studies
 case-studies: $(STAMP)
 	$(PY) -m experiments.case_studies.run_all $(CASES)
+
+## diagnosis-benchmark: 73 labelled runs (injected failure modes and healthy ones) trained,
+##   diagnosed and scored: experiments/diagnosis_benchmark/results.{json,md} (about 11
+##   minutes on 2 shared cores with a warm JAX_COMPILATION_CACHE_DIR; 16 programs to compile)
+diagnosis-benchmark: $(STAMP)
+	$(PY) -m experiments.diagnosis_benchmark.run --out runs/diagnosis-benchmark
 
 ## mutants: mutation testing of the training core (slow, on demand; not part of test or CI).
 ##   Settings in pyproject.toml [tool.mutmut]. One module: make mutants MUTANTS='jppo.core.gae.*'.

@@ -9,6 +9,8 @@ diagnosis rightly reports that (the scaled run solves CartPole sooner).
 """
 
 import dataclasses
+import math
+import re
 
 import jax
 import numpy as np
@@ -51,7 +53,8 @@ def step(before: float, after: float, at: int) -> np.ndarray:
 def test_rules_are_complete_and_their_remedies_are_valid_configs():
     names = [rule.name for rule in diagnose.RULES]
     assert names == ["value_dominance", "critic_collapse", "throttled_updates", "policy_stall",
-                     "entropy_collapse", "exploding_value_loss", "noise_advantages"]
+                     "entropy_collapse", "exploding_value_loss", "noise_advantages",
+                     "kl_cut_epochs"]
     for rule in diagnose.RULES:
         assert set(rule.metrics) <= set(METRIC_DOCS), rule.name
         assert rule.title and rule.description and rule.threshold and rule.remedies
@@ -125,7 +128,7 @@ def test_critic_collapse_is_gated_on_the_target_scale():
 
 
 def test_policy_stall_fires_on_tiny_kl_and_skips_annealed_and_solved_updates():
-    assert finding(handmade(approx_kl=1e-6, clip_fraction=0.0), "policy_stall").fired
+    assert finding(handmade(approx_kl=1e-7, clip_fraction=0.0), "policy_stall").fired
     assert not finding(handmade(approx_kl=1e-2, clip_fraction=0.1), "policy_stall").fired
     # KL vanishes from update 20 on: a majority after warm-up, but mostly where the
     # linear schedule has taken the lr below 25% of its peak.
@@ -165,7 +168,7 @@ def test_findings_follow_the_run_order():
 
 
 def test_value_dominance_uses_the_torso_terms_or_the_global_clip():
-    heads = dict(grad_norm_value=30.0, grad_norm_policy=0.3, grad_clip_ratio=60.0)
+    heads = dict(grad_norm_value=30.0, grad_norm_policy=0.03, grad_clip_ratio=60.0)
     separate = finding(handmade(**heads), "value_dominance")
     assert separate.fired and "global clip" in separate.basis
     assert "value/policy grad" in separate.evidence.columns
@@ -177,6 +180,60 @@ def test_value_dominance_uses_the_torso_terms_or_the_global_clip():
                     "value_dominance", {"torso_hidden": [64], "grad_clip": "per_head"})
     assert torso.fired and "torso" in torso.basis
     assert all("grad_clip" not in r.overrides for r in torso.remedies)  # already per head
+
+
+def quoted_numbers(quote: str) -> list[float]:
+    """The numbers of a quote ("name 2.5e4 > 10 while ..."), in order."""
+    return [float(n) for n in re.findall(r"(?<![\w/])-?\d+(?:\.\d+)?(?:e-?\d+)?", quote)]
+
+
+def after_warm_up(values: np.ndarray) -> np.ndarray:
+    return values[:, math.ceil(diagnose.WARMUP_FRACTION * UPDATES):]
+
+
+def test_a_finding_quotes_the_criterion_that_held_against_its_threshold():
+    """Shared torso under one global clip: the torso terms are balanced (ratio 0.47,
+    below its threshold), the heads are not; the finding must quote the head criterion with
+    the medians of the hand-made arrays, never the torso ratio."""
+    rng = np.random.default_rng(0)
+    value, policy = rng.uniform(1e3, 1e4, (4, UPDATES)), rng.uniform(0.1, 0.3, (4, UPDATES))
+    clip = rng.uniform(50.0, 500.0, (4, UPDATES))
+    frame = handmade(grad_norm_value=value, grad_norm_policy=policy, grad_clip_ratio=clip,
+                     grad_norm_value_term_torso=0.47, grad_norm_policy_term_torso=1.0)
+    found = finding(frame, "value_dominance", {"torso_hidden": [64]})
+    assert found.fired
+    assert found.quote.startswith("value/policy head gradient ")
+    assert " > 10 while grad_clip_ratio " in found.quote
+    assert " > 1 and clipped policy gradient / adam_eps " in found.quote
+    assert found.quote.endswith(" < 100")
+    assert "torso" not in found.quote and "torso" not in found.basis
+    heads, clips = np.median(after_warm_up(value / policy)), np.median(after_warm_up(clip))
+    crushed = np.median(after_warm_up(policy / clip / jppo.PPOConfig().adam_eps))
+    np.testing.assert_allclose(quoted_numbers(found.quote), [heads, 10, clips, 1, crushed, 100],
+                               rtol=5e-3)
+    assert found.key_value == pytest.approx(heads)
+    assert f"fired on: {found.quote}" in diagnose.format_terminal([found])
+    assert f"Fired on: {found.quote}" in diagnose.format_markdown([found])
+    # the torso unbalanced, the heads not: the torso criterion is quoted alone
+    torso = finding(handmade(grad_norm_value=1.0, grad_norm_policy=1.0, grad_clip_ratio=clip,
+                             grad_norm_value_term_torso=value, grad_norm_policy_term_torso=policy),
+                    "value_dominance", {"torso_hidden": [64]})
+    assert torso.fired and "head" not in torso.quote and "global clip" not in torso.basis
+    np.testing.assert_allclose(quoted_numbers(torso.quote), [heads, 100], rtol=5e-3)
+
+
+def test_a_single_criterion_quote_reads_its_median_over_the_affected_seeds():
+    rng = np.random.default_rng(1)
+    ev = rng.uniform(-2.0, -0.1, (4, UPDATES))
+    ev[3] = 0.9  # a healthy seed: not affected, not in the median
+    found = finding(handmade(explained_variance=ev, target_std=20.0, target_abs_max=100.0),
+                    "critic_collapse")
+    assert found.fired and found.seeds == [0, 1, 2]
+    assert found.quote.startswith("explained_variance -") and found.quote.endswith(" < -0.1")
+    np.testing.assert_allclose(quoted_numbers(found.quote),
+                               [np.median(after_warm_up(ev[:3])), -0.1], rtol=5e-3)
+    stall = finding(handmade(approx_kl=2e-7, clip_fraction=0.0), "policy_stall")
+    assert stall.quote == "approx_kl 2e-7 < 1e-6 and clip_fraction 0 < 0.001"
 
 
 def test_warm_up_persistence_and_the_reporting_line():
@@ -210,6 +267,30 @@ def test_noise_advantages_relative_to_the_return_scale():
     assert not finding(noise, "noise_advantages", {"advantage_norm": "robust"}).fired
     signal = handmade(advantage_std=0.5, target_mean=5.0, target_abs_max=10.0)
     assert not finding(signal, "noise_advantages").fired
+
+
+def test_kl_cut_epochs_fires_when_most_epochs_are_cut_under_kl_early_stop():
+    """The 20-epoch full-batch setting: updates stopped at epoch 4-11 of 20."""
+    rng = np.random.default_rng(2)
+    cut = rng.integers(4, 12, (4, UPDATES)).astype(np.float64)
+    cut[0] = 20.0  # one seed runs all its epochs
+    config = {"kl_early_stop": True, "update_epochs": 20, "num_minibatches": 1}
+    found = finding(handmade(epochs_completed=cut), "kl_cut_epochs", config)
+    assert found.fired and found.seeds == [1, 2, 3]
+    np.testing.assert_allclose(quoted_numbers(found.quote),
+                               [np.median(after_warm_up(cut[1:])) / 20, 0.5], rtol=5e-3)
+    assert found.quote.startswith("epochs_completed / update_epochs ")
+    assert all(r.overrides != {"update_epochs": 20} for r in found.remedies)
+    # the limit in the text is the limit of the test: 9 of 20 fires, 11 of 20 does not
+    limit = diagnose.KL_CUT_FRACTION * 20
+    assert finding(handmade(epochs_completed=limit - 1), "kl_cut_epochs", config).fired
+    assert not finding(handmade(epochs_completed=limit + 1), "kl_cut_epochs", config).fired
+    # cut only during the warm-up (the first 20% of updates): not persistent
+    early = handmade(epochs_completed=step(2.0, 20.0, 8))
+    assert not finding(early, "kl_cut_epochs", config).fired
+    # without kl_early_stop the rule does not judge (epochs_completed is update_epochs)
+    off = finding(handmade(epochs_completed=cut), "kl_cut_epochs", {"update_epochs": 20})
+    assert not off.fired and off.basis.startswith("not applicable: ")
 
 
 def test_exploding_value_loss_needs_scale_and_a_loss_that_stays_up():
@@ -318,5 +399,117 @@ def test_reports_cover_every_cell(failing_run, healthy):
     assert "no failure mode detected: healthy / CartPole-v1" in terminal
     report = diagnose.format_markdown(findings)
     assert "## healthy / CartPole-v1 (8 seeds)" in report
-    assert "No failure mode detected (7 rules checked)." in report
+    assert "No failure mode detected (8 rules checked)." in report
     assert "| failure mode | failing / CartPole-x1000 | healthy / CartPole-v1 |" in report
+
+
+# ------------------------------------------------ critic collapse and noise margins
+
+
+def test_critic_collapse_needs_a_margin_below_the_batch_mean():
+    """EV -0.05 with value_mean on target_mean is a batch-mean baseline (it learns:
+    case study frozen_policy, value_output_gain 0.01); EV -0.15 adds variance."""
+    tracking = {"target_std": 20.0, "target_abs_max": 100.0, "target_mean": 50.0,
+                "value_mean": 50.0}
+    assert not finding(handmade(explained_variance=-0.05, **tracking), "critic_collapse").fired
+    worse = finding(handmade(explained_variance=-0.15, **tracking), "critic_collapse")
+    assert worse.fired and worse.quote == "explained_variance -0.15 < -0.1"
+    assert diagnose.EXPLAINED_VARIANCE_FLOOR == -0.1
+
+
+def test_a_starved_critic_explains_nothing_and_lags_the_targets_mean():
+    """Case study value_dominance: EV 0.001-0.009, value_mean at 39-63% of target_mean."""
+    base = {"target_std": 20.0, "target_abs_max": 100.0, "target_mean": 50.0}
+    starved = finding(handmade(explained_variance=0.008, value_mean=30.0, **base),
+                      "critic_collapse")
+    assert starved.fired
+    # the bias of 20 / 50 = 0.4 against its limit, and EV against STARVED_EV
+    np.testing.assert_allclose(quoted_numbers(starved.quote), [0.008, 0.05, 0.4, 0.25])
+    # just inside either limit: EV at 1.2x the limit, or value_mean off by 0.8x the limit
+    assert not finding(handmade(explained_variance=0.06, value_mean=30.0, **base),
+                       "critic_collapse").fired
+    assert not finding(handmade(explained_variance=0.008, value_mean=40.0, **base),
+                       "critic_collapse").fired
+    assert finding(handmade(explained_variance=0.008, value_mean=37.0, **base),
+                   "critic_collapse").fired
+    assert finding(handmade(explained_variance=0.008, value_mean=64.0, **base),
+                   "critic_collapse").fired  # too high lags as much as too low
+    # a seed that has solved the task is not judged (the policy has nothing left to gain)
+    solved = handmade(explained_variance=0.008, value_mean=30.0,
+                      episode_return=step(20.0, 500.0, 4), **base)
+    assert not finding(solved, "critic_collapse").fired
+
+
+def test_noise_advantages_floor_is_relative_to_small_returns_too():
+    """Returns of 1.4e-3 (case study frozen_policy, value_output_gain 0.01, which
+    learns): an advantage std of 1.9e-4 is 14% of the scale, signal; the old floor
+    1e-3 x max(1, scale) called it noise. 1e-5 is 0.7% of the scale: noise."""
+    small = {"target_mean": 7e-4, "target_abs_max": 1.4e-3, "target_std": 3e-4}
+    assert not finding(handmade(advantage_std=1.9e-4, **small), "noise_advantages").fired
+    tiny = finding(handmade(advantage_std=1e-5, **small), "noise_advantages")
+    assert tiny.fired
+    np.testing.assert_allclose(quoted_numbers(tiny.quote), [1e-5 / 1.4e-3, 1e-2], rtol=5e-3)
+    # the floor is relative at large scales too: 1.5% of a scale of 100 is signal
+    assert not finding(handmade(advantage_std=1.5, target_mean=50.0, target_abs_max=100.0,
+                                target_std=20.0), "noise_advantages").fired
+    assert finding(handmade(advantage_std=0.5, target_mean=50.0, target_abs_max=100.0,
+                            target_std=20.0), "noise_advantages").fired
+
+
+def test_noise_advantages_fire_where_the_critic_error_dwarfs_the_returns():
+    """EV -9 (case study frozen_policy): Var[R - V] is 10x Var[R], the advantages are
+    mostly the critic's error though their std is far above the floor."""
+    scale = {"target_mean": 0.01, "target_abs_max": 0.02, "target_std": 0.005,
+             "advantage_std": 0.01}
+    error = finding(handmade(explained_variance=-9.0, **scale), "noise_advantages")
+    assert error.fired and error.quote == "explained_variance -9 < -3"
+    assert not finding(handmade(explained_variance=-2.0, **scale), "noise_advantages").fired
+    assert not finding(handmade(explained_variance=-9.0, **scale), "noise_advantages",
+                       {"advantage_norm": "robust"}).fired
+
+
+def test_the_sampled_return_is_held_to_a_looser_tolerance_than_the_evaluation():
+    """Greedy evaluations at the best return: a seed whose sampled (training) return is
+    10% of the learning range below the best is solved (exploration noise); one 42%
+    below is not (the updates still move a policy far from the greedy one's level)."""
+    def seeds_at(level: float) -> np.ndarray:
+        training = np.stack([step(20.0, 500.0, 4)] + [step(20.0, level, 4)] * 3)
+        return training
+
+    noisy = handmade(grad_clip_ratio=50.0, eval_return=step(20.0, 500.0, 4),
+                     episode_return=seeds_at(452.0))
+    assert not finding(noisy, "throttled_updates").fired
+    behind = handmade(grad_clip_ratio=50.0, eval_return=step(20.0, 500.0, 4),
+                      episode_return=seeds_at(300.0))
+    found = finding(behind, "throttled_updates")
+    assert found.fired and found.seeds == [1, 2, 3]
+    assert diagnose.SAMPLED_TOLERANCE == 0.25 and diagnose.SOLVED_TOLERANCE == 0.05
+
+
+def test_kl_cut_epochs_stays_quiet_while_the_return_keeps_rising():
+    """Case studies kl_early_stop and frozen_policy: the variants whose epochs are cut
+    are the best ones; cut epochs that cost nothing are not a failure."""
+    config = {"kl_early_stop": True, "update_epochs": 20, "num_minibatches": 1}
+    rising = np.linspace(20.0, 400.0, UPDATES)
+    assert not finding(handmade(epochs_completed=6.0, episode_return=rising),
+                       "kl_cut_epochs", config).fired
+    flat = handmade(epochs_completed=6.0, episode_return=step(20.0, 60.0, 3))
+    stuck = finding(flat, "kl_cut_epochs", config)
+    assert stuck.fired and "return gain / learning range 0 < 0.1" in stuck.quote
+
+
+def test_a_gaussian_std_narrowed_threefold_on_a_return_that_does_not_rise_collapses():
+    """Pendulum at policy_lr 0.03: the std 3.2x narrower (log-std -1.16) while the
+    return falls; healthy Pendulum narrows as much only while it learns."""
+    narrowed = step(0.0, -1.16, 5)
+    falling = handmade(entropy=0.3, log_std_mean=narrowed, episode_return=step(-180.0, -980.0, 5))
+    found = finding(falling, "entropy_collapse")
+    assert found.fired and "log-std drop 1.16 >= 1.1" in found.quote
+    rising = handmade(entropy=0.3, log_std_mean=narrowed,
+                      episode_return=np.linspace(-1200.0, -180.0, UPDATES))
+    assert not finding(rising, "entropy_collapse").fired
+    # 2.7x narrower (log-std -1.0 < ln 3) on the same falling return: not yet
+    short = handmade(entropy=0.3, log_std_mean=step(0.0, -1.0, 5),
+                     episode_return=step(-180.0, -980.0, 5))
+    assert not finding(short, "entropy_collapse").fired
+    assert math.isclose(diagnose.STUCK_LOG_STD_DROP, math.log(3.0))

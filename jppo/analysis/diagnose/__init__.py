@@ -9,7 +9,9 @@ update and its likely source) and `report` renders findings. Every rule is
 judged per seed:
 
 * the first `WARMUP_FRACTION` of updates are skipped (the critic and the
-  gradient norms start far from their steady state in any healthy run);
+  gradient norms start far from their steady state in any healthy run), and so
+  are a seed's updates from its first non-finite one on (its parameters are
+  void; the divergence finding reports it);
 * a seed is affected when the rule's condition holds on more than half of
   the updates it evaluates, and it evaluates at least `MIN_EVALUATED`;
 * a finding *fires* when at least `FIRE_FRACTION` of the seeds are affected.
@@ -19,7 +21,14 @@ Two gates keep solved tasks quiet. Targets are *flat* when their std is below
 near-zero Var[R] and says nothing about the critic. A seed is *solved* at an
 update when its latest episode return is within `SOLVED_TOLERANCE` of the
 learning range (first return to best) below the best return on the
-environment: a policy that stopped changing there has nothing left to move to.
+environment (for a run that evaluates, its evaluation return and its training
+return both): a policy that stopped changing there has nothing left to move
+to. Policy stall, entropy collapse, noise advantages, value dominance,
+throttled updates and the exploding value loss skip solved updates.
+
+A rule's check returns a `Verdict`; built from `Signal`s of `Criterion`s
+(`verdict_of`), each finding quotes the criteria that held on its affected
+seeds, e.g. "explained_variance -0.8 < 0".
 
 `diagnose_run(run_dir)` writes the run's `diagnosis.md`; `diagnose_frame` works
 on any metrics table, and `format_markdown` / `format_terminal` render findings.
@@ -44,13 +53,16 @@ from jppo.analysis.diagnose.engine import (
     FIRE_FRACTION,
     FLAT_TARGETS,
     MIN_EVALUATED,
+    SAMPLED_TOLERANCE,
     SMOOTHING_FRACTION,
     SOLVED_TOLERANCE,
     WARMUP_FRACTION,
     Cell,
+    Criterion,
     Finding,
     Remedy,
     Rule,
+    Signal,
     Verdict,
     best_return,
     diagnose_cell,
@@ -61,20 +73,31 @@ from jppo.analysis.diagnose.engine import (
     return_scale,
     smoothed_returns,
     solved,
+    verdict_of,
 )
 from jppo.analysis.diagnose.report import format_markdown, format_terminal
 from jppo.analysis.diagnose.rules import (
     ANNEALED_LR,
+    CRUSHED_EPS,
     DOMINANCE_RATIO,
     ENTROPY_FRACTION,
+    EXPLAINED_VARIANCE_FLOOR,
+    KL_CUT_FRACTION,
     LARGE_RETURN_SCALE,
     LOG_STD_DROP,
     NOISE_ADVANTAGE,
+    NOISE_EV,
     RULES,
     STALL_CLIP_FRACTION,
     STALL_KL,
+    STALL_PROGRESS,
+    STARVED_BIAS,
+    STARVED_EV,
+    STUCK_LOG_STD_DROP,
     THROTTLE_RATIO,
     TINY_ABSOLUTE_CLIP,
+    TORSO_DOMINANCE_RATIO,
+    clipped_policy_gradient,
     register_rule,
     registered_rules,
 )
@@ -83,10 +106,15 @@ from jppo.runs.experiment import import_modules
 
 __all__ = [
     "ANNEALED_LR", "DOMINANCE_RATIO", "ENTROPY_FRACTION", "EVIDENCE_ROWS", "FIRE_FRACTION",
+    "KL_CUT_FRACTION", "CRUSHED_EPS", "EXPLAINED_VARIANCE_FLOOR", "NOISE_EV", "STARVED_BIAS",
+    "STARVED_EV", "STUCK_LOG_STD_DROP", "STALL_PROGRESS", "TORSO_DOMINANCE_RATIO",
+    "clipped_policy_gradient",
     "FLAT_TARGETS", "LARGE_RETURN_SCALE", "LOG_STD_DROP", "MIN_EVALUATED", "NOISE_ADVANTAGE",
-    "RULES", "SMOOTHING_FRACTION", "SOLVED_TOLERANCE", "STALL_CLIP_FRACTION", "STALL_KL",
+    "RULES", "SAMPLED_TOLERANCE", "SMOOTHING_FRACTION", "SOLVED_TOLERANCE",
+    "STALL_CLIP_FRACTION", "STALL_KL",
     "THROTTLE_RATIO", "TINY_ABSOLUTE_CLIP", "WARMUP_FRACTION", "Cell", "Finding", "Remedy",
-    "Rule", "Verdict", "best_return", "diagnose_cell", "diagnose_frame", "diagnose_run",
+    "Rule", "Signal", "Verdict", "Criterion", "verdict_of", "best_return", "diagnose_cell",
+    "diagnose_frame", "diagnose_run",
     "flat_targets", "format_markdown", "format_terminal", "make_cell", "persistent",
     "incomplete_notes", "register_rule", "registered_rules", "return_scale",
     "smoothed_returns", "solved", "DIVERGENCE", "LARGE_REWARD", "divergence_finding",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jppo.analysis.metrics import return_metric
+from jppo.analysis.metrics import TRAINING_RETURN, first_nonfinite_update, return_metric
 from jppo.core.config import CONFIG_FIELDS, PPOConfig
 from jppo.runs import results
 
@@ -28,6 +29,12 @@ FIRE_FRACTION = 0.25  # of the seeds affected before a finding is reported
 EVIDENCE_ROWS = 8
 FLAT_TARGETS = 0.05  # target std below this x the return scale: Var[R] says nothing
 SOLVED_TOLERANCE = 0.05  # of the learning range below the best return: solved
+# The same for the training return where evaluations judge "solved": the sampled
+# policy's return carries exploration noise that the greedy evaluation removes
+# (DeliveryChain at clip_eps 0.3: greedy at the best return, sampled 3-6% of the
+# range below it), while a near-uniform sampled policy behind a greedy evaluation
+# at the best return sits 90% of the range below it.
+SAMPLED_TOLERANCE = 0.25
 SMOOTHING_FRACTION = 0.05  # of the updates in the rolling median of returns
 
 
@@ -54,6 +61,7 @@ class Cell:
     arrays: Mapping[str, np.ndarray]
     config: PPOConfig
     best_return: float | None = None  # best smoothed return of any variant on this env
+    best_training: float | None = None  # the same of the training return (episode_return)
 
     def get(self, name: str) -> np.ndarray | None:
         """The metric, or None when it was not recorded (absent or all NaN)."""
@@ -73,15 +81,65 @@ class Cell:
 
     @property
     def window(self) -> np.ndarray:
-        """(seeds, updates) mask of the updates after the warm-up."""
+        """(seeds, updates) mask of the updates after the warm-up and before the
+        seed's first non-finite update: from there on its parameters are void, so
+        its metrics describe no policy (the divergence finding reports it)."""
         n = len(self.updates)
         mask = np.arange(n) >= min(math.ceil(WARMUP_FRACTION * n), n - 1)
-        return np.broadcast_to(mask, (len(self.seeds), n))
+        mask = np.broadcast_to(mask, (len(self.seeds), n))
+        firsts = first_nonfinite_update(self.arrays)
+        if firsts is None:
+            return mask
+        void = (firsts[:, None] >= 0) & (np.arange(n)[None, :] >= firsts[:, None])
+        return mask & ~void
+
+
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    """One quantity compared with its threshold at every update: `values op threshold`.
+    A per-seed quantity (e.g. a late/early ratio) is passed as `(seeds, 1)`."""
+
+    name: str  # as the summary line quotes it, e.g. "explained_variance"
+    values: np.ndarray  # (seeds, updates) or (seeds, 1)
+    op: str  # one of COMPARISONS
+    threshold: float
+
+    def holds(self, shape: tuple[int, int]) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.broadcast_to(COMPARISONS[self.op](self.values, self.threshold), shape)
+
+    def quote(self, mask: np.ndarray) -> tuple[float, str]:
+        """The median over `mask` and "name median op threshold"."""
+        values = np.broadcast_to(self.values, mask.shape)[mask]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = float(np.nanmedian(values)) if values.size else math.nan
+        text = f"{self.name} {short_number(median)} {self.op} {short_number(self.threshold)}"
+        return median, text
+
+
+@dataclasses.dataclass(frozen=True)
+class Signal:
+    """Criteria that together make a rule's condition at an update (all must hold);
+    a rule's condition holds where any of its signals does."""
+
+    criteria: tuple[Criterion, ...]
+    basis: str = ""  # the evidence in words, e.g. "explained variance"
+    joiner: str = " and "  # after the first criterion in a quote (the rest: " and ")
+
+    def holds(self, shape: tuple[int, int]) -> np.ndarray:
+        return np.logical_and.reduce([c.holds(shape) for c in self.criteria])
 
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    """A rule's per-seed result on one cell."""
+    """A rule's per-seed result on one cell. `signals` say what the condition
+    compares, so a finding quotes the criteria that held on its affected seeds;
+    a verdict without them quotes the median of `key_values`."""
 
     affected: np.ndarray  # (seeds,) bool
     evaluated: np.ndarray  # (seeds, updates) bool: the updates the rule judged
@@ -90,6 +148,20 @@ class Verdict:
     derived: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     basis: str = ""  # which evidence decided
     note: str = ""
+    signals: tuple[Signal, ...] = ()
+
+
+def verdict_of(signals: Sequence[Signal], evaluated: np.ndarray, *, basis: str = "",
+               derived: Mapping[str, np.ndarray] | None = None, note: str = "") -> Verdict:
+    """The verdict of a condition made of `signals` (any of them, each all of its
+    criteria) over the `evaluated` updates: a seed is affected where it persists."""
+    shape = evaluated.shape
+    condition = np.logical_or.reduce([s.holds(shape) for s in signals])
+    first = signals[0].criteria[0]
+    return Verdict(persistent(condition, evaluated), evaluated, first.name,
+                   np.broadcast_to(first.values, shape), dict(derived or {}),
+                   basis or "; ".join(s.basis for s in signals if s.basis), note,
+                   tuple(signals))
 
 
 def _everywhere(config: PPOConfig) -> bool:
@@ -150,6 +222,7 @@ class Finding:
     condition: str = ""
     lines: tuple[str, ...] = ()  # further facts, one per line (e.g. a divergence's source)
     returns: str = "episode_return"  # the return the solved gate read
+    quote: str = ""  # what held on the affected seeds: "explained_variance -0.8 < 0"
 
 
 # ------------------------------------------------------- judging one quantity
@@ -203,18 +276,44 @@ def solved(cell: Cell) -> np.ndarray:
     learning range) of the best smoothed return on this environment: of any
     variant in the run when `cell.best_return` is set, else of this cell's seeds.
     A policy that stopped changing there has nothing left to move to. The
-    return is the evaluation's where the run has one (`Cell.return_name`)."""
+    return is the evaluation's where the run has one (`Cell.return_name`), and
+    then the training return must be near its best (`cell.best_training`) too,
+    within SAMPLED_TOLERANCE of the range (it carries exploration noise)."""
     returns = cell.returns()
     if returns is None:
         return np.zeros(cell.window.shape, bool)
+    done = _near_best(cell, returns, cell.best_return)
+    training = cell.get(TRAINING_RETURN)
+    if cell.return_name != TRAINING_RETURN and training is not None:
+        # a greedy evaluation can score the best return while the sampled policy,
+        # the one the updates move, is still far from it (e.g. near uniform)
+        done &= _near_best(cell, training, cell.best_training, SAMPLED_TOLERANCE)
+    return done
+
+
+def _near_best(cell: Cell, returns: np.ndarray, best: float | None,
+               tolerance: float = SOLVED_TOLERANCE) -> np.ndarray:
     level = smoothed_returns(returns)
-    firsts = [row[np.isfinite(row)][0] for row in returns if np.any(np.isfinite(row))]
-    start = float(np.median(firsts))
-    best = cell.best_return if cell.best_return is not None else best_return(returns)
+    start, best = learning_range(cell, returns, best)
     if not best > start:
         return np.zeros(returns.shape, bool)
     with np.errstate(invalid="ignore"):
-        return level >= best - SOLVED_TOLERANCE * (best - start)
+        return level >= best - tolerance * (best - start)
+
+
+def learning_range(cell: Cell, returns: np.ndarray, best: float | None = None
+                   ) -> tuple[float, float]:
+    """(start, best) of the learning range: the median over seeds of the first
+    training return (recorded from the first update on; the first evaluation may
+    come after the task is solved), else of the first `returns`; and `best`, the
+    best smoothed return on the environment (default `cell.best_return`), else
+    that of `returns`."""
+    first = cell.get(TRAINING_RETURN)
+    first = returns if first is None else first
+    firsts = [row[np.isfinite(row)][0] for row in first if np.any(np.isfinite(row))]
+    start = float(np.median(firsts)) if firsts else math.nan
+    best = cell.best_return if best is None else best
+    return start, best_return(returns) if best is None else best
 
 
 def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -265,11 +364,13 @@ def make_cells(frame: pd.DataFrame, info: Mapping[str, Any] | None = None) -> li
     pairs = _ordered_pairs(results.groups(frame), info)
     cells = [make_cell(frame, variant, env, info) for variant, env in pairs]
     best: dict[str, float] = {}
+    training: dict[str, float] = {}
     for cell in cells:
-        returns = cell.returns()
-        if returns is not None:
-            best[cell.env] = max(best.get(cell.env, -math.inf), best_return(returns))
-    return [dataclasses.replace(cell, best_return=best.get(cell.env)) for cell in cells]
+        for found, returns in ((best, cell.returns()), (training, cell.get(TRAINING_RETURN))):
+            if returns is not None:
+                found[cell.env] = max(found.get(cell.env, -math.inf), best_return(returns))
+    return [dataclasses.replace(cell, best_return=best.get(cell.env),
+                                best_training=training.get(cell.env)) for cell in cells]
 
 
 def _ordered_pairs(pairs: Sequence[tuple[str, str]], info: Mapping[str, Any] | None
@@ -301,15 +402,66 @@ def diagnose_cell(cell: Cell, rule: Rule) -> Finding:
     verdict = judge(cell, rule)
     affected = [int(s) for s in cell.seeds[verdict.affected]]
     fraction = len(affected) / max(len(cell.seeds), 1)
+    key, key_value, quote, basis = quoted(verdict)
     return Finding(
         variant=cell.variant, env=cell.env, rule=rule.name, title=rule.title,
         fraction=fraction, seeds=affected, num_seeds=len(cell.seeds),
         fired=fraction >= FIRE_FRACTION, evidence=evidence_table(cell, rule, verdict),
         remedies=untried(rule.remedies, cell.config), threshold=rule.threshold,
-        basis=verdict.basis, note=verdict.note, key=verdict.key,
-        key_value=_key_value(verdict), description=rule.description,
-        condition=rule.condition, returns=cell.return_name,
+        basis=basis, note=verdict.note, key=key, key_value=key_value,
+        description=rule.description, condition=rule.condition, returns=cell.return_name,
+        quote=quote,
     )
+
+
+def fired_signals(verdict: Verdict) -> list[tuple[Signal, np.ndarray]]:
+    """The signals that made the affected seeds affected, each with the updates its
+    quote reads: the evaluated updates of the seeds on which it persisted alone;
+    failing any such, for seeds affected by signals together, the evaluated
+    updates of the affected seeds on which it held."""
+    evaluated, affected = verdict.evaluated, verdict.affected[:, None]
+    alone = [(s, persistent(s.holds(evaluated.shape), evaluated)[:, None] & affected)
+             for s in verdict.signals]
+    found = [(s, evaluated & rows) for s, rows in alone if rows.any()]
+    if found:
+        return found
+    held = [(s, evaluated & affected & s.holds(evaluated.shape)) for s in verdict.signals]
+    return [(s, mask) for s, mask in held if mask.any()]
+
+
+def quoted(verdict: Verdict) -> tuple[str, float, str, str]:
+    """(key, its median, the quote, the basis) of a verdict. With affected seeds and
+    signals: the criteria of the signals that held on those seeds, each "name
+    median op threshold" (medians over the updates `fired_signals` gives), and the
+    basis of those signals; else the median of `key_values` over the evaluated
+    updates."""
+    fired = fired_signals(verdict) if np.any(verdict.affected) else []
+    if not fired:
+        value = _key_value(verdict)
+        quote = f"median {verdict.key} {short_number(value)}" if np.any(verdict.affected) \
+            and verdict.key else ""
+        return verdict.key, value, quote, verdict.basis
+    parts = []
+    for signal, mask in fired:
+        quotes = [criterion.quote(mask) for criterion in signal.criteria]
+        texts = [text for _, text in quotes]
+        parts.append(signal.joiner.join([texts[0], " and ".join(texts[1:])]) if len(texts) > 1
+                     else texts[0])
+    first_signal, first_mask = fired[0]
+    key_value = first_signal.criteria[0].quote(first_mask)[0]
+    basis = verdict.basis
+    if len(verdict.signals) > 1:
+        basis = "; ".join(s.basis for s, _ in fired if s.basis) or basis
+    return first_signal.criteria[0].name, key_value, "; ".join(parts), basis
+
+
+def short_number(value: float) -> str:
+    """3 significant digits, exponents without padding: 2.5e4, 1e-07 -> 1e-7."""
+    text = f"{value:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
 
 
 def _key_value(verdict: Verdict) -> float:

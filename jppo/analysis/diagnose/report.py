@@ -15,6 +15,8 @@ import pandas as pd
 
 from jppo.analysis.diagnose.engine import FIRE_FRACTION, MIN_EVALUATED, WARMUP_FRACTION, Finding
 
+QUOTE_BASIS = "medians over the affected seeds' updates after warm-up"
+
 
 def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None = None,
                     notes: Sequence[str] = ()) -> str:
@@ -53,13 +55,13 @@ def _cell_markdown(variant: str, env: str, cell: Sequence[Finding]) -> list[str]
 
 def _finding_markdown(finding: Finding) -> list[str]:
     lines = [f"### {finding.title}: {len(finding.seeds)}/{finding.num_seeds} seeds "
-             f"({finding.fraction:.0%})", "", finding.description, "",
-             f"- threshold: {finding.threshold}",
-             f"- evidence: {finding.basis}",
-             f"- seeds affected: {', '.join(map(str, finding.seeds))}"]
-    if finding.key:
-        lines.append(f"- median {finding.key} over the evaluated updates: "
-                     f"{_number(finding.key_value)}")
+             f"({finding.fraction:.0%})", ""]
+    if finding.quote:
+        lines += [f"Fired on: {finding.quote} ({QUOTE_BASIS}).", ""]
+    lines += [finding.description, "",
+              f"- threshold: {finding.threshold}",
+              f"- evidence: {finding.basis}",
+              f"- seeds affected: {', '.join(map(str, finding.seeds))}"]
     if finding.note:
         lines.append(f"- note: {finding.note}")
     lines += [f"- {line}" for line in finding.lines]
@@ -93,7 +95,8 @@ def solved_gate_text(findings: Sequence[Finding]) -> str:
     used = sorted({f.returns for f in findings})
     if used == ["eval_return"]:
         return ("Solved is judged on the evaluation return (eval_return: deterministic "
-                "episodes every eval_every updates).")
+                "episodes every eval_every updates) and on the training return of the "
+                "sampled policy, which the updates move: both near their best.")
     if used == ["episode_return"] or not used:
         return ("Solved is judged on the training return (episode_return: episodes of the "
                 "sampled policy).")
@@ -112,9 +115,8 @@ def format_terminal(findings: Sequence[Finding], notes: Sequence[str] = ()) -> s
             lines.append(f"{variant} / {env}: {f.title} in {len(f.seeds)}/{f.num_seeds} "
                          f"seeds ({f.fraction:.0%})")
             lines += [f"  {line}" for line in f.lines]
-            if f.key:
-                lines.append(f"  median {f.key} {_number(f.key_value)} after warm-up; "
-                             f"fires on {f.condition}")
+            if f.quote:
+                lines.append(f"  fired on: {f.quote} ({QUOTE_BASIS})")
             if f.remedies:
                 lines.append("  try: " + "; ".join(r.text() for r in f.remedies[:3]))
     if healthy:

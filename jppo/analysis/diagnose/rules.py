@@ -3,33 +3,37 @@ check, and its `Rule` entry (evidence metrics, remedies), kept together.
 
 Condition texts are templates filled from each rule's `thresholds`, the same
 constants its check compares against. The failure modes, their evidence and
-their fixes come from the design notes (`STABILIZATION.md`) and the seed
-failure reports. `RULES` fixes the order findings are listed in; `register_rule` appends a user's
-rule to every diagnosis.
+their fixes come from the design notes (`STABILIZATION.md`) and the case
+studies that reproduce each failure (`experiments/case_studies/NAME`, cited
+as "case study: NAME"). `RULES` fixes the order findings are listed in;
+`register_rule` appends a user's rule to every diagnosis.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import NamedTuple
 
 import numpy as np
 
 from jppo.analysis.diagnose.engine import (
     FLAT_TARGETS,
     Cell,
+    Criterion,
     Remedy,
     Rule,
+    Signal,
     Verdict,
     finite,
     flat_targets,
+    learning_range,
     not_recorded,
     nothing_judged,
-    persistent,
     ratio,
     return_scale,
+    smoothed_returns,
     solved,
+    verdict_of,
 )
 from jppo.core import strategies
 from jppo.core.config import PPOConfig
@@ -37,16 +41,19 @@ from jppo.core.strategies import Registry
 
 # Remedies that address several failure modes.
 PER_HEAD_CLIP = Remedy({"grad_clip": "per_head"}, "each head is clipped alone, so a huge value "
-                       "gradient cannot shrink the policy step (seed 003)")
+                       "gradient cannot shrink the policy step (case study: throttled_gradients)")
 REWARD_SCALING = Remedy({"reward_scaling": True}, "divides rewards by the running return std, "
                         "so targets and value gradients are of unit scale (37 implementation "
-                        "details; seeds 001, 002)")
+                        "details; case studies: frozen_policy, value_clip_scale)")
 POPART = Remedy({"value_target": "popart"}, "the critic learns normalized targets with an "
                 "output-preserving rescale (van Hasselt et al. 2016)")
 
 
 # ------------------------------------------------------------ value dominance
 DOMINANCE_RATIO = 10.0  # value / policy gradient norm
+# value-loss / policy-loss term on a shared torso: healthy CartPole (returns ~100)
+# sits at ~40 and learns as well as separate networks do
+TORSO_DOMINANCE_RATIO = 100.0
 CLIP_ACTIVE = 1.0  # grad_clip_ratio above which the global clip shrinks the step
 
 
@@ -55,109 +62,185 @@ def _one_global_clip(config: PPOConfig) -> bool:
     return strategies.of(config).grad_clip.couples_groups
 
 
-class _Signal(NamedTuple):
-    name: str
-    values: np.ndarray
-    condition: np.ndarray
-    evaluated: np.ndarray
-    basis: str
+# Adam divides each step by the root of its running mean square gradient, so a clip
+# that scales every gradient by the same factor leaves the step unchanged, until
+# the scaled gradient nears adam_eps. At a clipped policy-gradient norm of
+# CRUSHED_EPS x adam_eps, the ~5k parameters of a 64x64 policy get gradients of
+# about adam_eps each: their steps are then about half their size, and shrink in
+# proportion below. Healthy runs at returns of 100 (CartPole, clip ratio ~66) keep
+# ~400 adam_eps; value gradients 40x larger leave ~10.
+CRUSHED_EPS = 100.0
 
 
-def _torso_signal(cell: Cell) -> _Signal | None:
-    """Value-loss vs policy-loss gradient on a shared torso, where the two meet."""
+def clipped_policy_gradient(cell: Cell) -> np.ndarray | None:
+    """The policy's gradient norm after the clip, in units of adam_eps: divided by
+    the global clip ratio, or at most max_grad_norm when clipped per head; inf
+    where it was below CRUSHED_EPS adam_eps before the clip (a saturated policy
+    has no gradient to crush: that is not the clip's doing)."""
+    policy, clip = cell.get("grad_norm_policy"), cell.get("grad_clip_ratio")
+    if policy is None or clip is None:
+        return None
+    config = cell.config
+    if _one_global_clip(config):
+        clipped = policy / np.fmax(clip, 1.0)
+    else:
+        clipped = np.fmin(policy, config.max_grad_norm)
+    with np.errstate(invalid="ignore"):
+        return np.where(policy / config.adam_eps < CRUSHED_EPS, np.inf,
+                        clipped / config.adam_eps)
+
+
+def _crushed(cell: Cell) -> Criterion | None:
+    values = clipped_policy_gradient(cell)
+    if values is None:
+        return None
+    return Criterion("clipped policy gradient / adam_eps", values, "<", CRUSHED_EPS)
+
+
+TORSO_COLUMN, HEADS_COLUMN = "torso value/policy term", "value/policy grad"
+
+
+def _torso_signal(cell: Cell) -> tuple[Signal, np.ndarray, str] | None:
+    """Value-loss vs policy-loss gradient on a shared torso, where the two meet;
+    with the updates it can judge and its evidence column."""
     value_term = cell.get("grad_norm_value_term_torso")
     policy_term = cell.get("grad_norm_policy_term_torso")
     if value_term is None or policy_term is None or not np.nanmax(value_term) > 0:
         return None
     torso = ratio(value_term, policy_term)
-    return _Signal("torso value/policy term", torso, torso > DOMINANCE_RATIO,
-                   finite(value_term, policy_term),
-                   "value-loss vs policy-loss gradient on the shared torso")
+    signal = Signal((Criterion("value/policy loss-term gradient on the torso", torso, ">",
+                               TORSO_DOMINANCE_RATIO),),
+                    "value-loss vs policy-loss gradient on the shared torso")
+    return signal, finite(value_term, policy_term), TORSO_COLUMN
 
 
-def _head_signal(cell: Cell) -> _Signal | None:
-    """Separate networks: value vs policy head norm while the global clip acts."""
+def _head_signal(cell: Cell) -> tuple[Signal, np.ndarray, str] | None:
+    """Value vs policy head norm while the global clip acts."""
     value, policy = cell.get("grad_norm_value"), cell.get("grad_norm_policy")
     clip = cell.get("grad_clip_ratio")
     if not _one_global_clip(cell.config) or value is None or policy is None or clip is None:
         return None
     heads = ratio(value, policy)
-    return _Signal("value/policy grad", heads, (heads > DOMINANCE_RATIO) & (clip > CLIP_ACTIVE),
-                   finite(value, policy, clip),
-                   "value vs policy head gradient norm under the global clip")
+    signal = Signal((Criterion("value/policy head gradient", heads, ">", DOMINANCE_RATIO),
+                     Criterion("grad_clip_ratio", clip, ">", CLIP_ACTIVE), _crushed(cell)),
+                    "value vs policy head gradient norm under the global clip, which leaves "
+                    "the policy a gradient near adam_eps", " while ")
+    return signal, finite(value, policy, clip), HEADS_COLUMN
 
 
 def _check_value_dominance(cell: Cell) -> Verdict:
-    signals = [s for s in (_torso_signal(cell), _head_signal(cell)) if s is not None]
-    if not signals:
+    found = [s for s in (_torso_signal(cell), _head_signal(cell)) if s is not None]
+    if not found:
         if not _one_global_clip(cell.config):
             return nothing_judged(cell, "separate networks clipped per head: the value "
                                   "gradient cannot reach the policy step")
         names = ["grad_norm_value", "grad_norm_policy", "grad_clip_ratio"]
         return not_recorded(cell, names) or nothing_judged(cell, "not evaluated")
-    evaluated = np.logical_or.reduce([s.evaluated for s in signals]) & cell.window
-    condition = np.logical_or.reduce([s.condition for s in signals])
-    return Verdict(persistent(condition, evaluated), evaluated, signals[0].name,
-                   signals[0].values, {s.name: s.values for s in signals},
-                   "; ".join(s.basis for s in signals))
+    evaluated = np.logical_or.reduce([judged for _, judged, _ in found]) & cell.window \
+        & ~solved(cell)
+    derived = {column: s.criteria[0].values for s, _, column in found}
+    return verdict_of([s for s, _, _ in found], evaluated, derived=derived)
 
 
 VALUE_DOMINANCE = Rule(
     name="value_dominance",
     title="Value dominance",
     description="The value-loss gradient outweighs the policy gradient where they meet, "
-    "so the critic's error sets the size of the policy step (seed 000).",
-    thresholds={"ratio": DOMINANCE_RATIO, "clip_active": CLIP_ACTIVE},
-    condition_template="value/policy gradient norm > {ratio:g}",
-    threshold_template="value/policy gradient norm > {ratio:g}: on the shared torso "
-    "(value-loss vs policy-loss term), or with separate networks between the heads while "
-    "the global clip is active (grad_clip_ratio > {clip_active:g})",
+    "so the critic's error sets the size of the policy step (case study: value_dominance).",
+    thresholds={"ratio": DOMINANCE_RATIO, "torso": TORSO_DOMINANCE_RATIO,
+                "clip_active": CLIP_ACTIVE, "crushed": CRUSHED_EPS},
+    condition_template="value/policy gradient norm > {ratio:g} under the global clip (shared "
+    "torso terms: > {torso:g})",
+    threshold_template="on the shared torso, value-loss vs policy-loss term gradient > "
+    "{torso:g}; or between the heads value/policy gradient norm > {ratio:g} while the "
+    "global clip is active (grad_clip_ratio > {clip_active:g}) and leaves the policy a "
+    "gradient norm < {crushed:g} adam_eps, where Adam no longer undoes the clip's scaling",
     metrics=("grad_norm_value", "grad_norm_policy", "grad_norm_value_term_torso",
              "grad_norm_policy_term_torso", "grad_clip_ratio", "value_loss"),
     remedies=(
         PER_HEAD_CLIP,
         REWARD_SCALING,
         POPART,
-        Remedy({"vf_coef": 0.1}, "down-weights the value term (seeds 000, 002); eases the "
-               "symptom, not the scale"),
+        Remedy({"vf_coef": 0.1}, "down-weights the value term (case studies: "
+               "value_dominance, value_clip_scale); eases the symptom, not the scale"),
         Remedy({"torso_hidden": ()}, "separate networks share no parameters for the value "
-               "term to take over (seed 000; Andrychowicz et al. 2020)"),
+               "term to take over (case study: value_dominance; Andrychowicz et al. 2020)"),
     ),
     check=_check_value_dominance,
 )
 
 
 # ------------------------------------------------------------ critic collapse
-EXPLAINED_VARIANCE_FLOOR = 0.0  # below: worse than predicting the batch mean
+# Explained variance EV = 1 - Var[R - V] / Var[R]. Below 0 the critic is worse
+# than the batch mean; only a clear margin below adds variance to the advantages
+# (a critic at EV -0.004 that tracks the targets' mean is a batch-mean baseline,
+# and its policy learns: case study frozen_policy, value_output_gain 0.01).
+EXPLAINED_VARIANCE_FLOOR = -0.1
+# A starved critic explains (almost) none of the return variance and lags the
+# targets' mean: its lr or loss weight is too small to follow returns that rise as
+# the policy learns (case study value_dominance: EV 0.001-0.009, value_mean at
+# 39-63% of target_mean). Healthy critics that explain little still track the mean
+# (CartPole with separate networks: EV 0.012, value_mean at 86% of target_mean).
+STARVED_EV = 0.05
+STARVED_BIAS = 0.25  # |value_mean - target_mean| / |target_mean|
+
+
+def mean_bias(cell: Cell) -> np.ndarray | None:
+    """|value_mean - target_mean| / |target_mean| per update, None where not recorded."""
+    value, target = cell.get("value_mean"), cell.get("target_mean")
+    if value is None or target is None:
+        return None
+    return ratio(np.abs(value - target), np.abs(target))
+
+
+def _critic_signals(cell: Cell, ev: np.ndarray) -> list[Signal]:
+    signals = [Signal((Criterion("explained_variance", ev, "<", EXPLAINED_VARIANCE_FLOOR),),
+                      "explained variance: worse than the batch mean")]
+    bias = mean_bias(cell)
+    if bias is not None:
+        signals.append(Signal((Criterion("explained_variance", ev, "<", STARVED_EV),
+                               Criterion("|value_mean - target_mean| / |target_mean|", bias,
+                                         ">", STARVED_BIAS)),
+                              "a starved critic: it explains almost none of the return "
+                              "variance and lags the targets' mean", " while "))
+    return signals
 
 
 def _check_critic_collapse(cell: Cell) -> Verdict:
-    """Explained variance below the floor, skipping updates whose targets are flat."""
+    """Explained variance below the floor, or a starved critic, skipping updates
+    whose targets are flat and those where the seed has solved the task."""
     missing = not_recorded(cell, ["explained_variance"])
     if missing:
         return missing
     ev = cell.get("explained_variance")
     flat = flat_targets(cell)
-    evaluated = cell.window & np.isfinite(ev) & ~flat
-    basis = "explained variance"
+    evaluated = cell.window & np.isfinite(ev) & ~flat & ~solved(cell)
+    signals = _critic_signals(cell, ev)
     share = np.mean(flat[cell.window])
+    basis = "; ".join(s.basis for s in signals)
     if share > 0:
         basis += (f"; {share:.0%} of the post-warm-up updates had flat targets "
                   f"(target_std < {FLAT_TARGETS:.0%} of the return scale) and were skipped")
-    return Verdict(persistent(ev < EXPLAINED_VARIANCE_FLOOR, evaluated), evaluated,
-                   "explained_variance", ev, basis=basis)
+    return verdict_of(signals, evaluated, basis=basis)
 
 
 CRITIC_COLLAPSE = Rule(
     name="critic_collapse",
     title="Critic collapse",
-    description="The critic predicts worse than the batch mean, so advantages carry its "
-    "error instead of the return signal (seeds 001, 003, 004).",
-    thresholds={"floor": EXPLAINED_VARIANCE_FLOOR, "flat": FLAT_TARGETS},
-    condition_template="explained_variance < {floor:g}",
-    threshold_template="explained variance < {floor:g}; updates whose target_std < {flat:.0%} "
+    description="The critic predicts worse than the batch mean, or is starved (explains "
+    "almost nothing and lags the returns), so advantages carry its error instead of the "
+    "return signal (case studies: frozen_policy, value_dominance, throttled_gradients, "
+    "kl_early_stop).",
+    thresholds={"floor": EXPLAINED_VARIANCE_FLOOR, "starved": STARVED_EV,
+                "bias": STARVED_BIAS, "flat": FLAT_TARGETS},
+    condition_template="explained_variance < {floor:g}, or < {starved:g} with value_mean "
+    "off target_mean by > {bias:.0%}",
+    threshold_template="explained variance < {floor:g} (worse than the batch mean by a "
+    "margin), or a starved critic: explained variance < {starved:g} while |value_mean - "
+    "target_mean| > {bias:.0%} of |target_mean|; updates whose target_std < {flat:.0%} "
     "of the return scale (max |target|) are skipped, since a near-zero Var[R] (e.g. solved "
-    "CartPole, every return 500) makes explained variance meaningless",
+    "CartPole, every return 500) makes explained variance meaningless, and so are updates "
+    "where the seed has solved the task",
     metrics=("explained_variance", "value_loss", "value_mean", "target_mean", "target_std",
              "value_std"),
     remedies=(
@@ -166,11 +249,11 @@ CRITIC_COLLAPSE = Rule(
         Remedy({"critic_lambda": 1.0}, "unbiased lambda = 1 targets for the critic, the "
                "actor keeps its own lambda (VC-PPO)"),
         Remedy({"value_hidden": (256, 128, 64), "value_layer_norm": True}, "a deeper "
-               "LayerNorm value head (seed 003's fix)"),
+               "LayerNorm value head (a fix in case study: throttled_gradients)"),
         Remedy({"value_output_gain": 0.01}, "initial predictions near zero instead of "
-               "large random values (seed 003)"),
-        Remedy({"value_lr": 1e-3}, "lets the critic catch up (seed 001 ran it at 3x the "
-               "actor's lr)"),
+               "large random values (case study: throttled_gradients)"),
+        Remedy({"value_lr": 1e-3}, "lets the critic catch up (case study: frozen_policy "
+               "runs it at 3x the actor's lr)"),
     ),
     check=_check_critic_collapse,
 )
@@ -185,9 +268,15 @@ def _check_throttled_updates(cell: Cell) -> Verdict:
     if missing:
         return missing
     clip = cell.get("grad_clip_ratio")
-    evaluated = cell.window & np.isfinite(clip)
-    return Verdict(persistent(clip > THROTTLE_RATIO, evaluated), evaluated, "grad_clip_ratio",
-                   clip, basis="pre-clip gradient norm / max_grad_norm")
+    evaluated = cell.window & np.isfinite(clip) & ~solved(cell)
+    crushed = _crushed(cell)
+    if crushed is None:
+        signal = Signal((Criterion("grad_clip_ratio", clip, ">", THROTTLE_RATIO),))
+        return verdict_of([signal], evaluated, basis="pre-clip gradient norm / max_grad_norm")
+    signal = Signal((Criterion("grad_clip_ratio", clip, ">", THROTTLE_RATIO), crushed),
+                    joiner=" while ")
+    return verdict_of([signal], evaluated, basis="pre-clip gradient norm / max_grad_norm, "
+                      "and the policy gradient it leaves vs adam_eps")
 
 
 THROTTLED_UPDATES = Rule(
@@ -195,32 +284,56 @@ THROTTLED_UPDATES = Rule(
     title="Throttled updates",
     description="The pre-clip gradient norm is many times max_grad_norm: the clip shrinks "
     "every gradient to a few percent of its size, at a scale set by its largest term "
-    "(seed 003: 10-73x).",
-    thresholds={"ratio": THROTTLE_RATIO},
-    condition_template="grad_clip_ratio > {ratio:g}",
-    threshold_template="grad_clip_ratio (pre-clip norm / max_grad_norm) > {ratio:g}",
+    "(case study: throttled_gradients: 10-73x). Adam undoes a constant shrink, so the "
+    "policy step is throttled once its clipped gradient nears adam_eps.",
+    thresholds={"ratio": THROTTLE_RATIO, "crushed": CRUSHED_EPS},
+    condition_template="grad_clip_ratio > {ratio:g} leaving the policy < {crushed:g} adam_eps",
+    threshold_template="grad_clip_ratio (pre-clip norm / max_grad_norm) > {ratio:g} while "
+    "the clipped policy gradient norm < {crushed:g} adam_eps (where recorded): Adam undoes "
+    "a clip's constant scaling until the gradients near adam_eps",
     metrics=("grad_clip_ratio", "grad_norm", "grad_norm_value", "grad_norm_policy",
              "value_loss"),
     remedies=(
         PER_HEAD_CLIP,
         Remedy({"value_output_gain": 0.01}, "a smaller initial value error breaks the "
-               "clipping feedback loop (seed 003)"),
+               "clipping feedback loop (case study: throttled_gradients)"),
         REWARD_SCALING,
-        Remedy({"max_grad_norm": 2.0}, "seed 003's next step when norms stay above 10x"),
+        Remedy({"max_grad_norm": 2.0}, "the next step when norms stay above 10x, "
+               "then 5 (case study: throttled_gradients)"),
     ),
     check=_check_throttled_updates,
 )
 
 
 # --------------------------------------------------------------- policy stall
-STALL_KL = 1e-4
+STALL_KL = 1e-6  # healthy standard CartPole (returns ~250 at 100k steps) keeps 1e-6 to 1e-5
 STALL_CLIP_FRACTION = 1e-3
 ANNEALED_LR = 0.25  # of its peak: below, a small step is the schedule's doing
+STALL_PROGRESS = 0.1  # of the learning range gained over the window: below, no progress
+
+
+def return_progress(cell: Cell) -> np.ndarray | None:
+    """Per seed, `(seeds, 1)`: the smoothed return's gain from the first to the last
+    update of the window, as a fraction of the learning range on the environment
+    (the first return to the best any variant reached); None without returns. A
+    policy that moves little per update but keeps improving is slow, not stalled."""
+    returns = cell.returns()
+    if returns is None:
+        return None
+    level = smoothed_returns(returns)
+    start, best = learning_range(cell, returns)
+    gains = np.full(len(cell.seeds), np.nan)
+    for row, judged in enumerate(cell.window):
+        at = np.flatnonzero(judged)
+        if len(at) > 1:
+            gains[row] = level[row, at[-1]] - level[row, at[0]]
+    span = best - start
+    return (gains / span if span > 0 else np.zeros_like(gains))[:, None]
 
 
 def _check_policy_stall(cell: Cell) -> Verdict:
-    """Tiny KL with no clipped samples, while the lr is in force and the seed has
-    not solved the task."""
+    """Tiny KL with no clipped samples and no return progress, while the lr is in
+    force and the seed has not solved the task."""
     missing = not_recorded(cell, ["approx_kl", "clip_fraction"])
     if missing:
         return missing
@@ -233,27 +346,40 @@ def _check_policy_stall(cell: Cell) -> Verdict:
         evaluated &= ~annealed
         if np.any(annealed & cell.window):
             basis += f"; updates with the lr annealed below {ANNEALED_LR:.0%} of its peak skipped"
-    stalled = (kl < STALL_KL) & (clipped < STALL_CLIP_FRACTION)
-    return Verdict(persistent(stalled, evaluated), evaluated, "approx_kl", kl, basis=basis)
+    criteria = [Criterion("approx_kl", kl, "<", STALL_KL),
+                Criterion("clip_fraction", clipped, "<", STALL_CLIP_FRACTION)]
+    progress = return_progress(cell)
+    if progress is not None:
+        basis += f"; seeds whose return gained {STALL_PROGRESS:.0%} of the learning range " \
+                 "over the window are improving, not stalled"
+        criteria.append(Criterion("return gain / learning range", progress, "<",
+                                  STALL_PROGRESS))
+    return verdict_of([Signal(tuple(criteria))], evaluated, basis=basis)
 
 
 POLICY_STALL = Rule(
     name="policy_stall",
     title="Policy stall",
     description="The policy barely changes between rollouts and no sample reaches the "
-    "clip range (seeds 001, 003: KL 2e-7 to 2e-5).",
-    thresholds={"kl": STALL_KL, "clip": STALL_CLIP_FRACTION, "annealed": ANNEALED_LR},
-    condition_template="approx_kl < {kl:g} and clip_fraction < {clip:g}",
-    threshold_template="approx_kl < {kl:g} and clip_fraction < {clip:g}; updates where the "
-    "seed is solved or the lr has annealed below {annealed:.0%} of its peak are skipped",
+    "clip range (case studies: frozen_policy, throttled_gradients: KL 2e-7 to 2e-5).",
+    thresholds={"kl": STALL_KL, "clip": STALL_CLIP_FRACTION, "progress": STALL_PROGRESS,
+                "annealed": ANNEALED_LR},
+    condition_template="approx_kl < {kl:g} and clip_fraction < {clip:g}, return gain < "
+    "{progress:.0%} of the learning range",
+    threshold_template="approx_kl < {kl:g} and clip_fraction < {clip:g}, and the seed's "
+    "smoothed return gained less than {progress:.0%} of the learning range (first return to "
+    "the best on the env) over the window; updates where the seed is solved or the lr has "
+    "annealed below {annealed:.0%} of its peak are skipped",
     metrics=("approx_kl", "clip_fraction", "entropy", "grad_clip_ratio", "advantage_std"),
     remedies=(
         Remedy({"grad_clip": "per_head"}, "frees the policy step when the value gradient "
-               "holds the global clip (seed 003's cascade)"),
+               "holds the global clip (the cascade in case study: "
+               "throttled_gradients)"),
         REWARD_SCALING,
-        Remedy({"value_loss": "mse"}, "drops value clipping, seed 003's fix when KL stays "
-               "near zero"),
-        Remedy({"policy_lr": 1e-3}, "a larger actor lr (seed 001: 3e-4 -> 1e-3)"),
+        Remedy({"value_loss": "mse"}, "drops value clipping, a fix when KL stays near zero "
+               "(case study: throttled_gradients)"),
+        Remedy({"policy_lr": 1e-3}, "a larger actor lr (case study: frozen_policy: "
+               "3e-4 -> 1e-3)"),
     ),
     check=_check_policy_stall,
 )
@@ -262,6 +388,11 @@ POLICY_STALL = Rule(
 # ----------------------------------------------------------- entropy collapse
 ENTROPY_FRACTION = 0.1  # of the first update's entropy (discrete policies)
 LOG_STD_DROP = math.log(10.0)  # mean log-std below its first value (Gaussian policies)
+# A std narrowed 3x is a collapse where the return does not rise meanwhile: a
+# policy that narrows while it learns converges (healthy Pendulum narrows ~1.5x on
+# its unsolved updates); one that narrows 3x on a falling return (Pendulum at
+# policy_lr 0.03: return -180 -> -980) stopped exploring before it learned.
+STUCK_LOG_STD_DROP = math.log(3.0)
 
 
 def _check_entropy_collapse(cell: Cell) -> Verdict:
@@ -271,40 +402,51 @@ def _check_entropy_collapse(cell: Cell) -> Verdict:
     if log_std is not None:
         drop = log_std[:, :1] - log_std
         evaluated = cell.window & np.isfinite(drop) & ~solved(cell)
-        return Verdict(persistent(drop >= LOG_STD_DROP, evaluated), evaluated,
-                       "log-std drop", drop, {"log-std drop": drop},
-                       "mean log-std of the Gaussian policy vs its first update")
+        signals = [Signal((Criterion("log-std drop", drop, ">=", LOG_STD_DROP),),
+                          "mean log-std of the Gaussian policy vs its first update")]
+        progress = return_progress(cell)
+        if progress is not None:
+            signals.append(Signal((Criterion("log-std drop", drop, ">=", STUCK_LOG_STD_DROP),
+                                   Criterion("return gain / learning range", progress, "<",
+                                             STALL_PROGRESS)),
+                                  "a std narrowed several-fold on a return that does not "
+                                  "rise: the policy stopped exploring without learning",
+                                  " while "))
+        return verdict_of(signals, evaluated, derived={"log-std drop": drop})
     missing = not_recorded(cell, ["entropy"])
     if missing:
         return missing
     entropy = cell.get("entropy")
     share = ratio(entropy, entropy[:, :1])
     evaluated = cell.window & np.isfinite(share) & ~solved(cell)
-    return Verdict(persistent(share < ENTROPY_FRACTION, evaluated), evaluated,
-                   "entropy / initial", share, {"entropy / initial": share},
-                   "policy entropy vs its first update")
+    signal = Signal((Criterion("entropy / initial", share, "<", ENTROPY_FRACTION),))
+    return verdict_of([signal], evaluated, derived={"entropy / initial": share},
+                      basis="policy entropy vs its first update")
 
 
 ENTROPY_COLLAPSE = Rule(
     name="entropy_collapse",
     title="Entropy collapse",
     description="The policy turns deterministic before it solves the task and stops "
-    "exploring (seed 004).",
+    "exploring (case study: kl_early_stop).",
     thresholds={"fraction": ENTROPY_FRACTION, "drop": LOG_STD_DROP,
-                "std_fraction": math.exp(-LOG_STD_DROP)},
+                "std_fraction": math.exp(-LOG_STD_DROP), "stuck": STUCK_LOG_STD_DROP,
+                "progress": STALL_PROGRESS},
     condition_template="entropy < {fraction:g} x initial (Gaussian: std < {std_fraction:g} x "
     "initial)",
     threshold_template="entropy < {fraction:g} x its first-update value (discrete), or mean "
     "log-std {drop:.2f} below its first-update value, the std at {std_fraction:g} x its "
-    "initial value (Gaussian); updates where the seed is solved are skipped",
+    "initial value, or {stuck:.2f} below it while the seed's return gains less than "
+    "{progress:.0%} of the learning range over the window (Gaussian); updates where the "
+    "seed is solved are skipped",
     metrics=("entropy", "log_std_mean", "approx_kl", "ent_coef", "epochs_completed"),
     remedies=(
         Remedy({"kl_early_stop": True}, "stops an update's epochs once KL > 1.5 "
-               "target_kl (SB3; seed 004)"),
+               "target_kl (SB3; case study: kl_early_stop)"),
         Remedy({"ent_coef": 0.05, "ent_schedule": "linear"}, "more exploration early, "
-               "decayed to ent_coef_final (seed 004; Brax PR #660)"),
+               "decayed to ent_coef_final (case study: kl_early_stop; Brax PR #660)"),
         Remedy({"update_epochs": 4}, "fewer epochs per rollout over-optimize less "
-               "(seed 004: 20 -> 5-8)"),
+               "(case study: kl_early_stop: 20 -> 5-8)"),
     ),
     check=_check_entropy_collapse,
 )
@@ -315,6 +457,10 @@ LARGE_RETURN_SCALE = 100.0  # max |target| above which raw regression struggles
 MEAN_PREDICTOR_LOSS = 0.5  # x Var[R]: the loss of predicting the batch mean
 EARLY_FRACTION = 0.1  # of the run: the "start" level of the loss
 LATE_PARTS = 3  # the loss's "end" level: the last 1/LATE_PARTS of the window
+# late / early loss at or above this: not coming down. A loss 15x the mean
+# predictor's that creeps down 5-15% over the run (Acrobot, rewards x1000) is as
+# stuck as one that grows; one that falls 3x (halving at least) is on its way.
+NOT_HALVED = 0.5
 TINY_ABSOLUTE_CLIP = 0.01  # x the return scale: an absolute value clip this small
 
 
@@ -332,9 +478,10 @@ def _absolute_value_clip(config: PPOConfig) -> float | None:
     return float(config.resolved("value_clip_eps"))
 
 
-def _not_falling(loss: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """Per seed: the median loss over the last 1/LATE_PARTS of the window is at
-    least its median over the first EARLY_FRACTION of the run."""
+def _late_over_early(loss: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Per seed, `(seeds, 1)`: the median loss over the last 1/LATE_PARTS of the
+    window over its median over the first EARLY_FRACTION of the run (>=
+    NOT_HALVED: not coming down)."""
     n = loss.shape[1]
     start = max(1, math.ceil(EARLY_FRACTION * n))
     last = window & (np.arange(n) >= n - max(1, int(window[0].sum()) // LATE_PARTS))
@@ -342,7 +489,7 @@ def _not_falling(loss: np.ndarray, window: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", RuntimeWarning)
         early = np.nanmedian(loss[:, :start], axis=1)
         late = np.nanmedian(np.where(last, loss, np.nan), axis=1)
-    return late >= early
+    return ratio(late, early)[:, None]
 
 
 def _absolute_clip_note(config: PPOConfig, scale: np.ndarray) -> str:
@@ -367,39 +514,44 @@ def _check_exploding_value_loss(cell: Cell) -> Verdict:
         return nothing_judged(cell, "not evaluated: target_abs_max not recorded")
     loss, std = cell.get("value_loss"), cell.get("target_std")
     excess = ratio(loss, MEAN_PREDICTOR_LOSS * std**2)
-    evaluated = cell.window & finite(loss, excess, scale)
-    large = (scale > LARGE_RETURN_SCALE) & (excess > 1.0)
-    affected = persistent(large, evaluated) & _not_falling(loss, cell.window)
-    return Verdict(affected, evaluated, "value_loss", loss,
-                   {f"loss / ({MEAN_PREDICTOR_LOSS:g} Var[R])": excess},
-                   "value loss vs target variance at the return scale",
-                   _absolute_clip_note(cell.config, scale))
+    evaluated = cell.window & finite(loss, excess, scale) & ~solved(cell)
+    excess_name = f"value_loss / ({MEAN_PREDICTOR_LOSS:g} Var[R])"
+    signal = Signal((Criterion("return scale max|target|", scale, ">", LARGE_RETURN_SCALE),
+                     Criterion(excess_name, excess, ">", 1.0),
+                     Criterion("late / early value_loss", _late_over_early(loss, cell.window),
+                               ">=", NOT_HALVED)))
+    return verdict_of([signal], evaluated, derived={excess_name: excess},
+                      basis="value loss vs target variance at the return scale",
+                      note=_absolute_clip_note(cell.config, scale))
 
 
 EXPLODING_VALUE_LOSS = Rule(
     name="exploding_value_loss",
     title="Exploding value loss at large return scale",
     description="Returns far beyond unit scale leave the critic unable to reach them: the "
-    "value loss is of the squared return scale and does not come down (seeds 000, 002).",
+    "value loss is of the squared return scale and does not come down (case studies: "
+    "value_dominance, value_clip_scale).",
     thresholds={"scale": LARGE_RETURN_SCALE, "mean_loss": MEAN_PREDICTOR_LOSS,
-                "early": EARLY_FRACTION, "late": LATE_PARTS},
+                "early": EARLY_FRACTION, "late": LATE_PARTS, "halved": NOT_HALVED},
     condition_template="value_loss > {mean_loss:g} target_std^2 at max|target| > {scale:g}, "
-    "not falling",
+    "not halving",
     threshold_template="return scale max|target| > {scale:g} and value_loss > {mean_loss:g} "
     "target_std^2 (worse than predicting the batch mean), and the median loss over the last "
-    "1/{late:g} of the window >= its median over the first {early:.0%} of updates; "
+    "1/{late:g} of the window >= {halved:g} x its median over the first {early:.0%} of "
+    "updates; "
     "squared-error losses on raw targets only",
     metrics=("value_loss", "target_abs_max", "target_mean", "target_std", "value_mean",
              "value_clip_fraction"),
     remedies=(
         Remedy({"value_clip_mode": "relative"}, "value clip eps in units of the return "
-               "std instead of return units (seed 002, fix 1)"),
+               "std instead of return units (case study: value_clip_scale, fix 1)"),
         REWARD_SCALING,
         POPART,
         Remedy({"value_target": "symlog", "value_loss": "hl_gauss"}, "compressed targets "
                "on a fixed support, classification instead of regression (DreamerV3; "
                "Farebrother et al. 2024)"),
-        Remedy({"vf_coef": 0.1}, "down-weights the value term (seed 002, fix 3)"),
+        Remedy({"vf_coef": 0.1}, "down-weights the value term (case study: "
+               "value_clip_scale, fix 3)"),
     ),
     check=_check_exploding_value_loss,
     applies=_squared_error_in_return_units,
@@ -409,7 +561,18 @@ EXPLODING_VALUE_LOSS = Rule(
 
 
 # ----------------------------------------------------------- noise advantages
-NOISE_ADVANTAGE = 1e-3  # advantage std / max(1, return scale)
+# advantage std / return scale. Relative to the return scale, not to max(1, it):
+# returns of 1.4e-3 (rewards x1e-4, case study frozen_policy) give a learning
+# critic's advantages a std of 1.9e-4, which is signal at that scale. Below 1% of
+# the scale the actions move the return by less than a critic regressed to ~1%
+# of its targets errs: Pendulum at gamma ~0 (only the action cost, 0.001 u^2,
+# depends on the action) sits at 0.3%; healthy runs at 5-16%.
+NOISE_ADVANTAGE = 1e-2
+# EV = 1 - Var[R - V] / Var[R]: below -3 the critic's error has twice the std of
+# the returns themselves, so >= 80% of the advantages' variance is its error
+# (case study frozen_policy: EV -9; rewards x1e-6: EV -7). Healthy Pendulum dips
+# to EV -1.2 on a quarter of its updates.
+NOISE_EV = -3.0
 
 
 def _divides_by_advantage_std(config: PPOConfig) -> bool:
@@ -417,39 +580,65 @@ def _divides_by_advantage_std(config: PPOConfig) -> bool:
     return strategies.of(config).advantage_norm.divides_by_std
 
 
+def _noise_signals(cell: Cell, scale: np.ndarray | None) -> tuple[list[Signal], dict]:
+    """Tiny advantages at the return scale, flat targets, advantages made of the
+    critic's error; with their evidence columns."""
+    std = cell.get("advantage_std")
+    relative = ratio(std, scale) if scale is not None else std
+    signals = [Signal((Criterion("advantage_std / return scale", relative, "<",
+                                 NOISE_ADVANTAGE),),
+                      "advantage std before normalization vs the return scale")]
+    derived = {"adv std / scale": relative}
+    target_std = cell.get("target_std")
+    if target_std is not None and scale is not None:
+        spread = ratio(target_std, scale)
+        signals.append(Signal((Criterion("target_std / return scale", spread, "<",
+                                         FLAT_TARGETS),),
+                              "flat critic targets on an unsolved task: the returns do not "
+                              "vary, so the advantages can only be the critic's error"))
+        derived["target std / scale"] = spread
+    ev = cell.get("explained_variance")
+    if ev is not None:
+        signals.append(Signal((Criterion("explained_variance", ev, "<", NOISE_EV),),
+                              "the critic's error dominates the advantages' variance"))
+    return signals, derived
+
+
 def _check_noise_advantages(cell: Cell) -> Verdict:
-    """Pre-normalization advantage std below NOISE_ADVANTAGE x max(1, return scale),
-    while the seed has not solved the task."""
+    """Pre-normalization advantage std below NOISE_ADVANTAGE x the return scale, flat
+    targets, or explained variance below NOISE_EV, while the seed has not solved the task."""
     missing = not_recorded(cell, ["advantage_std"])
     if missing:
         return missing
-    std = cell.get("advantage_std")
-    scale = return_scale(cell)
-    floor = np.ones_like(std) if scale is None else np.fmax(scale, 1.0)
-    relative = ratio(std, floor)
+    signals, derived = _noise_signals(cell, return_scale(cell))
+    relative = signals[0].criteria[0].values
     evaluated = cell.window & np.isfinite(relative) & ~solved(cell)
-    return Verdict(persistent(relative < NOISE_ADVANTAGE, evaluated), evaluated,
-                   "advantage_std", std, {"adv std / scale": relative},
-                   "advantage std before normalization vs the return scale")
+    return verdict_of(signals, evaluated, derived=derived)
 
 
 NOISE_ADVANTAGES = Rule(
     name="noise_advantages",
     title="Noise advantages",
-    description="Raw advantages are near zero, so per-minibatch normalization blows noise "
-    "up to unit std and the policy follows it (seed 001).",
-    thresholds={"ratio": NOISE_ADVANTAGE},
-    condition_template="advantage_std < {ratio:g} x max(1, return scale)",
-    threshold_template="advantage_std before normalization < {ratio:g} x max(1, return "
-    "scale), while advantages are divided by their std; updates where the seed is solved "
-    "are skipped",
+    description="The advantages carry no return signal (raw advantages near zero, "
+    "returns that do not vary on an unsolved task, or a critic whose error dwarfs the "
+    "returns' variance), so per-minibatch normalization blows "
+    "the critic's noise up to unit std and the policy follows it (case study: "
+    "frozen_policy).",
+    thresholds={"ratio": NOISE_ADVANTAGE, "flat": FLAT_TARGETS, "ev": NOISE_EV},
+    condition_template="advantage_std < {ratio:g} x return scale, or target_std < "
+    "{flat:g} x return scale, or explained_variance < {ev:g}",
+    threshold_template="advantage_std before normalization < {ratio:g} x the return "
+    "scale, or target_std < {flat:g} x the return scale (returns that do not vary carry no "
+    "advantage signal), or explained variance < {ev:g} (the critic's error has twice the "
+    "returns' std: most of the advantages' variance is its error), while advantages are "
+    "divided by their std; updates where the seed is solved are skipped",
     metrics=("advantage_std", "advantage_mean", "target_std", "explained_variance"),
     remedies=(
         Remedy({"advantage_norm": "robust"}, "divides by the std only above "
-               "adv_std_threshold, else only centers (seed 001)"),
+               "adv_std_threshold, else only centers (case study: frozen_policy)"),
         REWARD_SCALING,
         Remedy({"value_lr": 1e-3}, "a critic that catches up restores the advantage "
-               "signal (seed 001)"),
+               "signal (case study: frozen_policy)"),
     ),
     check=_check_noise_advantages,
     applies=_divides_by_advantage_std,
@@ -458,9 +647,69 @@ NOISE_ADVANTAGES = Rule(
 )
 
 
+# ------------------------------------------------------------ kl cut epochs
+KL_CUT_FRACTION = 0.5  # of update_epochs completed: below, most of the epochs were cut
+
+
+def _kl_early_stop(config: PPOConfig) -> bool:
+    return config.kl_early_stop
+
+
+def _check_kl_cut_epochs(cell: Cell) -> Verdict:
+    """Per update, the share of the planned epochs run before the KL stop."""
+    missing = not_recorded(cell, ["epochs_completed"])
+    if missing:
+        return missing
+    share = cell.get("epochs_completed") / cell.config.update_epochs
+    evaluated = cell.window & np.isfinite(share)
+    criteria = [Criterion("epochs_completed / update_epochs", share, "<", KL_CUT_FRACTION)]
+    basis = "epochs completed before the KL early stop vs update_epochs"
+    progress = return_progress(cell)
+    if progress is not None:
+        # cut epochs that cost nothing: the seed's return keeps rising (case studies
+        # kl_early_stop and frozen_policy: the variants with cut epochs are the best)
+        basis += f"; seeds whose return gained {STALL_PROGRESS:.0%} of the learning range " \
+                 "over the window are still learning"
+        criteria.append(Criterion("return gain / learning range", progress, "<",
+                                  STALL_PROGRESS))
+    return verdict_of([Signal(tuple(criteria))], evaluated, derived={"epochs share": share},
+                      basis=basis)
+
+
+KL_CUT_EPOCHS = Rule(
+    name="kl_cut_epochs",
+    title="Epochs cut by KL early stopping",
+    description="Most of each update's epochs are cut: the first optimizer steps already move "
+    "the policy past 1.5 target_kl, so every update is a few large steps and the rest of the "
+    "rollout goes unused; the epochs planned are not the epochs run (case study: "
+    "kl_early_stop: 20 epochs of one full-batch minibatch stopped at epoch 4-14).",
+    thresholds={"fraction": KL_CUT_FRACTION, "progress": STALL_PROGRESS},
+    condition_template="epochs_completed < {fraction:g} x update_epochs, return not rising",
+    threshold_template="epochs_completed (optimizer epochs applied before the KL stop) < "
+    "{fraction:g} x update_epochs while the seed's smoothed return gains less than "
+    "{progress:.0%} of the learning range over the window; only with kl_early_stop on",
+    metrics=("epochs_completed", "approx_kl", "clip_fraction", "entropy", "lr_policy"),
+    remedies=(
+        Remedy({"num_minibatches": 8}, "more, smaller minibatches: each step moves the "
+               "policy less, so more of an epoch fits under the KL limit; with one "
+               "full-batch minibatch every epoch is one big step (case study: kl_early_stop)"),
+        Remedy({"policy_lr": 1e-4}, "a lower policy lr: smaller steps reach the KL limit "
+               "later in the update"),
+        Remedy({"update_epochs": 4}, "fewer epochs, so the ones planned are run (case "
+               "study: kl_early_stop: 20 -> 5-8)"),
+        Remedy({"target_kl": 0.03}, "a target_kl matched to the epochs: the KL a full "
+               "update is meant to reach, since the stop is at 1.5 target_kl"),
+    ),
+    check=_check_kl_cut_epochs,
+    applies=_kl_early_stop,
+    scope="kl_early_stop = true",
+)
+
+
 # ----------------------------------------------------------------- registry
 RULES: tuple[Rule, ...] = (VALUE_DOMINANCE, CRITIC_COLLAPSE, THROTTLED_UPDATES, POLICY_STALL,
-                           ENTROPY_COLLAPSE, EXPLODING_VALUE_LOSS, NOISE_ADVANTAGES)
+                           ENTROPY_COLLAPSE, EXPLODING_VALUE_LOSS, NOISE_ADVANTAGES,
+                           KL_CUT_EPOCHS)
 REGISTERED_RULES: Registry[Rule] = Registry("diagnosis rule")
 for _rule in RULES:
     REGISTERED_RULES.register(_rule.name, _rule)

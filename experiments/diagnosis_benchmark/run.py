@@ -1,0 +1,201 @@
+"""Run the diagnosis benchmark: train every benchmark file, diagnose each run,
+score the findings against labels.toml, write results.json and results.md.
+
+    python -m experiments.diagnosis_benchmark.run [--out DIR] [--skip-train]
+        [--stem results]                                 (make diagnosis-benchmark)
+
+`--skip-train` re-diagnoses the run directories already under `--out` (the
+diagnosis alone takes seconds), e.g. after a rule changed; `--stem` names the
+written files (results_before.json for a diagnosis with the old rules).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.diagnosis_benchmark import score as scoring
+from jppo.analysis import diagnose
+from jppo.analysis.diagnose.engine import short_number
+from jppo.runs import experiment, results
+from jppo.runs.runner import run_experiment
+
+HERE = Path(__file__).parent
+FILES = ("cartpole", "acrobot", "pendulum", "delivery", "large_returns", "small_rewards")
+FINAL_FRACTION = 0.1  # of the updates: the window of the final training return
+
+
+def modes() -> list[str]:
+    """Every failure mode a diagnosis can report: the registered rules, then divergence."""
+    return [rule.name for rule in diagnose.registered_rules()] + [diagnose.DIVERGENCE]
+
+
+def train(out: Path) -> float:
+    """Run every benchmark file into `out/NAME`; the wall time in seconds."""
+    start = time.perf_counter()
+    for stem in FILES:
+        exp = experiment.load(HERE / f"{stem}.toml")
+        run_dir = out / exp.name
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_experiment(exp, run_dir, progress="lines")
+    return time.perf_counter() - start
+
+
+def first_and_final(arrays: dict[str, np.ndarray], scale: float) -> tuple[float, float]:
+    """Median over seeds of the first training return and of its mean over the last
+    FINAL_FRACTION of the updates, divided by the experiment's reward scale."""
+    returns = np.asarray(arrays["episode_return"], np.float64) / scale
+    firsts = [row[np.isfinite(row)][0] for row in returns if np.isfinite(row).any()]
+    last = max(1, round(FINAL_FRACTION * returns.shape[1]))
+    with np.errstate(invalid="ignore"):
+        finals = np.nanmean(returns[:, -last:], axis=1) if np.isfinite(
+            returns[:, -last:]).any() else np.full(len(returns), np.nan)
+    return (float(np.median(firsts)) if firsts else math.nan,
+            float(np.median(finals)) if np.isfinite(finals).all() else math.nan)
+
+
+def diagnose_runs(out: Path, labels: dict[str, scoring.Label]) -> list[dict[str, Any]]:
+    """Per (variant, env) of every benchmark run: its label, the modes that fired, and
+    its first and final training return (in unscaled reward units)."""
+    rows = []
+    for stem in FILES:
+        exp = experiment.load(HERE / f"{stem}.toml")
+        findings = diagnose.diagnose_run(out / exp.name)
+        frame = results.read_metrics(out / exp.name)
+        for (variant, env), cell in diagnose.report.group_findings(findings).items():
+            entry = labels[variant]
+            first, final = first_and_final(results.metric_arrays(frame, variant, env),
+                                           exp.reward_scale or 1.0)
+            rows.append({"experiment": exp.name, "variant": variant, "env": env,
+                         "label": entry.label, "also": list(entry.also),
+                         "fired": [f.rule for f in cell if f.fired],
+                         "first_return": first, "final_return": final})
+    return check_injections(rows)
+
+
+def check_injections(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each injected run's deficit vs the healthy runs on its environment and whether
+    the injection is valid (score.injection_valid); healthy runs are not checked."""
+    for row in rows:
+        if row["label"] == scoring.HEALTHY:
+            row["deficit"], row["valid"] = None, True
+            continue
+        same_env = [r for r in rows if r["env"] == row["env"]]
+        healthy = [r["final_return"] for r in same_env if r["label"] == scoring.HEALTHY]
+        start = float(np.nanmedian([r["first_return"] for r in same_env]))
+        deficit = scoring.injection_deficit(row["final_return"], healthy, start)
+        row["deficit"], row["valid"] = deficit, scoring.injection_valid(deficit)
+    return rows
+
+
+def jsonable(value: Any) -> Any:
+    """NaN (a precision of a mode that never fired) as null: strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def scored_rows(rows: list[dict[str, Any]]) -> list[scoring.Scored]:
+    return [scoring.scored(r["label"], r["also"], r["fired"], r.get("valid", True))
+            for r in rows]
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.2f}"
+
+
+def markdown(results: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The tables: per mode precision / recall, the confusion table, per-run lines."""
+    lines = ["# Diagnosis benchmark", "",
+             f"{results['runs']} runs ((variant, env) cells of {results['seeds']} seeds), "
+             f"{results['healthy_runs']} of them healthy. False alarm rate (healthy runs "
+             f"with any finding): **{results['false_alarm_rate']:.1%}**. Wall time: "
+             f"training {results['train_seconds']:.0f} s, diagnosis "
+             f"{results['diagnose_seconds']:.1f} s.", "",
+             f"Injection check (independent of the diagnosis): an injected run is valid "
+             f"when its final training return is at least "
+             f"{scoring.INJECTION_DEFICIT:.0%} of the learning range below the worst "
+             "healthy run on its environment (or not finite).", "",
+             "| mode | labelled | recall | valid injections | recall (valid) | precision | TP "
+             "| FP | fired where declared also |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for mode, c in results["modes"].items():
+        lines.append(f"| {mode} | {c['labelled']} | {_cell(c['recall'])} | "
+                     f"{c['valid_injections']} | {_cell(c['recall_valid'])} | "
+                     f"{_cell(c['precision'])} | {c['true_positives']} | "
+                     f"{c['false_positives']} | {c['fired_where_also']} |")
+    columns = list(next(iter(results["confusion"].values())))
+    lines += ["", "## Confusion: runs per label (rows) on which each mode fired (columns)", "",
+              "| label | " + " | ".join(columns) + " |",
+              "|---|" + "---:|" * len(columns)]
+    for label, counts in results["confusion"].items():
+        lines.append(f"| {label} | " + " | ".join(str(counts[c]) for c in columns) + " |")
+    lines += ["", "## Runs", "",
+              "Final: the final training return (unscaled); check: the injection check's "
+              "deficit (fraction of the learning range below the worst healthy run).", ""]
+    lines += [_run_line(r) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _run_line(r: dict[str, Any]) -> str:
+    also = f" (also: {', '.join(r['also'])})" if r["also"] else ""
+    fired = ", ".join(r["fired"]) or "nothing"
+    mark = "" if r["label"] in r["fired"] or (r["label"] == "healthy" and not r["fired"]) \
+        else " **(missed)**" if r["label"] != "healthy" else " **(false alarm)**"
+    check = ""
+    if r.get("deficit") is not None or r["label"] != "healthy":
+        deficit = r.get("deficit")
+        shown = "-" if deficit is None or math.isnan(deficit) else f"{deficit:.2f}"
+        check = f"; check: deficit {shown} " + ("(valid)" if r.get("valid", True)
+                                                 else "**(invalid injection)**")
+    final = r.get("final_return")
+    final_text = "" if final is None else f"; final {short_number(final)}"
+    return (f"- {r['variant']} / {r['env']}: label {r['label']}{also}; fired: "
+            f"{fired}{mark}{final_text}{check}")
+
+
+def previous_train_seconds(stem: str) -> float:
+    """The training wall time recorded by the run that trained (re-diagnosing keeps it)."""
+    for path in (HERE / f"{stem}.json", HERE / "results.json"):
+        if path.exists():
+            return json.loads(path.read_text()).get("train_seconds", 0.0)
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/diagnosis-benchmark")
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--stem", default="results")
+    args = parser.parse_args()
+    out = Path(args.out)
+    labels = scoring.read_labels(HERE / "labels.toml")
+    scoring.check_labels(labels, modes())
+    train_s = previous_train_seconds(args.stem) if args.skip_train else train(out)
+    start = time.perf_counter()
+    rows = diagnose_runs(out, labels)
+    diagnose_s = time.perf_counter() - start
+    results = scoring.score(scored_rows(rows), modes())
+    results |= {"seeds": experiment.load(HERE / f"{FILES[0]}.toml").seeds,
+                "train_seconds": round(train_s, 1), "diagnose_seconds": round(diagnose_s, 1),
+                "per_run": rows}
+    (HERE / f"{args.stem}.json").write_text(json.dumps(jsonable(results), indent=1) + "\n")
+    (HERE / f"{args.stem}.md").write_text(markdown(results, rows))
+    print(markdown(results, rows))
+    print(f"wall time: training {train_s:.0f} s, diagnosis {diagnose_s:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
