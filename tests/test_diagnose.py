@@ -308,6 +308,27 @@ def test_exploding_value_loss_needs_scale_and_a_loss_that_stays_up():
     assert not popart.fired and "not applicable" in popart.basis
 
 
+def test_a_critic_defect_on_a_solved_task_is_reported_latent_not_fired():
+    """The solved gate keeps a finished run quiet, but a broken critic outlives the
+    task: it is judged again without the gate and reported as latent."""
+    scale = dict(target_abs_max=1.4e4, target_mean=9e3, target_std=4e3,
+                 value_loss=np.linspace(3e7, 5e7, UPDATES))
+    solved = finding(handmade(episode_return=step(20.0, 500.0, 4), **scale),
+                     "exploding_value_loss")
+    assert not solved.fired and solved.latent and solved.fraction == 1.0
+    assert "value_loss" in solved.quote
+    report = diagnose.format_markdown([solved])
+    assert "latent, on updates where the task is solved" in report
+    assert "(latent: on updates where the task is solved)" in diagnose.format_terminal([solved])
+    learning = finding(handmade(episode_return=np.linspace(20.0, 500.0, UPDATES), **scale),
+                       "exploding_value_loss")
+    assert learning.fired and not learning.latent
+    # a policy rule has no latent form: a converged policy is meant to stop moving
+    stalled = finding(handmade(approx_kl=1e-9, clip_fraction=0.0,
+                               episode_return=step(20.0, 500.0, 4)), "policy_stall")
+    assert not stalled.fired and not stalled.latent
+
+
 def test_evidence_table_is_the_median_across_seeds_at_spaced_updates():
     values = np.array([1.0, 2.0, 3.0, 100.0])[:, None] * np.ones(UPDATES)
     evidence = finding(handmade(grad_clip_ratio=values), "throttled_updates").evidence

@@ -62,6 +62,7 @@ class Cell:
     config: PPOConfig
     best_return: float | None = None  # best smoothed return of any variant on this env
     best_training: float | None = None  # the same of the training return (episode_return)
+    solved_gate: bool = True  # False: judge solved updates too (a latent finding's check)
 
     def get(self, name: str) -> np.ndarray | None:
         """The metric, or None when it was not recorded (absent or all NaN)."""
@@ -189,6 +190,9 @@ class Rule:
     check: Callable[[Cell], Verdict]
     applies: Callable[[PPOConfig], bool] = _everywhere
     scope: str = ""
+    # A defect of the critic outlives a solved task (the next, harder task meets it):
+    # such a rule is judged again without the solved gate and reported as latent.
+    latent_when_solved: bool = False
 
     @property
     def condition(self) -> str:
@@ -223,6 +227,7 @@ class Finding:
     lines: tuple[str, ...] = ()  # further facts, one per line (e.g. a divergence's source)
     returns: str = "episode_return"  # the return the solved gate read
     quote: str = ""  # what held on the affected seeds: "explained_variance -0.8 < 0"
+    latent: bool = False  # would fire but for the solved gate: a defect the task hid
 
 
 # ------------------------------------------------------- judging one quantity
@@ -280,7 +285,7 @@ def solved(cell: Cell) -> np.ndarray:
     then the training return must be near its best (`cell.best_training`) too,
     within SAMPLED_TOLERANCE of the range (it carries exploration noise)."""
     returns = cell.returns()
-    if returns is None:
+    if returns is None or not cell.solved_gate:
         return np.zeros(cell.window.shape, bool)
     done = _near_best(cell, returns, cell.best_return)
     training = cell.get(TRAINING_RETURN)
@@ -399,6 +404,19 @@ def judge(cell: Cell, rule: Rule) -> Verdict:
 
 
 def diagnose_cell(cell: Cell, rule: Rule) -> Finding:
+    """The rule's finding on the cell; where it does not fire and the rule's defect
+    outlives a solved task (`Rule.latent_when_solved`), the finding of the same
+    check without the solved gate, marked latent (never fired) when that fires."""
+    finding = _finding(cell, rule)
+    if finding.fired or not rule.latent_when_solved:
+        return finding
+    ungated = _finding(dataclasses.replace(cell, solved_gate=False), rule)
+    if not ungated.fired:
+        return finding
+    return dataclasses.replace(ungated, fired=False, latent=True)
+
+
+def _finding(cell: Cell, rule: Rule) -> Finding:
     verdict = judge(cell, rule)
     affected = [int(s) for s in cell.seeds[verdict.affected]]
     fraction = len(affected) / max(len(cell.seeds), 1)

@@ -16,6 +16,7 @@ import pandas as pd
 from jppo.analysis.diagnose.engine import FIRE_FRACTION, MIN_EVALUATED, WARMUP_FRACTION, Finding
 
 QUOTE_BASIS = "medians over the affected seeds' updates after warm-up"
+LATENT = "on updates where the task is solved"  # a latent finding: not a failure here
 
 
 def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None = None,
@@ -32,6 +33,10 @@ def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None 
              "are affected; numerical divergence (a NaN or inf in an update) is reported "
              "for any seed at any update. Evidence tables show the median across seeds.",
              "", solved_gate_text(findings), ""]
+    if any(f.latent for f in findings):
+        lines += ["A finding marked *latent* held only once updates where the task is solved "
+                  "are judged too: a defect of the critic that this task did not punish, not "
+                  "a failure of this run.", ""]
     lines += [*(f"**{note}**" for note in notes), ""] if notes else []
     for (variant, env), cell in group_findings(findings).items():
         lines += _cell_markdown(variant, env, cell)
@@ -46,7 +51,9 @@ def _cell_markdown(variant: str, env: str, cell: Sequence[Finding]) -> list[str]
         lines += [f"No failure mode detected ({len(cell)} rules checked).", ""]
     for finding in fired:
         lines += _finding_markdown(finding)
-    below = [f for f in cell if f.seeds and not f.fired]
+    for finding in (f for f in cell if f.latent):
+        lines += _finding_markdown(finding)
+    below = [f for f in cell if f.seeds and not f.fired and not f.latent]
     if below:
         text = ", ".join(f"{f.title} {len(f.seeds)}/{f.num_seeds}" for f in below)
         lines += [f"Below the reporting line: {text} seeds.", ""]
@@ -54,8 +61,9 @@ def _cell_markdown(variant: str, env: str, cell: Sequence[Finding]) -> list[str]
 
 
 def _finding_markdown(finding: Finding) -> list[str]:
+    latent = f"latent, {LATENT} " if finding.latent else ""
     lines = [f"### {finding.title}: {len(finding.seeds)}/{finding.num_seeds} seeds "
-             f"({finding.fraction:.0%})", ""]
+             f"({latent}{finding.fraction:.0%})", ""]
     if finding.quote:
         lines += [f"Fired on: {finding.quote} ({QUOTE_BASIS}).", ""]
     lines += [finding.description, "",
@@ -83,6 +91,7 @@ def _summary_markdown(findings: Sequence[Finding]) -> list[str]:
         for variant, env in cells:
             f = found.get((rule, variant, env))
             text = "" if f is None else f"{f.fraction:.0%}"
+            text = f"{text} (latent)" if f is not None and f.latent else text
             row.append(f"**{text}**" if f is not None and f.fired else text)
         rows.append(row)
     header = ["failure mode", *(f"{v} / {e}" for v, e in cells)]
@@ -111,9 +120,10 @@ def format_terminal(findings: Sequence[Finding], notes: Sequence[str] = ()) -> s
         fired = [f for f in cell if f.fired]
         if not fired:
             healthy.append(f"{variant} / {env}")
-        for f in fired:
+        for f in [*fired, *(f for f in cell if f.latent)]:
+            latent = f" (latent: {LATENT})" if f.latent else ""
             lines.append(f"{variant} / {env}: {f.title} in {len(f.seeds)}/{f.num_seeds} "
-                         f"seeds ({f.fraction:.0%})")
+                         f"seeds ({f.fraction:.0%}){latent}")
             lines += [f"  {line}" for line in f.lines]
             if f.quote:
                 lines.append(f"  fired on: {f.quote} ({QUOTE_BASIS})")

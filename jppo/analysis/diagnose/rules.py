@@ -256,6 +256,7 @@ CRITIC_COLLAPSE = Rule(
                "runs it at 3x the actor's lr)"),
     ),
     check=_check_critic_collapse,
+    latent_when_solved=True,
 )
 
 
@@ -554,6 +555,7 @@ EXPLODING_VALUE_LOSS = Rule(
                "value_clip_scale, fix 3)"),
     ),
     check=_check_exploding_value_loss,
+    latent_when_solved=True,
     applies=_squared_error_in_return_units,
     scope="squared-error value losses in return units (value_loss clipped or mse with "
     "value_target raw)",
