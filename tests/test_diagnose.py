@@ -308,6 +308,32 @@ def test_exploding_value_loss_needs_scale_and_a_loss_that_stays_up():
     assert not popart.fired and "not applicable" in popart.basis
 
 
+def test_policy_progress_is_read_on_the_training_return_when_evaluations_are_flat():
+    """A greedy evaluation at the optimum from the start says nothing about the
+    sampled policy, which still climbs: a slow policy, not a stalled one."""
+    flat_eval = np.where(np.arange(UPDATES) % 5 == 4, 1000.0, np.nan)
+    tiny = dict(approx_kl=1e-9, clip_fraction=0.0, eval_return=flat_eval)
+    climbing = handmade(episode_return=np.linspace(100.0, 900.0, UPDATES), **tiny)
+    assert not finding(climbing, "policy_stall").fired
+    stuck = handmade(episode_return=np.full(UPDATES, 100.0),
+                     **(tiny | {"eval_return": flat_eval / 10.0}))
+    assert finding(stuck, "policy_stall").fired
+
+
+def test_flat_targets_at_the_best_training_return_are_not_noise():
+    """Every sampled episode ending at the best return (CartPole's 500) makes the
+    targets flat; a sparse evaluation that dipped must not turn that into noise."""
+    updates = np.arange(UPDATES)
+    dipping_eval = np.where(updates % 5 == 4, np.where(updates // 10 % 2, 400.0, 500.0), np.nan)
+    flat = dict(advantage_std=0.5, target_std=0.01, target_mean=50.0, target_abs_max=60.0,
+                eval_return=np.where(np.arange(UPDATES) < 4, 20.0, dipping_eval))
+    finished = handmade(episode_return=step(20.0, 500.0, 4), **flat)
+    assert not finding(finished, "noise_advantages").fired
+    unsolved = handmade(episode_return=np.full(UPDATES, 20.0),
+                        **(flat | {"eval_return": np.full(UPDATES, 20.0)}))
+    assert finding(unsolved, "noise_advantages").fired
+
+
 def test_a_critic_defect_on_a_solved_task_is_reported_latent_not_fired():
     """The solved gate keeps a finished run quiet, but a broken critic outlives the
     task: it is judged again without the gate and reported as latent."""

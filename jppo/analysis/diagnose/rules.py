@@ -24,6 +24,7 @@ from jppo.analysis.diagnose.engine import (
     Rule,
     Signal,
     Verdict,
+    best_return,
     finite,
     flat_targets,
     learning_range,
@@ -31,6 +32,7 @@ from jppo.analysis.diagnose.engine import (
     nothing_judged,
     ratio,
     return_scale,
+    sampled_near_best,
     smoothed_returns,
     solved,
     verdict_of,
@@ -317,12 +319,18 @@ def return_progress(cell: Cell) -> np.ndarray | None:
     """Per seed, `(seeds, 1)`: the smoothed return's gain from the first to the last
     update of the window, as a fraction of the learning range on the environment
     (the first return to the best any variant reached); None without returns. A
-    policy that moves little per update but keeps improving is slow, not stalled."""
-    returns = cell.returns()
+    policy that moves little per update but keeps improving is slow, not stalled.
+    Progress is read on the training return where recorded: the sampled policy is
+    the one the updates move, and a greedy evaluation can sit at the optimum while
+    it still climbs."""
+    returns, best = cell.get("episode_return"), cell.best_training
+    if returns is None:
+        returns, best = cell.returns(), None
     if returns is None:
         return None
     level = smoothed_returns(returns)
-    start, best = learning_range(cell, returns)
+    start, best = learning_range(cell, returns, best if best is not None
+                                 else best_return(returns))
     gains = np.full(len(cell.seeds), np.nan)
     for row, judged in enumerate(cell.window):
         at = np.flatnonzero(judged)
@@ -614,7 +622,9 @@ def _check_noise_advantages(cell: Cell) -> Verdict:
         return missing
     signals, derived = _noise_signals(cell, return_scale(cell))
     relative = signals[0].criteria[0].values
-    evaluated = cell.window & np.isfinite(relative) & ~solved(cell)
+    # flat targets at the best training return: every sampled episode already ends at
+    # the best (e.g. CartPole's 500), which is no noise
+    evaluated = cell.window & np.isfinite(relative) & ~solved(cell) & ~sampled_near_best(cell)
     return verdict_of(signals, evaluated, derived=derived)
 
 
