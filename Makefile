@@ -41,7 +41,7 @@ compare: $(STAMP)
 	   runs/value-scale/plots/*.png experiments/value_scale/
 
 ## case-studies: run every experiments/case_studies/*.toml into runs/case-studies/NAME and copy
-##   its summary, diagnosis and plots next to its README (long: minutes per case). Options in
+##   its summary, diagnosis and plots next to its README (about 20 minutes on 2 cores). Options in
 ##   CASES: CASES='--only kl_early_stop', CASES='--refresh' (re-render existing runs, no training)
 CASES ?=
 .PHONY: case-studies
@@ -49,8 +49,8 @@ case-studies: $(STAMP)
 	$(PY) -m experiments.case_studies.run_all $(CASES)
 
 ## diagnosis-benchmark: 73 labelled runs (injected failure modes and healthy ones) trained,
-##   diagnosed and scored: experiments/diagnosis_benchmark/results.{json,md} (about 11
-##   minutes on 2 shared cores with a warm JAX_COMPILATION_CACHE_DIR; 16 programs to compile)
+##   diagnosed and scored: experiments/diagnosis_benchmark/results.{json,md} (about 6
+##   minutes on 2 idle cores; 16 programs to compile)
 diagnosis-benchmark: $(STAMP)
 	$(PY) -m experiments.diagnosis_benchmark.run --out runs/diagnosis-benchmark
 
