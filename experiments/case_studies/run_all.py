@@ -21,11 +21,9 @@ time and the total; exits 1 if a case failed, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,16 +110,11 @@ def copy_outputs(run_dir: Path, dest: Path) -> list[Path]:
 
 
 def atomic_copy(source: Path, target: Path) -> Path:
-    """Copy through a temporary file in the target's folder, then rename: an
-    interrupted copy never leaves a half-written file."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(handle)
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    """Copy with the run directory's atomic write: an interrupted copy never leaves
+    a half-written file, and the copy gets the results' file mode."""
+    from jppo.runs import results
+
+    results.atomic_write_bytes(target, source.read_bytes())
     return target
 
 

@@ -288,11 +288,10 @@ def solved(cell: Cell) -> np.ndarray:
     if returns is None or not cell.solved_gate:
         return np.zeros(cell.window.shape, bool)
     done = _near_best(cell, returns, cell.best_return)
-    training = cell.get(TRAINING_RETURN)
-    if cell.return_name != TRAINING_RETURN and training is not None:
+    if cell.return_name != TRAINING_RETURN and cell.get(TRAINING_RETURN) is not None:
         # a greedy evaluation can score the best return while the sampled policy,
         # the one the updates move, is still far from it (e.g. near uniform)
-        done &= _near_best(cell, training, cell.best_training, SAMPLED_TOLERANCE)
+        done &= sampled_near_best(cell)
     return done
 
 
