@@ -4,13 +4,18 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench lint results compare diagnosis-benchmark mutants clean
+.PHONY: help run test docs bench lint results compare case-studies diagnosis-benchmark mutants clean
+.DEFAULT_GOAL := help
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev,brax]"
 	touch $(STAMP)
+
+## help: this list (every target creates .venv first if needed)
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
 
 ## run: the embedded default experiment (64 CartPole-v1 seeds): summary table, plots, diagnosis
 run: $(STAMP)
@@ -19,6 +24,17 @@ run: $(STAMP)
 ## test: the fast test suite, one worker per core (most of its time is single-threaded compiles)
 test: $(STAMP)
 	$(PY) -m pytest -n auto --dist loadfile
+
+## docs: the manual into site/ (MkDocs, strict: a broken link or reference fails); first
+##   writes the generated reference pages (knobs, metrics, diagnosis rules) into docs/
+DOCS_STAMP := $(VENV)/.docs-stamp
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,brax,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) docs/generate.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 ## bench: throughput, compile time, memory and fraction of peak, as JSON
 bench: $(STAMP)
@@ -44,7 +60,6 @@ compare: $(STAMP)
 ##   its summary, diagnosis and plots next to its README (about 20 minutes on 2 cores). Options in
 ##   CASES: CASES='--only kl_early_stop', CASES='--refresh' (re-render existing runs, no training)
 CASES ?=
-.PHONY: case-studies
 case-studies: $(STAMP)
 	$(PY) -m experiments.case_studies.run_all $(CASES)
 
@@ -64,5 +79,6 @@ mutants: $(STAMP)
 	$(VENV)/bin/mutmut run $(if $(MUTANTS),"$(MUTANTS)")
 	$(VENV)/bin/mutmut results | grep -v ': not checked' || true
 
+## clean: remove .venv, runs/, site/ and caches
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache mutants
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache mutants

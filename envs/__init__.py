@@ -4,12 +4,19 @@ statistics. Gymnax ids, Brax's envs as ``brax/<env>`` (the brax extra), import
 paths ``package.module:factory``, partially observable variants with observation
 entries hidden (``CartPole-NoVelocity-v1``, ``envs.masked``) and any object with
 the gymnax Environment API (``wrap``) are accepted; ``MultiDiscrete`` action
-spaces for user environments."""
+spaces for user environments.
 
-from envs.api import check_env_api, is_wrapped, object_name, wrap
-from envs.brax import is_brax_name, list_brax_envs
-from envs.masked import MASKED, ObservationMask, list_masked_envs
-from envs.registry import (
+The package is installed, and importable, only as ``jppo.envs``: one module, one
+name (a top-level ``envs`` would shadow, or be shadowed by, any other ``envs``)."""
+
+if __name__ != "jppo.envs":
+    raise ImportError(f"this package is jppo's environments, imported as {__name__!r}: "
+                      "use `from jppo import envs`")
+
+from .api import check_env_api, is_wrapped, object_name, wrap
+from .brax import is_brax_name, list_brax_envs
+from .masked import MASKED, ObservationMask, list_masked_envs
+from .registry import (
     EnvFamily,
     apply_param_overrides,
     check_env_name,
@@ -18,9 +25,9 @@ from envs.registry import (
     make,
     resolve,
 )
-from envs.spaces import MultiDiscrete
-from envs.spec import EnvSpec, env_spec
-from envs.wrappers import (
+from .spaces import MultiDiscrete
+from .spec import EnvSpec, env_spec
+from .wrappers import (
     ClipAction,
     EpisodeStatistics,
     EpisodeStatsState,

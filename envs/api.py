@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 from gymnax.environments import spaces
 
-from envs.spaces import MultiDiscrete
-from envs.wrappers import (
+from .spaces import MultiDiscrete
+from .wrappers import (
     ClipAction,
     EpisodeStatistics,
     FlattenObservation,

@@ -193,7 +193,7 @@ class BraxEnv:
 def build(name: str, overrides: dict[str, Any]) -> tuple[BraxEnv, BraxParams]:
     """The bare adapter for ``brax/<env>`` and its params; ``envs.make`` wraps it
     like any other env (FlattenObservation is a no-op on brax's flat vectors)."""
-    from envs.registry import apply_param_overrides
+    from .registry import apply_param_overrides
 
     env_id = check_brax_name(name)
     params = check_params(apply_param_overrides(BraxParams(), overrides, check_values=False))

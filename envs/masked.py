@@ -18,7 +18,7 @@ from typing import Any
 import jax.numpy as jnp
 from gymnax.environments import spaces
 
-from envs.wrappers import StepResult, Wrapper
+from .wrappers import StepResult, Wrapper
 
 # name -> (gymnax id, observation entries kept)
 MASKED: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -82,7 +82,7 @@ class ObservationMask(Wrapper):
 
 def build(name: str, overrides: dict[str, Any]) -> tuple[ObservationMask, Any]:
     """The masked variant ``name`` of its gymnax task, and the task's params."""
-    from envs.registry import resolve  # the base task is a gymnax id
+    from .registry import resolve  # the base task is a gymnax id
 
     base, keep = MASKED[name]
     env, params = resolve(base, **overrides)

@@ -14,11 +14,11 @@ from typing import Any, NamedTuple
 
 import gymnax
 
-from envs import brax as brax_family
-from envs import imported, masked
-from envs.api import wrap
-from envs.params import checked_overrides
-from envs.wrappers import EpisodeStatistics
+from . import brax as brax_family
+from . import imported, masked
+from .api import wrap
+from .params import checked_overrides
+from .wrappers import EpisodeStatistics
 
 
 class EnvFamily(NamedTuple):

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from gymnax.environments import spaces
 
-from envs.spaces import MultiDiscrete
+from .spaces import MultiDiscrete
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,8 +25,8 @@ from typing import Any
 
 import jax
 
-import envs
-from envs.brax import BraxEnv
+from jppo import envs
+from jppo.envs.brax import BraxEnv
 
 BRAX_ENV = "inverted_pendulum"
 PLAYGROUND_ENV = "CartpoleBalance"  # Playground has no inverted_pendulum; the same cart-pole

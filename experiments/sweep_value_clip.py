@@ -16,8 +16,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-import envs
 import jppo
+from jppo import envs
 from jppo.analysis.metrics import final_episode_return
 
 SEEDS = 16

@@ -1,5 +1,5 @@
 """The `jppo` command: train, compare, resume, plot, diagnose, summary, eval, export,
-envs, config, bench.
+envs, config, bench (`jppo --version` prints the version).
 
 Every command is a typed function; `jppo COMMAND --help` lists its flags.
 """
@@ -268,7 +268,7 @@ def export(
 def envs() -> int:
     """List the gymnax environment ids, then the partially observable variants
     (any import path package.module:factory works too)."""
-    import envs as envs_lib
+    from jppo import envs as envs_lib
 
     print("\n".join(envs_lib.list_envs(include_brax=True) + envs_lib.list_masked_envs()))
     return 0
@@ -348,6 +348,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jppo.runs import faults
     from jppo.runs.devices import use_host_cores
 
+    if list(sys.argv[1:] if argv is None else argv) in (["--version"], ["-V"]):
+        from jppo import __version__
+
+        print(f"jppo {__version__}")
+        return 0
     use_host_cores()  # before anything starts JAX: one CPU device per core
     try:
         return tyro.extras.subcommand_cli_from_dict(

@@ -5,8 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-import envs
 import jppo
+from jppo import envs
 from jppo.bench import profile
 from jppo.bench import versus as bench_reference
 from jppo.bench.reference import ReferenceSettings, make_reference_train

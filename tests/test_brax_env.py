@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from gymnax.environments import spaces
 
-import envs
 import jppo
-from envs.brax import BraxParams
+from jppo import envs
+from jppo.envs.brax import BraxParams
 from jppo.runs import experiment, results
 from jppo.runs.runner import run
 

@@ -14,9 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
 from experiments.case_studies import envs_frozen_policy as reach
 from experiments.case_studies import envs_kl_early_stop as ranking
+from jppo import envs
 
 ROOT = Path(__file__).resolve().parents[1]
 REACH = "experiments.case_studies.envs_frozen_policy:make_env"

@@ -21,10 +21,9 @@ import pytest
 from flax import struct
 from gymnax.environments import spaces
 
-import envs
 import jppo
 from experiments import custom_env
-from jppo import cli
+from jppo import cli, envs
 from jppo.analysis.metrics import final_episode_return
 from jppo.runs import experiment, results, runner
 

@@ -12,9 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-import envs
 import jppo
-from jppo import cli
+from jppo import cli, envs
 from jppo.analysis import diagnose
 from jppo.analysis.diagnose.rules import REGISTERED_RULES
 from jppo.core import strategies

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
 import jppo
+from jppo import envs
 from jppo.core import train
 from jppo.core.strategies import VALUE_TARGETS, Registry, hl_gauss_support
 from jppo.core.strategies.value import bin_edges

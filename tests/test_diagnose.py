@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import envs
 import jppo
+from jppo import envs
 from jppo.analysis import diagnose
 from jppo.analysis.metrics import METRIC_DOCS, final_episode_return
 from jppo.runs import results

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from gymnax.environments import spaces
 
-import envs
-from envs.wrappers import ClipAction
+from jppo import envs
+from jppo.envs.wrappers import ClipAction
 
 MNIST_DIR = "/tmp/mnist"
 MNIST_FILES = (

@@ -10,9 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
 import jppo
-from jppo import cli
+from jppo import cli, envs
 from jppo.analysis import diagnose, stats
 from jppo.analysis import metrics as metric_lib
 from jppo.analysis.diagnose.report import solved_gate_text

@@ -11,12 +11,11 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-import envs
 import jppo
-from jppo import cli
+from jppo import cli, envs
 from jppo.runs import experiment, runner
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PYTHON_PAGE = Path(__file__).resolve().parents[1] / "docs" / "python.md"
 FILE = textwrap.dedent("""
     envs = ["CartPole-v1"]
     seeds = 2
@@ -42,11 +41,11 @@ def cli_error(argv, capsys) -> str:
     return err
 
 
-def test_the_readme_sweep_recipe_validates_before_jit():
+def test_the_manual_sweep_recipe_validates_before_jit():
     """In `jax.jit(jax.vmap(train))(keys, hparams)` the values are tracers that
     `train` cannot check; the recipe calls `jppo.validate_hparams` first, and it
     names the field, the float32 value as written and the batch entry."""
-    recipe = next(block for block in re.findall(r"```python\n(.*?)```", README.read_text(),
+    recipe = next(block for block in re.findall(r"```python\n(.*?)```", PYTHON_PAGE.read_text(),
                                                 re.S) if "grid.tile" in block)
     assert recipe.index("jppo.validate_hparams(hparams)") < recipe.index("jax.jit(")
     config = jppo.PPOConfig(num_envs=4, num_steps=16, num_minibatches=2, total_timesteps=128)

@@ -1,6 +1,6 @@
 """Knob declarations (jppo.core.knobs): what is derived from them equals the hand-written
-lists they replaced, the `jppo config` listing covers every field, the README's
-table is the generated one, and the runner's program key ignores exactly the
+lists they replaced, the `jppo config` listing covers every field, the manual's
+knob page holds the generated table, and the runner's program key ignores exactly the
 traced knobs."""
 
 import dataclasses
@@ -41,7 +41,7 @@ RANGES_BEFORE = {
 FALLBACKS_BEFORE = {"policy_lr": "lr", "value_lr": "lr", "torso_lr": "lr",
                     "critic_lambda": "gae_lambda", "value_clip_eps": "clip_eps",
                     "value_activation": "activation"}
-README = Path(__file__).resolve().parents[1] / "README.md"
+KNOBS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "knobs.md"
 
 
 @pytest.fixture(autouse=True)
@@ -140,7 +140,9 @@ def test_config_markdown_has_a_row_per_knob(capsys):
     assert "| `num_envs` | `4` | an integer >= 1 | static |" in out
 
 
-def test_readme_knob_table_is_the_generated_one():
-    text = README.read_text()
+def test_manual_knob_table_is_the_generated_one(capsys):
+    text = KNOBS_PAGE.read_text()
     (table,) = re.findall(r"<!-- knobs -->\n(.*?)\n<!-- /knobs -->", text, re.DOTALL)
-    assert table == knobs.markdown(PPOConfig), "regenerate with `jppo config --markdown`"
+    assert cli.main(["config", "--markdown"]) == 0
+    assert table == capsys.readouterr().out.rstrip("\n") == knobs.markdown(PPOConfig), (
+        "regenerate with `make docs`")

@@ -9,8 +9,8 @@ import pytest
 from flax import struct
 from gymnax.environments import environment, spaces
 
-import envs
 import jppo
+from jppo import envs
 from jppo.core import distributions
 
 NVEC = (3, 4, 5)

@@ -9,8 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-import envs
 import jppo
+from jppo import envs
 from jppo.core.train import TrainResult
 from jppo.runs import results
 from jppo.runs.experiment import Experiment

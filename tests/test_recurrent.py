@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import envs
 import jppo
+from jppo import envs
 from jppo.core import train
 from jppo.core.networks import ActorCritic
 from jppo.runs import experiment, results, runner

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import envs
 import jppo
+from jppo import envs
 from jppo.runs import experiment, results, runner
 
 TINY = dict(num_envs=4, num_steps=16, update_epochs=2, num_minibatches=2)

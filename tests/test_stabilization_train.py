@@ -18,8 +18,8 @@ import numpy as np
 import optax
 import pytest
 
-import envs
 import jppo
+from jppo import envs
 from jppo.analysis.metrics import METRIC_DOCS
 from jppo.core.networks import ActorCritic, param_group
 from jppo.runs import results

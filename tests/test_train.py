@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
 import jppo
+from jppo import envs
 from jppo.analysis.metrics import final_episode_return
 from jppo.runs.runner import run, seed_keys
 

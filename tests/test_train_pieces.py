@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
 import jppo
+from jppo import envs
 from jppo.core import train
 
 ONE_STEP = dict(num_envs=4, num_steps=16, total_timesteps=64, update_epochs=1,

@@ -31,8 +31,8 @@ import numpy as np
 import pytest
 import scipy.special
 
-import envs
 import jppo
+from jppo import envs
 from jppo.core.networks import ActorCritic, make_network
 from jppo.core.networks import init_params as eager_init_params
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import jax
 
-import envs
+from jppo import envs
 from jppo.core.config import PPOConfig
 from jppo.core.train import Trainer, make_train
 from jppo.runs.runner import seed_keys

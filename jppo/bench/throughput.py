@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
-import envs
+from jppo import envs
 from jppo.bench.children import child_environ
 from jppo.core import networks
 from jppo.core.config import PPOConfig, make_config

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 from jax.sharding import NamedSharding, PartitionSpec
 
-import envs
+from jppo import envs
 from jppo.bench.reference import ReferenceSettings, make_reference_train
 from jppo.core.config import PPOConfig
 from jppo.core.train import make_train

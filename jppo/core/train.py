@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-import envs
+from jppo import envs
 from jppo.core import acting, distributions, losses, strategies
 from jppo.core import normalize as norm
 from jppo.core.config import HParams, PPOConfig, validate_hparams

@@ -48,7 +48,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import envs as envs_lib
+from jppo import envs as envs_lib
 from jppo.core.config import CONFIG_FIELDS, TRACED_FIELDS, PPOConfig, action_space_knobs
 from jppo.runs.sweeps import grid_points, point_name
 

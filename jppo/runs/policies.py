@@ -29,7 +29,7 @@ import numpy as np
 from flax import serialization
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-import envs
+from jppo import envs
 from jppo.core import acting
 from jppo.core import normalize as norm
 from jppo.core.networks import ActorCritic

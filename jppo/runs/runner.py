@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-import envs
+from jppo import envs
 from jppo.analysis.metrics import final_episode_return
 from jppo.core.config import HParams, PPOConfig, divisor_near, validate_hparams
 from jppo.core.networks import resolve_torso_kind

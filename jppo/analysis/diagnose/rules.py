@@ -3,9 +3,10 @@ check, and its `Rule` entry (evidence metrics, remedies), kept together.
 
 Condition texts are templates filled from each rule's `thresholds`, the same
 constants its check compares against. The failure modes, their evidence and
-their fixes come from the design notes (`STABILIZATION.md`) and the case
-studies that reproduce each failure (`experiments/case_studies/NAME`, cited
-as "case study: NAME"). `RULES` fixes the order findings are listed in;
+their fixes come from the PPO literature (each remedy names its source) and the
+case studies that reproduce each failure (`experiments/case_studies/NAME`, cited
+as "case study: NAME"); the manual's diagnosis rules page is generated from these
+objects. `RULES` fixes the order findings are listed in;
 `register_rule` appends a user's rule to every diagnosis.
 """
 
