@@ -1,6 +1,6 @@
 """Variants and diagnosis rules registered from a user's module, without editing
 jppo: used from Python, from a TOML experiment (`imports`), from `--set`, in a
-compiled run, and by `examples/custom_variant.py`."""
+compiled run, and by `examples/03_your_own_variant.py`."""
 
 import itertools
 import subprocess
@@ -158,7 +158,7 @@ def test_a_registered_loss_runs_compiled_exactly_like_its_built_in_twin(user_mod
 
 def test_custom_variant_example_runs_on_a_tiny_budget():
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "custom_variant.py"), "--total-timesteps",
+        [sys.executable, str(ROOT / "examples" / "03_your_own_variant.py"), "--total-timesteps",
          "64", "--seeds", "2", "--num-envs", "2", "--num-steps", "16"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr

@@ -1,11 +1,12 @@
-"""examples/quickstart.ipynb runs top to bottom (on a tiny budget)."""
+"""examples/01_quickstart.ipynb runs top to bottom (on a tiny budget), and is committed
+with its outputs (plots included) for a reader on the web."""
 
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).parent.parent / "examples" / "quickstart.ipynb"
+NOTEBOOK = Path(__file__).parent.parent / "examples" / "01_quickstart.ipynb"
 
 
 def test_quickstart_notebook_executes(tmp_path, monkeypatch):
@@ -23,3 +24,12 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     assert len(images) >= 3  # curve, panel, comparison curves
     runs = list(tmp_path.glob("runs/quickstart-*/compare/diagnosis.md"))
     assert len(runs) == 1 and "relative_clip" in (runs[0].parent / "summary.md").read_text()
+
+
+def test_quickstart_notebook_is_committed_with_its_outputs():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.get("execution_count") for cell in code)  # every cell was run
+    outputs = [o for cell in code for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert len([o for o in outputs if "image/png" in o.get("data", {})]) >= 3

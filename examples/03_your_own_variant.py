@@ -1,8 +1,8 @@
 """Your own value loss, registered from outside jppo and compared against the
 standard clipped loss on the same seeds.
 
-    python examples/custom_variant.py                         # 16 seeds, 200k steps each
-    python examples/custom_variant.py --seeds 4 --total-timesteps 20000
+    python examples/03_your_own_variant.py                         # 16 seeds, 200k steps each
+    python examples/03_your_own_variant.py --seeds 4 --total-timesteps 20000
 
 The registration below is all a new variant needs: `value_loss="log_cosh"` is
 then valid in `PPOConfig`, in experiment files that list this module under
