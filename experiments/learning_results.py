@@ -1,4 +1,5 @@
-"""The README's learning table: standard PPO on each environment family, many seeds each.
+"""The learning-results table (README and manual): standard PPO on each environment
+family, many seeds each.
 
     make results        # or: python experiments/learning_results.py [--only CartPole-v1]
 

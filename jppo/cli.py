@@ -279,7 +279,7 @@ def config(markdown: bool = False, imports: tuple[str, ...] = ()) -> int:
     what it does.
 
     Args:
-        markdown: print a Markdown table (the README's knob table).
+        markdown: print a Markdown table (the manual's knob page, docs/reference/knobs.md).
         imports: modules to import first; the variants they register are listed.
     """
     from jppo.runs.experiment import import_modules

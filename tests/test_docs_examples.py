@@ -94,3 +94,13 @@ def test_metrics_page_lists_every_metric():
     text = (ROOT / "docs" / "reference" / "metrics.md").read_text()
     rows = [line.split("`")[1] for line in text.splitlines() if line.startswith("| `")]
     assert rows == list(METRIC_DOCS)
+
+
+def test_nothing_cites_files_outside_the_repository():
+    """The README, the manual and the package speak of the project only: no design
+    notes that are not part of the repository are cited."""
+    outside = ("STABILIZATION" + ".md", "DESIGN" + ".md")
+    files = [*markdown_files(ROOT), *(ROOT / "jppo").rglob("*.py"), *(ROOT / "envs").rglob("*.py")]
+    cited = [(str(p.relative_to(ROOT)), name) for p in files for name in outside
+             if name in p.read_text()]
+    assert not cited

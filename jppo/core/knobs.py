@@ -268,7 +268,7 @@ def rows(cls: type) -> list[tuple[str, str, str, str, str]]:
 
 
 def markdown(cls: type) -> str:
-    """The knob table as Markdown (the README's `## Knobs` table)."""
+    """The knob table as Markdown (the manual's knob page, `jppo config --markdown`)."""
     lines = ["| knob | default | allowed | traced | what it does |", "|---|---|---|---|---|"]
     for name, default, allowed, kind, doc in rows(cls):
         cells = [f"`{name}`", f"`{default}`", allowed, kind, doc]
