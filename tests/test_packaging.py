@@ -83,7 +83,7 @@ def test_wheel_holds_jppo_and_its_envs_only(dist):
 
 def test_sdist_builds_the_same_packages(dist):
     """The wheel was built from the sdist, so the sdist holds every module; it also
-    carries the tests and the license."""
+    carries the license, the README (the long description) and the build config."""
     _, sdist = dist
     import tarfile
 
