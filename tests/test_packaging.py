@@ -99,7 +99,9 @@ def test_declared_packages_are_the_package_folders():
     sub-package and names none that is gone."""
     found = {".".join(p.parent.relative_to(ROOT).parts)
              for p in (ROOT / "jppo").rglob("__init__.py")}
-    assert set(PYPROJECT["tool"]["setuptools"]["packages"]) == found | {"jppo.envs"}
+    found |= {".".join(("jppo", *p.parent.relative_to(ROOT).parts))
+              for p in (ROOT / "envs").rglob("__init__.py")}  # envs/x/ is jppo.envs.x
+    assert set(PYPROJECT["tool"]["setuptools"]["packages"]) == found
     assert PYPROJECT["tool"]["setuptools"]["package-dir"] == {"jppo.envs": "envs"}
 
 
