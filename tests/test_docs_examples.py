@@ -2,9 +2,9 @@
 page marks `<!-- runnable -->` runs, on a tiny budget (tests/runnable_blocks.py), and
 the generated reference pages (knobs, metrics, diagnosis rules) are current.
 
-A page's blocks run in order in one scratch folder, its Python blocks as one program
-(a later block may use an earlier one's names, as a reader would), its shell blocks
-with this environment's `jppo` on PATH; `experiments/` and `examples/` are linked into
+A page's blocks run in page order in one scratch folder, consecutive Python blocks as
+one program (a later block may use an earlier one's names, as a reader would), shell
+blocks with this environment's `jppo` on PATH; `experiments/` and `examples/` are linked into
 the folder so the paths the pages use resolve."""
 
 import os
@@ -27,19 +27,25 @@ def _run(language: str, code: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
+def _groups(blocks):
+    """The blocks in page order, consecutive Python blocks joined into one program."""
+    groups: list[tuple[str, str, int]] = []
+    for block in blocks:
+        code = shrink_budget(block.code)
+        if block.language == "python" and groups and groups[-1][0] == "python":
+            groups[-1] = ("python", groups[-1][1] + "\n" + code, groups[-1][2])
+        else:
+            groups.append((block.language, code, block.line))
+    return groups
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_runnable_examples_run(page, tmp_path):
     for folder in ("experiments", "examples"):
         (tmp_path / folder).symlink_to(ROOT / folder)
-    blocks = runnable_blocks(page.read_text())
-    python = [b for b in blocks if b.language == "python"]
-    for block in [b for b in blocks if b.language == "bash"]:
-        done = _run("bash", shrink_budget(block.code), tmp_path)
-        assert done.returncode == 0, f"{page.name}:{block.line}\n{done.stdout}\n{done.stderr}"
-    if python:
-        code = "\n".join(shrink_budget(b.code) for b in python)
-        done = _run("python", code, tmp_path)
-        assert done.returncode == 0, f"{page.name}:{python[0].line}\n{done.stdout}\n{done.stderr}"
+    for language, code, line in _groups(runnable_blocks(page.read_text())):
+        done = _run(language, code, tmp_path)
+        assert done.returncode == 0, f"{page.name}:{line}\n{done.stdout}\n{done.stderr}"
 
 
 def test_the_manual_marks_examples_runnable():
