@@ -6,6 +6,7 @@ results.json, results.md and (where it has the markers) the README's table.
     python -m experiments.published.run --only breakout --seeds 8 --steps 2e6
     python -m experiments.published.run --only breakout --resume   # continue a stopped run
     python -m experiments.published.run --refresh        # rebuild the tables, train nothing
+    python -m experiments.published.run --merge gpu-out/published_gpu.json   # a GPU's rows
 
 Each row trains into runs/published/ROW (checkpointed every chunk, so a stopped
 row continues with --resume or `jppo resume runs/published/ROW`). `--steps` below
@@ -50,6 +51,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="discard an existing runs/published/ROW and start again")
     parser.add_argument("--refresh", action="store_true",
                         help="rebuild results from the existing run directories, no training")
+    parser.add_argument("--merge", type=Path, metavar="JSON",
+                        help="add the records of another machine's results file (a GPU's), "
+                             "train nothing")
     parser.add_argument("--out-root", type=Path, default=REPO / "runs" / "published")
     parser.add_argument("--json", type=Path, default=table.RESULTS_JSON)
     parser.add_argument("--readme", type=Path, default=REPO / "README.md",
@@ -125,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     names = args.only or default_rows()
     records = table.read_results(args.json)
+    if args.merge:
+        records.update(table.read_results(args.merge))
+        table.write_results(records, args.json)
+        names = []
     for name in names:
         row = table.ROWS[name]
         out = args.out_root / name
