@@ -20,7 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from jppo.analysis.metrics import final_episode_return, final_eval_return
+from jppo.analysis.metrics import (
+    EVAL_RETURN,
+    TRAINING_RETURN,
+    final_episode_return,
+    final_eval_return,
+)
 from jppo.analysis.stats import cell_seed, cell_statistics
 
 HERE = Path(__file__).parent
@@ -70,11 +75,11 @@ def measure_stats(per_seed: np.ndarray, published: float, seed: int) -> dict[str
     many seeds reach the published figure (every row's return: higher is better)."""
     values = np.asarray(per_seed, np.float64)
     cell = cell_statistics(values, reps=REPS, confidence=CONFIDENCE, seed=seed)
-    shown = [round(float(v), 2) for v in values]  # float32 500 episodes can mean 499.99997
+    shown = [_number(v) for v in values]  # rounded: float32 500s can average 499.99997
     return {
         "mean": _number(cell["mean"]), "ci_low": _number(cell["mean_lo"]),
         "ci_high": _number(cell["mean_hi"]), "per_seed": shown,
-        "seeds_reaching": sum(v >= published for v in shown if math.isfinite(v)),
+        "seeds_reaching": sum(v >= published for v in shown if v is not None),
     }
 
 
@@ -82,7 +87,10 @@ def row_record(row: Row, metrics: Mapping[str, np.ndarray], *, steps: int, wall_
                machine: str, config_steps: int) -> dict[str, Any]:
     """The results.json entry of `row` from its `(seeds, updates)` metric arrays."""
     seed = cell_seed(0, row.name)
-    evaluation = measure_stats(final_eval_return(metrics), row.published, seed)
+    evaluated = EVAL_RETURN in metrics  # absent when the run had evaluation off
+    eval_returns = final_eval_return(metrics) if evaluated else \
+        np.full(len(metrics[TRAINING_RETURN]), np.nan)
+    evaluation = measure_stats(eval_returns, row.published, seed)
     training = measure_stats(final_episode_return(metrics), row.published, seed)
     return {
         "env": row.env, "source": row.source, "published": row.published,
@@ -101,6 +109,8 @@ def _reached(evaluation: Mapping[str, Any], published: float) -> bool:
 
 
 def _number(value: float) -> float | None:
+    """Two decimals; None for NaN (a seed or a statistic with no episode), so
+    results.json stays standard JSON."""
     return None if not math.isfinite(value) else round(float(value), 2)
 
 
