@@ -69,6 +69,17 @@ case-studies: $(STAMP)
 diagnosis-benchmark: $(STAMP)
 	$(PY) -m experiments.diagnosis_benchmark.run --out runs/diagnosis-benchmark
 
+## published: every published benchmark row that runs on a CPU (classic control, 8 seeds
+##   each at the publisher's budget) into experiments/published/results.{json,md}, and the
+##   README's table where it has the published-results markers (28 minutes on 2 busy
+##   cores). Options in PUBLISHED (default --resume: a stopped or finished row continues):
+##   PUBLISHED='--fresh', '--refresh' (tables only), '--only breakout --steps 2e6 --resume'.
+##   The GPU rows: experiments/gpu/run_published.sh
+PUBLISHED ?= --resume
+.PHONY: published
+published: $(STAMP)
+	$(PY) -m experiments.published.run $(PUBLISHED)
+
 ## mutants: mutation testing of the training core (slow, on demand; not part of test or CI).
 ##   Settings in pyproject.toml [tool.mutmut]. One module: make mutants MUTANTS='jppo.core.gae.*'.
 ##   Results are kept in mutants/, so a second run only tests what is left or changed.

@@ -256,6 +256,13 @@ class PPOConfig:
                           "shared torso) and value_hidden; 0: feed-forward", Integer(0))
     rnn_cell: str = knob("gru", "recurrent cell of policy_rnn / value_rnn: gru (one state "
                          "vector) or lstm (cell and hidden state)", Choice(RNN_CELLS))
+    # --- learning-rate schedule shape
+    lr_end_factor: float = knob(0.0, "where a decaying lr_schedule ends, as a multiple of each "
+                                "group's learning rate (0: decay to 0; 0.1: lr 5e-3 ends at "
+                                "5e-4)", _NON_NEGATIVE)
+    lr_decay_fraction: float = knob(1.0, "share of the run's optimizer steps over which a "
+                                    "decaying lr_schedule goes from lr to lr * lr_end_factor; "
+                                    "it holds there after", _UNIT_OPEN_BELOW)
 
     def __post_init__(self) -> None:
         # Accept what TOML / CLI / notebooks naturally produce: lists for layer

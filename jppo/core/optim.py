@@ -16,10 +16,26 @@ from jppo.core.config import HParams, PPOConfig
 from jppo.core.networks import param_labels
 
 
-def schedule(kind: str, base_lr: jax.Array, total_steps: int) -> optax.Schedule:
+def schedule(kind: str, base_lr: jax.Array, total_steps: int, end_factor: float = 0.0,
+             decay_fraction: float = 1.0) -> optax.Schedule:
     """Learning rate as a function of the optimizer step (one per minibatch): the
-    registered `lr_schedule` named `kind`, from `base_lr` to 0 over `total_steps`."""
-    return strategies.LR_SCHEDULES.get(kind).make(base_lr, 0.0, total_steps)
+    registered `lr_schedule` named `kind`, from `base_lr` to `base_lr * end_factor`
+    over the first `decay_fraction` of `total_steps`, then held (optax's schedules
+    hold their end value past `transition_steps`)."""
+    decay_steps = decay_steps_of(total_steps, decay_fraction)
+    return strategies.LR_SCHEDULES.get(kind).make(base_lr, base_lr * end_factor, decay_steps)
+
+
+def decay_steps_of(total_steps: int, decay_fraction: float) -> int:
+    """The optimizer steps a decay lasts: `decay_fraction` of `total_steps`, at least 1."""
+    return max(1, round(total_steps * decay_fraction))
+
+
+def config_schedule(config: PPOConfig, base_lr: jax.Array) -> optax.Schedule:
+    """The learning-rate schedule of one parameter group of `config`."""
+    total_steps = config.num_updates * config.steps_per_update
+    return schedule(config.lr_schedule, base_lr, total_steps, config.lr_end_factor,
+                    config.lr_decay_fraction)
 
 
 def group_learning_rates(config: PPOConfig, hparams: HParams) -> dict[str, jax.Array]:
@@ -29,7 +45,6 @@ def group_learning_rates(config: PPOConfig, hparams: HParams) -> dict[str, jax.A
 def make_optimizer(
     config: PPOConfig, hparams: HParams, params: dict
 ) -> optax.GradientTransformation:
-    total_steps = config.num_updates * config.steps_per_update
     groups = sorted(set(jax.tree.leaves(param_labels(params))))
     lrs = group_learning_rates(config, hparams)
     clip = strategies.of(config).grad_clip
@@ -37,7 +52,7 @@ def make_optimizer(
         group: optax.chain(
             clip.group_clip(hparams.max_grad_norm),
             optax.scale_by_adam(eps=hparams.adam_eps),
-            optax.scale_by_learning_rate(schedule(config.lr_schedule, lrs[group], total_steps)),
+            optax.scale_by_learning_rate(config_schedule(config, lrs[group])),
         )
         for group in groups
     }
@@ -82,8 +97,7 @@ def learning_rates_in_force(
     config: PPOConfig, hparams: HParams, step: jax.Array
 ) -> dict[str, jax.Array]:
     """The learning rate of each group at optimizer step `step` (a metric)."""
-    total_steps = config.num_updates * config.steps_per_update
     return {
-        group: schedule(config.lr_schedule, lr, total_steps)(step)
+        group: config_schedule(config, lr)(step)
         for group, lr in group_learning_rates(config, hparams).items()
     }
