@@ -297,7 +297,8 @@ def single_experiment(config: PPOConfig, env: str | Any, num_seeds: int, **field
                if getattr(config, f.name) != getattr(defaults, f.name)}
     env_overrides = fields.pop("env_overrides", None)
     return Experiment(
-        name=env_name, envs=(env,), variants={DEFAULT_VARIANT: {}}, config=changed,
+        name=env_name.replace("/", "-"),  # brax/ant: a name, not a path
+        envs=(env,), variants={DEFAULT_VARIANT: {}}, config=changed,
         seeds=num_seeds, env_params={env_name: env_overrides} if env_overrides else {},
         **fields,
     )
