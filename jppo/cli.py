@@ -69,6 +69,8 @@ class RunOptions:
     """with --coordinator: how many processes run the experiment."""
     process_id: int = 0
     """with --coordinator: this process's index, 0..num_processes-1 (0 writes the results)."""
+    join_timeout: float = 300.0
+    """with --coordinator: seconds to wait for the coordinator and every process to join."""
 
 
 Options = Annotated[RunOptions, tyro.conf.OmitArgPrefixes]
@@ -101,9 +103,9 @@ def train(
         reward_scale: multiply rewards (a return-scale stress test).
         first_seed: seed of the first run.
     """
+    _join_processes(run)  # before the import below: it starts JAX
     from jppo.runs import experiment as experiments
 
-    _join_processes(run)
     exp = _load(experiment, set, run, seeds=seeds,
                 total_timesteps=_as_int(total_timesteps), reward_scale=reward_scale,
                 first_seed=first_seed)
@@ -144,6 +146,10 @@ def resume(
     run: Annotated[str, tyro.conf.Positional],
     devices: int | None = None,
     progress: Progress = "auto",
+    coordinator: str | None = None,
+    num_processes: int = 1,
+    process_id: int = 0,
+    join_timeout: float = 300.0,
 ) -> int:
     """Continue a stopped run exactly as its run.json recorded it (experiment,
     overrides, seeds, devices), then print the summary, write plots and the diagnosis.
@@ -152,12 +158,19 @@ def resume(
         run: run directory.
         devices: shard the seeds over this many devices; default: as recorded.
         progress: live view: a bar (terminal, notebook), plain lines (pipes), or off.
+        coordinator: several processes resume together: HOST:PORT of process 0.
+        num_processes: with --coordinator: how many processes.
+        process_id: with --coordinator: this process's index.
+        join_timeout: with --coordinator: seconds to wait for every process to join.
     """
+    joined = RunOptions(out=run, coordinator=coordinator, num_processes=num_processes,
+                        process_id=process_id, join_timeout=join_timeout)
+    _join_processes(joined)  # before the import below: it starts JAX
     from jppo.runs import rundir
 
     exp, recorded = rundir.recorded_experiment(run)
-    options = RunOptions(out=run, resume=True, devices=recorded if devices is None else devices,
-                         progress=progress)
+    options = dataclasses.replace(joined, resume=True, progress=progress,
+                                  devices=recorded if devices is None else devices)
     return _execute(exp, options, "resume")
 
 
@@ -386,7 +399,8 @@ def _join_processes(options: RunOptions) -> None:
                          "every process sees")
     from jppo.runs import multihost
 
-    multihost.initialize(options.coordinator, options.num_processes, options.process_id)
+    multihost.initialize(options.coordinator, options.num_processes, options.process_id,
+                         options.join_timeout)
 
 
 def _load(path: str | None, overrides: Sequence[str], options: RunOptions, **fields: Any):
