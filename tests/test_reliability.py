@@ -5,9 +5,14 @@ run directory exists and before anything compiles."""
 import json
 import textwrap
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
+from gymnax.environments import spaces
 
+import jppo
 from jppo import cli
+from jppo.core import strategies
 from jppo.runs import experiment
 
 FILE = textwrap.dedent("""
@@ -55,3 +60,86 @@ def test_names_that_are_names_still_work_and_out_chooses_the_place(tmp_path):
 
     exp = runner.single_experiment(__import__("jppo").PPOConfig(), "CartPole-v1", 2)
     assert exp.name == "CartPole-v1"
+
+
+# ------------------------------------------- 3. honest divergence figures
+TINY = dict(num_envs=4, num_steps=8, update_epochs=1, num_minibatches=2, total_timesteps=128)
+
+
+class NaNPays:
+    """Episodes of 3 steps; every reward is NaN (a broken user env)."""
+
+    name = "NaNPays"
+    default_params = None
+
+    def observation_space(self, params):
+        return spaces.Box(-1.0, 1.0, (3,), jnp.float32)
+
+    def action_space(self, params):
+        return spaces.Discrete(2)
+
+    def reset(self, key, params=None):
+        return jnp.zeros(3), jnp.zeros((), jnp.int32)
+
+    def step(self, key, state, action, params=None):
+        t = state + 1
+        done = t >= 3
+        return (jnp.zeros(3), jnp.where(done, 0, t), jnp.float32(jnp.nan), done,
+                jnp.zeros((), bool), {"final_observation": jnp.zeros(3)})
+
+
+def test_nan_returns_are_never_summarised_as_numbers(tmp_path, capsys):
+    out = tmp_path / "run"
+    jppo.run(jppo.PPOConfig(**TINY), NaNPays(), 2, out, progress="off")
+    capsys.readouterr()
+    assert cli.main(["summary", str(out), "--reps", "50"]) == 0
+    printed = capsys.readouterr().out
+    row = next(line for line in printed.splitlines() if line.startswith("| NaNPays"))
+    assert "0.00" not in row and "n/a" in row, row
+    assert [cell.strip() for cell in row.split("|")][3] == "0"  # no seed with a final return
+    assert ("NaN returns: default / NaNPays: 2 seed(s) (seeds 0, 1) finished episodes whose "
+            "return is NaN or inf") in printed
+    assert "NaN returns:" in (out / "summary.md").read_text()
+
+
+def test_a_registered_value_loss_that_returns_nan_is_named_not_the_learning_rate(
+        tmp_path, capsys):
+    name = "nan_after_mse"
+    jppo.register_value_loss(name, lambda v: jnp.mean((v.pred - v.target) ** 2) * jnp.nan,
+                             replace=True)
+    try:
+        out = tmp_path / "run"
+        jppo.run(jppo.PPOConfig(**TINY, value_loss=name), "CartPole-v1", 2, out,
+                 progress="off")
+        capsys.readouterr()
+        assert cli.main(["diagnose", str(out)]) == 0
+    finally:
+        strategies.VALUE_LOSSES.unregister(name)
+    printed = capsys.readouterr().out
+    assert "learning rate" not in printed and "lr=" not in printed, printed
+    assert ("  likely source: value loss (seeds 0, 1): the value loss was NaN or inf at the "
+            "update's first optimizer step, at the finite parameters the update started from "
+            f"and finite env inputs; it is computed by the registered strategy "
+            f"value_loss={name!r}") in printed
+    assert 'try: value_loss="clipped"' in printed  # the built-in isolates it
+
+
+def test_the_learning_rate_is_blamed_only_when_every_loss_term_was_finite_at_the_start():
+    from jppo.analysis.diagnose.divergence import likely_source
+    from jppo.analysis.diagnose.engine import Cell
+
+    updates = 4
+    base = {"nonfinite": np.array([[0, 0, 1, 1]], float), "reward_mean": np.ones((1, updates))}
+    for term in ("policy_loss", "entropy", "value_loss"):
+        base[f"nonfinite_{term}"] = np.zeros((1, updates))
+
+    def source(**flags):
+        arrays = {**base, **{f"nonfinite_{k}": np.array([v], float) for k, v in flags.items()}}
+        cell = Cell("v", "e", np.array([0]), np.arange(updates), arrays, jppo.PPOConfig())
+        return likely_source(cell, 0, 2)
+
+    assert source() == "learning rate"
+    assert source(value_loss=[0, 0, 0, 1]) == "learning rate"  # after the first NaN update
+    assert source(value_loss=[0, 0, 1, 1]) == "value loss"
+    assert source(entropy=[0, 0, 1, 0], value_loss=[0, 0, 1, 1]) == "entropy"  # first computed
+    assert source(policy_loss=[0, 0, 1, 1], entropy=[0, 0, 1, 0]) == "policy loss"

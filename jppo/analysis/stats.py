@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,13 @@ import pandas as pd
 from rliable import library as rly
 from rliable import metrics as rly_metrics
 
-from jppo.analysis.metrics import RETURN_LABELS, final_return, first_nonfinite_update
+from jppo.analysis.metrics import (
+    RETURN_LABELS,
+    TRAINING_RETURN,
+    final_return,
+    first_nonfinite_update,
+    nonfinite_final_returns,
+)
 from jppo.runs import results
 from jppo.runs.divergence import STOPPED_EARLY
 
@@ -325,9 +331,44 @@ def summarize_run(run_dir: str | Path, *, reps: int = 2000, seed: int = 0) -> pd
     else:
         table = summary_with_divergence(ordered, firsts, info.get("baseline"), **options)
     table.attrs.update(fraction=FINAL_FRACTION, stopped_early=info.get(STOPPED_EARLY) or {},
-                       incomplete=results.incomplete_cells(frame, info))  # a stopped run
+                       incomplete=results.incomplete_cells(frame, info),  # a stopped run
+                       nonfinite_returns=nonfinite_return_seeds(frame, keys, scores))
     write_summary(run_dir, table)
     return table
+
+
+def nonfinite_return_seeds(frame: pd.DataFrame, keys: Sequence[tuple[str, str]],
+                           scores: Mapping[tuple[str, str], tuple[np.ndarray, str]]
+                           ) -> dict[tuple[str, str], list[int]]:
+    """Per (variant, env), the seeds whose final training return is NaN because an
+    episode returned NaN or inf: left out of the statistics, and said so."""
+    found = {}
+    for key in keys:
+        if scores[key][1] != TRAINING_RETURN:
+            continue
+        arrays = results.metric_arrays(frame, *key)
+        bad = nonfinite_final_returns(arrays, FINAL_FRACTION)
+        seeds = np.sort(frame.loc[(frame["variant"] == key[0]) & (frame["env"] == key[1]),
+                                  "seed"].unique())
+        if bad.any():
+            found[key] = [int(seed) for seed in seeds[bad]]
+    return found
+
+
+def nonfinite_return_note(table: pd.DataFrame) -> str:
+    found = table.attrs.get("nonfinite_returns") or {}
+    if not found:
+        return ""
+    cells = "; ".join(f"{variant} / {env}: {len(seeds)} seed(s) ({_listed(seeds)})"
+                      for (variant, env), seeds in found.items())
+    return (f"NaN returns: {cells} finished episodes whose return is NaN or inf (the env paid "
+            "a non-finite reward): their final return is NaN, left out of the statistics "
+            "(the seeds column counts the rest; n/a where none is left).")
+
+
+def _listed(seeds: Sequence[int]) -> str:
+    more = f" and {len(seeds) - SHOWN_SEEDS} more" if len(seeds) > SHOWN_SEEDS else ""
+    return "seeds " + ", ".join(map(str, seeds[:SHOWN_SEEDS])) + more
 
 
 # ------------------------------------------------------------ diverged runs
@@ -402,7 +443,7 @@ def divergence_note(table: pd.DataFrame) -> str:
     """The runs that diverged and the programs stopped early, and how the table
     shows them; empty when there are none."""
     found = table.attrs.get("diverged_runs") or {}
-    sentences = []
+    sentences = [nonfinite_return_note(table)] if nonfinite_return_note(table) else []
     if found:
         cells = "; ".join(f"{variant} / {env}: {_seeds_by_update(firsts)}"
                           for (variant, env), firsts in found.items())

@@ -574,6 +574,8 @@ def optimize(setup: Setup, state: TrainState, batch: Batch, ctx: LossContext,
         functools.partial(epoch, setup, tx, ctx, batch), carry, keys)
     applied = stats.pop("steps_applied")
     summary = jax.tree.map(jnp.mean, stats)
+    if config.nonfinite_check:
+        summary.update(first_step_term_flags(stats))
     if config.diagnostics and config.torso_hidden:
         # Two extra backward passes, so measured once per update: on the first
         # minibatch, at the parameters the update starts from.
@@ -581,6 +583,17 @@ def optimize(setup: Setup, state: TrainState, batch: Batch, ctx: LossContext,
         summary.update(term_norms_on_torso(setup, state.params, first, ctx))
     summary["epochs_completed"] = jnp.sum(applied) / config.num_minibatches
     return params, opt_state, summary
+
+
+LOSS_TERMS = ("policy_loss", "entropy", "value_loss")  # in the order total_loss computes them
+
+
+def first_step_term_flags(stats: Metrics) -> Metrics:
+    """1.0 where a loss term was NaN or inf at the update's first optimizer step,
+    taken at the parameters the update started from: with finite parameters and
+    inputs, the term itself (or a strategy it calls) made the NaN, not a step."""
+    return {f"nonfinite_{name}": 1.0 - jnp.isfinite(stats[name][0, 0]).astype(jnp.float32)
+            for name in LOSS_TERMS}
 
 
 def epoch(setup: Setup, tx: optax.GradientTransformation, ctx: LossContext, batch: Batch,

@@ -52,6 +52,24 @@ REGISTRIES: dict[str, Registry[Any]] = {
 }
 
 
+# the names jppo itself registers: any other member is a user's own strategy
+BUILTIN_NAMES: dict[str, frozenset[str]] = {field: frozenset(r.names())
+                                            for field, r in REGISTRIES.items()}
+# per loss term, the strategy knobs whose functions compute it (user code can make it NaN)
+TERM_STRATEGIES: dict[str, tuple[str, ...]] = {
+    "policy_loss": ("advantage_norm",),
+    "entropy": (),
+    "value_loss": ("value_loss", "value_target", "value_clip_mode"),
+}
+
+
+def user_strategies(config: Any, term: str) -> list[str]:
+    """'value_loss='my_loss'' for each user-registered strategy `config` names that
+    computes the loss term `term`."""
+    return [f"{field}={getattr(config, field)!r}" for field in TERM_STRATEGIES[term]
+            if getattr(config, field) not in BUILTIN_NAMES[field]]
+
+
 class Strategies(NamedTuple):
     """The strategies a config names, resolved once per program."""
 
