@@ -4,6 +4,7 @@ run directory exists and before anything compiles."""
 
 import json
 import textwrap
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -143,3 +144,66 @@ def test_the_learning_rate_is_blamed_only_when_every_loss_term_was_finite_at_the
     assert source(value_loss=[0, 0, 1, 1]) == "value loss"
     assert source(entropy=[0, 0, 1, 0], value_loss=[0, 0, 1, 1]) == "entropy"  # first computed
     assert source(policy_loss=[0, 0, 1, 1], entropy=[0, 0, 1, 0]) == "policy loss"
+
+
+# ----------------------------- 4. no half-made run directory blocks a retry
+class WrongSpace(NaNPays):
+    """Observations of 4 entries under an observation_space of 3."""
+
+    name = "WrongSpace"
+
+    def reset(self, key, params=None):
+        return jnp.zeros(4), jnp.zeros((), jnp.int32)
+
+    def step(self, key, state, action, params=None):
+        t = state + 1
+        return (jnp.zeros(4), jnp.where(t >= 3, 0, t), jnp.float32(1.0), t >= 3,
+                jnp.zeros((), bool), {"final_observation": jnp.zeros(4)})
+
+
+def test_an_observation_space_that_disagrees_with_the_observations_is_one_line_first(
+        tmp_path, monkeypatch, capsys):
+    module = tmp_path / "my_wrong_env.py"
+    module.write_text("from test_reliability import WrongSpace\n\n\ndef make():\n"
+                      "    return WrongSpace()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    out = tmp_path / "run"
+    err = cli_error(["train", "--env", "my_wrong_env:make", "--out", str(out), "--seeds", "2"],
+                    capsys)
+    assert err == ("jppo: error: env 'my_wrong_env:make': observation_space(params).shape=(3,) "
+                   "(3 entries) but reset returns observations of shape (4,) (4 entries); "
+                   "allowed is an observation_space whose shape is that of the observations")
+    assert not out.exists()
+    with pytest.raises(ValueError, match=r"^env 'WrongSpace': observation_space\(params\)"):
+        jppo.run(jppo.PPOConfig(**TINY), WrongSpace(), 2, out)
+    assert not out.exists()
+
+
+def test_a_run_that_failed_before_its_first_chunk_does_not_block_the_retry(tmp_path, capsys):
+    """The user's loss fails at trace time, after run.json was written: once it is
+    fixed, the same command (no --resume) takes the directory over, and says so."""
+    name = "broken_then_fixed"
+
+    def broken(v):
+        raise RuntimeError("my bug")
+
+    jppo.register_value_loss(name, broken, replace=True)
+    out = tmp_path / "run"
+    config = jppo.PPOConfig(**TINY, value_loss=name)
+    try:
+        with pytest.raises(Exception, match="my bug"):
+            jppo.run(config, "CartPole-v1", 2, out, progress="off")
+        assert (out / "run.json").exists() and not list((out / "metrics").glob("*.parquet"))
+        jppo.register_value_loss(name, lambda v: jnp.mean((v.pred - v.target) ** 2),
+                                 replace=True)
+        capsys.readouterr()
+        result = jppo.run(config, "CartPole-v1", 2, out, progress="off")
+    finally:
+        strategies.VALUE_LOSSES.unregister(name)
+    assert len(result.frame) == 2 * 4
+    assert capsys.readouterr().err.strip() == (
+        f"jppo: out={str(out)!r} holds a run that finished no chunk (it failed or was stopped "
+        "before its first): starting over in it")
+    with pytest.raises(ValueError, match="already holds a run: pass resume=True"):
+        jppo.run(config.replace(value_loss="mse"), "CartPole-v1", 2, out)  # finished chunks
