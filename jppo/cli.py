@@ -419,7 +419,7 @@ def _execute(exp: Any, options: RunOptions, command: str) -> int:
     from jppo.analysis import diagnose as diagnosis
     from jppo.analysis import plots, stats
     from jppo.runs import multihost, results
-    from jppo.runs.experiment import TimestepsRounded, timestep_notes
+    from jppo.runs.experiment import KnobHasNoEffect, TimestepsRounded, knob_notes, timestep_notes
     from jppo.runs.runner import run_experiment
 
     if options.out is None and options.resume:
@@ -428,10 +428,11 @@ def _execute(exp: Any, options: RunOptions, command: str) -> int:
     runs = exp.seeds * len(exp.variants)
     print(f"jppo {command}: {exp.name}: {', '.join(exp.envs)} x {len(exp.variants)} variant(s) "
           f"x {exp.seeds} seeds ({runs} runs per environment) -> {out_dir}", flush=True)
-    for note in timestep_notes(exp):
+    for note in [*timestep_notes(exp), *knob_notes(exp)]:
         print(f"jppo {command}: note: {note}", flush=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TimestepsRounded)  # printed above
+        warnings.simplefilter("ignore", KnobHasNoEffect)
         result = run_experiment(exp, out_dir, resume=options.resume, devices=options.devices,
                                 progress=options.progress)
     if not multihost.is_main():

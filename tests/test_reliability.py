@@ -6,6 +6,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from gymnax.environments import spaces
 import jppo
 from jppo import cli
 from jppo.core import strategies
-from jppo.runs import experiment
+from jppo.runs import experiment, runner
 
 FILE = textwrap.dedent("""
     envs = ["CartPole-v1"]
@@ -25,6 +26,13 @@ FILE = textwrap.dedent("""
     num_steps = 16
     num_minibatches = 2
 """)
+
+
+@pytest.fixture
+def file(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(FILE)
+    return path
 
 
 def cli_error(argv, capsys, code=2) -> str:
@@ -207,3 +215,82 @@ def test_a_run_that_failed_before_its_first_chunk_does_not_block_the_retry(tmp_p
         "before its first): starting over in it")
     with pytest.raises(ValueError, match="already holds a run: pass resume=True"):
         jppo.run(config.replace(value_loss="mse"), "CartPole-v1", 2, out)  # finished chunks
+
+
+# ------------------------------------------------ 6. no knob silently does nothing
+# knob -> (a non-default value, fields where it cannot act, fields where it acts)
+INERT_CASES = {
+    "torso_lr": (1e-3, {}, {"torso_hidden": (64,)}),
+    "value_clip_eps": (0.5, {"value_loss": "mse"}, {}),
+    "value_clip_mode": ("relative", {"value_loss": "huber"}, {}),
+    "huber_delta": (2.0, {}, {"value_loss": "huber"}),
+    "ent_coef_final": (0.001, {}, {"ent_schedule": "linear"}),
+    "adv_std_threshold": (0.1, {}, {"advantage_norm": "robust"}),
+    "popart_step": (0.1, {}, {"value_target": "popart"}),
+    "obs_norm_warmup": (3, {}, {"obs_norm": True}),
+    "obs_clip": (5.0, {}, {"obs_norm": True}),
+    "reward_clip": (5.0, {}, {"reward_scaling": True}),
+    "hl_gauss_bins": (21, {}, {"value_loss": "hl_gauss", "value_target": "symlog"}),
+    "hl_gauss_range": ((-5.0, 5.0), {}, {"value_loss": "hl_gauss"}),
+    "hl_gauss_sigma": (0.5, {}, {"value_loss": "hl_gauss", "value_target": "symlog"}),
+    "target_kl": (0.05, {}, {"kl_early_stop": True}),
+    "eval_episodes": (4, {"eval_every": 0}, {}),
+    "eval_max_steps": (100, {"eval_every": 0}, {}),
+    "eval_every": (50, {"total_timesteps": 4 * 16 * 10}, {"total_timesteps": 4 * 16 * 100}),
+    "rnn_cell": ("lstm", {}, {"policy_rnn": 8}),
+}
+SMALL = dict(num_envs=4, num_steps=16, num_minibatches=2, total_timesteps=4 * 16 * 10)
+
+
+def test_every_knob_is_declared_as_always_acting_or_with_when_it_acts():
+    from jppo.core import inert, knobs
+    from jppo.core.config import PPOConfig
+
+    declared = set(knobs.declared(PPOConfig))
+    conditional, always = set(inert.ACTS_WHEN), set(inert.ALWAYS_ACTS)
+    assert not conditional & always
+    assert declared == conditional | always, sorted(declared ^ (conditional | always))
+    assert set(INERT_CASES) == conditional  # every conditional knob is exercised below
+
+
+@pytest.mark.parametrize("field", sorted(INERT_CASES))
+def test_a_non_default_knob_that_cannot_act_gets_a_note_and_one_that_acts_none(field):
+    from jppo.core import inert
+
+    value, inert_fields, acting_fields = INERT_CASES[field]
+    idle = jppo.PPOConfig(**{**SMALL, **inert_fields, field: value})
+    (note,) = [n for n in inert.notes(idle) if n.startswith(f"{field}=")]
+    assert note.startswith(f"{field}={value!r} has no effect: ")
+    busy = jppo.PPOConfig(**{**SMALL, **acting_fields, field: value})
+    assert not [n for n in inert.notes(busy) if n.startswith(f"{field}=")], inert.notes(busy)
+    assert inert.notes(jppo.PPOConfig(**{**SMALL, **inert_fields})) == []  # defaults: silent
+
+
+def test_the_notes_reach_the_cli_and_python_before_anything_compiles(file, capsys):
+    exp = experiment.load(file, ["rnn_cell=lstm"])
+    assert experiment.knob_notes(exp) == [
+        "rnn_cell='lstm' has no effect: it acts only with a recurrent width (policy_rnn or "
+        "value_rnn > 0)"]
+    with (pytest.warns(experiment.KnobHasNoEffect, match="rnn_cell='lstm' has no effect"),
+          pytest.raises(ValueError, match="devices=99 is invalid")):
+        runner.run_experiment(exp, None, devices=99)  # the notes come first
+    sweep = experiment.from_dict({"envs": ["CartPole-v1"], "config": dict(SMALL),
+                                  "variants": {"a": {}, "b": {"value_loss": "huber"}},
+                                  "sweep": {"huber_delta": [1.0, 2.0]}})
+    assert experiment.knob_notes(sweep) == [
+        "huber_delta=2.0 has no effect: it acts only with value_loss='huber' (variant "
+        "'a,huber_delta=2.0')"]
+
+
+def test_an_evaluation_of_zero_episodes_is_refused_not_the_default(tmp_path):
+    result = jppo.run(jppo.PPOConfig(**TINY), "CartPole-v1", 1, tmp_path / "run",
+                      progress="off")
+    from jppo.runs import policies
+
+    (loaded,) = policies.load_run_policies(tmp_path / "run", None, None)[1]
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=rf"^episodes={bad!r} is invalid: allowed is an "
+                                             "integer >= 1, or None"):
+            loaded.evaluate(jax.random.PRNGKey(0), bad)
+    assert loaded.evaluate(jax.random.PRNGKey(0), np.int64(2)).returns.shape == (2,)
+    assert result.frame is not None

@@ -465,6 +465,29 @@ def timestep_notes(exp: Experiment) -> list[str]:
     return notes
 
 
+def knob_notes(exp: Experiment) -> list[str]:
+    """One line per knob set away from its default that cannot act in a variant's
+    resolved config (`jppo.core.inert`), naming the variants where not all."""
+    from jppo.core import inert
+
+    found: dict[str, list[str]] = {}
+    for variant in exp.variants:
+        for note in inert.notes(exp.variant_config(variant)):
+            found.setdefault(note, []).append(variant)
+    lines = []
+    for note, variants in found.items():
+        if len(variants) < len(exp.variants):
+            more = f" and {len(variants) - 3} more" if len(variants) > 3 else ""
+            note = f"{note} (variant{'s' if len(variants) > 1 else ''} " \
+                   f"{', '.join(map(repr, variants[:3]))}{more})"
+        lines.append(note)
+    return lines
+
+
+class KnobHasNoEffect(UserWarning):
+    """A knob set away from its default cannot act in the resolved config."""
+
+
 class TimestepsRounded(UserWarning):
     """`total_timesteps` was rounded down to a whole number of rollouts."""
 

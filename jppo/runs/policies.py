@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,13 @@ class Policy:
         if limit is None:
             raise ValueError(f"env {self.env.name!r} has no max_steps_in_episode: allowed is "
                              "an env with one, or a policy with eval_max_steps set")
-        return _evaluate(self.actor, self.inputs, wrapped, params, key,
-                         episodes or self.eval_episodes, limit, deterministic)
+        if episodes is None:
+            episodes = self.eval_episodes
+        if isinstance(episodes, bool) or not isinstance(episodes, numbers.Integral) or episodes < 1:
+            raise ValueError(f"episodes={episodes!r} is invalid: allowed is an integer >= 1, "
+                             f"or None for the run's eval_episodes ({self.eval_episodes})")
+        return _evaluate(self.actor, self.inputs, wrapped, params, key, int(episodes), limit,
+                         deterministic)
 
     def save(self, path: str | Path) -> Path:
         """Write the self-contained policy file (atomically)."""
