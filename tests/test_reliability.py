@@ -294,3 +294,44 @@ def test_an_evaluation_of_zero_episodes_is_refused_not_the_default(tmp_path):
             loaded.evaluate(jax.random.PRNGKey(0), bad)
     assert loaded.evaluate(jax.random.PRNGKey(0), np.int64(2)).returns.shape == (2,)
     assert result.frame is not None
+
+
+# ------------------------------------------------------------ 5. large plans
+def large_sweep(static: bool = False) -> experiment.Experiment:
+    grid = {"lr": [1e-4 * (i + 1) for i in range(10)], "vf_coef": [0.1 * (i + 1) for i in
+                                                                   range(10)],
+            "ent_coef": [0.001 * i for i in range(10)]}
+    if static:
+        grid = {"update_epochs": list(range(1, 21))}
+    return experiment.from_dict({"name": "large", "envs": ["CartPole-v1"], "seeds": 2,
+                                 "config": dict(SMALL), "sweep": grid})
+
+
+def test_a_large_plan_says_its_size_in_one_line_before_anything_compiles(capsys):
+    from jppo.runs import planning
+
+    exp = large_sweep()
+    with pytest.raises(ValueError, match="devices=99 is invalid"):
+        runner.run_experiment(exp, None, devices=99)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    state = runner.plan(exp)[0]
+    size = planning.plan_size(exp, [state], lambda p, params: runner._chunk_sizes(p, exp, params))
+    assert line.startswith("jppo: large plan: 1,000 variants x seeds = 2,000 runs in 1 compiled "
+                           "program(s), 2 compiles; estimated memory ")
+    assert size.memory_bytes > 2000 * 4 * 16 * 4  # at least the rollouts' observations
+    static = planning.plan_size(large_sweep(static=True), runner.plan(large_sweep(True)),
+                                lambda p, params: {10})
+    assert (static.variants, static.programs, static.compiles) == (20, 20, 40)
+    assert static.large  # 20 programs > LARGE_PROGRAMS
+    small = experiment.from_dict({"envs": ["CartPole-v1"], "config": dict(SMALL)})
+    assert not planning.plan_size(small, runner.plan(small), lambda p, params: {10}).large
+
+
+def test_a_program_of_many_variants_is_named_by_its_first_ones_and_a_count():
+    (program,) = runner.plan(large_sweep())
+    assert program.name == ("CartPole-v1 · lr=0.0001,vf_coef=0.1,ent_coef=0.0, "
+                            "lr=0.0001,vf_coef=0.1,ent_coef=0.001, "
+                            "lr=0.0001,vf_coef=0.1,ent_coef=0.002 and 997 more (1,000 variants)")
+    few = runner.plan(experiment.from_dict({"envs": ["CartPole-v1"], "config": dict(SMALL),
+                                            "sweep": {"lr": [1e-4, 2e-4]}}))[0]
+    assert few.name == "CartPole-v1 · lr=0.0001, lr=0.0002"

@@ -42,13 +42,23 @@ import envs
 from jppo.analysis.metrics import final_episode_return
 from jppo.core.config import HParams, PPOConfig, divisor_near, validate_hparams
 from jppo.core.networks import resolve_torso_kind
-from jppo.core.train import Trainer, TrainState, make_train
-from jppo.runs import checkpoint, faults, multihost, results, rundir, tensorboard
+from jppo.core.train import Trainer, TrainState, evaluation_plan, make_train
+from jppo.runs import (
+    checkpoint,
+    faults,
+    multihost,
+    planning,
+    results,
+    rundir,
+    tensorboard,
+)
 from jppo.runs.divergence import STOPPED_EARLY, DivergenceWatch, record_stop
 from jppo.runs.experiment import (
     DEFAULT_VARIANT,
     Experiment,
+    KnobHasNoEffect,
     TimestepsRounded,
+    knob_notes,
     static_key,
     timestep_notes,
 )
@@ -70,7 +80,7 @@ class Program:
 
     @property
     def name(self) -> str:
-        return f"{self.env} · {', '.join(self.variants)}"
+        return planning.program_label(self.env, self.variants)
 
     @property
     def checkpoint_name(self) -> str:
@@ -200,6 +210,11 @@ def run_experiment(
     programs = plan(exp)
     for note in timestep_notes(exp):
         warnings.warn(note, TimestepsRounded, stacklevel=2)
+    for note in knob_notes(exp):
+        warnings.warn(note, KnobHasNoEffect, stacklevel=2)
+    size = planning.plan_size(exp, programs, lambda p, params: _chunk_sizes(p, exp, params))
+    if size.large and multihost.is_main():
+        faults.notify(planning.plan_line(size))  # before anything compiles
     seed_mesh(devices)  # a bad device count fails before anything runs
     board = tensorboard.open_board(out, exp.tensorboard, writes=multihost.is_main())
     if out is not None:
@@ -250,6 +265,14 @@ def _run_programs(programs: list[Program], exp: Experiment, out: Path | None, de
         timings.append(timing)
         tables.extend(program_tables)
     return states, timings, tables
+
+
+def _chunk_sizes(program: Program, exp: Experiment, env_params: Any) -> set[int]:
+    """The chunk lengths a program compiles (as `_run_program` picks them)."""
+    config = program.config
+    every, _ = evaluation_plan(config, env_params, program.env)
+    chunk = pick_chunk_size(config.num_updates, exp.chunk_updates, every)
+    return {chunk, config.num_updates % chunk} - {0}
 
 
 def _chunk_count(program: Program, exp: Experiment) -> int:
