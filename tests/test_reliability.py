@@ -335,3 +335,101 @@ def test_a_program_of_many_variants_is_named_by_its_first_ones_and_a_count():
     few = runner.plan(experiment.from_dict({"envs": ["CartPole-v1"], "config": dict(SMALL),
                                             "sweep": {"lr": [1e-4, 2e-4]}}))[0]
     assert few.name == "CartPole-v1 · lr=0.0001, lr=0.0002"
+
+
+# --------------------------------------- 8. Python API misuse in one line
+def one_line(error: pytest.ExceptionInfo) -> str:
+    text = str(error.value)
+    assert "\n" not in text, text
+    return text
+
+
+def test_a_dict_instead_of_a_config_is_one_line_naming_the_function():
+    for call, where in ((lambda: jppo.run({"lr": 1e-3}, "CartPole-v1", 2), "jppo.run"),
+                        (lambda: jppo.make_train({"lr": 1e-3}, NaNPays()), "make_train")):
+        with pytest.raises(ValueError) as error:
+            call()
+        assert one_line(error) == (f"{where}: config={{'lr': 0.001}} is invalid: allowed is a "
+                                   "jppo.PPOConfig (jppo.PPOConfig(**that_dict), or "
+                                   "jppo.make_config(**that_dict))")
+
+
+def test_a_misspelled_config_field_gets_a_suggestion_like_the_cli():
+    for call in (lambda: jppo.PPOConfig(lrr=1e-3), lambda: jppo.PPOConfig().replace(lrr=1e-3),
+                 lambda: __import__("dataclasses").replace(jppo.PPOConfig(), lrr=1e-3)):
+        with pytest.raises(TypeError) as error:  # still the TypeError a dataclass raises
+            call()
+        assert isinstance(error.value, ValueError)
+        assert one_line(error).startswith("PPOConfig has no field 'lrr' (did you mean 'lr'?); "
+                                          "valid fields are ['num_envs', ")
+
+
+def test_a_wrong_keyword_to_run_names_run_and_its_own_argument():
+    with pytest.raises(ValueError) as error:
+        jppo.run(jppo.PPOConfig(**TINY), "CartPole-v1", 2, seeds=3)
+    assert one_line(error).startswith("jppo.run() has no argument 'seeds' (did you mean "
+                                      "num_seeds?); allowed are config, env, num_seeds, out_dir")
+    with pytest.raises(ValueError, match=r"has no argument 'progres' \(did you mean progress"):
+        jppo.run(jppo.PPOConfig(**TINY), "CartPole-v1", 2, progres="off")
+
+
+@pytest.mark.parametrize("strategy, message", [
+    (3, "value_loss 'bad': loss=3 is invalid: allowed is a function loss(inputs: "
+        "ValueLossInputs) -> a scalar loss"),
+    (lambda pred, target: 0.0, "value_loss 'bad': loss(pred, target) is invalid: allowed is a "
+                               "function taking 1 positional argument(s), loss(inputs: "
+                               "ValueLossInputs) -> a scalar loss"),
+])
+def test_a_strategy_that_cannot_work_is_refused_at_registration(strategy, message):
+    with pytest.raises(strategies.StrategyError) as error:
+        jppo.register_value_loss("bad", strategy)
+    assert one_line(error) == message
+    assert "bad" not in strategies.VALUE_LOSSES
+    with pytest.raises(strategies.StrategyError, match="minibatch\\(a\\) is invalid: allowed is "
+                                                       "a function taking 2 positional"):
+        jppo.register_advantage_norm("bad", lambda a: a)
+
+
+@pytest.mark.parametrize("loss, message", [
+    (lambda v: (v.pred - v.target) ** 2, "value_loss 'traced': loss returned an array of shape "
+     "(16,): allowed is a scalar (contract: loss(inputs: ValueLossInputs) -> a scalar loss); "
+     "e.g. take jnp.mean of it"),
+    (lambda v: v.prediction, "value_loss 'traced': loss raised AttributeError: 'ValueLossInputs' "
+     "object has no attribute 'prediction' (contract: loss(inputs: ValueLossInputs) -> a "
+     "scalar loss)"),
+])
+def test_a_strategy_failing_at_trace_time_names_itself_and_its_contract(loss, message, capsys):
+    jppo.register_value_loss("traced", loss, replace=True)
+    try:
+        config = jppo.PPOConfig(**TINY, value_loss="traced")
+        with pytest.raises(strategies.StrategyError) as error:
+            jax.eval_shape(jppo.make_train(config, NaNPays()),
+                           jax.random.PRNGKey(0))
+        assert one_line(error) == message
+        err = cli_error(["train", "--set", "value_loss=traced", "--set", "num_envs=4",
+                         "--set", "num_steps=8", "--set", "num_minibatches=2", "--seeds", "1",
+                         "--total-timesteps", "64", "--progress", "off"], capsys)
+        assert err == f"jppo: error: {message}"
+    finally:
+        strategies.VALUE_LOSSES.unregister("traced")
+
+
+def test_a_loaded_policy_names_a_wrong_carry_or_observation_in_one_line(tmp_path):
+    out = tmp_path / "run"
+    jppo.run(jppo.PPOConfig(**TINY, policy_rnn=4, eval_every=0), "CartPole-v1", 1, out,
+             progress="off")
+    policy = jppo.load_policy(out)
+    key, obs = jax.random.PRNGKey(0), jnp.zeros((3, 4))
+    carry = policy.initial_carry(3)
+    action, _ = policy.step(obs, key, carry, jnp.zeros(3, bool))
+    assert action.shape == (3,)
+    for bad in (None, policy.initial_carry(2), jnp.zeros((3, 5))):
+        with pytest.raises(ValueError) as error:
+            policy.step(obs, key, bad, jnp.zeros(3, bool))
+        assert one_line(error).startswith("carry=") and "is invalid for this policy and batch " \
+            "(3,): allowed is policy.initial_carry((3,)) (shapes " in one_line(error)
+    with pytest.raises(ValueError) as error:
+        policy.step(jnp.zeros((3, 6)), key, carry, jnp.zeros(3, bool))
+    assert one_line(error) == ("obs of shape (3, 6) is invalid for this policy: allowed is "
+                               "CartPole-v1's observations, shape (4,), with any leading batch "
+                               "axes")

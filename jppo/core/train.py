@@ -44,7 +44,7 @@ from flax import struct
 import envs
 from jppo.core import acting, distributions, losses, strategies
 from jppo.core import normalize as norm
-from jppo.core.config import HParams, PPOConfig, validate_hparams
+from jppo.core.config import HParams, PPOConfig, require_config, validate_hparams
 from jppo.core.gae import actor_critic_targets
 from jppo.core.networks import ActorCritic, init_params, make_network, param_labels
 from jppo.core.optim import (
@@ -220,6 +220,7 @@ def make_train(config: PPOConfig, env: Any, env_params: Any = None) -> Trainer:
     """Build the pure train function for `config` on `env`: any object with the
     gymnax Environment API, wrapped by `envs.wrap` unless it already is (as
     `envs.make` returns it). `env_params=None` uses `env.default_params`."""
+    require_config(config, "make_train")
     setup = make_setup(config, env, env_params)
     bound = functools.partial
     phases = {"rollout": bound(rollout, setup), "collect": bound(collect, setup),

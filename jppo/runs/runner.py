@@ -22,7 +22,9 @@ orbax checkpoints are written cooperatively.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.metadata
+import inspect
 import math
 import platform
 import time
@@ -40,7 +42,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import envs
 from jppo.analysis.metrics import final_episode_return
-from jppo.core.config import HParams, PPOConfig, divisor_near, validate_hparams
+from jppo.core.config import (
+    HParams,
+    PPOConfig,
+    divisor_near,
+    require_config,
+    validate_hparams,
+)
 from jppo.core.networks import resolve_torso_kind
 from jppo.core.train import Trainer, TrainState, evaluation_plan, make_train
 from jppo.runs import (
@@ -304,11 +312,34 @@ def run(
     `out_dir/tensorboard/` (`jppo.runs.tensorboard`). `stop_when_diverged` stops
     the run once every seed went NaN/inf.
     """
+    require_config(config, "jppo.run")
+    check_run_keywords(kwargs)
     exp = single_experiment(config, env, num_seeds, first_seed=first_seed,
                             env_overrides=env_overrides, reward_scale=reward_scale,
                             chunk_updates=chunk_updates, tensorboard=tensorboard,
                             stop_when_diverged=stop_when_diverged)
     return run_experiment(exp, out_dir, progress=progress, **kwargs)
+
+
+RUN_KEYWORDS = ("resume", "devices", "stop_after_chunks")  # passed on to run_experiment
+# what users of other APIs (or of run_experiment's Experiment) write for run's own arguments
+RUN_SYNONYMS = {"seeds": "num_seeds", "n_seeds": "num_seeds", "out": "out_dir",
+                "output": "out_dir", "run_dir": "out_dir", "env_params": "env_overrides",
+                "total_timesteps": "config=PPOConfig(total_timesteps=...)"}
+
+
+def check_run_keywords(kwargs: dict[str, Any]) -> None:
+    """`jppo.run(..., seeds=3)` names jppo.run and its own argument, not the
+    run_experiment it passes the rest to."""
+    own = [name for name in inspect.signature(run).parameters if name != "kwargs"]
+    for name in kwargs:
+        if name in RUN_KEYWORDS:
+            continue
+        close = RUN_SYNONYMS.get(name) or next(iter(difflib.get_close_matches(
+            name, [*own, *RUN_KEYWORDS], n=1, cutoff=0.6)), None)
+        hint = f" (did you mean {close}?)" if close else ""
+        raise ValueError(f"jppo.run() has no argument {name!r}{hint}; allowed are "
+                         f"{', '.join([*own, *RUN_KEYWORDS])}")
 
 
 def single_experiment(config: PPOConfig, env: str | Any, num_seeds: int, **fields: Any
