@@ -451,3 +451,30 @@ def test_the_fast_iqm_and_improvement_probability_equal_rliable_bitwise():
         assert stats.improvement_probability(x, y) == \
             rly_metrics.probability_of_improvement(x, y), trial
         assert stats.improvement_probability(x, x) == 0.5
+
+
+def test_plots_of_many_variants_count_them_instead_of_a_legend_and_few_keep_it(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_plots import make_run
+
+    from jppo.analysis import plots
+    from jppo.runs import results
+
+    many = [f"v{i}" for i in range(plots.MANY_VARIANTS + 1)]
+    make_run(tmp_path / "many", many, ["CartPole-v1"], num_updates=8)
+    frame = results.read_metrics(tmp_path / "many")
+    for fig in (plots.learning_curves_figure(frame),
+                plots.diagnostics_figure(frame, env="CartPole-v1")):
+        assert not fig.legends
+        assert any(t.get_text().startswith(f"{len(many)} variants, one line each")
+                   for t in fig.texts)
+        lines = [line for ax in fig.axes for line in ax.get_lines() if line.get_label() in many]
+        assert {line.get_label() for line in lines} == set(many)
+        assert not any(ax.collections for ax in fig.axes[:1])  # no bands
+    few = many[:plots.MANY_VARIANTS]
+    make_run(tmp_path / "few", few, ["CartPole-v1"], num_updates=8)
+    fig = plots.learning_curves_figure(results.read_metrics(tmp_path / "few"))
+    (legend,) = fig.legends
+    assert len(legend.get_texts()) == len(few)
