@@ -8,6 +8,7 @@ line naming what is missing, before a compile or a run directory.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -111,6 +112,18 @@ def _check_step_output(reset: Any, step: Any, label: str) -> None:
                     f"in shape: {sorted(shapes)}")
 
 
+def _check_observation_space(env: Any, params: Any, reset: Any, label: str) -> None:
+    """The networks are sized from observation_space: observations of another
+    size would fail deep in a compile (a reshape error) instead of here."""
+    declared = tuple(int(n) for n in env.observation_space(params).shape)
+    shape = tuple(jnp.shape(reset[0]))
+    if math.prod(declared) != math.prod(shape):
+        raise ValueError(
+            f"env {label!r}: observation_space(params).shape={declared} ({math.prod(declared)} "
+            f"entries) but reset returns observations of shape {shape} ({math.prod(shape)} "
+            "entries); allowed is an observation_space whose shape is that of the observations")
+
+
 def check_env_api(env: Any, params: Any = None, label: str | None = None) -> Any:
     """Raise a one-line ValueError unless ``env`` has the API jppo trains on;
     return the params to use (``env.default_params`` when ``params`` is None)."""
@@ -127,6 +140,7 @@ def check_env_api(env: Any, params: Any = None, label: str | None = None) -> Any
     action_space = _check_space(env, "action_space", params, label)
     reset, step = _trace_step(env, params, action_space, label)
     _check_step_output(reset, step, label)
+    _check_observation_space(env, params, reset, label)
     return params
 
 

@@ -69,6 +69,8 @@ class RunOptions:
     """with --coordinator: how many processes run the experiment."""
     process_id: int = 0
     """with --coordinator: this process's index, 0..num_processes-1 (0 writes the results)."""
+    join_timeout: float = 300.0
+    """with --coordinator: seconds to wait for the coordinator and every process to join."""
 
 
 Options = Annotated[RunOptions, tyro.conf.OmitArgPrefixes]
@@ -101,9 +103,9 @@ def train(
         reward_scale: multiply rewards (a return-scale stress test).
         first_seed: seed of the first run.
     """
+    _join_processes(run)  # before the import below: it starts JAX
     from jppo.runs import experiment as experiments
 
-    _join_processes(run)
     exp = _load(experiment, set, run, seeds=seeds,
                 total_timesteps=_as_int(total_timesteps), reward_scale=reward_scale,
                 first_seed=first_seed)
@@ -144,6 +146,10 @@ def resume(
     run: Annotated[str, tyro.conf.Positional],
     devices: int | None = None,
     progress: Progress = "auto",
+    coordinator: str | None = None,
+    num_processes: int = 1,
+    process_id: int = 0,
+    join_timeout: float = 300.0,
 ) -> int:
     """Continue a stopped run exactly as its run.json recorded it (experiment,
     overrides, seeds, devices), then print the summary, write plots and the diagnosis.
@@ -152,12 +158,19 @@ def resume(
         run: run directory.
         devices: shard the seeds over this many devices; default: as recorded.
         progress: live view: a bar (terminal, notebook), plain lines (pipes), or off.
+        coordinator: several processes resume together: HOST:PORT of process 0.
+        num_processes: with --coordinator: how many processes.
+        process_id: with --coordinator: this process's index.
+        join_timeout: with --coordinator: seconds to wait for every process to join.
     """
+    joined = RunOptions(out=run, coordinator=coordinator, num_processes=num_processes,
+                        process_id=process_id, join_timeout=join_timeout)
+    _join_processes(joined)  # before the import below: it starts JAX
     from jppo.runs import rundir
 
     exp, recorded = rundir.recorded_experiment(run)
-    options = RunOptions(out=run, resume=True, devices=recorded if devices is None else devices,
-                         progress=progress)
+    options = dataclasses.replace(joined, resume=True, progress=progress,
+                                  devices=recorded if devices is None else devices)
     return _execute(exp, options, "resume")
 
 
@@ -391,7 +404,8 @@ def _join_processes(options: RunOptions) -> None:
                          "every process sees")
     from jppo.runs import multihost
 
-    multihost.initialize(options.coordinator, options.num_processes, options.process_id)
+    multihost.initialize(options.coordinator, options.num_processes, options.process_id,
+                         options.join_timeout)
 
 
 def _load(path: str | None, overrides: Sequence[str], options: RunOptions, **fields: Any):
@@ -410,7 +424,7 @@ def _execute(exp: Any, options: RunOptions, command: str) -> int:
     from jppo.analysis import diagnose as diagnosis
     from jppo.analysis import plots, stats
     from jppo.runs import multihost, results
-    from jppo.runs.experiment import TimestepsRounded, timestep_notes
+    from jppo.runs.experiment import KnobHasNoEffect, TimestepsRounded, knob_notes, timestep_notes
     from jppo.runs.runner import run_experiment
 
     if options.out is None and options.resume:
@@ -419,10 +433,11 @@ def _execute(exp: Any, options: RunOptions, command: str) -> int:
     runs = exp.seeds * len(exp.variants)
     print(f"jppo {command}: {exp.name}: {', '.join(exp.envs)} x {len(exp.variants)} variant(s) "
           f"x {exp.seeds} seeds ({runs} runs per environment) -> {out_dir}", flush=True)
-    for note in timestep_notes(exp):
+    for note in [*timestep_notes(exp), *knob_notes(exp)]:
         print(f"jppo {command}: note: {note}", flush=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TimestepsRounded)  # printed above
+        warnings.simplefilter("ignore", KnobHasNoEffect)
         result = run_experiment(exp, out_dir, resume=options.resume, devices=options.devices,
                                 progress=options.progress)
     if not multihost.is_main():

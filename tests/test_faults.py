@@ -7,6 +7,7 @@ One run journey (module fixture) is shared by most tests: train, Ctrl-C after
 chunk 3 of 6; damage checkpoint 3; `jppo resume` hits a full disk at chunk 5
 (and falls back to checkpoint 2 on the way); `jppo resume` again finishes."""
 
+import contextlib
 import errno
 import json
 import os
@@ -109,7 +110,9 @@ def journey(tmp_path_factory, compile_cache):
             return path
 
         patch.setattr(results, "write_part", interrupt_after_chunk_3)
-        record.interrupted = _cli(["train", str(file), "--out", str(out), "--progress", "off"])
+        with sigint_handler(signal.default_int_handler):  # as in a terminal, even under nohup
+            record.interrupted = _cli(["train", str(file), "--out", str(out), "--progress",
+                                       "off"])
         record.interrupted_parts = parts(out)
         record.interrupted_steps = sorted(os.listdir(out / "checkpoints" / "program-000"))
         record.summary = _cli(["summary", str(out), "--reps", "50"])
@@ -322,15 +325,48 @@ def test_old_run_directories_give_a_one_line_resume_error(tmp_path):
         rundir.recorded_experiment(tmp_path)
 
 
+@contextlib.contextmanager
+def sigint_handler(handler):
+    """SIGINT handled by `handler` inside the block, whatever the test started with
+    (`nohup make test` starts it ignored); the starting handler after."""
+    started = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, started)
+
+
 def test_ctrl_c_is_held_until_the_save_ends_and_a_second_one_stops_at_once(capsys):
     reached = []
-    with pytest.raises(KeyboardInterrupt), faults.deferred_interrupt():
-        os.kill(os.getpid(), signal.SIGINT)
-        reached.append("held")
-    with pytest.raises(KeyboardInterrupt), faults.deferred_interrupt():
-        os.kill(os.getpid(), signal.SIGINT)
-        os.kill(os.getpid(), signal.SIGINT)
-        reached.append("not reached")
-    assert reached == ["held"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with sigint_handler(signal.default_int_handler):
+        with pytest.raises(KeyboardInterrupt), faults.deferred_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append("held")
+        with pytest.raises(KeyboardInterrupt), faults.deferred_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append("not reached")
+        assert reached == ["held"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert "Ctrl-C again stops at once" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("handler", [signal.default_int_handler, signal.SIG_IGN],
+                         ids=["default", "ignored"])
+def test_the_handler_a_process_started_with_is_kept_and_an_ignored_sigint_stays_ignored(
+        handler, capsys):
+    """Under `nohup` SIGINT is ignored: a stray one during a save must not stop the
+    run, and after the save the handler is the one the process started with."""
+    with sigint_handler(handler):
+        started = signal.getsignal(signal.SIGINT)
+        if handler is signal.SIG_IGN:
+            with faults.deferred_interrupt():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+                assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert "Ctrl-C" not in capsys.readouterr().err
+        else:
+            with pytest.raises(KeyboardInterrupt), faults.deferred_interrupt():
+                assert signal.getsignal(signal.SIGINT) is not started  # held meanwhile
+                os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is started

@@ -168,3 +168,59 @@ def test_cli_process_flags_need_a_coordinator_and_a_run_directory(capsys):
     assert "--num-processes and --process-id need --coordinator" in capsys.readouterr().err
     assert cli.main(["train", "--coordinator", "127.0.0.1:1234", "--num-processes", "2"]) == 2
     assert "--coordinator needs --out" in capsys.readouterr().err
+
+
+def train_cli(file: Path, out: Path, process_id: int, port: int | None) -> list[str]:
+    join = [] if port is None else ["--coordinator", f"127.0.0.1:{port}", "--num-processes",
+                                    "2", "--process-id", str(process_id)]
+    return [sys.executable, "-m", "jppo.cli", "train", str(file), "--out", str(out),
+            "--progress", "lines", *join]
+
+
+def test_train_and_resume_with_the_process_flags(tmp_path):
+    """`jppo train --coordinator ...` joins before anything starts JAX (it used to
+    die: 'initialize() must be called before any JAX calls'), equals a one-process
+    run on as many devices bitwise, and `jppo resume` takes the same flags."""
+    file = tmp_path / "multihost.toml"
+    file.write_text(EXPERIMENT)
+    run, reference_dir = tmp_path / "two-processes", tmp_path / "one-process"
+    port = free_port()
+    trained = launch([(train_cli(file, run, i, port), 2) for i in range(2)]
+                     + [(train_cli(file, reference_dir, 0, None), 4)], tmp_path / "logs-train")
+    reference = results.read_metrics(reference_dir)
+    assert len(reference) == 3 * 6 and set(reference["variant"]) == {"standard"}
+    pd.testing.assert_frame_equal(results.read_metrics(run), reference, check_exact=True)
+    assert "IQM" in trained[0] and "process 1: done" in trained[1]
+    errors = [(tmp_path / "logs-train" / f"{i}.err").read_text() for i in range(2)]
+    assert errors[0].count("waiting up to 300 s for the other 1 process(es)") == 1, errors[0]
+    assert errors[1].count(f"joining the coordinator at 127.0.0.1:{port}; waiting up to "
+                           "300 s") == 1, errors[1]
+
+    port = free_port()
+    resume = [sys.executable, "-m", "jppo.cli", "resume", str(run), "--progress", "off",
+              "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+    resumed = launch([([*resume, "--process-id", str(i)], 2) for i in range(2)],
+                     tmp_path / "logs-resume")
+    pd.testing.assert_frame_equal(results.read_metrics(run), reference, check_exact=True)
+    assert "IQM" in resumed[0] and "process 1: done" in resumed[1]
+
+
+@pytest.mark.parametrize("process_id", [0, 1])
+def test_a_process_whose_peers_never_come_says_so_once_then_ends_in_one_line(
+        tmp_path, process_id):
+    port = free_port()
+    done = subprocess.run([*train_cli(tmp_path / "none.toml", tmp_path / "run", process_id,
+                                      port), "--join-timeout", "2"],
+                          cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=60)
+    lines = done.stderr.strip().splitlines()
+    waited = "the other processes" if process_id == 0 else \
+        "the coordinator (process 0) or the other processes"
+    assert done.returncode == 1 and len(lines) == 2, done.stderr
+    assert lines[0].startswith(f"jppo: process {process_id} of 2: ")
+    assert f"127.0.0.1:{port}; waiting up to 2 s" in lines[0]
+    assert lines[1] == (f"jppo: error: process {process_id} of 2: {waited} did not join at "
+                        f"127.0.0.1:{port} within 2 s; start every process with the same "
+                        "--coordinator and --num-processes (and distinct --process-id), or "
+                        "raise --join-timeout")
+    assert not (tmp_path / "run").exists()

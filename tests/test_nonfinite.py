@@ -130,7 +130,8 @@ def test_the_check_has_an_off_switch_that_removes_its_metrics():
     shapes = {check: jax.eval_shape(jppo.make_train(config.replace(nonfinite_check=check),
                                                     NaNReward()), jax.random.PRNGKey(0))
               for check in (True, False)}
-    flags = {"nonfinite", "nonfinite_reward", "nonfinite_obs"}
+    flags = {"nonfinite", "nonfinite_reward", "nonfinite_obs", "nonfinite_policy_loss",
+             "nonfinite_entropy", "nonfinite_value_loss"}
     assert flags <= set(shapes[True].metrics)
     assert set(shapes[True].metrics) - set(shapes[False].metrics) == flags
     with pytest.raises(ValueError, match="nonfinite_check=1 is invalid: allowed is True or"):

@@ -58,6 +58,12 @@ METRIC_DOCS: dict[str, str] = {
     "update (the run diverged), else 0",
     "nonfinite_reward": "1 if the env returned a NaN or inf reward in the update's rollout",
     "nonfinite_obs": "1 if an observation the networks saw in the rollout was NaN or inf",
+    "nonfinite_policy_loss": "1 if the policy loss was NaN or inf at the update's first "
+    "optimizer step (at the parameters the update started from)",
+    "nonfinite_entropy": "1 if the policy entropy was NaN or inf at the update's first "
+    "optimizer step",
+    "nonfinite_value_loss": "1 if the value loss was NaN or inf at the update's first "
+    "optimizer step",
 }
 
 
@@ -70,16 +76,29 @@ def final_episode_return(metrics: Mapping[str, np.ndarray], fraction: float = 0.
     """Per-seed mean return of all episodes finished in the last `fraction` of updates.
 
     Episodes, not updates, are averaged: an update in which no episode ended
-    (common when episodes outlast a rollout) contributes nothing.
+    (common when episodes outlast a rollout) contributes nothing. A finished
+    episode whose return is NaN or inf makes the seed's mean NaN, never a number.
     """
     returns = np.asarray(metrics["episode_return"], np.float64)
     counts = np.asarray(metrics["episodes_finished"], np.float64)
     window = final_window(returns.shape[-1], fraction)
     returns, counts = returns[..., -window:], counts[..., -window:]
-    total = np.nansum(np.where(counts > 0, returns * counts, 0.0), axis=-1)
+    with np.errstate(invalid="ignore"):
+        total = np.where(counts > 0, returns * counts, 0.0).sum(axis=-1)
     n = counts.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def nonfinite_final_returns(metrics: Mapping[str, np.ndarray], fraction: float = 0.1
+                            ) -> np.ndarray:
+    """Per seed, whether an episode finished in the last `fraction` of updates
+    returned NaN or inf (the env paid a non-finite reward): its final return is
+    NaN for that reason, not for want of episodes."""
+    returns = np.asarray(metrics["episode_return"], np.float64)
+    counts = np.asarray(metrics["episodes_finished"], np.float64)
+    window = final_window(returns.shape[-1], fraction)
+    return ((counts[..., -window:] > 0) & ~np.isfinite(returns[..., -window:])).any(axis=-1)
 
 
 def first_nonfinite_update(metrics: Mapping[str, np.ndarray]) -> np.ndarray | None:

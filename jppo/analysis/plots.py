@@ -55,6 +55,7 @@ EPOCHS_PANEL = ("epochs_completed", False)
 THROTTLED_CLIP_RATIO = THROTTLE_RATIO  # the line the throttled-updates rule fires above
 DPI = 110
 STEP_TICKS = 5  # at most this many env-step ticks per axis, so their labels never touch
+MANY_VARIANTS = 40  # above, a plot draws lines only and counts the variants (no legend)
 LEGEND_FILL = 0.96  # the widest a legend row may be, as a fraction of the figure width
 NOTE_CHARACTERS = 60  # wrap width of a units note under a diagnostics panel
 NOTE_LINE_INCHES = 0.16  # figure height added per line of units notes
@@ -100,6 +101,8 @@ def mean_with_band(
     total = np.where(finite, samples, 0.0).sum(axis=0)
     mean = np.where(present > 0, total / np.maximum(present, 1), np.nan)
     lo, hi = mean.copy(), mean.copy()
+    if n_resamples == 0:  # no band asked for (the plot of many variants draws lines only)
+        return mean, lo, hi
     rng = np.random.default_rng(seed)
     patterns, inverse = np.unique(finite.T, axis=0, return_inverse=True)
     for index, pattern in enumerate(patterns):
@@ -266,20 +269,33 @@ def learning_curves_figure(
         for variant in variants:
             if (variant, env) in present:
                 draw_learning_curve(
-                    ax, results.metric_arrays(frame, variant, env), variant, variants, shown
+                    ax, results.metric_arrays(frame, variant, env), variant, variants, shown,
+                    bands=len(variants) <= MANY_VARIANTS,
                 )
         steps_axis(ax)
         ax.set_ylabel(RETURN_LABELS[shown])
         ax.grid(alpha=0.3)
     for ax in axes[len(envs) :]:
         ax.set_axis_off()
-    add_legend(fig, axes)
+    legend_or_count(fig, axes, variants)
     return fig
+
+
+def legend_or_count(fig: Figure, axes: Sequence[Axes], variants: Sequence[str]) -> None:
+    """The legend; above MANY_VARIANTS a line saying how many variants the lines
+    are (a legend of 1,000 names is taller than the plots and names none legibly;
+    summary.md names each variant's figures)."""
+    if len(variants) <= MANY_VARIANTS:
+        add_legend(fig, axes)
+        return
+    fig.text(0.5, 0.005, f"{len(variants):,} variants, one line each (colours in variant "
+             f"order; no legend or bands above {MANY_VARIANTS} variants: summary.md names "
+             "each variant's figures)", ha="center", va="bottom", fontsize="small")
 
 
 def draw_learning_curve(
     ax: Axes, arrays: dict[str, np.ndarray], variant: str, variants: Sequence[str],
-    shown: str = TRAINING_RETURN,
+    shown: str = TRAINING_RETURN, *, bands: bool = True,
 ) -> None:
     """One variant's learning curve and band of the `shown` return (its training
     return, labelled so, if it has no evaluations). Evaluations weigh one each
@@ -290,7 +306,7 @@ def draw_learning_curve(
     values = arrays[metric]
     ones = np.isfinite(values).astype(np.float64)
     counts = ones if metric == EVAL_RETURN else arrays.get("episodes_finished", ones)
-    x_index, mean, lo, hi = learning_curve(values, counts)
+    x_index, mean, lo, hi = learning_curve(values, counts, n_resamples=1000 if bands else 0)
     if metric == EVAL_RETURN:
         keep = np.isfinite(mean)
         x_index, mean, lo, hi = x_index[keep], mean[keep], lo[keep], hi[keep]
@@ -299,7 +315,8 @@ def draw_learning_curve(
     label = variant if metric == shown else f"{variant} (training return)"
     ax.plot(steps, mean, color=color, linestyle=variant_linestyle(variant, variants),
             label=label)
-    ax.fill_between(steps, lo, hi, color=color, alpha=0.2, linewidth=0)
+    if bands:
+        ax.fill_between(steps, lo, hi, color=color, alpha=0.2, linewidth=0)
 
 
 def add_legend(fig: Figure, axes: Sequence[Axes]) -> Legend | None:
@@ -313,7 +330,7 @@ def add_legend(fig: Figure, axes: Sequence[Axes]) -> Legend | None:
     if not labels:
         return None
     renderer = fig.canvas.get_renderer()
-    for ncols in range(len(labels), 0, -1):
+    for ncols in range(most_columns(fig, labels, renderer), 0, -1):
         ncols = math.ceil(len(labels) / math.ceil(len(labels) / ncols))  # balanced rows
         names = row_major(list(labels), ncols)
         legend = fig.legend([labels[name] for name in names], names,
@@ -325,6 +342,18 @@ def add_legend(fig: Figure, axes: Sequence[Axes]) -> Legend | None:
             return legend
         legend.remove()
     return None
+
+
+def most_columns(fig: Figure, labels: Mapping[str, Any], renderer: Any) -> int:
+    """An upper bound of the legend columns that fit the figure's width: each
+    column is at least as wide as the narrowest label's text, so the search
+    below starts there instead of at one column per variant (with 1,000
+    variants, a thousand legends laid out and measured)."""
+    legend = fig.legend(list(labels.values()), list(labels), loc="outside lower center")
+    narrowest = min(text.get_window_extent(renderer).width for text in legend.get_texts())
+    legend.remove()
+    fits = math.floor(LEGEND_FILL * fig.bbox.width / max(narrowest, 1.0))
+    return max(1, min(len(labels), fits))
 
 
 def row_major(items: Sequence[str], ncols: int) -> list[str]:
@@ -381,7 +410,8 @@ def diagnostics_figure(
             continue
         for variant, metrics in arrays.items():
             draw_quartiles(ax, metrics, metric, variant_color(variant, variants), variant,
-                           num_points, variant_linestyle(variant, variants))
+                           num_points, variant_linestyle(variant, variants),
+                           band=len(variants) <= MANY_VARIANTS)
         if metric == "grad_clip_ratio":
             mark_throttled(ax)
         if log and has_positive(frame, metric, env):
@@ -390,7 +420,7 @@ def diagnostics_figure(
         ax.grid(alpha=0.3)
         if metric in UNIT_METRICS:
             label_units(ax, units[metric])
-    add_legend(fig, axes)
+    legend_or_count(fig, axes, variants)
     return fig
 
 
@@ -504,6 +534,7 @@ def draw_quartiles(
     label: str,
     num_points: int,
     linestyle: str = "-",
+    band: bool = True,
 ) -> None:
     """One variant's window-averaged median line and interquartile band for `metric`."""
     values = metrics.get(metric)
@@ -514,7 +545,8 @@ def draw_quartiles(
     q25, q50, q75 = seed_quartiles(per_seed)
     steps = metrics["env_steps"][0, window_last(starts, values.shape[-1])]
     ax.plot(steps, q50, color=color, linestyle=linestyle, label=label)
-    ax.fill_between(steps, q25, q75, color=color, alpha=0.2, linewidth=0)
+    if band:
+        ax.fill_between(steps, q25, q75, color=color, alpha=0.2, linewidth=0)
 
 
 def has_positive(frame: pd.DataFrame, metric: str, env: str) -> bool:

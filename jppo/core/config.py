@@ -12,6 +12,8 @@ field changes the program.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -400,13 +402,44 @@ def divisor_near(n: int, target: int) -> int:
     return divisor if divisor * 4 >= target else target
 
 
+class UnknownField(ValueError, TypeError):
+    """A misspelled PPOConfig field: a ValueError in the one-line form, and still the
+    TypeError a dataclass raises for an unexpected keyword."""
+
+
 def check_fields(changes: Mapping[str, Any], owner: str) -> None:
-    """Reject unknown field names with the list of valid ones."""
+    """Reject unknown field names with a suggestion and the list of valid ones."""
     unknown = sorted(set(changes) - set(CONFIG_FIELDS))
     if unknown:
-        raise ValueError(
-            f"{owner} has no field {unknown[0]!r}; valid fields are {list(CONFIG_FIELDS)}"
+        close = difflib.get_close_matches(str(unknown[0]), CONFIG_FIELDS, n=3, cutoff=0.7)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise UnknownField(
+            f"{owner} has no field {unknown[0]!r}{hint}; valid fields are {list(CONFIG_FIELDS)}"
         )
+
+
+def require_config(config: Any, where: str) -> None:
+    """A one-line error for a config that is not a PPOConfig (a dict, say)."""
+    if isinstance(config, PPOConfig):
+        return
+    hint = " (jppo.PPOConfig(**that_dict), or jppo.make_config(**that_dict))" \
+        if isinstance(config, Mapping) else ""
+    shown = repr(config) if len(repr(config)) <= 80 else type(config).__name__
+    raise ValueError(f"{where}: config={shown} is invalid: allowed is a jppo.PPOConfig{hint}")
+
+
+def _checked_init(init: Any) -> Any:
+    """PPOConfig's dataclass __init__, naming a misspelled field with a suggestion
+    (as the command line does) instead of 'unexpected keyword argument'."""
+    @functools.wraps(init)
+    def __init__(self: PPOConfig, *args: Any, **fields: Any) -> None:
+        check_fields(fields, "PPOConfig")
+        init(self, *args, **fields)
+
+    return __init__
+
+
+PPOConfig.__init__ = _checked_init(PPOConfig.__init__)  # type: ignore[method-assign]
 
 
 def make_config(**fields: Any) -> PPOConfig:

@@ -44,7 +44,7 @@ from flax import struct
 from jppo import envs
 from jppo.core import acting, distributions, losses, strategies
 from jppo.core import normalize as norm
-from jppo.core.config import HParams, PPOConfig, validate_hparams
+from jppo.core.config import HParams, PPOConfig, require_config, validate_hparams
 from jppo.core.gae import actor_critic_targets
 from jppo.core.networks import ActorCritic, init_params, make_network, param_labels
 from jppo.core.optim import (
@@ -220,6 +220,7 @@ def make_train(config: PPOConfig, env: Any, env_params: Any = None) -> Trainer:
     """Build the pure train function for `config` on `env`: any object with the
     gymnax Environment API, wrapped by `envs.wrap` unless it already is (as
     `envs.make` returns it). `env_params=None` uses `env.default_params`."""
+    require_config(config, "make_train")
     setup = make_setup(config, env, env_params)
     bound = functools.partial
     phases = {"rollout": bound(rollout, setup), "collect": bound(collect, setup),
@@ -574,6 +575,8 @@ def optimize(setup: Setup, state: TrainState, batch: Batch, ctx: LossContext,
         functools.partial(epoch, setup, tx, ctx, batch), carry, keys)
     applied = stats.pop("steps_applied")
     summary = jax.tree.map(jnp.mean, stats)
+    if config.nonfinite_check:
+        summary.update(first_step_term_flags(stats))
     if config.diagnostics and config.torso_hidden:
         # Two extra backward passes, so measured once per update: on the first
         # minibatch, at the parameters the update starts from.
@@ -581,6 +584,17 @@ def optimize(setup: Setup, state: TrainState, batch: Batch, ctx: LossContext,
         summary.update(term_norms_on_torso(setup, state.params, first, ctx))
     summary["epochs_completed"] = jnp.sum(applied) / config.num_minibatches
     return params, opt_state, summary
+
+
+LOSS_TERMS = ("policy_loss", "entropy", "value_loss")  # in the order total_loss computes them
+
+
+def first_step_term_flags(stats: Metrics) -> Metrics:
+    """1.0 where a loss term was NaN or inf at the update's first optimizer step,
+    taken at the parameters the update started from: with finite parameters and
+    inputs, the term itself (or a strategy it calls) made the NaN, not a step."""
+    return {f"nonfinite_{name}": 1.0 - jnp.isfinite(stats[name][0, 0]).astype(jnp.float32)
+            for name in LOSS_TERMS}
 
 
 def epoch(setup: Setup, tx: optax.GradientTransformation, ctx: LossContext, batch: Batch,

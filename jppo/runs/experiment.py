@@ -192,7 +192,8 @@ def from_dict(
     if unknown:
         raise ValueError(f"{source}: {_unknown('top-level key', unknown[0], FILE_KEYS)}")
     data = dict(data)
-    data.setdefault("name", Path(source).stem if source.endswith(".toml") else "experiment")
+    data.setdefault("name", Path(source).stem.lstrip(".") or "experiment"
+                    if source.endswith(".toml") else "experiment")
     if "envs" in data and isinstance(data["envs"], str):
         data["envs"] = [data["envs"]]
     extra = _names_list(fields.pop("imports", None) or (), "imports")
@@ -375,8 +376,7 @@ def _validate(exp: Experiment) -> None:
 
 
 def _validate_fields(exp: Experiment) -> None:
-    _require(isinstance(exp.name, str) and exp.name.strip() != "", "name", exp.name,
-             "a non-empty string")
+    _check_name(exp.name)
     _require(isinstance(exp.envs, tuple) and len(exp.envs) > 0
              and all(isinstance(e, str) for e in exp.envs), "envs", exp.envs,
              "a non-empty list of environment ids")
@@ -393,6 +393,19 @@ def _validate_fields(exp: Experiment) -> None:
         _require(isinstance(exp.reward_scale, int | float) and exp.reward_scale > 0,
                  "reward_scale", exp.reward_scale, "a number > 0")
     _require(isinstance(exp.tensorboard, bool), "tensorboard", exp.tensorboard, "true or false")
+
+
+def _check_name(name: Any) -> None:
+    """`name` names the folder runs/NAME-TIME: a name, never a path, so an
+    experiment file cannot write outside the runs folder (`--out` chooses a place)."""
+    _require(isinstance(name, str) and name.strip() != "", "name", name, "a non-empty string")
+    bad = [part for part in ("/", "\\") if part in name]
+    if (bad or name in (".", "..") or name.startswith(".") or name != name.strip()
+            or not name.isprintable()):
+        raise ValueError(f"name={name!r} is invalid: allowed is a name, not a path (no '/' or "
+                         "'\\', no leading '.', no surrounding spaces or control characters; "
+                         "it names the folder runs/NAME-TIME); choose the place with --out "
+                         "(out= in Python)")
 
 
 def _validate_variants(exp: Experiment) -> None:
@@ -450,6 +463,29 @@ def timestep_notes(exp: Experiment) -> list[str]:
         if run != total and note not in notes:
             notes.append(note)
     return notes
+
+
+def knob_notes(exp: Experiment) -> list[str]:
+    """One line per knob set away from its default that cannot act in a variant's
+    resolved config (`jppo.core.inert`), naming the variants where not all."""
+    from jppo.core import inert
+
+    found: dict[str, list[str]] = {}
+    for variant in exp.variants:
+        for note in inert.notes(exp.variant_config(variant)):
+            found.setdefault(note, []).append(variant)
+    lines = []
+    for note, variants in found.items():
+        if len(variants) < len(exp.variants):
+            more = f" and {len(variants) - 3} more" if len(variants) > 3 else ""
+            note = f"{note} (variant{'s' if len(variants) > 1 else ''} " \
+                   f"{', '.join(map(repr, variants[:3]))}{more})"
+        lines.append(note)
+    return lines
+
+
+class KnobHasNoEffect(UserWarning):
+    """A knob set away from its default cannot act in the resolved config."""
 
 
 class TimestepsRounded(UserWarning):

@@ -146,8 +146,10 @@ def deferred_interrupt() -> Iterator[None]:
     """Hold Ctrl-C until the block ends, so a chunk's files and checkpoint are
     written whole; then raise it. A second Ctrl-C stops at once (the writes are
     atomic: a cut-short one leaves only a temporary that a resume removes). Only
-    the main thread receives signals: elsewhere the block runs as is."""
-    if threading.current_thread() is not threading.main_thread():
+    the main thread receives signals: elsewhere the block runs as is. A process
+    that ignores SIGINT (`nohup`, a script's background job) keeps ignoring it."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield
         return
     pending: list[int] = []

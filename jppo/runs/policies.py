@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,36 @@ class Policy:
             raise ValueError(f"policy_rnn={self.actor.network.policy_rnn} makes this policy "
                              "recurrent: act has no state; allowed is policy.step(obs, key, "
                              "carry, reset) with carry = policy.initial_carry(batch)")
+        self.batch_of(obs)
         return acting.act(self.actor, self.inputs, obs, key, deterministic)
+
+    def batch_of(self, obs: Any) -> tuple[int, ...]:
+        """The leading batch axes of `obs`; a one-line error for observations of
+        another shape than the env's the policy was trained on."""
+        shape, expected = tuple(jnp.shape(obs)), self.spec.obs_shape
+        if shape[len(shape) - len(expected):] != expected or len(shape) < len(expected):
+            raise ValueError(f"obs of shape {shape} is invalid for this policy: allowed is "
+                             f"{self.env.name}'s observations, shape {expected}, with any "
+                             "leading batch axes")
+        return shape[:len(shape) - len(expected)]
+
+    def check_carry(self, carry: Any, batch: tuple[int, ...]) -> None:
+        """A one-line error unless `carry` has the structure and shapes of
+        `initial_carry(batch)` (None for a feed-forward policy)."""
+        expected = jax.eval_shape(lambda: self.initial_carry(batch))
+        try:
+            given = jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)),
+                                 carry)
+            same = jax.tree.structure(given) == jax.tree.structure(expected) and all(
+                a.shape == b.shape for a, b in zip(jax.tree.leaves(given),
+                                                   jax.tree.leaves(expected), strict=True))
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            shapes = jax.tree.map(lambda x: x.shape, expected)
+            raise ValueError(f"carry={_described(carry)} is invalid for this policy and batch "
+                             f"{batch}: allowed is policy.initial_carry({batch}) (shapes "
+                             f"{shapes}), then the carry step returned")
 
     def initial_carry(self, batch: int | tuple[int, ...]) -> Any:
         """The policy's state at an episode start for `batch` leading axes
@@ -104,6 +134,7 @@ class Policy:
         carry where `reset` (the observation begins an episode), exactly as the
         run's evaluation steps. Works for feed-forward policies too (carry None).
         Pure: `jax.jit(policy.step, static_argnames="deterministic")`."""
+        self.check_carry(carry, self.batch_of(obs))
         action, _, _, carry = acting.act_step(self.actor, self.inputs, obs, key, deterministic,
                                               carry, jnp.asarray(reset, bool))
         return action, carry
@@ -119,8 +150,13 @@ class Policy:
         if limit is None:
             raise ValueError(f"env {self.env.name!r} has no max_steps_in_episode: allowed is "
                              "an env with one, or a policy with eval_max_steps set")
-        return _evaluate(self.actor, self.inputs, wrapped, params, key,
-                         episodes or self.eval_episodes, limit, deterministic)
+        if episodes is None:
+            episodes = self.eval_episodes
+        if isinstance(episodes, bool) or not isinstance(episodes, numbers.Integral) or episodes < 1:
+            raise ValueError(f"episodes={episodes!r} is invalid: allowed is an integer >= 1, "
+                             f"or None for the run's eval_episodes ({self.eval_episodes})")
+        return _evaluate(self.actor, self.inputs, wrapped, params, key, int(episodes), limit,
+                         deterministic)
 
     def save(self, path: str | Path) -> Path:
         """Write the self-contained policy file (atomically)."""
@@ -140,6 +176,16 @@ class Policy:
         path = Path(path)
         results.atomic_write_bytes(path, serialization.msgpack_serialize(blob))
         return path
+
+
+def _described(carry: Any) -> str:
+    """A carry as shapes, not values (a carry of arrays would print their entries)."""
+    if carry is None:
+        return "None"
+    try:
+        return str(jax.tree.map(lambda x: tuple(jnp.shape(x)), carry))
+    except (TypeError, ValueError):
+        return type(carry).__name__
 
 
 @functools.partial(jax.jit, static_argnames=("actor", "env", "episodes", "max_steps",

@@ -27,6 +27,9 @@ def prepare(out: Path, info: Mapping[str, Any], resume: bool) -> dict[str, Any]:
     if resume and not has_run:
         raise ValueError(f"resume: {out} holds no run to resume ({results.RUN_INFO} missing)")
     faults.check_out_dir(out)
+    if has_run and not resume and not finished_chunks(out):
+        _say_taken_over(out)
+        return {}
     if not has_run:
         return {}
     if not resume:
@@ -42,6 +45,22 @@ def prepare(out: Path, info: Mapping[str, Any], resume: bool) -> dict[str, Any]:
                          "choose another directory")
     results.remove_stale_temporaries(out)
     return before
+
+
+def finished_chunks(out: Path) -> bool:
+    """Whether `out` holds anything a run finished: a metrics part or a checkpoint."""
+    parts = any((out / results.METRICS_DIR).glob("*.parquet"))
+    return parts or any(path.is_dir() for path in (out / "checkpoints").glob("*/*"))
+
+
+def _say_taken_over(out: Path) -> None:
+    """A run that failed (or was stopped) before its first chunk left only its
+    run.json: nothing is lost by starting over, so the retry does not need --resume."""
+    import jax
+
+    if jax.process_index() == 0:
+        faults.notify(f"out={str(out)!r} holds a run that finished no chunk (it failed or was "
+                      "stopped before its first): starting over in it")
 
 
 # Experiment fields that change what is shown, not what is computed: a resume may differ.

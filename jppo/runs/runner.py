@@ -22,7 +22,9 @@ orbax checkpoints are written cooperatively.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.metadata
+import inspect
 import math
 import platform
 import time
@@ -40,15 +42,31 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jppo import envs
 from jppo.analysis.metrics import final_episode_return
-from jppo.core.config import HParams, PPOConfig, divisor_near, validate_hparams
+from jppo.core.config import (
+    HParams,
+    PPOConfig,
+    divisor_near,
+    require_config,
+    validate_hparams,
+)
 from jppo.core.networks import resolve_torso_kind
-from jppo.core.train import Trainer, TrainState, make_train
-from jppo.runs import checkpoint, faults, multihost, results, rundir, tensorboard
+from jppo.core.train import Trainer, TrainState, evaluation_plan, make_train
+from jppo.runs import (
+    checkpoint,
+    faults,
+    multihost,
+    planning,
+    results,
+    rundir,
+    tensorboard,
+)
 from jppo.runs.divergence import STOPPED_EARLY, DivergenceWatch, record_stop
 from jppo.runs.experiment import (
     DEFAULT_VARIANT,
     Experiment,
+    KnobHasNoEffect,
     TimestepsRounded,
+    knob_notes,
     static_key,
     timestep_notes,
 )
@@ -70,7 +88,7 @@ class Program:
 
     @property
     def name(self) -> str:
-        return f"{self.env} · {', '.join(self.variants)}"
+        return planning.program_label(self.env, self.variants)
 
     @property
     def checkpoint_name(self) -> str:
@@ -200,6 +218,11 @@ def run_experiment(
     programs = plan(exp)
     for note in timestep_notes(exp):
         warnings.warn(note, TimestepsRounded, stacklevel=2)
+    for note in knob_notes(exp):
+        warnings.warn(note, KnobHasNoEffect, stacklevel=2)
+    size = planning.plan_size(exp, programs, lambda p, params: _chunk_sizes(p, exp, params))
+    if size.large and multihost.is_main():
+        faults.notify(planning.plan_line(size))  # before anything compiles
     seed_mesh(devices)  # a bad device count fails before anything runs
     board = tensorboard.open_board(out, exp.tensorboard, writes=multihost.is_main())
     if out is not None:
@@ -252,6 +275,14 @@ def _run_programs(programs: list[Program], exp: Experiment, out: Path | None, de
     return states, timings, tables
 
 
+def _chunk_sizes(program: Program, exp: Experiment, env_params: Any) -> set[int]:
+    """The chunk lengths a program compiles (as `_run_program` picks them)."""
+    config = program.config
+    every, _ = evaluation_plan(config, env_params, program.env)
+    chunk = pick_chunk_size(config.num_updates, exp.chunk_updates, every)
+    return {chunk, config.num_updates % chunk} - {0}
+
+
 def _chunk_count(program: Program, exp: Experiment) -> int:
     updates = program.config.num_updates
     return math.ceil(updates / pick_chunk_size(updates, exp.chunk_updates))
@@ -281,11 +312,34 @@ def run(
     `out_dir/tensorboard/` (`jppo.runs.tensorboard`). `stop_when_diverged` stops
     the run once every seed went NaN/inf.
     """
+    require_config(config, "jppo.run")
+    check_run_keywords(kwargs)
     exp = single_experiment(config, env, num_seeds, first_seed=first_seed,
                             env_overrides=env_overrides, reward_scale=reward_scale,
                             chunk_updates=chunk_updates, tensorboard=tensorboard,
                             stop_when_diverged=stop_when_diverged)
     return run_experiment(exp, out_dir, progress=progress, **kwargs)
+
+
+RUN_KEYWORDS = ("resume", "devices", "stop_after_chunks")  # passed on to run_experiment
+# what users of other APIs (or of run_experiment's Experiment) write for run's own arguments
+RUN_SYNONYMS = {"seeds": "num_seeds", "n_seeds": "num_seeds", "out": "out_dir",
+                "output": "out_dir", "run_dir": "out_dir", "env_params": "env_overrides",
+                "total_timesteps": "config=PPOConfig(total_timesteps=...)"}
+
+
+def check_run_keywords(kwargs: dict[str, Any]) -> None:
+    """`jppo.run(..., seeds=3)` names jppo.run and its own argument, not the
+    run_experiment it passes the rest to."""
+    own = [name for name in inspect.signature(run).parameters if name != "kwargs"]
+    for name in kwargs:
+        if name in RUN_KEYWORDS:
+            continue
+        close = RUN_SYNONYMS.get(name) or next(iter(difflib.get_close_matches(
+            name, [*own, *RUN_KEYWORDS], n=1, cutoff=0.6)), None)
+        hint = f" (did you mean {close}?)" if close else ""
+        raise ValueError(f"jppo.run() has no argument {name!r}{hint}; allowed are "
+                         f"{', '.join([*own, *RUN_KEYWORDS])}")
 
 
 def single_experiment(config: PPOConfig, env: str | Any, num_seeds: int, **fields: Any
@@ -297,7 +351,8 @@ def single_experiment(config: PPOConfig, env: str | Any, num_seeds: int, **field
                if getattr(config, f.name) != getattr(defaults, f.name)}
     env_overrides = fields.pop("env_overrides", None)
     return Experiment(
-        name=env_name, envs=(env,), variants={DEFAULT_VARIANT: {}}, config=changed,
+        name=env_name.replace("/", "-"),  # brax/ant: a name, not a path
+        envs=(env,), variants={DEFAULT_VARIANT: {}}, config=changed,
         seeds=num_seeds, env_params={env_name: env_overrides} if env_overrides else {},
         **fields,
     )

@@ -13,8 +13,14 @@ non-finite update:
 * loss scale: the inputs were finite but the rewards the learner saw were
   huge (mean |reward| per step above `LARGE_REWARD` in some update up to it)
   or overflowed the reward scaler: the value loss and its gradients overflow;
-* learning rate: inputs finite and rewards of ordinary scale, yet an
-  optimizer step took the parameters out of range.
+* a loss term (policy loss, entropy, value loss, in the order they are
+  computed): the term was NaN or inf at the update's first optimizer step, at
+  the finite parameters the update started from (`nonfinite_<term>`): the term
+  itself, or a user-registered strategy computing it, made the NaN, which the
+  finding names;
+* learning rate: inputs finite and rewards of ordinary scale, every loss term
+  finite at the update's start, yet an optimizer step took the parameters out
+  of range.
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ import pandas as pd
 from jppo.analysis.diagnose.engine import Cell, Finding, Remedy, untried
 from jppo.analysis.metrics import first_nonfinite_update
 from jppo.core.config import PPOConfig
+from jppo.core.strategies import TERM_STRATEGIES, user_strategies
 from jppo.runs.divergence import stopped_early
 
 LARGE_REWARD = 1e3  # mean |reward| per step the learner saw: beyond, a loss-scale divergence
 EVIDENCE_BEFORE = 5  # updates before each seed's first non-finite one in the evidence table
 EVIDENCE_AFTER = 1
 EVIDENCE_METRICS = ("episode_return", "nonfinite", "nonfinite_reward", "nonfinite_obs",
+                    "nonfinite_policy_loss", "nonfinite_entropy", "nonfinite_value_loss",
                     "reward_mean", "value_loss", "grad_norm", "approx_kl", "target_abs_max",
                     "lr_policy", "lr_value")
 SHOWN_GROUPS = 10  # distinct first updates named before the rest are counted
@@ -48,14 +56,16 @@ DESCRIPTION = ("A loss, gradient or parameter became NaN or inf: from that updat
                "return statistics.")
 THRESHOLD = ("any update whose losses, global gradient norm or parameters are non-finite "
              "(the `nonfinite` flag); one seed suffices, no warm-up")
-BASIS = ("the update's `nonfinite` flags; the source from `nonfinite_reward`, `nonfinite_obs` "
-         f"and the learner's reward scale (mean |reward| > {LARGE_REWARD:g} per step: loss "
-         "scale) up to the first non-finite update")
+BASIS = ("the update's `nonfinite` flags; the source from `nonfinite_reward`, `nonfinite_obs`, "
+         f"the learner's reward scale (mean |reward| > {LARGE_REWARD:g} per step: loss "
+         "scale) up to the first non-finite update, then the loss terms at the update's first "
+         "optimizer step (`nonfinite_policy_loss`, `nonfinite_entropy`, `nonfinite_value_loss`)")
 
 
 def likely_source(cell: Cell, seed: int, first: int) -> str:
-    """'reward', 'observation', 'loss scale' or 'learning rate' for the seed at row
-    `seed` of the cell, whose first non-finite update is at position `first`."""
+    """'reward', 'observation', 'loss scale', a loss term ('value loss', ...) or
+    'learning rate' for the seed at row `seed` of the cell, whose first
+    non-finite update is at position `first`."""
     for name, source in (("nonfinite_reward", "reward"), ("nonfinite_obs", "observation")):
         flags = cell.get(name)
         if flags is not None and flags[seed, first] > 0:
@@ -65,7 +75,21 @@ def likely_source(cell: Cell, seed: int, first: int) -> str:
         seen = np.abs(rewards[seed, : first + 1])
         if not np.isfinite(seen[-1]) or np.nanmax(seen, initial=0.0) > LARGE_REWARD:
             return "loss scale"
+    for term in TERM_STRATEGIES:
+        flags = cell.get(f"nonfinite_{term}")
+        if flags is not None and flags[seed, first] > 0:
+            return term.replace("_", " ")
     return "learning rate"
+
+
+def _term_line(cell: Cell, source: str) -> str:
+    """Why a loss term is the likely source, naming the user's strategies computing it."""
+    users = user_strategies(cell.config, source.replace(" ", "_"))
+    where = (f"it is computed by the registered strategy {' and '.join(users)}: check that it "
+             "returns a finite scalar for finite inputs") if users else \
+        "the term overflowed at finite inputs (parameters of extreme scale)"
+    return (f"the {source} was NaN or inf at the update's first optimizer step, at the finite "
+            f"parameters the update started from and finite env inputs; {where}")
 
 
 def divergence_finding(cell: Cell, info: Mapping[str, Any] | None = None) -> Finding | None:
@@ -115,6 +139,8 @@ def source_line(cell: Cell, source: str, rows: list[int], firsts: np.ndarray) ->
         return head + (f"the env returned a NaN or inf {source} in the first non-finite "
                        "update; no config knob removes it (the clips pass NaN through): fix "
                        "or guard the environment (e.g. jnp.nan_to_num)")
+    if source.replace(" ", "_") in TERM_STRATEGIES:
+        return head + _term_line(cell, source)
     reward = _median_at(cell, "reward_mean", rows, firsts, 0, absolute=True, peak=True)
     if source == "loss scale":
         return head + (f"the learner's rewards reached {_g(reward)} per step (mean |reward| "
@@ -150,6 +176,15 @@ def _median_at(cell: Cell, name: str, rows: list[int], firsts: np.ndarray, offse
 
 
 def remedies_for(source: str, config: PPOConfig) -> list[Remedy]:
+    term = source.replace(" ", "_")
+    if term in TERM_STRATEGIES:
+        defaults = PPOConfig()
+        users = [entry.split("=")[0] for entry in user_strategies(config, term)]
+        if users:  # the user's own code: the built-in strategy isolates it
+            return [Remedy({field: getattr(defaults, field)}, f"the built-in {field}: if the "
+                           "run stays finite, the registered strategy made the NaN")
+                    for field in users]
+        source = "learning rate"
     if source == "loss scale":
         return [Remedy({"reward_scaling": True}, "divides rewards by the running return std, "
                        "so the value loss is of unit scale"),

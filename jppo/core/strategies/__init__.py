@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from jppo.core.strategies.advantages import ADVANTAGE_NORMS, AdvantageNorm
 from jppo.core.strategies.clipping import GRAD_CLIPS, GradClip
+from jppo.core.strategies.contracts import StrategyError, checked
 from jppo.core.strategies.registry import Registry
 from jppo.core.strategies.schedules import ENT_SCHEDULES, LR_SCHEDULES, Schedule
 from jppo.core.strategies.value import (
@@ -39,7 +40,7 @@ from jppo.core.strategies.value import (
 
 __all__ = [
     "ADVANTAGE_NORMS", "ENT_SCHEDULES", "GRAD_CLIPS", "HISTOGRAM", "LR_SCHEDULES",
-    "REGISTRIES", "SCALAR", "VALUE_CLIP_MODES", "VALUE_LOSSES", "VALUE_TARGETS",
+    "REGISTRIES", "SCALAR", "StrategyError", "VALUE_CLIP_MODES", "VALUE_LOSSES", "VALUE_TARGETS",
     "AdvantageNorm", "GradClip", "Registry", "Schedule", "Strategies", "ValueClipMode",
     "ValueHead", "ValueLoss", "ValueLossInputs", "ValueTarget", "hl_gauss_support", "of",
     "register_advantage_norm", "register_value_loss", "register_value_target",
@@ -50,6 +51,24 @@ REGISTRIES: dict[str, Registry[Any]] = {
     r.field: r for r in (VALUE_TARGETS, VALUE_LOSSES, VALUE_CLIP_MODES, ADVANTAGE_NORMS,
                          LR_SCHEDULES, ENT_SCHEDULES, GRAD_CLIPS)
 }
+
+
+# the names jppo itself registers: any other member is a user's own strategy
+BUILTIN_NAMES: dict[str, frozenset[str]] = {field: frozenset(r.names())
+                                            for field, r in REGISTRIES.items()}
+# per loss term, the strategy knobs whose functions compute it (user code can make it NaN)
+TERM_STRATEGIES: dict[str, tuple[str, ...]] = {
+    "policy_loss": ("advantage_norm",),
+    "entropy": (),
+    "value_loss": ("value_loss", "value_target", "value_clip_mode"),
+}
+
+
+def user_strategies(config: Any, term: str) -> list[str]:
+    """'value_loss='my_loss'' for each user-registered strategy `config` names that
+    computes the loss term `term`."""
+    return [f"{field}={getattr(config, field)!r}" for field in TERM_STRATEGIES[term]
+            if getattr(config, field) not in BUILTIN_NAMES[field]]
 
 
 class Strategies(NamedTuple):
@@ -77,20 +96,31 @@ def _registrar(registry: Registry[T], cls: type[T], main: str) -> Callable[..., 
     """`register(name, strategy)`, `register(name, fn, **facts)` or `register(name,
     **fields)`; without `main` among them, a decorator of the `main` function."""
 
+    def add(name: str, strategy: T, replace: bool) -> T:
+        return registry.register(name, checked(registry.field, name, strategy), replace=replace)
+
+    def build(name: str, **fields: Any) -> T:
+        unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            allowed = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise StrategyError(f"{registry.field} {name!r}: {unknown[0]}= is invalid: allowed "
+                                f"are the {cls.__name__} fields {allowed}")
+        return cls(**fields)
+
     def register(name: str, strategy: T | Callable[..., Any] | None = None, *,
                  replace: bool = False, **fields: Any) -> Any:
         if isinstance(strategy, cls):
             if fields:
                 strategy = dataclasses.replace(strategy, **fields)
-            return registry.register(name, strategy, replace=replace)
+            return add(name, strategy, replace)
         if strategy is not None:
-            return registry.register(name, cls(**{main: strategy}, **fields), replace=replace)
+            return add(name, build(name, **{main: strategy}, **fields), replace)
         if main not in fields:
             def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-                registry.register(name, cls(**{main: fn}, **fields), replace=replace)
+                add(name, build(name, **{main: fn}, **fields), replace)
                 return fn
             return decorator
-        return registry.register(name, cls(**fields), replace=replace)
+        return add(name, build(name, **fields), replace)
 
     register.__doc__ = (f"Register a `{cls.__name__}` as {registry.field}=NAME: pass one, its "
                         f"`{main}` function and other fields, or use as a decorator of `{main}`.")
