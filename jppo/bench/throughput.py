@@ -83,6 +83,9 @@ def flops_per_env_step(config: PPOConfig, spec: envs.EnvSpec) -> dict[str, float
     encoder, encoded = kind.cost(obs_shape)  # one encoder shared, or one per network
     torso_out = config.torso_hidden[-1] if config.torso_hidden else encoded
     torso = encoder + dense_flops([encoded, *config.torso_hidden]) if config.torso_hidden else 0
+    if config.torso_rnn:  # the shared cell, after the torso
+        torso += networks.CELLS[config.rnn_cell].cost(torso_out, config.torso_rnn)
+        torso_out = config.torso_rnn
     own = 0 if config.torso_hidden else encoder
     policy = torso + own + head_flops(config, torso_out, config.policy_rnn,
                                       [*config.policy_hidden, out])
