@@ -9,6 +9,7 @@ spaces for user environments."""
 from envs.api import check_env_api, is_wrapped, object_name, wrap
 from envs.brax import is_brax_name, list_brax_envs
 from envs.masked import MASKED, ObservationMask, list_masked_envs
+from envs.no_reset import NoAutoReset, without_auto_reset
 from envs.registry import (
     EnvFamily,
     apply_param_overrides,
@@ -40,6 +41,7 @@ __all__ = [
     "FlattenObservation",
     "MASKED",
     "MultiDiscrete",
+    "NoAutoReset",
     "ObservationMask",
     "RewardScale",
     "Wrapper",
@@ -58,5 +60,6 @@ __all__ = [
     "object_name",
     "reset_episode_totals",
     "resolve",
+    "without_auto_reset",
     "wrap",
 ]

@@ -194,6 +194,7 @@ class Setup:
     actor: acting.Actor
     eval_every: int  # updates between evaluations; 0: none
     eval_max_steps: int  # step limit of an evaluation episode
+    eval_env: Any = None  # `env` without gymnax's auto-reset (`envs.without_auto_reset`)
 
 # ----------------------------------------------------------------- the program
 
@@ -248,7 +249,7 @@ def make_setup(config: PPOConfig, env: Any, env_params: Any) -> Setup:
                          config.obs_norm)
     eval_every, max_steps = evaluation_plan(config, env_params, spec.name)
     return Setup(config, env, env_params, spec, network, strategies.of(config),
-                 scan_unroll(config), actor, eval_every, max_steps)
+                 scan_unroll(config), actor, eval_every, max_steps, envs.without_auto_reset(env))
 
 
 def evaluation_plan(config: PPOConfig, env_params: Any, env_name: str) -> tuple[int, int]:
@@ -389,9 +390,11 @@ def evaluated_block(setup: Setup, state: TrainState, hparams: HParams
 
 def evaluate_state(setup: Setup, state: TrainState, hparams: HParams) -> acting.EvalResult:
     """`eval_episodes` deterministic episodes of the state's policy, with its
-    observation statistics (not updated), on keys folded from the train key."""
+    observation statistics (not updated), on keys folded from the train key.
+    Episodes run to their first end, so the env's auto-reset is skipped (the
+    same episodes, bit for bit; see `envs.no_reset`)."""
     return acting.evaluate(setup.actor, policy_inputs(state.params, state.norm, hparams),
-                           setup.env, setup.env_params, acting.evaluation_key(state.key),
+                           setup.eval_env, setup.env_params, acting.evaluation_key(state.key),
                            setup.config.eval_episodes, setup.eval_max_steps)
 
 
