@@ -1,4 +1,4 @@
-"""Recurrent PPO side by side on CartPole-v1, one process, alternating.
+"""jppo programs (and PureJaxRL's ppo_rnn) side by side on CartPole-v1, alternating.
 
 Each program is `jax.jit(jax.vmap(train))` over the same seeds, compiled once
 (compile time reported), then timed in rounds that alternate which program
@@ -12,7 +12,7 @@ rounds. Programs:
 * `purejaxrl`: `make_train` of PureJaxRL's `ppo_rnn.py` from `--purejaxrl-path`
   (a local copy; nothing of it lives in this repository).
 
-    python experiments/recurrent_side_by_side.py --seeds 2 --steps 8192 \\
+    python experiments/side_by_side.py --seeds 2 --steps 8192 \\
         --purejaxrl-path /tmp/pjrl purejaxrl "jppo:torso_hidden=(128,),torso_rnn=128,..."
 """
 
