@@ -36,9 +36,9 @@ def test_reference_critic_output_layer_scales_with_the_value_output_gain():
 
 
 def test_tiny_study_times_both_sides_and_reports_the_median_ratio():
-    row = bench_study.study("CartPole-v1", jppo.PPOConfig(**TINY), 2, 2, rounds=2)
+    row = bench_study.study("CartPole-v1", jppo.PPOConfig(**TINY), 2, 2, rounds=1)
     assert row["env_steps"] == 2 * 2 * 2 * 64
-    assert len(row["jppo_wall_s"]) == len(row["reference_wall_s"]) == len(row["ratios"]) == 2
+    assert len(row["jppo_wall_s"]) == len(row["reference_wall_s"]) == len(row["ratios"]) == 1
     expected = [r / j for j, r in zip(row["jppo_wall_s"], row["reference_wall_s"], strict=True)]
     np.testing.assert_allclose(sorted(row["ratios"]), sorted(expected), rtol=0.02)
     assert row["ratio_median"] == pytest.approx(np.median(row["ratios"]), abs=1e-3)
