@@ -16,6 +16,7 @@ if __name__ != "jppo.envs":
 from .api import check_env_api, is_wrapped, object_name, wrap
 from .brax import is_brax_name, list_brax_envs
 from .masked import MASKED, ObservationMask, list_masked_envs
+from .no_reset import NoAutoReset, without_auto_reset
 from .registry import (
     EnvFamily,
     apply_param_overrides,
@@ -47,6 +48,7 @@ __all__ = [
     "FlattenObservation",
     "MASKED",
     "MultiDiscrete",
+    "NoAutoReset",
     "ObservationMask",
     "RewardScale",
     "Wrapper",
@@ -65,5 +67,6 @@ __all__ = [
     "object_name",
     "reset_episode_totals",
     "resolve",
+    "without_auto_reset",
     "wrap",
 ]

@@ -313,6 +313,8 @@ def bench(
     seconds: float = 3.0,
     reference_devices: int | None = None,
     profile: bool = False,
+    study: int = 0,
+    rounds: int = 3,
 ) -> int:
     """Throughput, compile time, memory and fraction of peak, as JSON.
 
@@ -327,6 +329,10 @@ def bench(
         seconds: --vs-reference: seconds per measurement.
         reference_devices: --vs-reference: devices for the reference (default: as jppo).
         profile: time each phase of one update at each seed count (Markdown table).
+        study: N variants differing only in traced knobs x each seed count as one
+            program, against the reference compiled and run once per variant
+            (wall time including compiles); prints the median ratio.
+        rounds: --study: alternating rounds.
     """
     from jppo.bench import children
 
@@ -341,6 +347,8 @@ def bench(
             argv += ["--reference-devices", str(reference_devices)]
     if profile:
         argv += ["--profile"]
+    if study:
+        argv += ["--study", str(study), "--rounds", str(rounds)]
     if children.spawns_children(argv):
         children.leave_accelerator_memory_to_children()
     from jppo.bench import throughput as benchmark  # starts JAX: after the line above

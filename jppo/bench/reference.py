@@ -47,11 +47,13 @@ class ReferenceSettings(NamedTuple):
     ent_coef: float = 0.01
     vf_coef: float = 0.5
     hidden: int = 64
+    value_output_gain: float = 1.0  # init gain of the critic's output layer
 
 
 class ReferenceActorCritic(nn.Module):
     action_dim: int
     hidden: int = 64
+    value_gain: float = 1.0
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -64,7 +66,7 @@ class ReferenceActorCritic(nn.Module):
         logits = dense(self.action_dim, 0.01)(a)
         c = nn.tanh(dense(self.hidden, math.sqrt(2))(x))
         c = nn.tanh(dense(self.hidden, math.sqrt(2))(c))
-        value = dense(1, 1.0)(c)
+        value = dense(1, self.value_gain)(c)
         return logits, jnp.squeeze(value, axis=-1)
 
 
@@ -124,7 +126,8 @@ def make_parts(settings: ReferenceSettings, env_name: str) -> Parts:
     env, env_params = gymnax.make(env_name)
     num_updates = s.total_timesteps // (s.num_envs * s.num_steps)
     minibatch_size = s.num_envs * s.num_steps // s.num_minibatches
-    network = ReferenceActorCritic(env.action_space(env_params).n, s.hidden)
+    network = ReferenceActorCritic(env.action_space(env_params).n, s.hidden,
+                                   s.value_output_gain)
 
     def linear_schedule(count: jax.Array) -> jax.Array:
         progress = count // (s.num_minibatches * s.update_epochs) / num_updates

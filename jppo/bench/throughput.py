@@ -83,6 +83,9 @@ def flops_per_env_step(config: PPOConfig, spec: envs.EnvSpec) -> dict[str, float
     encoder, encoded = kind.cost(obs_shape)  # one encoder shared, or one per network
     torso_out = config.torso_hidden[-1] if config.torso_hidden else encoded
     torso = encoder + dense_flops([encoded, *config.torso_hidden]) if config.torso_hidden else 0
+    if config.torso_rnn:  # the shared cell, after the torso
+        torso += networks.CELLS[config.rnn_cell].cost(torso_out, config.torso_rnn)
+        torso_out = config.torso_rnn
     own = 0 if config.torso_hidden else encoder
     policy = torso + own + head_flops(config, torso_out, config.policy_rnn,
                                       [*config.policy_hidden, out])
@@ -174,6 +177,26 @@ def _versus_reference(args: argparse.Namespace, config: PPOConfig) -> int:
     return 0
 
 
+STUDY_STEPS = 32_768  # env steps per run of a study, by default
+
+
+def _study(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from jppo.bench.study import study
+
+    config = make_config(**{"total_timesteps": args.steps or STUDY_STEPS, **overrides})
+    rows = []
+    for seeds in args.seeds:
+        row = study(args.env, config, args.study, seeds, args.rounds)
+        rows.append(row)
+        print(f"# study of {args.study} variants x {seeds} seeds: jppo "
+              f"{row['jppo_wall_s_median']} s, reference once per variant "
+              f"{row['reference_wall_s_median']} s, ratio {row['ratio_median']}",
+              file=sys.stderr, flush=True)
+    print(json.dumps({"env": args.env, "machine": machine(), "versions": versions(),
+                      "study": rows}, indent=2))
+    return 0
+
+
 def _profile(args: argparse.Namespace, config: PPOConfig) -> int:
     from jppo.bench import profile
 
@@ -255,6 +278,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", action="store_true",
                         help="time each phase of one update (see jppo.bench.profile) and print a "
                         "Markdown table")
+    parser.add_argument("--study", type=int, default=0, metavar="N",
+                        help="N variants differing only in traced knobs x each seed count as "
+                        "one jppo program, against the reference compiled and run once per "
+                        "variant; wall time including compiles (see jppo.bench.study)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="--study: alternating rounds (each side once per round)")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     return parser
 
@@ -264,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = parse_assignments(args.overrides, "--set")
     if args.vs_reference:
         return _versus_reference(args, make_config(**overrides))
+    if args.study:
+        return _study(args, overrides)
     if args.profile:
         return _profile(args, make_config(**overrides))
     if args.init_check:

@@ -258,6 +258,9 @@ class PPOConfig:
                           "shared torso) and value_hidden; 0: feed-forward", Integer(0))
     rnn_cell: str = knob("gru", "recurrent cell of policy_rnn / value_rnn: gru (one state "
                          "vector) or lstm (cell and hidden state)", Choice(RNN_CELLS))
+    torso_rnn: int = knob(0, "width of one recurrent cell (rnn_cell) after the shared torso, "
+                          "feeding both heads (needs torso_hidden; excludes policy_rnn and "
+                          "value_rnn); 0: none", Integer(0))
     # --- learning-rate schedule shape
     lr_end_factor: float = knob(0.0, "where a decaying lr_schedule ends, as a multiple of each "
                                 "group's learning rate (0: decay to 0; 0.1: lr 5e-3 ends at "
@@ -291,9 +294,10 @@ class PPOConfig:
 
     @property
     def recurrent(self) -> bool:
-        """Whether either network has a recurrent cell: minibatches are then whole
-        env sequences (`num_envs // num_minibatches` envs each), not shuffled steps."""
-        return bool(self.policy_rnn or self.value_rnn)
+        """Whether a network has a recurrent cell (its own or the shared one):
+        minibatches are then whole env sequences (`num_envs // num_minibatches`
+        envs each), not shuffled steps."""
+        return bool(self.policy_rnn or self.value_rnn or self.torso_rnn)
 
     @property
     def eval_interval(self) -> int:
@@ -356,8 +360,18 @@ class PPOConfig:
         if self.recurrent and self.num_envs % self.num_minibatches:
             raise ValueError(
                 f"num_minibatches={self.num_minibatches} is invalid with a recurrent network "
-                f"(policy_rnn={self.policy_rnn}, value_rnn={self.value_rnn}): minibatches "
-                f"are whole env sequences; allowed is a divisor of num_envs={self.num_envs}")
+                f"(policy_rnn={self.policy_rnn}, value_rnn={self.value_rnn}, torso_rnn="
+                f"{self.torso_rnn}): minibatches are whole env sequences; allowed is a "
+                f"divisor of num_envs={self.num_envs}")
+        if self.torso_rnn and not self.torso_hidden:
+            raise ValueError(f"torso_rnn={self.torso_rnn} is invalid with torso_hidden=(): the "
+                             "shared cell reads the shared torso; allowed is torso_hidden set "
+                             "(e.g. (128,)), or torso_rnn=0 with policy_rnn / value_rnn")
+        if self.torso_rnn and (self.policy_rnn or self.value_rnn):
+            raise ValueError(f"torso_rnn={self.torso_rnn} is invalid with policy_rnn="
+                             f"{self.policy_rnn}, value_rnn={self.value_rnn}: the heads read "
+                             "the shared cell; allowed is torso_rnn=0, or policy_rnn=0 and "
+                             "value_rnn=0")
 
     def _validate_value_combinations(self) -> None:
         chosen = strategies.of(self)

@@ -20,8 +20,11 @@ feeds it and both heads.
 Memory: `policy_rnn` / `value_rnn` > 0 puts a recurrent cell (`rnn_cell`:
 flax's GRU or LSTM) of that width between a network's features (its encoder, or
 the shared torso) and its own dense layers; each network has its own cell, so
-the policy and the critic are recurrent or feed-forward independently. Every
-network steps through one signature, recurrent or not:
+the policy and the critic are recurrent or feed-forward independently.
+`torso_rnn` > 0 instead puts one cell after the shared torso, feeding both
+heads (PureJaxRL's and Craftax's recurrent PPO): each head's step reads and
+returns that cell's carry, so the policy's and the critic's carries are the
+same state. Every network steps through one signature, recurrent or not:
 
     dist_params, carry = network.apply(params, obs, carry, reset, method=ActorCritic.policy_step)
     value, carry = network.apply(params, obs, carry, reset, method=ActorCritic.value_step)
@@ -263,6 +266,11 @@ class CellKind:
         cell = self.module(width, parent=None)  # unbound: only its carry_init is read
         return cell.initialize_carry(jax.random.PRNGKey(0), (*batch_shape, 1))
 
+    def output(self, carry: Carry) -> jax.Array:
+        """The cell's output of the step that left `carry`: a GRU's state, an
+        LSTM's hidden state h of its (c, h) pair (flax's cells return these)."""
+        return carry[1] if self.gates == 4 else carry
+
     def cost(self, inputs: int, width: int) -> int:
         """FLOPs of one step: each gate has an input and a recurrent matmul."""
         return 2 * self.gates * (inputs + width) * width
@@ -305,6 +313,7 @@ class ActorCritic(nn.Module):
     policy_rnn: int = 0  # width of the policy's recurrent cell; 0: feed-forward
     value_rnn: int = 0
     rnn_cell: str = "gru"  # a key of CELLS
+    torso_rnn: int = 0  # width of the cell both heads share, after the torso; 0: none
 
     def setup(self) -> None:
         encoder = ENCODERS[self.torso_kind].encoder
@@ -323,6 +332,8 @@ class ActorCritic(nn.Module):
             self.policy_cell = CELLS[self.rnn_cell].make(self.policy_rnn, "policy_cell")
         if self.value_rnn:
             self.value_cell = CELLS[self.rnn_cell].make(self.value_rnn, "value_cell")
+        if self.torso_rnn:
+            self.torso_cell = CELLS[self.rnn_cell].make(self.torso_rnn, "torso_cell")
         if not self.discrete:
             self.policy_log_std = self.param(
                 "policy_log_std", nn.initializers.zeros, (self.action_dim,)
@@ -330,7 +341,15 @@ class ActorCritic(nn.Module):
 
     @nn.nowrap
     def rnn_width(self, head: str) -> int:
+        """Width of the cell `head` reads through (the shared one with torso_rnn); 0: none."""
+        if self.torso_rnn:
+            return self.torso_rnn
         return self.policy_rnn if head == "policy" else self.value_rnn
+
+    @nn.nowrap
+    def recurrent_heads(self) -> tuple[str, ...]:
+        """The heads whose features pass a recurrent cell."""
+        return tuple(head for head in HEADS if self.rnn_width(head))
 
     @nn.nowrap
     def initial_carry(self, batch_shape: int | Sequence[int]) -> dict[str, Carry]:
@@ -353,12 +372,19 @@ class ActorCritic(nn.Module):
         carry (restarted first where `reset`); feed-forward: the features, and the
         carry unchanged. The part of a step that a sequence must scan."""
         x = self.features(obs, head)
-        width = self.rnn_width(head)
-        if not width:
+        if not self.rnn_width(head):
             return x, carry
-        start = CELLS[self.rnn_cell].initial_carry(width, x.shape[:-1])
+        return self.cell_step(x, carry, reset, head)
+
+    def cell_step(self, x: jax.Array, carry: Carry, reset: jax.Array, head: str
+                  ) -> tuple[jax.Array, Carry]:
+        """`head`'s recurrent cell on its features `x`: (output, next carry), the
+        carry restarted first where `reset`. Features need no carry, so a
+        sequence computes them batched and scans only this."""
+        start = CELLS[self.rnn_cell].initial_carry(self.rnn_width(head), x.shape[:-1])
         carry = jax.tree.map(lambda s, c: jnp.where(reset[..., None], s, c), start, carry)
-        carry, out = getattr(self, f"{head}_cell")(carry, x)
+        cell = self.torso_cell if self.torso_rnn else getattr(self, f"{head}_cell")
+        carry, out = cell(carry, x)
         return out, carry
 
     def policy_output(self, memory: jax.Array) -> tuple[jax.Array, ...]:
@@ -422,6 +448,7 @@ def make_network(config: PPOConfig, action_dim: int, discrete: bool,
         policy_rnn=config.policy_rnn,
         value_rnn=config.value_rnn,
         rnn_cell=config.rnn_cell,
+        torso_rnn=config.torso_rnn,
     )
 
 

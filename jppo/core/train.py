@@ -13,13 +13,16 @@ passes of `num_minibatches` optimizer steps. Metrics are one scalar per update.
 Every `eval_every` updates `run_updates` adds a deterministic evaluation
 (`jppo.core.acting`, which also holds the act step the rollout uses).
 
-Recurrent networks (`policy_rnn`, `value_rnn`): `TrainState.memory` carries each
-env's policy and critic state across rollouts, and every step restarts it where
-the observation begins an episode (after a termination or a truncation). A
-recurrent critic's cell runs inside the rollout scan (the head after it runs
-batched afterwards), and V(final observation) reads the state that saw the
-episode. Minibatches are then whole env sequences (envs are shuffled, never
-steps), re-run from the stored state each env had at the start of the rollout.
+Recurrent networks (`policy_rnn`, `value_rnn`, or `torso_rnn` shared by both
+heads): `TrainState.memory` carries each env's policy and critic state across
+rollouts, and every step restarts it where the observation begins an episode
+(after a termination or a truncation). A recurrent critic's cell runs inside
+the rollout scan (the head after it runs batched afterwards; a shared cell runs
+once, in the policy's step), and V(final observation) reads the state that saw
+the episode. Minibatches are then whole env sequences (envs are shuffled, never
+steps), re-run from the stored state each env had at the start of the rollout:
+the features batched over the whole sequence, then one scan over time running
+every cell (a shared one once), so the loss reads both heads from one pass.
 
 Every phase is a module-level pure function of a `Setup` (the static program:
 config, env, network, the config's strategies) and pytrees, so each can be
@@ -46,7 +49,14 @@ from jppo.core import acting, distributions, losses, strategies
 from jppo.core import normalize as norm
 from jppo.core.config import HParams, PPOConfig, require_config, validate_hparams
 from jppo.core.gae import actor_critic_targets
-from jppo.core.networks import ActorCritic, init_params, make_network, param_labels
+from jppo.core.networks import (
+    CELLS,
+    HEADS,
+    ActorCritic,
+    init_params,
+    make_network,
+    param_labels,
+)
 from jppo.core.optim import (
     group_norms,
     learning_rates_in_force,
@@ -184,6 +194,7 @@ class Setup:
     actor: acting.Actor
     eval_every: int  # updates between evaluations; 0: none
     eval_max_steps: int  # step limit of an evaluation episode
+    eval_env: Any = None  # `env` without gymnax's auto-reset (`envs.without_auto_reset`)
 
 # ----------------------------------------------------------------- the program
 
@@ -239,7 +250,7 @@ def make_setup(config: PPOConfig, env: Any, env_params: Any) -> Setup:
                          config.obs_norm)
     eval_every, max_steps = evaluation_plan(config, env_params, spec.name)
     return Setup(config, env, env_params, spec, network, strategies.of(config),
-                 scan_unroll(config), actor, eval_every, max_steps)
+                 scan_unroll(config), actor, eval_every, max_steps, envs.without_auto_reset(env))
 
 
 def evaluation_plan(config: PPOConfig, env_params: Any, env_name: str) -> tuple[int, int]:
@@ -380,9 +391,11 @@ def evaluated_block(setup: Setup, state: TrainState, hparams: HParams
 
 def evaluate_state(setup: Setup, state: TrainState, hparams: HParams) -> acting.EvalResult:
     """`eval_episodes` deterministic episodes of the state's policy, with its
-    observation statistics (not updated), on keys folded from the train key."""
+    observation statistics (not updated), on keys folded from the train key.
+    Episodes run to their first end, so the env's auto-reset is skipped (the
+    same episodes, bit for bit; see `envs.no_reset`)."""
     return acting.evaluate(setup.actor, policy_inputs(state.params, state.norm, hparams),
-                           setup.env, setup.env_params, acting.evaluation_key(state.key),
+                           setup.eval_env, setup.env_params, acting.evaluation_key(state.key),
                            setup.config.eval_episodes, setup.eval_max_steps)
 
 
@@ -427,7 +440,7 @@ def env_step(setup: Setup, params: Any, ns: NormState, hparams: HParams,
     action, seen, dist, policy_carry = acting.act_step(
         setup.actor, policy_inputs(params, ns, hparams), obs, action_key, deterministic=False,
         carry=memory.policy, reset=memory.episode_start)
-    value_carry, critic = critic_memory_step(setup, params, seen, memory)
+    value_carry, critic = critic_memory_step(setup, params, seen, memory, policy_carry)
     log_prob = distributions.log_prob(dist, action, setup.spec.discrete, setup.spec.action_nvec)
     step_envs = jax.vmap(setup.env.step, in_axes=(0, 0, 0, None))
     next_obs, env_state, reward, terminated, truncated, info = step_envs(
@@ -442,13 +455,18 @@ def env_step(setup: Setup, params: Any, ns: NormState, hparams: HParams,
     return (env_state, next_obs, next_memory), (transition, obs)
 
 
-def critic_memory_step(setup: Setup, params: Any, seen: jax.Array, memory: Memory
-                       ) -> tuple[Any, Any]:
+def critic_memory_step(setup: Setup, params: Any, seen: jax.Array, memory: Memory,
+                       policy_carry: Any) -> tuple[Any, Any]:
     """A recurrent critic's cell on this step: (next carry, (memory output, next
     carry)); the value head runs after the rollout, batched over all steps. A
-    feed-forward critic reads nothing here: (its carry, None)."""
-    if not setup.network.value_rnn:
+    shared cell (`torso_rnn`) already ran in the policy's step, which left
+    `policy_carry`: its output is read off that carry. A feed-forward critic
+    reads nothing here: (its carry, None)."""
+    network = setup.network
+    if not network.rnn_width("value"):
         return memory.value, None
+    if network.torso_rnn:
+        return policy_carry, (CELLS[network.rnn_cell].output(policy_carry), policy_carry)
     out, carry = setup.network.apply(params, seen, memory.value, memory.episode_start, "value",
                                      method=ActorCritic.memory)
     return carry, (out, carry)
@@ -469,7 +487,7 @@ def rollout_critic_outputs(setup: Setup, params: Any, traj: Transition
     """Raw critic outputs on every observation and every final observation. A
     recurrent critic's final observation is read with the carry after its step,
     the state that saw the episode (never a restarted one)."""
-    if not setup.network.value_rnn:
+    if not setup.network.rnn_width("value"):
         return critic_output(setup, params, traj.obs), critic_output(setup, params,
                                                                      traj.final_obs)
     memory, carry_after = traj.critic
@@ -658,18 +676,21 @@ def minibatch_step(setup: Setup, tx: optax.GradientTransformation, ctx: LossCont
 
 def total_loss(setup: Setup, params: Any, mb: Batch, ctx: LossContext
                ) -> tuple[jax.Array, Metrics]:
-    actor, stats = policy_loss(setup, params, mb, ctx.hparams, ctx.ent_coef)
-    critic, value_clip = value_loss(setup, params, mb, ctx.norm, ctx.hparams, ctx.loss_scale)
+    memories = sequence_memories(setup, params, mb, HEADS)  # one pass for both heads
+    actor, stats = policy_loss(setup, params, mb, ctx.hparams, ctx.ent_coef, memories)
+    critic, value_clip = value_loss(setup, params, mb, ctx.norm, ctx.hparams, ctx.loss_scale,
+                                    memories)
     total = actor + ctx.hparams.vf_coef * critic
     return total, {**stats, "value_loss": critic, "value_clip_fraction": value_clip,
                    "total_loss": total}
 
 
 def policy_loss(setup: Setup, params: Any, mb: Batch, hparams: HParams,
-                ent_coef: jax.Array) -> tuple[jax.Array, Metrics]:
+                ent_coef: jax.Array, memories: Mapping[str, jax.Array] | None = None
+                ) -> tuple[jax.Array, Metrics]:
     """Clipped surrogate minus the entropy bonus, and the policy statistics."""
     discrete, nvec = setup.spec.discrete, setup.spec.action_nvec
-    dist = minibatch_policy(setup, params, mb)
+    dist = minibatch_policy(setup, params, mb, memories)
     log_prob = distributions.log_prob(dist, mb.action, discrete, nvec)
     entropy = jnp.mean(distributions.entropy(dist, discrete, nvec))
     advantage = setup.chosen.advantage_norm.minibatch(mb.advantage, hparams)
@@ -686,10 +707,11 @@ def policy_loss(setup: Setup, params: Any, mb: Batch, hparams: HParams,
 
 
 def value_loss(setup: Setup, params: Any, mb: Batch, ns: NormState, hparams: HParams,
-               loss_scale: jax.Array) -> tuple[jax.Array, jax.Array]:
+               loss_scale: jax.Array, memories: Mapping[str, jax.Array] | None = None
+               ) -> tuple[jax.Array, jax.Array]:
     """Value loss in head space (divided by `loss_scale`), and its clip fraction."""
     chosen, encode = setup.chosen, setup.chosen.value_target.encode
-    output = minibatch_critic_output(setup, params, mb)
+    output = minibatch_critic_output(setup, params, mb, memories)
     inputs = strategies.ValueLossInputs(
         output=output,
         pred=chosen.value_loss.head.value(output, setup.config) / loss_scale,
@@ -702,36 +724,57 @@ def value_loss(setup: Setup, params: Any, mb: Batch, ns: NormState, hparams: HPa
     return chosen.value_loss.loss(inputs), chosen.value_loss.clip_fraction(inputs)
 
 
-def minibatch_policy(setup: Setup, params: Any, mb: Batch) -> tuple[jax.Array, ...]:
+def minibatch_policy(setup: Setup, params: Any, mb: Batch,
+                     memories: Mapping[str, jax.Array] | None = None) -> tuple[jax.Array, ...]:
     """The policy's distribution parameters on a minibatch; a recurrent policy
-    re-runs each env's sequence from its stored start."""
-    if not setup.network.policy_rnn:
+    reads its memory outputs along each env's sequence (`memories`, or a pass
+    of its own from the stored starts)."""
+    if not setup.network.rnn_width("policy"):
         return policy(setup, params, mb.obs)
-    memory = unroll(setup, params, mb, "policy")
-    return setup.network.apply(params, memory, method=ActorCritic.policy_output)
+    if memories is None:
+        memories = sequence_memories(setup, params, mb, ("policy",))
+    return setup.network.apply(params, memories["policy"], method=ActorCritic.policy_output)
 
 
-def minibatch_critic_output(setup: Setup, params: Any, mb: Batch) -> jax.Array:
-    """The critic's raw output on a minibatch (re-run along sequences if recurrent)."""
-    if not setup.network.value_rnn:
+def minibatch_critic_output(setup: Setup, params: Any, mb: Batch,
+                            memories: Mapping[str, jax.Array] | None = None) -> jax.Array:
+    """The critic's raw output on a minibatch (read along sequences if recurrent)."""
+    if not setup.network.rnn_width("value"):
         return critic_output(setup, params, mb.obs)
-    memory = unroll(setup, params, mb, "value")
-    return setup.network.apply(params, memory, method=ActorCritic.value_output)
+    if memories is None:
+        memories = sequence_memories(setup, params, mb, ("value",))
+    return setup.network.apply(params, memories["value"], method=ActorCritic.value_output)
 
 
-def unroll(setup: Setup, params: Any, mb: Batch, head: str) -> jax.Array:
-    """`head`'s memory outputs (envs, steps, width) along env sequences: a scan
-    over time from each env's stored carry, restarting it at episode starts, as
-    the rollout did."""
-    def step(carry: Any, inputs: tuple[jax.Array, jax.Array]):
-        obs, reset = inputs
-        out, carry = setup.network.apply(params, obs, carry, reset, head,
-                                         method=ActorCritic.memory)
-        return carry, out
+def sequence_memories(setup: Setup, params: Any, mb: Batch, heads: tuple[str, ...]
+                      ) -> dict[str, jax.Array]:
+    """The memory outputs (envs, steps, width) of the recurrent ones of `heads`
+    along env sequences, from each env's stored carry, restarting it at episode
+    starts as the rollout did. The features read no carry, so they run batched
+    over every step first; one scan over time then steps every cell together
+    (a shared `torso_rnn` cell once, for both heads)."""
+    network = setup.network
+    recurrent = [h for h in heads if network.rnn_width(h)]
+    cells = recurrent[:1] if network.torso_rnn else recurrent  # heads with a cell of their own
+    if not cells:
+        return {}
+    features: dict[str, jax.Array] = {}
+    for head in cells:  # a shared dense torso feeds every cell the same features
+        features[head] = (features[cells[0]] if network.torso_hidden and features else
+                          network.apply(params, mb.obs, head, method=ActorCritic.features))
 
-    time_major = (jnp.swapaxes(mb.obs, 0, 1), jnp.swapaxes(mb.reset, 0, 1))
-    _, outputs = jax.lax.scan(step, mb.carry[head], time_major, unroll=setup.unroll)
-    return jnp.swapaxes(outputs, 0, 1)
+    def step(carries: dict[str, Any], inputs: tuple[dict[str, jax.Array], jax.Array]):
+        x, reset = inputs
+        stepped = {head: network.apply(params, x[head], carries[head], reset, head,
+                                       method=ActorCritic.cell_step) for head in cells}
+        return ({head: carry for head, (_, carry) in stepped.items()},
+                {head: out for head, (out, _) in stepped.items()})
+
+    time_major = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), (features, mb.reset))
+    _, outputs = jax.lax.scan(step, {head: mb.carry[head] for head in cells}, time_major,
+                              unroll=setup.unroll)
+    outputs = {head: jnp.swapaxes(out, 0, 1) for head, out in outputs.items()}
+    return {head: outputs[cells[0] if network.torso_rnn else head] for head in recurrent}
 
 
 def term_norms_on_torso(setup: Setup, params: Any, mb: Batch, ctx: LossContext) -> Metrics:

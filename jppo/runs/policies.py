@@ -81,15 +81,18 @@ class Policy:
 
     @property
     def recurrent(self) -> bool:
-        """Whether the policy carries state between steps (`policy_rnn` > 0)."""
-        return bool(self.actor.network.policy_rnn)
+        """Whether the policy carries state between steps (`policy_rnn` or
+        `torso_rnn` > 0)."""
+        return bool(self.actor.network.rnn_width("policy"))
 
     def act(self, obs: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
         """The action of a feed-forward policy for raw observations `obs` (any
         leading batch axes): normalized as in training, then the mode (or a
         sample). Pure: `jax.jit(policy.act, static_argnames="deterministic")`."""
         if self.recurrent:
-            raise ValueError(f"policy_rnn={self.actor.network.policy_rnn} makes this policy "
+            network = self.actor.network
+            knob = "torso_rnn" if network.torso_rnn else "policy_rnn"
+            raise ValueError(f"{knob}={network.rnn_width('policy')} makes this policy "
                              "recurrent: act has no state; allowed is policy.step(obs, key, "
                              "carry, reset) with carry = policy.initial_carry(batch)")
         self.batch_of(obs)
