@@ -77,18 +77,21 @@ def _jppo(runs: list[Path], paths: Sequence[str | Path]) -> LogDiagnosis:
 
 
 def snippet_markdown(findings: Sequence[diagnose.Finding], info: dict[str, Any]) -> list[str]:
-    """Per cell with rules not judged: the trainer's lines that log the missing metrics."""
+    """Per source: the trainer's lines that log the metrics a rule lacked (not judged) or
+    would be sharper with, under names its reader takes as they are."""
+    wanted: dict[str, dict[str, None]] = {}
+    for f in findings:
+        source = info.get("variants", {}).get(f.variant, {}).get("source", "")
+        wanted.setdefault(source, {}).update(dict.fromkeys([*f.missing, *f.unlogged]))
     lines: list[str] = []
-    for (variant, env), cell in diagnose.report.group_findings(findings).items():
-        source = SOURCES.get(info.get("variants", {}).get(variant, {}).get("source", ""))
-        missing = [m for f in cell for m in f.missing]
-        if source is None or not missing:
+    for name, metrics in wanted.items():
+        source = SOURCES.get(name)
+        if source is None or not metrics:
             continue
-        snippets = list(dict.fromkeys(source.snippets[m] for m in missing
-                                      if m in source.snippets))
-        lines += [f"## Logging what {variant} / {env} lacks ({source.title})", "",
-                  f"Not logged: {', '.join(dict.fromkeys(missing))}. These lines log them "
-                  "under names the reader takes as they are:", ""]
+        snippets = dict.fromkeys(source.snippets[m] for m in metrics if m in source.snippets)
+        lines += ["", f"## Logging what the rules lacked: {source.title}", "",
+                  f"Not logged: {', '.join(metrics)}. These lines log them under names "
+                  "the reader takes as they are:", ""]
         lines += [block for snippet in snippets for block in ("```python", snippet.rstrip(),
                                                               "```", "")]
     return lines
