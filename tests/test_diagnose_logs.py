@@ -261,3 +261,13 @@ def test_a_corrupted_or_empty_event_file_is_a_one_line_error_naming_it(tmp_path,
 def test_the_brax_and_sb3_mapping_tables_name_every_converted_tag():
     for source in (sb3.SOURCE, cleanrl.SOURCE, brax.SOURCE):
         assert source.conversions and all(c.how for c in source.conversions)
+
+
+def test_diagnose_logs_is_public_and_the_docs_hold_every_conversion():
+    import jppo
+
+    assert jppo.diagnose_logs is diagnose_logs
+    docs = (Path(__file__).parent.parent / "docs" / "diagnose-logs.md").read_text()
+    for source in discover.SOURCES.values():
+        for c in source.conversions:
+            assert f"| `{c.theirs}` | `{c.ours}` | {c.how} |" in docs, c
