@@ -178,7 +178,7 @@ def diagnose(paths: Annotated[tuple[str, ...], tyro.conf.Positional],
              source: Literal["auto", "sb3", "cleanrl", "brax", "csv", "jppo"] = "auto",
              map: Repeated = (),
              map_file: str | None = None, group: str | None = None,
-             report: str = "diagnosis.md") -> int:
+             baseline: str | None = None, report: str = "diagnosis.md") -> int:
     """Name the failure modes of a jppo run (writes RUN/diagnosis.md) or of other
     trainers' logs: SB3 TensorBoard folders or progress.csv, CleanRL TensorBoard folders,
     Brax progress metrics (JSON lines / CSV), W&B history CSV, plain CSV / Parquet.
@@ -192,6 +192,7 @@ def diagnose(paths: Annotated[tuple[str, ...], tyro.conf.Positional],
             [config] (PPOConfig fields) and [source] (env, action_dim, Brax's
             entropy_cost, vf_loss_coefficient) tables.
         group: a regex; its first group (or match) in a run's path names its cell.
+        baseline: the cell the summary's P(> baseline) compares the others with.
         report: where the Markdown report of logs goes (a jppo run: RUN/diagnosis.md).
     """
     from jppo.analysis import diagnose as diagnosis
@@ -206,7 +207,7 @@ def diagnose(paths: Annotated[tuple[str, ...], tyro.conf.Positional],
         return 0
     discover.check_source(source)
     options = discover.read_options(map, map_file)
-    found = diagnose_logs(paths, source, options, group)
+    found = diagnose_logs(paths, source, options, group, baseline)
     print(found.terminal)
     results.atomic_write_text(Path(report), found.markdown)
     print(f"report: {report}")

@@ -271,3 +271,20 @@ def test_diagnose_logs_is_public_and_the_docs_hold_every_conversion():
     for source in discover.SOURCES.values():
         for c in source.conversions:
             assert f"| `{c.theirs}` | `{c.ours}` | {c.how} |" in docs, c
+
+
+def test_the_summary_gives_jppos_final_return_statistics_per_cell():
+    group = FIXTURES / "sb3" / "sb3_healthy"
+    found = diagnose_logs(group, baseline="sb3_healthy")
+    table = found.summary
+    finals = []
+    for seed in sorted(group.iterdir()):
+        rows = csv_rows(seed / "progress.csv")[:-1]  # the updates logged (see above)
+        window = max(1, round(0.1 * len(rows)))
+        finals.append(np.mean([r["rollout/ep_rew_mean"] for r in rows[-window:]]))
+    (row,) = table.to_dict("records")
+    assert row["variant"] == "sb3_healthy" and row["seeds"] == len(finals)
+    assert row["mean"] == pytest.approx(np.mean(finals))
+    assert "P(> sb3_healthy)" in found.markdown
+    with pytest.raises(LogError, match="--baseline 'nope' is not a cell; cells: sb3_healthy"):
+        diagnose_logs(group, baseline="nope")

@@ -38,12 +38,14 @@ CLEANRL_COMMIT = "fe8d8a03c41a7ef5b523e2e354bd01c363e786bb"
 SEEDS = (1, 2, 3)
 STEPS = 12_288  # 24 updates of 4 envs x 128 steps
 
-# name -> (env, PPO keyword arguments, reward scale)
+# name -> (env, PPO keyword arguments, reward scale, log with the diagnostics callback)
 SB3_CONFIGS = {
-    "sb3_healthy": ("CartPole-v1", {}, 1.0),
-    "sb3_tiny_lr": ("CartPole-v1", {"learning_rate": 1e-7}, 1.0),
-    "sb3_greedy_lr": ("CartPole-v1", {"learning_rate": 0.03}, 1.0),
-    "sb3_rewards_x1000_vclip": ("CartPole-v1", {"clip_range_vf": 0.2}, 1000.0),
+    "sb3_healthy": ("CartPole-v1", {}, 1.0, False),
+    "sb3_tiny_lr": ("CartPole-v1", {"learning_rate": 1e-7}, 1.0, False),
+    "sb3_greedy_lr": ("CartPole-v1", {"learning_rate": 0.03}, 1.0, False),
+    "sb3_rewards_x1000_vclip": ("CartPole-v1", {"clip_range_vf": 0.2}, 1000.0, False),
+    "sb3_healthy_diagnostics": ("CartPole-v1", {}, 1.0, True),
+    "sb3_vf_coef_20": ("CartPole-v1", {"vf_coef": 20.0}, 1.0, True),
 }
 # name -> (script, command-line flags)
 CLEANRL_CONFIGS = {
@@ -58,7 +60,22 @@ CLEANRL_CONFIGS = {
                                    ["--env-id", "Pendulum-v1", "--num-envs", "4",
                                     "--num-steps", "128", "--num-minibatches", "4",
                                     "--learning-rate", "0.03"]),
+    "cleanrl_greedy_lr_epochs": ("ppo.py", ["--env-id", "CartPole-v1", "--learning-rate", "0.03",
+                                            "--ent-coef", "0.0", "--no-anneal-lr",
+                                            "--update-epochs", "10", "--num-minibatches", "8"]),
 }
+SNIPPET_SOURCE = HERE.parent.parent / "jppo" / "analysis" / "logs" / "sb3.py"
+
+
+def diagnostics_callback():
+    """The callback jppo's report shows for SB3 logs (`GRADIENTS` in jppo's sb3 reader),
+    taken from there verbatim, so the fixtures log with exactly the documented lines."""
+    text = SNIPPET_SOURCE.read_text()
+    marker = "GRADIENTS = '''\\\n"
+    start = text.index(marker) + len(marker)
+    namespace: dict = {}
+    exec(text[start:text.index("'''", start)], namespace)
+    return namespace["JppoDiagnostics"]()
 
 
 def train_sb3(name: str, seed: int) -> None:
@@ -68,7 +85,7 @@ def train_sb3(name: str, seed: int) -> None:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.logger import configure
 
-    env_id, kwargs, scale = SB3_CONFIGS[name]
+    env_id, kwargs, scale, diagnostics = SB3_CONFIGS[name]
     folder = FIXTURES / "sb3" / name / f"seed{seed}"
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -78,7 +95,7 @@ def train_sb3(name: str, seed: int) -> None:
     env = make_vec_env(env_id, n_envs=4, seed=seed, wrapper_class=scaled)
     model = PPO("MlpPolicy", env, n_steps=128, seed=seed, device="cpu", **kwargs)
     model.set_logger(configure(str(folder), ["csv", "tensorboard"]))
-    model.learn(total_timesteps=STEPS)
+    model.learn(total_timesteps=STEPS, callback=diagnostics_callback() if diagnostics else None)
 
 
 def train_cleanrl(name: str, seed: int) -> None:

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from jppo.analysis import diagnose
+from jppo.analysis import diagnose, stats
 from jppo.analysis.logs.base import Options
 from jppo.analysis.logs.discover import SOURCES, LogRun, assemble, runs_under, seed_lines
 from jppo.analysis.logs.events import LogError
@@ -27,15 +28,29 @@ class LogDiagnosis:
     info: dict[str, Any]
     runs: list[LogRun]
     notes: list[str]
+    baseline: str | None = None  # the cell the summary's P(> baseline) compares with
+
+    @property
+    def summary(self) -> pd.DataFrame | None:
+        """jppo's final-return statistics per cell (None without logged returns)."""
+        return summary_table(self.frame, self.baseline) if self.info else None
 
     @property
     def markdown(self) -> str:
-        return diagnose.format_markdown(self.findings, self.info, self.notes) + \
-            "\n".join(snippet_markdown(self.findings, self.info))
+        table = self.summary
+        summary = [] if table is None else [
+            "## Final return per cell", "",
+            stats.final_return_text(table, stats.FINAL_FRACTION) + " CIs = 95% stratified "
+            f"bootstrap over seeds (rliable, {table.attrs['reps']} reps).", "",
+            stats.format_table(table), ""]
+        report = diagnose.format_markdown(self.findings, self.info, self.notes)
+        return "\n".join([report, *summary, *snippet_markdown(self.findings, self.info)])
 
     @property
     def terminal(self) -> str:
-        return diagnose.format_terminal(self.findings, self.notes)
+        table = self.summary
+        text = diagnose.format_terminal(self.findings, self.notes)
+        return text if table is None else f"{stats.format_table(table)}\n\n{text}"
 
     def _repr_markdown_(self) -> str:
         return self.markdown
@@ -47,11 +62,12 @@ def is_jppo_run(path: Path) -> bool:
 
 def diagnose_logs(paths: str | Path | Sequence[str | Path], source: str = "auto",
                   map: Options | dict[str, str] | None = None,
-                  group: str | None = None) -> LogDiagnosis:
+                  group: str | None = None, baseline: str | None = None) -> LogDiagnosis:
     """Diagnose the runs under `paths` (TensorBoard folders, SB3 progress.csv, Brax JSON
     lines, W&B or plain CSV / Parquet; a jppo run directory too): runs of one group are
     the seeds of one cell. `map` renames columns (ours -> theirs) or is a full `Options`
-    (`read_options`); `group` is a regex whose first group names a run's cell."""
+    (`read_options`); `group` is a regex whose first group names a run's cell;
+    `baseline` the cell the summary's P(> baseline) compares the others with."""
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
     options = map if isinstance(map, Options) else Options(map=dict(map or {}))
     jppo_runs = [Path(p) for p in paths if source in ("auto", "jppo") and is_jppo_run(Path(p))]
@@ -63,7 +79,11 @@ def diagnose_logs(paths: str | Path | Sequence[str | Path], source: str = "auto"
     frame, info = assemble(runs)
     notes = seed_lines(info) + [f"{run.path}: {note}" for run in runs
                                 for note in run.normalised.notes]
-    return LogDiagnosis(diagnose.diagnose_frame(frame, info), frame, info, runs, notes)
+    groups = list(info["variants"])
+    if baseline is not None and baseline not in groups:
+        raise LogError(f"--baseline {baseline!r} is not a cell; cells: {', '.join(groups)}")
+    return LogDiagnosis(diagnose.diagnose_frame(frame, info), frame, info, runs, notes,
+                        baseline)
 
 
 def _jppo(runs: list[Path], paths: Sequence[str | Path]) -> LogDiagnosis:
@@ -74,6 +94,26 @@ def _jppo(runs: list[Path], paths: Sequence[str | Path]) -> LogDiagnosis:
     findings = diagnose.diagnose_run(runs[0])
     frame = results.read_metrics(runs[0])
     return LogDiagnosis(findings, frame, {}, [], diagnose.incomplete_notes(runs[0]))
+
+
+def summary_table(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame | None:
+    """`stats.summary_table` over the cells that logged returns. Trainers that log a
+    windowed mean per update (SB3's ep_rew_mean) give no episode counts: each logged
+    update then weighs one."""
+    if "episode_return" not in frame.columns and "eval_return" not in frame.columns:
+        return None
+    frame = frame.copy()
+    returns = frame.get("episode_return", pd.Series(np.nan, index=frame.index))
+    counts = frame.get("episodes_finished", pd.Series(np.nan, index=frame.index))
+    frame["episodes_finished"] = counts.fillna(np.isfinite(returns).astype(np.float64))
+    scores = stats.final_scores(frame, stats.FINAL_FRACTION)
+    scores = {key: value for key, value in scores.items() if np.isfinite(value[0]).any()}
+    if not scores:
+        return None
+    table = stats.summary_table({k: v[0] for k, v in scores.items()}, baseline,
+                                return_metrics={k: v[1] for k, v in scores.items()})
+    table.attrs["fraction"] = stats.FINAL_FRACTION
+    return table
 
 
 def snippet_markdown(findings: Sequence[diagnose.Finding], info: dict[str, Any]) -> list[str]:

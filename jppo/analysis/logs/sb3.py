@@ -71,7 +71,8 @@ class JppoDiagnostics(BaseCallback):
     gradient norms, the clip ratio and the rollout's target statistics."""
 
     def _on_training_start(self):
-        clip, policy = th.nn.utils.clip_grad_norm_, self.model.policy
+        self.clip = clip = th.nn.utils.clip_grad_norm_
+        policy = self.model.policy
         heads = {"value": [*policy.mlp_extractor.value_net.parameters(),
                            *policy.value_net.parameters()],
                  "policy": [*policy.mlp_extractor.policy_net.parameters(),
@@ -89,6 +90,9 @@ class JppoDiagnostics(BaseCallback):
             return total
 
         th.nn.utils.clip_grad_norm_ = logged_clip
+
+    def _on_training_end(self):
+        th.nn.utils.clip_grad_norm_ = self.clip
 
     def _on_rollout_end(self):
         buffer = self.model.rollout_buffer
