@@ -50,9 +50,12 @@ case-studies: $(STAMP)
 
 ## diagnosis-benchmark: 73 labelled runs (injected failure modes and healthy ones) trained,
 ##   diagnosed and scored: experiments/diagnosis_benchmark/results.{json,md} (about 6
-##   minutes on 2 idle cores; 16 programs to compile)
+##   minutes on 2 idle cores; 16 programs to compile), then the external-logs section:
+##   the committed SB3 / CleanRL fixtures of experiments/external_logs, diagnosed and
+##   scored against their labels (seconds; alone: BENCH=--external-only)
+BENCH ?=
 diagnosis-benchmark: $(STAMP)
-	$(PY) -m experiments.diagnosis_benchmark.run --out runs/diagnosis-benchmark
+	$(PY) -m experiments.diagnosis_benchmark.run --out runs/diagnosis-benchmark $(BENCH)
 
 ## mutants: mutation testing of the training core (slow, on demand; not part of test or CI).
 ##   Settings in pyproject.toml [tool.mutmut]. One module: make mutants MUTANTS='jppo.core.gae.*'.

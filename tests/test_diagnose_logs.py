@@ -288,3 +288,19 @@ def test_the_summary_gives_jppos_final_return_statistics_per_cell():
     assert "P(> sb3_healthy)" in found.markdown
     with pytest.raises(LogError, match="--baseline 'nope' is not a cell; cells: sb3_healthy"):
         diagnose_logs(group, baseline="nope")
+
+
+def test_runs_logged_with_the_reports_sb3_callback_are_judged_by_every_rule():
+    """sb3_healthy_diagnostics is sb3_healthy (same seeds) logged with the callback the
+    report shows: its extra tags are read as jppo's metrics, every rule is judged, and
+    the callback did not change training (the same returns)."""
+    group = FIXTURES / "sb3" / "sb3_healthy_diagnostics"
+    rows = csv_rows(group / "seed1" / "progress.csv")
+    metrics = load(group / "seed1").normalised.metrics
+    assert metrics["grad_clip_ratio"][3] == pytest.approx(rows[4]["train/grad_clip_ratio"])
+    assert metrics["target_std"][3] == pytest.approx(rows[3]["rollout/target_std"])
+    plain = load(FIXTURES / "sb3" / "sb3_healthy" / "seed1").normalised.metrics
+    np.testing.assert_array_equal(metrics["episode_return"], plain["episode_return"])
+    found = diagnose_logs(group)
+    assert not any(f.missing for f in found.findings)
+    assert not any(f.fired for f in found.findings)
