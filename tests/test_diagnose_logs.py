@@ -157,23 +157,6 @@ def test_brax_coefficients_are_divided_out(tmp_path):
     assert run.normalised.config["ent_coef"] == 1e-3
 
 
-def brax_fixture() -> Path | None:
-    found = sorted((FIXTURES / "brax").glob("*/*.jsonl"))
-    return found[0] if found else None
-
-
-@pytest.mark.skipif(brax_fixture() is None, reason="no Brax fixture committed")
-def test_brax_fixture_against_its_json_lines():
-    path = brax_fixture()
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
-    trained = [r for r in rows if "training/v_loss" in r]
-    metrics = load(path).normalised.metrics
-    assert len(metrics) == len(trained)
-    assert list(metrics["value_loss"]) == pytest.approx([r["training/v_loss"] / 0.5
-                                                         for r in trained])
-    assert list(metrics["env_steps"]) == [r["num_steps"] for r in trained]
-
-
 def test_a_wandb_history_csv_is_read_by_its_trainer_names(tmp_path):
     path = tmp_path / "wandb_export.csv"
     path.write_text("_step,_runtime,_timestamp,global_step,losses/value_loss,"

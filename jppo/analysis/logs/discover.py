@@ -19,7 +19,7 @@ import pandas as pd
 from jppo.analysis.logs import brax, cleanrl, plain, sb3
 from jppo.analysis.logs.base import Normalised, Options, RawRun, Source, apply_scale, check_map
 from jppo.analysis.logs.events import EVENT_GLOB, LogError, read_event_folder
-from jppo.analysis.logs.tables import TABLE_SUFFIXES, is_wandb_history, long_rows, read_table
+from jppo.analysis.logs.tables import TABLE_SUFFIXES, long_rows, read_table
 
 SOURCES: dict[str, Source] = {s.name: s for s in (sb3.SOURCE, cleanrl.SOURCE, brax.SOURCE,
                                                   plain.SOURCE)}
@@ -99,8 +99,6 @@ def read_raw(run: Path) -> RawRun:
         return RawRun(run, long, texts, "tensorboard")
     frame = read_table(run)
     step = next((c for c in TABLE_STEPS if c in frame.columns), None)
-    if step == "_step" and "global_step" not in frame.columns and is_wandb_history(frame):
-        step = "_step"
     long = long_rows(frame, step)
     if long.empty:
         raise LogError(f"{run}: no numeric columns")

@@ -53,12 +53,11 @@ def read_event_file(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
             for e in accumulator.Scalars(tag)]
     texts = {}
     for tag in accumulator.Tags()["tensors"]:
-        if tag.endswith("/text_summary") or "text" in tag:
-            events = accumulator.Tensors(tag)
-            if events:
-                values = events[-1].tensor_proto.string_val
-                texts[tag.removesuffix("/text_summary")] = b"".join(values).decode("utf-8",
-                                                                                   "replace")
+        events = accumulator.Tensors(tag)
+        if events and accumulator.SummaryMetadata(tag).plugin_data.plugin_name == "text":
+            values = events[-1].tensor_proto.string_val
+            texts[tag.removesuffix("/text_summary")] = b"".join(values).decode("utf-8",
+                                                                               "replace")
     return pd.DataFrame(rows, columns=["tag", "step", "value"]), texts
 
 

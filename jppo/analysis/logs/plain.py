@@ -19,6 +19,7 @@ from jppo.analysis.logs.base import (
     passthrough_tags,
     series,
 )
+from jppo.analysis.metrics import METRIC_DOCS
 
 CONVERSIONS = (
     Conversion("NAME (a jppo metric name)", "NAME", "as is: jppo's units (value_loss = 0.5 x "
@@ -28,8 +29,7 @@ CONVERSIONS = (
                "one, the row order"),
 )
 SNIPPETS = {name: f"# log one column named {name} per update: {doc}\n"
-            for name, doc in __import__("jppo.analysis.metrics", fromlist=["METRIC_DOCS"])
-            .METRIC_DOCS.items()}
+            for name, doc in METRIC_DOCS.items()}
 STEP_COLUMNS = ("update", "env_steps", "step", "global_step")
 
 
