@@ -1,4 +1,4 @@
-"""Diagnosing other trainers' logs: each source read from a committed real fixture
+"""Diagnosing other trainers' logs: SB3 and CleanRL read from committed real fixtures
 (experiments/external_logs/fixtures, made by generate.py) and checked against the raw
 file read independently (the csv module; TensorBoard records parsed from their framing
 with the Event proto), the unit conversions against hand computations, the rules that
@@ -213,6 +213,9 @@ def test_seeds_of_one_config_form_one_cell_and_configs_are_compared():
     stall = next(f for f in found.findings if f.variant == "cleanrl_tiny_lr"
                  and f.rule == "policy_stall")
     assert stall.fired and stall.seeds == [0, 1, 2]
+    # the evidence names the trainer's tag each metric was converted from
+    assert {"approx_kl (from losses/approx_kl)", "clip_fraction (from losses/clipfrac)",
+            "episode_return (from charts/episodic_return)"} <= set(stall.evidence.columns)
 
 
 def test_a_typo_in_map_or_an_unknown_source_is_a_one_line_error(capsys):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from jppo.analysis import diagnose, stats
-from jppo.analysis.logs.base import Options
+from jppo.analysis.logs.base import METRIC_NAMES, Options
 from jppo.analysis.logs.discover import SOURCES, LogRun, assemble, runs_under, seed_lines
 from jppo.analysis.logs.events import LogError
 
@@ -69,6 +69,8 @@ def diagnose_logs(paths: str | Path | Sequence[str | Path], source: str = "auto"
     (`read_options`); `group` is a regex whose first group names a run's cell;
     `baseline` the cell the summary's P(> baseline) compares the others with."""
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    if not paths:
+        raise LogError("no PATH given: a jppo run directory, or log files / folders")
     options = map if isinstance(map, Options) else Options(map=dict(map or {}))
     jppo_runs = [Path(p) for p in paths if source in ("auto", "jppo") and is_jppo_run(Path(p))]
     if jppo_runs:
@@ -82,8 +84,30 @@ def diagnose_logs(paths: str | Path | Sequence[str | Path], source: str = "auto"
     groups = list(info["variants"])
     if baseline is not None and baseline not in groups:
         raise LogError(f"--baseline {baseline!r} is not a cell; cells: {', '.join(groups)}")
-    return LogDiagnosis(diagnose.diagnose_frame(frame, info), frame, info, runs, notes,
-                        baseline)
+    findings = [with_their_names(f, info, options) for f in diagnose.diagnose_frame(frame, info)]
+    return LogDiagnosis(findings, frame, info, runs, notes, baseline)
+
+
+def their_names(source: str, options: Options) -> dict[str, str]:
+    """jppo metric -> the trainer's name it was read from (its conversion table, --map)."""
+    names = {}
+    for conversion in SOURCES[source].conversions if source in SOURCES else ():
+        tag = conversion.theirs.split(" ")[0].rstrip(",")
+        for ours in conversion.ours.split(", "):
+            if ours in (*METRIC_NAMES, "env_steps") and "/" in tag and tag[0] != "(":
+                names.setdefault(ours, tag)
+    return names | dict(options.map)
+
+
+def with_their_names(finding: diagnose.Finding, info: dict[str, Any],
+                     options: Options) -> diagnose.Finding:
+    """The evidence columns named as jppo's metric and the trainer's tag it was converted
+    from: 'value_loss (from train/value_loss)'."""
+    source = info["variants"].get(finding.variant, {}).get("source", "")
+    names = their_names(source, options)
+    evidence = finding.evidence.rename(columns=lambda c: f"{c} (from {names[c]})"
+                                       if c in names else c)
+    return dataclasses.replace(finding, evidence=evidence)
 
 
 def _jppo(runs: list[Path], paths: Sequence[str | Path]) -> LogDiagnosis:
