@@ -542,10 +542,15 @@ def _exploding_without_targets(cell: Cell) -> Verdict:
                      Criterion("explained_variance", ev, "<", STARVED_EV),
                      Criterion("late / early value_loss", _late_over_early(loss, cell.window),
                                ">=", NOT_HALVED)))
-    return verdict_of([signal], evaluated, derived={"critic RMS error": rms},
+    return verdict_of([signal], evaluated,
+                      derived={"critic RMS error": rms, "explained_variance": ev},
                       basis="no target statistics logged: the critic's RMS error stands for "
                       f"the return scale, explained variance < {STARVED_EV:g} for a loss no "
-                      "better than the batch mean's")
+                      "better than the batch mean's",
+                      note=f"judged without target statistics: sqrt(2 value_loss) > "
+                      f"{LARGE_RETURN_SCALE:g}, explained_variance < {STARVED_EV:g} and late / "
+                      f"early value_loss >= {NOT_HALVED:g} (the threshold above is the test "
+                      "with them)")
 
 
 def _check_exploding_value_loss(cell: Cell) -> Verdict:
