@@ -230,6 +230,18 @@ def test_a_typo_in_map_or_an_unknown_source_is_a_one_line_error(capsys):
         diagnose_logs(SB3_RUN, map={"value_loss": "train/critic"})
 
 
+def test_a_map_file_with_an_unknown_table_or_config_field_is_refused(tmp_path):
+    path = tmp_path / "map.toml"
+    path.write_text("[maps]\nvalue_loss = 'x'\n")
+    with pytest.raises(LogError, match=r"unknown table\(s\) \['maps'\]; valid: map, scale"):
+        discover.read_options(map_file=path)
+    path.write_text("[config]\nupdate_epoch = 3\n")
+    with pytest.raises(LogError, match="'update_epoch' is not a PPOConfig field; valid: "):
+        discover.read_options(map_file=path)
+    with pytest.raises(LogError, match="expected OURS=THEIRS"):
+        discover.read_options(["value_loss"])
+
+
 @pytest.mark.parametrize("content", [b"", b"\x01" * 200, "truncated"])
 def test_a_corrupted_or_empty_event_file_is_a_one_line_error_naming_it(tmp_path, content,
                                                                         capsys):

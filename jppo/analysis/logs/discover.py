@@ -20,6 +20,7 @@ from jppo.analysis.logs import brax, cleanrl, plain, sb3
 from jppo.analysis.logs.base import Normalised, Options, RawRun, Source, apply_scale, check_map
 from jppo.analysis.logs.events import EVENT_GLOB, LogError, read_event_folder
 from jppo.analysis.logs.tables import TABLE_SUFFIXES, long_rows, read_table
+from jppo.core.config import CONFIG_FIELDS
 
 SOURCES: dict[str, Source] = {s.name: s for s in (sb3.SOURCE, cleanrl.SOURCE, brax.SOURCE,
                                                   plain.SOURCE)}
@@ -65,8 +66,13 @@ def read_options(map_pairs: Sequence[str] = (), map_file: str | Path | None = No
             raise LogError(f"--map {pair!r}: expected OURS=THEIRS, e.g. "
                            "value_loss=train/critic_loss")
         pairs[ours.strip()] = theirs.strip()
+    config = dict(data.get("config", {}))
+    unknown = sorted(set(config) - set(CONFIG_FIELDS))
+    if unknown:
+        raise LogError(f"{map_file}: [config] {unknown[0]!r} is not a PPOConfig field; valid: "
+                       f"{', '.join(CONFIG_FIELDS)}")
     source = dict(data.get("source", {}))
-    return Options(pairs, dict(data.get("scale", {})), dict(data.get("config", {})), source,
+    return Options(pairs, dict(data.get("scale", {})), config, source,
                    env or source.pop("env", None))
 
 
