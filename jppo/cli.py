@@ -175,7 +175,7 @@ def plot(run: Annotated[str, tyro.conf.Positional]) -> int:
 
 
 def diagnose(paths: Annotated[tuple[str, ...], tyro.conf.Positional],
-             source: Literal["auto", "sb3", "cleanrl", "brax", "csv", "jppo"] = "auto",
+             source: str = "auto",
              map: Repeated = (),
              map_file: str | None = None, group: str | None = None,
              baseline: str | None = None, report: str = "diagnosis.md") -> int:
@@ -186,7 +186,8 @@ def diagnose(paths: Annotated[tuple[str, ...], tyro.conf.Positional],
     Args:
         paths: a jppo run directory, or log files / folders (searched recursively); runs
             in one folder are the seeds of one cell, each folder a configuration.
-        source: the logs' trainer; auto: detected from the tags / columns.
+        source: the logs' trainer: auto (detected from the tags / columns), sb3, cleanrl,
+            brax, csv or jppo.
         map: OURS=THEIRS: read their column THEIRS as jppo's metric OURS (repeatable).
         map_file: a TOML with [map] (OURS = "THEIRS"), [scale] (OURS = factor),
             [config] (PPOConfig fields) and [source] (env, action_dim, Brax's
