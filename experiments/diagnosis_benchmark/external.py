@@ -23,6 +23,7 @@ from jppo.analysis.logs import diagnose_logs
 
 EXTERNAL = Path(__file__).parent.parent / "external_logs"
 TRAINERS = ("sb3", "cleanrl")
+HEADING = "## External logs (SB3, CleanRL)"
 
 
 def diagnose_fixtures(labels: dict[str, scoring.Label]) -> list[dict[str, Any]]:
@@ -72,7 +73,7 @@ def _cell(value: float | None) -> str:
 
 def markdown(results: dict[str, Any]) -> list[str]:
     """The section of results.md: per mode recall / precision, not-judged counts, runs."""
-    lines = ["", "## External logs (SB3, CleanRL)", "",
+    lines = ["", HEADING, "",
              f"{results['runs']} runs (configuration cells of SB3 / CleanRL PPO fixtures, "
              f"3 seeds each), {results['healthy_runs']} healthy. False alarm rate: "
              f"**{results['false_alarm_rate']:.1%}**. Diagnosis: "

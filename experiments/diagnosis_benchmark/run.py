@@ -206,13 +206,16 @@ def main() -> None:
 
 
 def external_only(stem: str) -> None:
-    """Re-score the external section in the written results (the rest unchanged)."""
+    """Re-score the external section in the written results; the rest of both files is
+    left as written (results.md is not re-rendered from the JSON, whose NaNs are null)."""
     path = HERE / f"{stem}.json"
     results = json.loads(path.read_text())
     results["external"] = external.run(modes())
     path.write_text(json.dumps(jsonable(results), indent=1) + "\n")
-    (HERE / f"{stem}.md").write_text(markdown(results, results["per_run"]))
-    print("\n".join(external.markdown(results["external"])))
+    text = (HERE / f"{stem}.md").read_text().split(external.HEADING)[0].rstrip("\n")
+    section = "\n".join(external.markdown(results["external"]))
+    (HERE / f"{stem}.md").write_text(text + "\n" + section + "\n")
+    print(section)
 
 
 if __name__ == "__main__":
