@@ -65,9 +65,12 @@ case-studies: $(STAMP)
 
 ## diagnosis-benchmark: 73 labelled runs (injected failure modes and healthy ones) trained,
 ##   diagnosed and scored: experiments/diagnosis_benchmark/results.{json,md} (about 6
-##   minutes on 2 idle cores; 16 programs to compile)
+##   minutes on 2 idle cores; 16 programs to compile), then the external-logs section:
+##   the committed SB3 / CleanRL fixtures of experiments/external_logs, diagnosed and
+##   scored against their labels (seconds; alone: BENCH=--external-only)
+BENCH ?=
 diagnosis-benchmark: $(STAMP)
-	$(PY) -m experiments.diagnosis_benchmark.run --out runs/diagnosis-benchmark
+	$(PY) -m experiments.diagnosis_benchmark.run --out runs/diagnosis-benchmark $(BENCH)
 
 ## published: every published benchmark row that runs on a CPU (classic control, 8 seeds
 ##   each at the publisher's budget) into experiments/published/results.{json,md}, and the

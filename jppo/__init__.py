@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jppo.analysis.diagnose import Remedy, Rule, register_rule
+    from jppo.analysis.logs import diagnose_logs
     from jppo.core.config import HParams, PPOConfig, make_config, validate_hparams
     from jppo.core.strategies import (
         register_advantage_norm,
@@ -35,6 +36,7 @@ _EXPORTS = {
     "Remedy": ("jppo.analysis.diagnose", "Remedy"),
     "Rule": ("jppo.analysis.diagnose", "Rule"),
     "register_rule": ("jppo.analysis.diagnose", "register_rule"),
+    "diagnose_logs": ("jppo.analysis.logs", "diagnose_logs"),
     "register_advantage_norm": ("jppo.core.strategies", "register_advantage_norm"),
     "register_value_loss": ("jppo.core.strategies", "register_value_loss"),
     "register_value_target": ("jppo.core.strategies", "register_value_target"),
@@ -69,6 +71,7 @@ __all__ = [
     "Trainer",
     "__version__",
     "default_experiment",
+    "diagnose_logs",
     "experiment_from_dict",
     "load_experiment",
     "load_policy",

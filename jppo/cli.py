@@ -187,17 +187,44 @@ def plot(run: Annotated[str, tyro.conf.Positional]) -> int:
     return 0
 
 
-def diagnose(run: Annotated[str, tyro.conf.Positional]) -> int:
-    """Name the failure modes in a run's diagnostics; writes RUN/diagnosis.md.
+def diagnose(paths: Annotated[tuple[str, ...], tyro.conf.Positional],
+             source: str = "auto",
+             map: Repeated = (),
+             map_file: str | None = None, group: str | None = None,
+             baseline: str | None = None, report: str = "diagnosis.md") -> int:
+    """Name the failure modes of a jppo run (writes RUN/diagnosis.md) or of other
+    trainers' logs: SB3 TensorBoard folders or progress.csv, CleanRL TensorBoard folders,
+    Brax progress metrics (JSON lines / CSV), W&B history CSV, plain CSV / Parquet.
 
     Args:
-        run: run directory.
+        paths: a jppo run directory, or log files / folders (searched recursively); runs
+            in one folder are the seeds of one cell, each folder a configuration.
+        source: the logs' trainer: auto (detected from the tags / columns), sb3, cleanrl,
+            brax, csv or jppo.
+        map: OURS=THEIRS: read their column THEIRS as jppo's metric OURS (repeatable).
+        map_file: a TOML with [map] (OURS = "THEIRS"), [scale] (OURS = factor),
+            [config] (PPOConfig fields) and [source] (env, action_dim, Brax's
+            entropy_cost, vf_loss_coefficient) tables.
+        group: a regex; its first group (or match) in a run's path names its cell.
+        baseline: the cell the summary's P(> baseline) compares the others with.
+        report: where the Markdown report of logs goes (a jppo run: RUN/diagnosis.md).
     """
     from jppo.analysis import diagnose as diagnosis
+    from jppo.analysis.logs import diagnose_logs, discover
+    from jppo.runs import results
 
-    findings = diagnosis.diagnose_run(Path(run))
-    print(diagnosis.format_terminal(findings, diagnosis.incomplete_notes(Path(run))))
-    print(f"report: {Path(run) / 'diagnosis.md'}")
+    if len(paths) == 1 and source in ("auto", "jppo") and (Path(paths[0]) / "run.json").exists():
+        run = Path(paths[0])
+        findings = diagnosis.diagnose_run(run)
+        print(diagnosis.format_terminal(findings, diagnosis.incomplete_notes(run)))
+        print(f"report: {run / 'diagnosis.md'}")
+        return 0
+    discover.check_source(source)
+    options = discover.read_options(map, map_file)
+    found = diagnose_logs(paths, source, options, group, baseline)
+    print(found.terminal)
+    results.atomic_write_text(Path(report), found.markdown)
+    print(f"report: {report}")
     return 0
 
 

@@ -123,3 +123,22 @@ def test_the_final_return_of_a_run_is_its_last_updates_over_the_reward_scale():
     assert checked[0]["deficit"] is None and checked[0]["valid"]
     assert checked[1]["deficit"] == pytest.approx(0.5) and checked[1]["valid"]
     assert math.isnan(checked[2]["deficit"]) and not checked[2]["valid"]
+
+
+def test_committed_external_results_are_scored_from_their_labels():
+    """The external-logs section: every fixture cell labelled before its diagnosis,
+    re-scored from the committed rows, and re-diagnosed from the committed fixtures."""
+    from experiments.diagnosis_benchmark import external
+
+    labels = score.read_labels(external.EXTERNAL / "labels.toml")
+    section = json.loads((bench.HERE / "results.json").read_text())["external"]
+    rows = section["per_run"]
+    assert {r["variant"] for r in rows} == set(labels)
+    for row in rows:
+        assert row["label"] == labels[row["variant"]].label
+    rescored = score.score([score.scored(r["label"], r["also"], r["fired"], r["valid"])
+                            for r in rows], list(section["modes"]))
+    assert rescored["confusion"] == section["confusion"]
+    fresh = external.run(bench.modes())
+    assert [(r["variant"], r["fired"], r["not_judged"]) for r in fresh["per_run"]] == \
+        [(r["variant"], r["fired"], r["not_judged"]) for r in rows]

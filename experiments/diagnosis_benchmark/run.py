@@ -2,11 +2,13 @@
 score the findings against labels.toml, write results.json and results.md.
 
     python -m experiments.diagnosis_benchmark.run [--out DIR] [--skip-train]
-        [--stem results]                                 (make diagnosis-benchmark)
+        [--stem results] [--external-only]               (make diagnosis-benchmark)
 
 `--skip-train` re-diagnoses the run directories already under `--out` (the
 diagnosis alone takes seconds), e.g. after a rule changed; `--stem` names the
-written files (results_before.json for a diagnosis with the old rules).
+written files (results_before.json for a diagnosis with the old rules);
+`--external-only` re-scores only the external-logs section (`external`: the committed
+SB3 / CleanRL fixtures, external.py) in the files already written.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.diagnosis_benchmark import external
 from experiments.diagnosis_benchmark import score as scoring
 from jppo.analysis import diagnose
 from jppo.analysis.diagnose.engine import short_number
@@ -146,6 +149,8 @@ def markdown(results: dict[str, Any], rows: list[dict[str, Any]]) -> str:
               "Final: the final training return (unscaled); check: the injection check's "
               "deficit (fraction of the learning range below the worst healthy run).", ""]
     lines += [_run_line(r) for r in rows]
+    if "external" in results:
+        lines += external.markdown(results["external"])
     return "\n".join(lines) + "\n"
 
 
@@ -179,7 +184,10 @@ def main() -> None:
     parser.add_argument("--out", default="runs/diagnosis-benchmark")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--stem", default="results")
+    parser.add_argument("--external-only", action="store_true")
     args = parser.parse_args()
+    if args.external_only:
+        return external_only(args.stem)
     out = Path(args.out)
     labels = scoring.read_labels(HERE / "labels.toml")
     scoring.check_labels(labels, modes())
@@ -190,11 +198,24 @@ def main() -> None:
     results = scoring.score(scored_rows(rows), modes())
     results |= {"seeds": experiment.load(HERE / f"{FILES[0]}.toml").seeds,
                 "train_seconds": round(train_s, 1), "diagnose_seconds": round(diagnose_s, 1),
-                "per_run": rows}
+                "per_run": rows, "external": external.run(modes())}
     (HERE / f"{args.stem}.json").write_text(json.dumps(jsonable(results), indent=1) + "\n")
     (HERE / f"{args.stem}.md").write_text(markdown(results, rows))
     print(markdown(results, rows))
     print(f"wall time: training {train_s:.0f} s, diagnosis {diagnose_s:.1f} s")
+
+
+def external_only(stem: str) -> None:
+    """Re-score the external section in the written results; the rest of both files is
+    left as written (results.md is not re-rendered from the JSON, whose NaNs are null)."""
+    path = HERE / f"{stem}.json"
+    results = json.loads(path.read_text())
+    results["external"] = external.run(modes())
+    path.write_text(json.dumps(jsonable(results), indent=1) + "\n")
+    text = (HERE / f"{stem}.md").read_text().split(external.HEADING)[0].rstrip("\n")
+    section = "\n".join(external.markdown(results["external"]))
+    (HERE / f"{stem}.md").write_text(text + "\n" + section + "\n")
+    print(section)
 
 
 if __name__ == "__main__":

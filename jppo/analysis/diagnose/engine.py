@@ -170,6 +170,15 @@ def _everywhere(config: PPOConfig) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
+class Needs:
+    """A set of metrics a rule can judge a cell on, and that criterion in words; a rule
+    with several judges on the first whose metrics are all logged."""
+
+    metrics: tuple[str, ...]
+    criterion: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Rule:
     """A named failure mode: its test on a cell and what to change when it fires.
 
@@ -193,6 +202,10 @@ class Rule:
     # A defect of the critic outlives a solved task (the next, harder task meets it):
     # such a rule is judged again without the solved gate and reported as latent.
     latent_when_solved: bool = False
+    # What the check reads (any one set) and what sharpens it where logged: with no set
+    # logged the rule is *not judged*, never "no failure found" (logs of other trainers).
+    needs: tuple[Needs, ...] = ()
+    sharpens: tuple[str, ...] = ()
 
     @property
     def condition(self) -> str:
@@ -228,6 +241,10 @@ class Finding:
     returns: str = "episode_return"  # the return the solved gate read
     quote: str = ""  # what held on the affected seeds: "explained_variance -0.8 < 0"
     latent: bool = False  # would fire but for the solved gate: a defect the task hid
+    missing: tuple[str, ...] = ()  # not judged: the metrics of its first Needs not logged
+    needs_text: str = ""  # not judged: every set of metrics it could judge on
+    criterion: str = ""  # the Needs it judged on, where a sharpening metric was not logged
+    unlogged: tuple[str, ...] = ()  # the sharpening metrics that were not logged
 
 
 # ------------------------------------------------------- judging one quantity
@@ -406,10 +423,39 @@ def _ordered_pairs(pairs: Sequence[tuple[str, str]], info: Mapping[str, Any] | N
 
 
 def judge(cell: Cell, rule: Rule) -> Verdict:
-    """The rule's verdict, or "not applicable" when its config predicate says so."""
+    """The rule's verdict, "not applicable" when its config predicate says so, or "not
+    judged" when none of its `needs` is logged."""
     if not rule.applies(cell.config):
         return nothing_judged(cell, f"not applicable: {rule.name} judges only {rule.scope}")
+    if rule.needs and usable_needs(cell, rule) is None:
+        return nothing_judged(cell, f"not judged: {needs_text(cell, rule)} not logged")
     return rule.check(cell)
+
+
+def usable_needs(cell: Cell, rule: Rule) -> Needs | None:
+    """The first of the rule's metric sets that the cell logs in full."""
+    return next((n for n in rule.needs if all(cell.get(m) is not None for m in n.metrics)),
+                None)
+
+
+def needs_text(cell: Cell, rule: Rule) -> str:
+    """'a, b (or c)': the metrics each of the rule's sets lacks."""
+    texts = [", ".join(m for m in n.metrics if cell.get(m) is None) for n in rule.needs]
+    return texts[0] + "".join(f" (or {t})" for t in texts[1:])
+
+
+def judged_on(cell: Cell, rule: Rule) -> dict[str, Any]:
+    """Finding fields saying what a rule lacked: the metrics it needs (not judged), or
+    the criterion it judged on and the sharpening metrics that were not logged."""
+    if not rule.needs or not rule.applies(cell.config):
+        return {}
+    usable = usable_needs(cell, rule)
+    if usable is None:
+        first = rule.needs[0].metrics
+        return {"missing": tuple(m for m in first if cell.get(m) is None),
+                "needs_text": needs_text(cell, rule)}
+    unlogged = tuple(m for m in rule.sharpens if cell.get(m) is None)
+    return {"criterion": usable.criterion, "unlogged": unlogged} if unlogged else {}
 
 
 def diagnose_cell(cell: Cell, rule: Rule) -> Finding:
@@ -437,7 +483,7 @@ def _finding(cell: Cell, rule: Rule) -> Finding:
         remedies=untried(rule.remedies, cell.config), threshold=rule.threshold,
         basis=basis, note=verdict.note, key=key, key_value=key_value,
         description=rule.description, condition=rule.condition, returns=cell.return_name,
-        quote=quote,
+        quote=quote, **judged_on(cell, rule),
     )
 
 

@@ -47,8 +47,11 @@ def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None 
 def _cell_markdown(variant: str, env: str, cell: Sequence[Finding]) -> list[str]:
     lines = [f"## {variant} / {env} ({cell[0].num_seeds} seeds)", ""]
     fired = [f for f in cell if f.fired]
+    unjudged = [f for f in cell if f.missing]
     if not fired:
-        lines += [f"No failure mode detected ({len(cell)} rules checked).", ""]
+        checked = f"{len(cell) - len(unjudged)} of {len(cell)} rules judged" if unjudged \
+            else f"{len(cell)} rules checked"
+        lines += [f"No failure mode detected ({checked}).", ""]
     for finding in fired:
         lines += _finding_markdown(finding)
     for finding in (f for f in cell if f.latent):
@@ -57,7 +60,18 @@ def _cell_markdown(variant: str, env: str, cell: Sequence[Finding]) -> list[str]
     if below:
         text = ", ".join(f"{f.title} {len(f.seeds)}/{f.num_seeds}" for f in below)
         lines += [f"Below the reporting line: {text} seeds.", ""]
+    lines += not_judged_markdown(cell)
     return lines
+
+
+def not_judged_markdown(cell: Sequence[Finding]) -> list[str]:
+    """The rules that could not run for lack of a metric, and those that judged on fewer
+    signals than they can read: never a silent "no failure found"."""
+    lines = [f"- **{f.title}**: not judged: {f.needs_text} not logged" for f in cell
+             if f.missing]
+    lines += [f"- {f.title}: judged on {f.criterion}; sharper with {', '.join(f.unlogged)} "
+              "(not logged)" for f in cell if f.unlogged]
+    return ["What the logs could not show:", "", *lines, ""] if lines else []
 
 
 def _finding_markdown(finding: Finding) -> list[str]:
@@ -119,7 +133,8 @@ def format_terminal(findings: Sequence[Finding], notes: Sequence[str] = ()) -> s
     for (variant, env), cell in group_findings(findings).items():
         fired = [f for f in cell if f.fired]
         if not fired:
-            healthy.append(f"{variant} / {env}")
+            partly = " (by the rules judged)" if any(f.missing for f in cell) else ""
+            healthy.append(f"{variant} / {env}{partly}")
         for f in [*fired, *(f for f in cell if f.latent)]:
             latent = f" (latent: {LATENT})" if f.latent else ""
             lines.append(f"{variant} / {env}: {f.title} in {len(f.seeds)}/{f.num_seeds} "
@@ -129,6 +144,10 @@ def format_terminal(findings: Sequence[Finding], notes: Sequence[str] = ()) -> s
                 lines.append(f"  fired on: {f.quote} ({QUOTE_BASIS})")
             if f.remedies:
                 lines.append("  try: " + "; ".join(r.text() for r in f.remedies[:3]))
+        missing = [f"{f.title} ({', '.join(f.missing)})" for f in cell if f.missing]
+        if missing:
+            lines.append(f"{variant} / {env}: not judged, metrics not logged: "
+                         + "; ".join(missing))
     if healthy:
         lines.append(f"no failure mode detected: {', '.join(healthy)}")
     return "\n".join(lines)

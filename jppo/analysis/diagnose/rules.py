@@ -21,6 +21,7 @@ from jppo.analysis.diagnose.engine import (
     FLAT_TARGETS,
     Cell,
     Criterion,
+    Needs,
     Remedy,
     Rule,
     Signal,
@@ -170,6 +171,10 @@ VALUE_DOMINANCE = Rule(
                "term to take over (case study: value_dominance; Andrychowicz et al. 2020)"),
     ),
     check=_check_value_dominance,
+    needs=(Needs(("grad_norm_value", "grad_norm_policy", "grad_clip_ratio"),
+                 "head gradient norms under the global clip"),
+           Needs(("grad_norm_value_term_torso", "grad_norm_policy_term_torso"),
+                 "loss-term gradients on the shared torso")),
 )
 
 
@@ -259,6 +264,8 @@ CRITIC_COLLAPSE = Rule(
                "runs it at 3x the actor's lr)"),
     ),
     check=_check_critic_collapse,
+    needs=(Needs(("explained_variance",), "explained variance"),),
+    sharpens=("value_mean", "target_mean", "target_std"),
     latent_when_solved=True,
 )
 
@@ -306,6 +313,8 @@ THROTTLED_UPDATES = Rule(
                "then 5 (case study: throttled_gradients)"),
     ),
     check=_check_throttled_updates,
+    needs=(Needs(("grad_clip_ratio",), "the pre-clip gradient norm / max_grad_norm"),),
+    sharpens=("grad_norm_policy",),
 )
 
 
@@ -344,20 +353,23 @@ def return_progress(cell: Cell) -> np.ndarray | None:
 def _check_policy_stall(cell: Cell) -> Verdict:
     """Tiny KL with no clipped samples and no return progress, while the lr is in
     force and the seed has not solved the task."""
-    missing = not_recorded(cell, ["approx_kl", "clip_fraction"])
+    missing = not_recorded(cell, ["approx_kl"])
     if missing:
         return missing
     kl, clipped = cell.get("approx_kl"), cell.get("clip_fraction")
-    evaluated = cell.window & finite(kl, clipped) & ~solved(cell)
+    # without a logged clip fraction (Brax) the KL alone judges: no sample clipped is
+    # implied by a KL this small at any usual clip_eps
+    evaluated = cell.window & finite(kl, kl if clipped is None else clipped) & ~solved(cell)
     lr = cell.get("lr_policy")
-    basis = "approx KL (k3) and clip fraction"
+    basis = "approx KL (k3)" + ("" if clipped is None else " and clip fraction")
     if lr is not None:
         annealed = lr < ANNEALED_LR * np.nanmax(lr, axis=1, keepdims=True)
         evaluated &= ~annealed
         if np.any(annealed & cell.window):
             basis += f"; updates with the lr annealed below {ANNEALED_LR:.0%} of its peak skipped"
-    criteria = [Criterion("approx_kl", kl, "<", STALL_KL),
-                Criterion("clip_fraction", clipped, "<", STALL_CLIP_FRACTION)]
+    criteria = [Criterion("approx_kl", kl, "<", STALL_KL)]
+    if clipped is not None:
+        criteria.append(Criterion("clip_fraction", clipped, "<", STALL_CLIP_FRACTION))
     progress = return_progress(cell)
     if progress is not None:
         basis += f"; seeds whose return gained {STALL_PROGRESS:.0%} of the learning range " \
@@ -392,6 +404,8 @@ POLICY_STALL = Rule(
                "3e-4 -> 1e-3)"),
     ),
     check=_check_policy_stall,
+    needs=(Needs(("approx_kl",), "approx KL"),),
+    sharpens=("clip_fraction", "episode_return"),
 )
 
 
@@ -459,6 +473,9 @@ ENTROPY_COLLAPSE = Rule(
                "(case study: kl_early_stop: 20 -> 5-8)"),
     ),
     check=_check_entropy_collapse,
+    needs=(Needs(("log_std_mean",), "the Gaussian's mean log-std"),
+           Needs(("entropy",), "the policy entropy")),
+    sharpens=("episode_return",),
 )
 
 
@@ -514,9 +531,35 @@ def _absolute_clip_note(config: PPOConfig, scale: np.ndarray) -> str:
             "the critic once it moved eps from its old value")
 
 
+def _exploding_without_targets(cell: Cell) -> Verdict:
+    """Logs without target statistics (SB3, CleanRL): the critic's RMS error stands for
+    the return scale (an error of more than LARGE_RETURN_SCALE return units), and
+    explained variance below STARVED_EV for a loss no better than the batch mean's."""
+    loss, ev = cell.get("value_loss"), cell.get("explained_variance")
+    rms = np.sqrt(2.0 * np.fmax(loss, 0.0))
+    evaluated = cell.window & finite(loss, ev) & ~solved(cell)
+    signal = Signal((Criterion("critic RMS error sqrt(2 value_loss)", rms, ">",
+                               LARGE_RETURN_SCALE),
+                     Criterion("explained_variance", ev, "<", STARVED_EV),
+                     Criterion("late / early value_loss", _late_over_early(loss, cell.window),
+                               ">=", NOT_HALVED)))
+    return verdict_of([signal], evaluated,
+                      derived={"critic RMS error": rms, "explained_variance": ev},
+                      basis="no target statistics logged: the critic's RMS error stands for "
+                      f"the return scale, explained variance < {STARVED_EV:g} for a loss no "
+                      "better than the batch mean's",
+                      note=f"judged without target statistics: sqrt(2 value_loss) > "
+                      f"{LARGE_RETURN_SCALE:g}, explained_variance < {STARVED_EV:g} and late / "
+                      f"early value_loss >= {NOT_HALVED:g} (the threshold above is the test "
+                      "with them)")
+
+
 def _check_exploding_value_loss(cell: Cell) -> Verdict:
     """A large return scale and a loss above the mean predictor's, not coming down."""
     scale = return_scale(cell)
+    if scale is None and cell.get("target_std") is None and cell.get("value_loss") is not None \
+            and cell.get("explained_variance") is not None:
+        return _exploding_without_targets(cell)
     missing = not_recorded(cell, ["value_loss", "target_std"])
     if missing:
         return missing
@@ -564,6 +607,11 @@ EXPLODING_VALUE_LOSS = Rule(
                "value_clip_scale, fix 3)"),
     ),
     check=_check_exploding_value_loss,
+    needs=(Needs(("value_loss", "target_std", "target_abs_max"),
+                 "value loss vs the targets' variance and scale"),
+           Needs(("value_loss", "explained_variance"), "value loss and explained variance "
+                 "(the critic's RMS error for the return scale)")),
+    sharpens=("target_std", "target_abs_max"),
     latent_when_solved=True,
     applies=_squared_error_in_return_units,
     scope="squared-error value losses in return units (value_loss clipped or mse with "
@@ -618,6 +666,13 @@ def _noise_signals(cell: Cell, scale: np.ndarray | None) -> tuple[list[Signal], 
 def _check_noise_advantages(cell: Cell) -> Verdict:
     """Pre-normalization advantage std below NOISE_ADVANTAGE x the return scale, flat
     targets, or explained variance below NOISE_EV, while the seed has not solved the task."""
+    ev = cell.get("explained_variance")
+    if cell.get("advantage_std") is None and ev is not None:
+        signal = Signal((Criterion("explained_variance", ev, "<", NOISE_EV),),
+                        "no advantage std logged: the critic's error dominates the "
+                        "advantages' variance")
+        evaluated = cell.window & np.isfinite(ev) & ~solved(cell) & ~sampled_near_best(cell)
+        return verdict_of([signal], evaluated)
     missing = not_recorded(cell, ["advantage_std"])
     if missing:
         return missing
@@ -654,6 +709,9 @@ NOISE_ADVANTAGES = Rule(
                "signal (case study: frozen_policy)"),
     ),
     check=_check_noise_advantages,
+    needs=(Needs(("advantage_std",), "the advantages' std vs the return scale"),
+           Needs(("explained_variance",), "explained variance alone")),
+    sharpens=("advantage_std", "target_std", "target_abs_max"),
     applies=_divides_by_advantage_std,
     scope="advantage normalizations that divide by the std (advantage_norm minibatch or "
     "batch)",
@@ -714,6 +772,8 @@ KL_CUT_EPOCHS = Rule(
                "update is meant to reach, since the stop is at 1.5 target_kl"),
     ),
     check=_check_kl_cut_epochs,
+    needs=(Needs(("epochs_completed",), "epochs completed before the KL stop"),),
+    sharpens=("episode_return",),
     applies=_kl_early_stop,
     scope="kl_early_stop = true",
 )
