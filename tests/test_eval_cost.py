@@ -9,8 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from jppo import envs
 import jppo
+from jppo import envs
 from jppo.core import acting, train
 
 

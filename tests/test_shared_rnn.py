@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jppo import envs
 import jppo
+from jppo import envs
 from jppo.core import acting, distributions, train
 from jppo.core.networks import ActorCritic
 from jppo.runs import experiment, results, runner
