@@ -7,14 +7,16 @@ venv of its own (the fixtures it writes are committed, so the tests never run it
     python3 -m venv /tmp/extlogs-venv
     /tmp/extlogs-venv/bin/pip install torch==2.13.0 stable-baselines3==2.9.2 \
         gymnasium==0.29.1 tyro==1.0.17 tensorboard==2.21.0
-    OMP_NUM_THREADS=1 /tmp/extlogs-venv/bin/python experiments/external_logs/generate.py
+    git clone https://github.com/vwxyzjn/cleanrl /tmp/cleanrl   # then check out CLEANRL_COMMIT
+    OMP_NUM_THREADS=1 /tmp/extlogs-venv/bin/python experiments/external_logs/generate.py \
+        --cleanrl /tmp/cleanrl
 
 It writes `fixtures/sb3/CONFIG/seedK/` (SB3's own logger: `progress.csv` and a
 TensorBoard event file), `fixtures/cleanrl/CONFIG/RUN/` (CleanRL's TensorBoard folder,
 named as the script names it) and `versions.json`. The configurations and their
-labels are in `labels.toml`, fixed before any diagnosis. CleanRL's scripts come from
-its repository (`cleanrl/ppo.py`, `cleanrl/ppo_continuous_action.py`, unmodified, MIT
-licence beside them) because the `cleanrl` package on PyPI (1.2.0) requires Python <
+labels are in `labels.toml`, fixed before any diagnosis. CleanRL's scripts are run,
+unmodified, from a checkout of its repository (`cleanrl/ppo.py`,
+`cleanrl/ppo_continuous_action.py` at CLEANRL_COMMIT; none of it is kept here) because the `cleanrl` package on PyPI (1.2.0) requires Python <
 3.11 and its `ppo.py` uses the old `gym` 0.23 API; the repository's scripts use
 gymnasium 0.29's vector API (`final_info`), hence the pin.
 """
@@ -98,12 +100,12 @@ def train_sb3(name: str, seed: int) -> None:
     model.learn(total_timesteps=STEPS, callback=diagnostics_callback() if diagnostics else None)
 
 
-def train_cleanrl(name: str, seed: int) -> None:
+def train_cleanrl(name: str, seed: int, scripts: Path) -> None:
     """One CleanRL run in a scratch folder; its `runs/RUN` folder moved into the fixtures."""
     script, flags = CLEANRL_CONFIGS[name]
     target = FIXTURES / "cleanrl" / name
     with tempfile.TemporaryDirectory() as scratch:
-        subprocess.run([sys.executable, str(HERE / "cleanrl" / script), *flags,
+        subprocess.run([sys.executable, str(scripts / script), *flags,
                         "--seed", str(seed), "--total-timesteps", str(STEPS), "--no-cuda"],
                        cwd=scratch, check=True, stdout=subprocess.DEVNULL)
         for run in (Path(scratch) / "runs").iterdir():
@@ -127,8 +129,14 @@ def versions() -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="config names (default: all)")
+    parser.add_argument("--cleanrl", type=Path, help="a checkout of CleanRL's repository at "
+                        "CLEANRL_COMMIT (needed for the cleanrl_* configurations)")
     args = parser.parse_args()
     names = args.only or [*SB3_CONFIGS, *CLEANRL_CONFIGS]
+    if any(name in CLEANRL_CONFIGS for name in names) and not (
+            args.cleanrl and (args.cleanrl / "cleanrl" / "ppo.py").is_file()):
+        parser.error(f"--cleanrl: {args.cleanrl} is not a CleanRL checkout "
+                     "(cleanrl/ppo.py missing); clone it at CLEANRL_COMMIT")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()
     for name in names:
@@ -138,7 +146,7 @@ def main() -> None:
         else:
             shutil.rmtree(FIXTURES / "cleanrl" / name, ignore_errors=True)
             for seed in SEEDS:
-                train_cleanrl(name, seed)
+                train_cleanrl(name, seed, args.cleanrl / "cleanrl")
         print(f"{name}: done at {time.perf_counter() - start:.0f} s", flush=True)
     (HERE / "versions.json").write_text(json.dumps(versions(), indent=1) + "\n")
 
