@@ -14,11 +14,13 @@ venv of its own (the fixtures it writes are committed, so the tests never run it
 It writes `fixtures/sb3/CONFIG/seedK/` (SB3's own logger: `progress.csv` and a
 TensorBoard event file), `fixtures/cleanrl/CONFIG/RUN/` (CleanRL's TensorBoard folder,
 named as the script names it) and `versions.json`. The configurations and their
-labels are in `labels.toml`, fixed before any diagnosis. CleanRL's scripts are run,
-unmodified, from a checkout of its repository (`cleanrl/ppo.py`,
-`cleanrl/ppo_continuous_action.py` at CLEANRL_COMMIT; none of it is kept here) because the `cleanrl` package on PyPI (1.2.0) requires Python <
-3.11 and its `ppo.py` uses the old `gym` 0.23 API; the repository's scripts use
-gymnasium 0.29's vector API (`final_info`), hence the pin.
+labels are in `labels.toml`, fixed before any diagnosis.
+
+CleanRL's scripts are run, unmodified, from a checkout of its repository
+(`cleanrl/ppo.py`, `cleanrl/ppo_continuous_action.py` at CLEANRL_COMMIT; none of it is
+kept here), because the `cleanrl` package on PyPI (1.2.0) requires Python < 3.11 and its
+`ppo.py` uses the old `gym` 0.23 API; the repository's scripts use gymnasium 0.29's
+vector API (`final_info`), hence the pin.
 """
 
 from __future__ import annotations
