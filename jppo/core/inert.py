@@ -51,7 +51,7 @@ ACTS_WHEN: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval_max_steps": (_evaluates, "evaluation (eval_every not 0)"),
     "eval_every": (lambda c: not c.eval_every or c.eval_every <= c.num_updates,
                    "an interval no longer than the run"),
-    "rnn_cell": (lambda c: c.recurrent, "a recurrent width (policy_rnn or value_rnn > 0)"),
+    "rnn_cell": (lambda c: c.recurrent, "a recurrent width (policy_rnn, value_rnn or torso_rnn > 0)"),
 }
 # knobs that act in every config (or, as log_std_init and torso_kind, depend on the env)
 ALWAYS_ACTS = (
@@ -62,7 +62,8 @@ ALWAYS_ACTS = (
     "kl_early_stop", "value_pretrain_updates", "diagnostics", "nonfinite_check", "scan_unroll",
     "torso_kind", "activation", "torso_hidden", "policy_hidden", "value_hidden",
     "value_activation", "value_layer_norm", "policy_output_gain", "value_output_gain",
-    "log_std_init", "policy_rnn", "value_rnn",
+    "log_std_init", "policy_rnn", "value_rnn", "torso_rnn", "lr_end_factor",
+    "lr_decay_fraction",
 )
 
 
