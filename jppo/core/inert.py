@@ -51,7 +51,8 @@ ACTS_WHEN: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval_max_steps": (_evaluates, "evaluation (eval_every not 0)"),
     "eval_every": (lambda c: not c.eval_every or c.eval_every <= c.num_updates,
                    "an interval no longer than the run"),
-    "rnn_cell": (lambda c: c.recurrent, "a recurrent width (policy_rnn, value_rnn or torso_rnn > 0)"),
+    "rnn_cell": (lambda c: c.recurrent,
+                 "a recurrent width (policy_rnn, value_rnn or torso_rnn > 0)"),
 }
 # knobs that act in every config (or, as log_std_init and torso_kind, depend on the env)
 ALWAYS_ACTS = (
