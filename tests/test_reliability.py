@@ -238,6 +238,8 @@ INERT_CASES = {
     "eval_max_steps": (100, {"eval_every": 0}, {}),
     "eval_every": (50, {"total_timesteps": 4 * 16 * 10}, {"total_timesteps": 4 * 16 * 100}),
     "rnn_cell": ("lstm", {}, {"policy_rnn": 8}),
+    "lr_end_factor": (0.1, {"lr_schedule": "constant"}, {}),
+    "lr_decay_fraction": (0.5, {"lr_schedule": "constant"}, {"lr_schedule": "cosine"}),
 }
 SMALL = dict(num_envs=4, num_steps=16, num_minibatches=2, total_timesteps=4 * 16 * 10)
 
@@ -269,8 +271,8 @@ def test_a_non_default_knob_that_cannot_act_gets_a_note_and_one_that_acts_none(f
 def test_the_notes_reach_the_cli_and_python_before_anything_compiles(file, capsys):
     exp = experiment.load(file, ["rnn_cell=lstm"])
     assert experiment.knob_notes(exp) == [
-        "rnn_cell='lstm' has no effect: it acts only with a recurrent width (policy_rnn or "
-        "value_rnn > 0)"]
+        "rnn_cell='lstm' has no effect: it acts only with a recurrent width (policy_rnn, "
+        "value_rnn or torso_rnn > 0)"]
     with (pytest.warns(experiment.KnobHasNoEffect, match="rnn_cell='lstm' has no effect"),
           pytest.raises(ValueError, match="devices=99 is invalid")):
         runner.run_experiment(exp, None, devices=99)  # the notes come first

@@ -51,6 +51,10 @@ ACTS_WHEN: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval_max_steps": (_evaluates, "evaluation (eval_every not 0)"),
     "eval_every": (lambda c: not c.eval_every or c.eval_every <= c.num_updates,
                    "an interval no longer than the run"),
+    "lr_end_factor": (lambda c: c.lr_schedule != "constant",
+                      "a decaying lr_schedule (e.g. 'linear')"),
+    "lr_decay_fraction": (lambda c: c.lr_schedule != "constant",
+                          "a decaying lr_schedule (e.g. 'linear')"),
     "rnn_cell": (lambda c: c.recurrent,
                  "a recurrent width (policy_rnn, value_rnn or torso_rnn > 0)"),
 }
@@ -63,8 +67,7 @@ ALWAYS_ACTS = (
     "kl_early_stop", "value_pretrain_updates", "diagnostics", "nonfinite_check", "scan_unroll",
     "torso_kind", "activation", "torso_hidden", "policy_hidden", "value_hidden",
     "value_activation", "value_layer_norm", "policy_output_gain", "value_output_gain",
-    "log_std_init", "policy_rnn", "value_rnn", "torso_rnn", "lr_end_factor",
-    "lr_decay_fraction",
+    "log_std_init", "policy_rnn", "value_rnn", "torso_rnn",
 )
 
 
