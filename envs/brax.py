@@ -116,6 +116,11 @@ class BraxEnv:
     ``action_size`` (brax's envs, or MuJoCo Playground's MJX envs).
     """
 
+    # The automatic `scan_unroll` on a GPU is capped at this: unrolling copies the
+    # physics step (thousands of ops) into the program per unrolled step, and
+    # compile time grows with it (experiments/scan_unroll.json).
+    max_scan_unroll = 1
+
     def __init__(self, raw_env: Any, name: str, backend: str = "generalized"):
         self.brax_env = raw_env
         self._name = name

@@ -127,6 +127,7 @@ def test_spaces_and_spec(pendulum, brax_envs):
     # Spaces come from abstract evaluation: a bigger env builds without a compile.
     ant, ant_params = envs.make("brax/ant")
     assert envs.env_spec(ant, ant_params).action_dim == brax_envs.get_environment("ant").action_size
+    assert env.max_scan_unroll == 1 == ant.max_scan_unroll  # through the wrappers
     assert ant_params.max_steps_in_episode == 1000
 
 

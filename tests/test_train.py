@@ -140,3 +140,20 @@ def test_scan_unroll_resolves_per_backend_and_rejects_negatives():
     assert scan_unroll(jppo.PPOConfig(**TINY, scan_unroll=64)) == 16  # capped at num_steps
     with pytest.raises(ValueError, match=r"scan_unroll=-1 is invalid: allowed is an integer >= 0"):
         jppo.PPOConfig(**TINY, scan_unroll=-1)
+
+
+def test_a_physics_env_caps_the_automatic_unroll_on_an_accelerator():
+    """On a GPU the automatic unroll is 8 (capped at num_steps), unless the env
+    caps it (`max_scan_unroll`, 1 for Brax): an explicit value always wins."""
+    from jppo.core.train import scan_unroll
+
+    class PhysicsEnv:
+        max_scan_unroll = 1
+
+    gymnax_env, _ = envs.make("CartPole-v1")
+    auto = jppo.PPOConfig(**TINY)
+    assert scan_unroll(auto, gymnax_env, backend="gpu") == 8
+    assert scan_unroll(jppo.PPOConfig(**{**TINY, "num_steps": 4}), gymnax_env, "gpu") == 4
+    assert scan_unroll(auto, PhysicsEnv(), backend="gpu") == 1
+    assert scan_unroll(auto, PhysicsEnv(), backend="cpu") == 1
+    assert scan_unroll(jppo.PPOConfig(**TINY, scan_unroll=8), PhysicsEnv(), "gpu") == 8

@@ -250,7 +250,8 @@ def make_setup(config: PPOConfig, env: Any, env_params: Any) -> Setup:
                          config.obs_norm)
     eval_every, max_steps = evaluation_plan(config, env_params, spec.name)
     return Setup(config, env, env_params, spec, network, strategies.of(config),
-                 scan_unroll(config), actor, eval_every, max_steps, envs.without_auto_reset(env))
+                 scan_unroll(config, env), actor, eval_every, max_steps,
+                 envs.without_auto_reset(env))
 
 
 def evaluation_plan(config: PPOConfig, env_params: Any, env_name: str) -> tuple[int, int]:
@@ -271,15 +272,21 @@ def evaluation_plan(config: PPOConfig, env_params: Any, env_name: str) -> tuple[
     return every, limit
 
 
-def scan_unroll(config: PPOConfig) -> int:
+def scan_unroll(config: PPOConfig, env: Any = None, backend: str | None = None) -> int:
     """Env steps per loop trip of the time scans. On a GPU every trip of a
     `while` loop costs launches and a host round trip for its predicate, which
     dominates small batches. H100, 1 seed: 97k env-steps/s at 1, 171k at 8,
     207k at 32; at 1024 seeds 8 and 32 are equal, and compile time is 12, 19
-    and 45 s. On CPU unrolling measured no faster and compiles slower."""
+    and 45 s. On CPU unrolling measured no faster and compiles slower. An env
+    whose step is a large program (a physics engine) caps the automatic choice
+    with a `max_scan_unroll` attribute: unrolling copies the step into the
+    program that many times, and compile time grows with it."""
     if config.scan_unroll:
         return min(config.scan_unroll, config.num_steps)
-    return 1 if jax.default_backend() == "cpu" else min(8, config.num_steps)
+    if (backend or jax.default_backend()) == "cpu":
+        return 1
+    return min(8, getattr(env, "max_scan_unroll", 8), config.num_steps)
+
 
 # ---------------------------------------------------------------------- phases
 
