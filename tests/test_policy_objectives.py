@@ -261,11 +261,22 @@ def user_objective(tmp_path):
         sys.path.remove(str(tmp_path))
 
 
-def test_a_user_policy_loss_from_python_toml_and_set(user_objective):
+def test_a_user_policy_loss_from_python(user_objective):
     name, module, folder = user_objective
     with pytest.raises(ValueError, match=rf"^policy_loss='{name}' is invalid: allowed is one "
                                          r"of \['clipped', 'kl_penalty', 'dpo'"):
         jppo.PPOConfig(policy_loss=name)
+    experiment.import_modules([module], folder)
+    config = jppo.PPOConfig(**{**BASE, "policy_loss": name})
+    assert strategies.of(config).policy_loss is strategies.POLICY_LOSSES.get(name)
+    assert not strategies.of(config).policy_loss.clips_ratio
+    # a NaN in the policy loss would name it as the strategy computing that term
+    assert strategies.user_strategies(config, "policy_loss") == [f"policy_loss={name!r}"]
+    with pytest.raises(strategies.StrategyError, match="policy_loss 'bad': loss"):
+        jppo.register_policy_loss("bad", lambda a, b: a)
+
+
+def _experiment_file(folder, module, name):
     path = folder / "exp.toml"
     path.write_text(textwrap.dedent(f'''
         imports = ["{module}"]
@@ -274,12 +285,21 @@ def test_a_user_policy_loss_from_python_toml_and_set(user_objective):
         [variants.mine]
         policy_loss = "{name}"
     '''))
-    exp = experiment.load(path)  # imports the module, which registers the objective
+    return path
+
+
+def test_a_user_policy_loss_from_a_toml_file(user_objective):
+    name, module, folder = user_objective
+    exp = experiment.load(_experiment_file(folder, module, name))  # imports, then validates
     assert exp.variant_config("mine").policy_loss == name
+    assert exp.variant_config("standard").policy_loss == "clipped"
+
+
+def test_a_user_policy_loss_from_set(user_objective):
+    name, module, folder = user_objective
+    path = _experiment_file(folder, module, name)
     assert experiment.load(path, [f"policy_loss={name}"]).variant_config(
         "standard").policy_loss == name
-    config = jppo.PPOConfig(**{**BASE, "policy_loss": name})  # from Python
-    assert strategies.of(config).policy_loss is strategies.POLICY_LOSSES.get(name)
-    assert strategies.user_strategies(config, "policy_loss") == [f"policy_loss={name!r}"]
-    with pytest.raises(strategies.StrategyError, match="policy_loss 'bad': loss"):
-        jppo.register_policy_loss("bad", lambda a, b: a)
+    with pytest.raises(ValueError, match=rf"policy_loss='typo' is invalid: allowed is one of "
+                                         rf"\[.*'{name}'\]"):
+        experiment.load(path, ["policy_loss=typo"])
