@@ -1,14 +1,16 @@
-"""The `jppo bench` cost of each policy-objective variant relative to standard PPO.
+"""The throughput cost of each policy-objective variant relative to standard PPO.
 
-Each measurement is `jppo bench`'s own single measurement (`python -m jppo.bench --one
-SEEDS --steps STEPS --set ...`: a fresh process, compile excluded, best of two runs);
-the variants alternate within each round, and the median over rounds is reported, so
-a noisy machine moves every variant alike.
+`jppo bench --seeds 16 --set policy_loss=dpo` measures one variant in a fresh process
+(compile excluded, best of two runs); on a shared, noisy machine the variants must be
+measured side by side instead. This script compiles each variant's seed-vmapped
+`train` once, exactly as `jppo bench` does, then times the variants in alternation,
+round after round, and reports the median per variant and its ratio to standard,
+so a change of load moves every variant alike.
 
-    python experiments/modern_variants/objectives/bench.py            # 3 rounds, 16 seeds
-    python experiments/modern_variants/objectives/bench.py --rounds 5 --seeds 64
+    python experiments/modern_variants/objectives/bench.py            # 5 rounds, 16 seeds
+    python experiments/modern_variants/objectives/bench.py --rounds 9 --seeds 64
 
-Writes bench.json and prints a Markdown table (env-steps/s and its ratio to standard).
+Writes bench.json and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -16,9 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
+import time
 from pathlib import Path
+
+import jax
+
+from jppo import envs
+from jppo.core.config import make_config
+from jppo.core.train import make_train
+from jppo.runs.experiment import parse_assignments
+from jppo.runs.runner import seed_keys
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = {  # the study's variants (objectives.toml), as --set overrides
@@ -30,14 +40,21 @@ VARIANTS = {  # the study's variants (objectives.toml), as --set overrides
 }
 
 
-def measure(overrides: list[str], seeds: int, steps: int, env: str) -> float:
-    """Env steps per second of one `jppo bench` measurement."""
-    cmd = [sys.executable, "-m", "jppo.bench", "--one", str(seeds), "--env", env,
-           "--steps", str(steps), *[a for o in overrides for a in ("--set", o)]]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"bench failed for {overrides}: {done.stderr.strip()[-500:]}")
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["env_steps_per_s"])
+def compiled_variant(overrides: list[str], seeds: int, steps: int, env: str):
+    """(the compiled seed-vmapped train, its keys, env steps per call, compile seconds)."""
+    config = make_config(**{**parse_assignments(overrides, "--set"), "total_timesteps": steps})
+    trainer = make_train(config, *envs.make(env))
+    keys = seed_keys(seeds)
+    start = time.perf_counter()
+    compiled = jax.jit(jax.vmap(trainer)).lower(keys).compile()
+    return compiled, keys, seeds * config.num_updates * config.batch_size, \
+        time.perf_counter() - start
+
+
+def timed(compiled, keys) -> float:
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(keys))
+    return time.perf_counter() - start
 
 
 def table(medians: dict[str, float]) -> str:
@@ -49,21 +66,25 @@ def table(medians: dict[str, float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=65_536, help="env steps per seed")
+    parser.add_argument("--steps", type=int, default=32_768, help="env steps per seed")
     parser.add_argument("--env", default="CartPole-v1")
     args = parser.parse_args(argv)
+    programs = {name: compiled_variant(o, args.seeds, args.steps, args.env)
+                for name, o in VARIANTS.items()}
     samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for round_ in range(args.rounds):
-        for name, overrides in VARIANTS.items():
-            samples[name].append(measure(overrides, args.seeds, args.steps, args.env))
+        for name, (compiled, keys, env_steps, _) in programs.items():
+            samples[name].append(env_steps / timed(compiled, keys))
             print(f"# round {round_ + 1}: {name} {samples[name][-1]:,.0f} env-steps/s",
                   file=sys.stderr)
     medians = {name: statistics.median(values) for name, values in samples.items()}
     (HERE / "bench.json").write_text(json.dumps(
         {"env": args.env, "seeds": args.seeds, "steps_per_seed": args.steps,
-         "rounds": args.rounds, "samples": samples, "medians": medians}, indent=1) + "\n")
+         "rounds": args.rounds, "backend": jax.default_backend(),
+         "compile_s": {name: round(p[3], 1) for name, p in programs.items()},
+         "samples": samples, "medians": medians}, indent=1) + "\n")
     print(table(medians))
     return 0
 
