@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help run test docs bench lint results compare case-studies diagnosis-benchmark mutants clean
+.PHONY: help run test docs bench lint results compare objectives-study case-studies diagnosis-benchmark mutants clean
 .DEFAULT_GOAL := help
 
 $(STAMP): pyproject.toml constraints.txt
@@ -55,6 +55,16 @@ compare: $(STAMP)
 	mkdir -p experiments/value_scale
 	cp runs/value-scale/summary.md runs/value-scale/summary.csv runs/value-scale/diagnosis.md \
 	   runs/value-scale/plots/*.png experiments/value_scale/
+
+## objectives-study: policy objectives and KL control vs standard PPO, 5 variants x 2
+##   environments x 16 seeds (about 25 minutes on 2 busy cores), copied next to its README
+objectives-study: $(STAMP)
+	rm -rf runs/modern-objectives
+	$(VENV)/bin/jppo compare experiments/modern_variants/objectives/objectives.toml \
+	   --out runs/modern-objectives --progress lines
+	cp runs/modern-objectives/summary.md runs/modern-objectives/summary.csv \
+	   runs/modern-objectives/diagnosis.md runs/modern-objectives/plots/*.png \
+	   experiments/modern_variants/objectives/
 
 ## case-studies: run every experiments/case_studies/*.toml into runs/case-studies/NAME and copy
 ##   its summary, diagnosis and plots next to its README (about 20 minutes on 2 cores). Options in

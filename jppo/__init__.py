@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from jppo.core.config import HParams, PPOConfig, make_config, validate_hparams
     from jppo.core.strategies import (
         register_advantage_norm,
+        register_policy_loss,
         register_value_loss,
         register_value_target,
     )
@@ -38,6 +39,7 @@ _EXPORTS = {
     "register_rule": ("jppo.analysis.diagnose", "register_rule"),
     "diagnose_logs": ("jppo.analysis.logs", "diagnose_logs"),
     "register_advantage_norm": ("jppo.core.strategies", "register_advantage_norm"),
+    "register_policy_loss": ("jppo.core.strategies", "register_policy_loss"),
     "register_value_loss": ("jppo.core.strategies", "register_value_loss"),
     "register_value_target": ("jppo.core.strategies", "register_value_target"),
     "Experiment": ("jppo.runs.experiment", "Experiment"),
@@ -78,6 +80,7 @@ __all__ = [
     "make_config",
     "make_train",
     "register_advantage_norm",
+    "register_policy_loss",
     "register_rule",
     "register_value_loss",
     "register_value_target",

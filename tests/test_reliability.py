@@ -240,6 +240,9 @@ INERT_CASES = {
     "rnn_cell": ("lstm", {}, {"policy_rnn": 8}),
     "lr_end_factor": (0.1, {"lr_schedule": "constant"}, {}),
     "lr_decay_fraction": (0.5, {"lr_schedule": "constant"}, {"lr_schedule": "cosine"}),
+    "kl_coef": (0.3, {}, {"policy_loss": "kl_penalty"}),
+    "dpo_alpha": (1.0, {"policy_loss": "kl_penalty"}, {"policy_loss": "dpo"}),
+    "dpo_beta": (0.3, {}, {"policy_loss": "dpo"}),
 }
 SMALL = dict(num_envs=4, num_steps=16, num_minibatches=2, total_timesteps=4 * 16 * 10)
 

@@ -17,7 +17,8 @@ METRIC_DOCS: dict[str, str] = {
     "eval_return": "mean return of eval_episodes deterministic (greedy/mean action) episodes "
     "after the update, every eval_every updates (NaN on the others)",
     "eval_length": "mean length of those evaluation episodes (NaN between evaluations)",
-    "policy_loss": "clipped surrogate loss, mean over minibatch steps",
+    "policy_loss": "policy objective (policy_loss; the clipped surrogate by default), mean over "
+    "minibatch steps",
     "value_loss": "value loss (before vf_coef), mean over minibatch steps",
     "entropy": "policy entropy, mean over minibatch steps",
     "total_loss": "policy_loss + vf_coef * value_loss - ent_coef * entropy",
@@ -64,7 +65,15 @@ METRIC_DOCS: dict[str, str] = {
     "optimizer step",
     "nonfinite_value_loss": "1 if the value loss was NaN or inf at the update's first "
     "optimizer step",
+    "policy_coef": "coefficient an adaptive policy_loss used in the update (kl_penalty: beta; "
+    "only for such objectives)",
+    "policy_kl_final": "approx KL (k3) of the policy the update ended at, on the whole batch "
+    "(what the adaptive coefficient reacts to; only for such objectives)",
+    "return_spread_scale": "advantage_norm='return_percentile': the advantages' divisor, "
+    "max(1, EMA P95 - EMA P5 of the returns)",
 }
+# Recorded only by the variants that produce them.
+VARIANT_METRICS = frozenset({"policy_coef", "policy_kl_final", "return_spread_scale"})
 
 
 def final_window(num_updates: int, fraction: float = 0.1) -> int:

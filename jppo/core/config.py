@@ -77,6 +77,9 @@ class HParams:
     reward_clip: jax.Array
     popart_step: jax.Array
     hl_gauss_sigma: jax.Array
+    kl_coef: jax.Array
+    dpo_alpha: jax.Array
+    dpo_beta: jax.Array
 
 
 HPARAM_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(HParams))
@@ -210,7 +213,8 @@ class PPOConfig:
                           Registered(REGISTRIES["grad_clip"]))
     kl_early_stop: bool = knob(False, "stop the update's epochs once approx KL > 1.5 target_kl",
                                Flag())
-    target_kl: float = knob(0.01, "the KL that kl_early_stop aims at", _POSITIVE, traced=True)
+    target_kl: float = knob(0.01, "the KL that kl_early_stop, kl_adaptive_lr and an adaptive "
+                            "policy_loss (kl_penalty) aim at", _POSITIVE, traced=True)
     value_pretrain_updates: int = knob(0, "critic-only updates (lambda = 1) on rollouts of the "
                                        "initial policy before PPO", Integer(0))
     diagnostics: bool = knob(True, "record per-head / per-term gradient norms and target "
@@ -268,6 +272,21 @@ class PPOConfig:
     lr_decay_fraction: float = knob(1.0, "share of the run's optimizer steps over which a "
                                     "decaying lr_schedule goes from lr to lr * lr_end_factor; "
                                     "it holds there after", _UNIT_OPEN_BELOW)
+    # --- policy objective and KL control
+    policy_loss: str = knob("clipped", "policy objective: clipped (PPO's clipped surrogate), "
+                            "kl_penalty (-E[r A] + beta KL, beta adapted to target_kl) or dpo "
+                            "(Discovered Policy Optimisation's drift, dpo_alpha/dpo_beta)",
+                            Registered(REGISTRIES["policy_loss"]))
+    kl_coef: float = knob(1.0, "kl_penalty: the initial KL coefficient beta (then doubled or "
+                          "halved after each update)", _NON_NEGATIVE, traced=True)
+    dpo_alpha: float = knob(2.0, "dpo: drift scale where the advantage is >= 0", _POSITIVE,
+                            traced=True)
+    dpo_beta: float = knob(0.6, "dpo: drift scale where the advantage is < 0", _POSITIVE,
+                           traced=True)
+    kl_adaptive_lr: bool = knob(False, "rsl_rl's adaptive learning rate: before each minibatch "
+                                "step every lr is divided by 1.5 if approx KL > 2 target_kl, "
+                                "multiplied by 1.5 if KL < target_kl / 2 (policy lr kept in "
+                                "[1e-5, 1e-2])", Flag())
 
     def __post_init__(self) -> None:
         # Accept what TOML / CLI / notebooks naturally produce: lists for layer

@@ -21,6 +21,10 @@ def _loss(config: Any) -> Any:
     return strategies.VALUE_LOSSES.get(config.value_loss)
 
 
+def _adapts_coef(config: Any) -> bool:
+    return strategies.POLICY_LOSSES.get(config.policy_loss).adapt is not None
+
+
 def _evaluates(config: Any) -> bool:
     return config.eval_interval > 0
 
@@ -46,7 +50,8 @@ ACTS_WHEN: dict[str, tuple[Callable[[Any], bool], str]] = {
                        "a histogram value loss (value_loss='hl_gauss')"),
     "hl_gauss_sigma": (lambda c: _loss(c).head is strategies.HISTOGRAM,
                        "a histogram value loss (value_loss='hl_gauss')"),
-    "target_kl": (lambda c: c.kl_early_stop, "kl_early_stop=True"),
+    "target_kl": (lambda c: c.kl_early_stop or c.kl_adaptive_lr or _adapts_coef(c),
+                  "kl_early_stop=True, kl_adaptive_lr=True or policy_loss='kl_penalty'"),
     "eval_episodes": (_evaluates, "evaluation (eval_every not 0)"),
     "eval_max_steps": (_evaluates, "evaluation (eval_every not 0)"),
     "eval_every": (lambda c: not c.eval_every or c.eval_every <= c.num_updates,
@@ -57,6 +62,10 @@ ACTS_WHEN: dict[str, tuple[Callable[[Any], bool], str]] = {
                           "a decaying lr_schedule (e.g. 'linear')"),
     "rnn_cell": (lambda c: c.recurrent,
                  "a recurrent width (policy_rnn, value_rnn or torso_rnn > 0)"),
+    "kl_coef": (lambda c: c.policy_loss not in ("clipped", "dpo"),
+                "a policy loss with a KL coefficient (policy_loss='kl_penalty')"),
+    "dpo_alpha": (lambda c: c.policy_loss == "dpo", "policy_loss='dpo'"),
+    "dpo_beta": (lambda c: c.policy_loss == "dpo", "policy_loss='dpo'"),
 }
 # knobs that act in every config (or, as log_std_init and torso_kind, depend on the env)
 ALWAYS_ACTS = (
@@ -68,6 +77,7 @@ ALWAYS_ACTS = (
     "torso_kind", "activation", "torso_hidden", "policy_hidden", "value_hidden",
     "value_activation", "value_layer_norm", "policy_output_gain", "value_output_gain",
     "log_std_init", "policy_rnn", "value_rnn", "torso_rnn",
+    "policy_loss", "kl_adaptive_lr",
 )
 
 

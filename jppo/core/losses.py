@@ -117,3 +117,32 @@ def hl_gauss_value(logits: jax.Array, bin_edges: jax.Array) -> jax.Array:
     """The critic's scalar prediction: expected bin center under softmax(logits)."""
     centers = 0.5 * (bin_edges[1:] + bin_edges[:-1])
     return jnp.sum(jax.nn.softmax(logits) * centers, axis=-1)
+
+
+def kl_penalty_surrogate(log_prob: jax.Array, old_log_prob: jax.Array, advantages: jax.Array,
+                         kl_coef: jax.Array) -> jax.Array:
+    """-E[r A] + beta KL(pi_old || pi), PPO's adaptive-KL objective (Schulman et
+    al. 2017, eq. 8). The KL is the k3 sample estimate E[(r - 1) - log r] on the
+    stored actions: the batch keeps old log-probabilities, not old distributions."""
+    log_ratio = log_prob - old_log_prob
+    ratio = jnp.exp(log_ratio)
+    kl = jnp.mean(jnp.expm1(log_ratio) - log_ratio)
+    return -jnp.mean(ratio * advantages) + kl_coef * kl
+
+
+def dpo_surrogate(log_prob: jax.Array, old_log_prob: jax.Array, advantages: jax.Array,
+                  alpha: jax.Array, beta: jax.Array) -> jax.Array:
+    """-E[r A - drift(r, A)], Discovered Policy Optimisation (Lu et al. 2022):
+
+        drift = relu((r - 1) A - alpha tanh((r - 1) A / alpha))   where A >= 0
+        drift = relu(log(r) A - beta tanh(log(r) A / beta))       where A < 0
+
+    A smooth trust region discovered by meta-learning: zero drift near r = 1,
+    growing once the ratio moves in the direction the advantage rewards."""
+    log_ratio = log_prob - old_log_prob
+    ratio = jnp.exp(log_ratio)
+    gain, log_gain = (ratio - 1.0) * advantages, log_ratio * advantages
+    drift_pos = jax.nn.relu(gain - alpha * jnp.tanh(gain / alpha))
+    drift_neg = jax.nn.relu(log_gain - beta * jnp.tanh(log_gain / beta))
+    drift = jnp.where(advantages >= 0.0, drift_pos, drift_neg)
+    return -jnp.mean(ratio * advantages - drift)

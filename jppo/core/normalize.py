@@ -116,3 +116,32 @@ def popart_update(
         "bias": (sigma * head["bias"] + stats.mean - new.mean) / new_sigma,
     }
     return new, rescaled
+
+
+# DreamerV3's return normalizer: the 5th and 95th percentiles of the batch's
+# returns, each an EMA with decay 0.99 started at 0 (not bias-corrected).
+RETURN_PERCENTILES = (5.0, 95.0)
+RETURN_SPREAD_DECAY = 0.99
+
+
+@struct.dataclass
+class ReturnSpread:
+    low: jax.Array  # EMA of the 5th percentile of the returns
+    high: jax.Array  # EMA of the 95th percentile
+
+    def scale(self) -> jax.Array:
+        """max(1, high - low): the divisor of the advantages. Below a spread of 1
+        nothing is scaled up, so small returns keep their small advantages."""
+        return jnp.maximum(1.0, self.high - self.low)
+
+
+def init_return_spread() -> ReturnSpread:
+    return ReturnSpread(jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+
+
+def update_return_spread(spread: ReturnSpread, returns: jax.Array,
+                         decay: float = RETURN_SPREAD_DECAY) -> ReturnSpread:
+    """Move each percentile EMA toward this batch's (Hafner et al. 2023, DreamerV3)."""
+    low, high = jnp.percentile(returns.astype(jnp.float32), jnp.asarray(RETURN_PERCENTILES))
+    return ReturnSpread(decay * spread.low + (1.0 - decay) * low,
+                        decay * spread.high + (1.0 - decay) * high)

@@ -7,6 +7,8 @@ rates and the clip norm are sweepable array values rather than constants.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -57,6 +59,8 @@ def make_optimizer(
         for group in groups
     }
     grouped = optax.multi_transform(per_group, param_labels)
+    if config.kl_adaptive_lr:
+        grouped = optax.chain(grouped, scale_by_kl_lr_factor())
     if clip.outer_clip is None:
         return grouped
     return optax.chain(clip.outer_clip(hparams.max_grad_norm), grouped)
@@ -101,3 +105,58 @@ def learning_rates_in_force(
         group: config_schedule(config, lr)(step)
         for group, lr in group_learning_rates(config, hparams).items()
     }
+
+
+# ------------------------------------------------- the adaptive-KL learning rate
+# rsl_rl's rule (legged-robotics PPO): before each minibatch step, with kl that
+# minibatch's KL at the current parameters, lr <- max(lr / 1.5, 1e-5) if
+# kl > 2 target, lr <- min(lr * 1.5, 1e-2) if 0 < kl < target / 2.
+KL_LR_FACTOR = 1.5
+KL_LR_BOUNDS = (1e-5, 1e-2)
+
+
+class KlLrState(NamedTuple):
+    """The factor every group's learning rate is multiplied by; it persists
+    across updates in the optimizer state, as rsl_rl's learning rate does."""
+
+    factor: jax.Array
+
+
+def scale_by_kl_lr_factor() -> optax.GradientTransformation:
+    """Multiply the updates by the carried factor (Adam's step is linear in its
+    learning rate, so this is the learning rate times the factor)."""
+
+    def init(params):
+        return KlLrState(jnp.ones((), jnp.float32))
+
+    def update(updates, state, params=None):
+        return jax.tree.map(lambda u: u * state.factor, updates), state
+
+    return optax.GradientTransformation(init, update)
+
+
+def adapted_lr(lr: jax.Array, kl: jax.Array, target: jax.Array) -> jax.Array:
+    """One step of rsl_rl's rule on the learning rate `lr`."""
+    low, high = KL_LR_BOUNDS
+    lowered = jnp.maximum(lr / KL_LR_FACTOR, low)
+    raised = jnp.minimum(lr * KL_LR_FACTOR, high)
+    return jnp.where(kl > 2.0 * target, lowered,
+                     jnp.where((kl < target / 2.0) & (kl > 0.0), raised, lr))
+
+
+def adapt_lr_to_kl(opt_state, kl: jax.Array, hparams: HParams):
+    """`opt_state` with its factor moved by the rule; the bounds apply to the
+    policy group's learning rate (policy_lr x factor), every group follows it."""
+    base = hparams.policy_lr
+    factor = adapted_lr(base * kl_lr_factor(opt_state), kl, hparams.target_kl) / base
+    return jax.tree.map(lambda s: KlLrState(factor) if _is_kl_lr_state(s) else s,
+                        opt_state, is_leaf=_is_kl_lr_state)
+
+
+def kl_lr_factor(opt_state) -> jax.Array:
+    states = jax.tree.leaves(opt_state, is_leaf=_is_kl_lr_state)
+    return next(s.factor for s in states if _is_kl_lr_state(s))
+
+
+def _is_kl_lr_state(x) -> bool:
+    return isinstance(x, KlLrState)

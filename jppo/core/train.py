@@ -58,7 +58,9 @@ from jppo.core.networks import (
     param_labels,
 )
 from jppo.core.optim import (
+    adapt_lr_to_kl,
     group_norms,
+    kl_lr_factor,
     learning_rates_in_force,
     make_optimizer,
     revert_skipped,
@@ -81,6 +83,7 @@ class NormState:
     running_return: jax.Array  # (num_envs,) discounted return so far
     targets: norm.RunningStats  # critic targets in head space, for the relative clip
     popart: norm.PopArtStats
+    return_spread: norm.ReturnSpread  # percentile EMAs of the returns (return_percentile)
 
 
 @struct.dataclass
@@ -107,6 +110,7 @@ class TrainState:
     update_count: jax.Array
     norm: NormState
     memory: Memory
+    policy_coef: jax.Array  # what the policy loss adapts between updates (KL penalty: beta)
 
 
 @struct.dataclass
@@ -178,6 +182,7 @@ class LossContext(NamedTuple):
     hparams: HParams
     ent_coef: jax.Array
     loss_scale: jax.Array  # the value target's divisor of the value loss
+    policy_coef: jax.Array | None = None  # the policy loss's adapted coefficient
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,9 +310,10 @@ def init(setup: Setup, key: jax.Array, hparams: HParams) -> TrainState:
         running_return=jnp.zeros((config.num_envs,), jnp.float32),
         targets=norm.init_stats(),
         popart=norm.init_popart(),
+        return_spread=norm.init_return_spread(),
     )
     state = TrainState(params, opt_state, env_state, obs, key, jnp.zeros((), jnp.int32), ns,
-                       initial_memory(setup))
+                       initial_memory(setup), jnp.asarray(hparams.kl_coef, jnp.float32))
     state = warm_up_observations(setup, state, hparams)
     if config.value_pretrain_updates:
         state = pretrain_critic(setup, state, hparams)
@@ -353,8 +359,16 @@ def update(setup: Setup, state: TrainState, hparams: HParams) -> tuple[TrainStat
     if setup.eval_every:  # NaN here; `run_updates` fills in the updates it evaluates after
         metrics.update(eval_return=jnp.full((), jnp.nan), eval_length=jnp.full((), jnp.nan))
     new_state = TrainState(params, opt_state, c.env_state, c.obs, key, update_count, ns,
-                           c.memory)
+                           c.memory, next_policy_coef(setup, state.policy_coef, stats, hparams))
     return new_state, metrics
+
+
+def next_policy_coef(setup: Setup, coef: jax.Array, stats: Metrics, hparams: HParams
+                     ) -> jax.Array:
+    """The policy loss's coefficient for the next update, from the KL this one
+    ended at (`policy_kl_final`); unchanged for an objective that adapts none."""
+    adapt = setup.chosen.policy_loss.adapt
+    return coef if adapt is None else adapt(coef, stats["policy_kl_final"], hparams)
 
 
 def run_updates(setup: Setup, state: TrainState, hparams: HParams, num_updates: int
@@ -425,6 +439,8 @@ def collect(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array,
     target_kind = setup.chosen.value_target
     params, ns = target_kind.track(state.params, ns, targets, hparams)
     ns = ns.replace(targets=norm.update_stats(ns.targets, target_kind.encode(targets, ns)))
+    if setup.chosen.advantage_norm.by_return_spread:
+        ns = ns.replace(return_spread=norm.update_return_spread(ns.return_spread, targets))
     return Collected(acted.env_state, acted.obs, traj, acted.raw_obs, rewards, values,
                      advantages, targets, params, ns, state.memory, acted.memory)
 
@@ -551,13 +567,31 @@ def track_observations(setup: Setup, ns: NormState, raw_obs: jax.Array) -> NormS
 
 def learn(setup: Setup, state: TrainState, c: Collected, hparams: HParams, key: jax.Array):
     """The optimization phase of an update: `update_epochs` passes of minibatch steps."""
-    advantages = setup.chosen.advantage_norm.batch(c.advantages, hparams)
-    loss_scale = setup.chosen.value_target.loss_scale(c.targets)
+    chosen = setup.chosen
+    advantages = chosen.advantage_norm.batch(c.advantages, hparams)
+    if chosen.advantage_norm.by_return_spread:
+        advantages = advantages / c.norm.return_spread.scale()
+    loss_scale = chosen.value_target.loss_scale(c.targets)
     ent_coef = entropy_coef(setup, state.update_count, hparams)
-    ctx = LossContext(c.norm, hparams, ent_coef, loss_scale)
-    params, opt_state, stats = optimize(setup, state.replace(params=c.params),
-                                        batch_of(setup, c, advantages), ctx, key)
-    return params, opt_state, {**stats, "ent_coef": ent_coef}
+    ctx = LossContext(c.norm, hparams, ent_coef, loss_scale, state.policy_coef)
+    batch = batch_of(setup, c, advantages)
+    params, opt_state, stats = optimize(setup, state.replace(params=c.params), batch, ctx, key)
+    stats = {**stats, "ent_coef": ent_coef}
+    if chosen.advantage_norm.by_return_spread:
+        stats["return_spread_scale"] = c.norm.return_spread.scale()
+    if chosen.policy_loss.adapt is not None:  # one more policy pass, on the whole batch
+        stats.update(policy_coef=state.policy_coef,
+                     policy_kl_final=batch_policy_kl(setup, params, batch))
+    return params, opt_state, stats
+
+
+def batch_policy_kl(setup: Setup, params: Any, batch: Batch) -> jax.Array:
+    """The k3 estimate of KL(pi_old || pi) on the whole batch at `params`: the KL
+    an update ended at, which an adaptive policy coefficient reacts to."""
+    discrete, nvec = setup.spec.discrete, setup.spec.action_nvec
+    log_prob = distributions.log_prob(minibatch_policy(setup, params, batch), batch.action,
+                                      discrete, nvec)
+    return losses.approx_kl(log_prob, batch.log_prob)[1]
 
 
 def entropy_coef(setup: Setup, update_count: jax.Array, hparams: HParams) -> jax.Array:
@@ -657,6 +691,8 @@ def minibatch_step(setup: Setup, tx: optax.GradientTransformation, ctx: LossCont
     params, opt_state, stopped = carry
     (_, stats), grads = jax.value_and_grad(
         lambda p: total_loss(setup, p, mb, ctx), has_aux=True)(params)
+    if config.kl_adaptive_lr:  # this step's rate reacts to the KL the policy is at now
+        opt_state = adapt_lr_to_kl(opt_state, stats["approx_kl"], hparams)
     grad_norm = optax.tree.norm(grads)
     norms = group_norms(grads) if config.diagnostics or clip.needs_group_norms else {}
     clip_norm = clip.clip_norm(grad_norm, norms)  # the norm the clip acts on
@@ -671,6 +707,8 @@ def minibatch_step(setup: Setup, tx: optax.GradientTransformation, ctx: LossCont
         new_opt_state = revert_skipped(stopped, new_opt_state, opt_state)
     # The rate this step's schedule gives (its mean over the update is the metric).
     lrs = learning_rates_in_force(config, hparams, schedule_count(opt_state))
+    if config.kl_adaptive_lr:
+        lrs = {group: lr * kl_lr_factor(opt_state) for group, lr in lrs.items()}
     stats = {**stats, **{f"lr_{group}": lr for group, lr in lrs.items()},
              "grad_norm": grad_norm,
              "grad_clip_ratio": clip_norm / hparams.max_grad_norm,
@@ -684,7 +722,8 @@ def minibatch_step(setup: Setup, tx: optax.GradientTransformation, ctx: LossCont
 def total_loss(setup: Setup, params: Any, mb: Batch, ctx: LossContext
                ) -> tuple[jax.Array, Metrics]:
     memories = sequence_memories(setup, params, mb, HEADS)  # one pass for both heads
-    actor, stats = policy_loss(setup, params, mb, ctx.hparams, ctx.ent_coef, memories)
+    actor, stats = policy_loss(setup, params, mb, ctx.hparams, ctx.ent_coef, memories,
+                               ctx.policy_coef)
     critic, value_clip = value_loss(setup, params, mb, ctx.norm, ctx.hparams, ctx.loss_scale,
                                     memories)
     total = actor + ctx.hparams.vf_coef * critic
@@ -693,22 +732,27 @@ def total_loss(setup: Setup, params: Any, mb: Batch, ctx: LossContext
 
 
 def policy_loss(setup: Setup, params: Any, mb: Batch, hparams: HParams,
-                ent_coef: jax.Array, memories: Mapping[str, jax.Array] | None = None
-                ) -> tuple[jax.Array, Metrics]:
-    """Clipped surrogate minus the entropy bonus, and the policy statistics."""
+                ent_coef: jax.Array, memories: Mapping[str, jax.Array] | None = None,
+                coef: jax.Array | None = None) -> tuple[jax.Array, Metrics]:
+    """The `policy_loss` objective (clipped surrogate by default) minus the
+    entropy bonus, and the policy statistics; `coef`: the objective's adapted
+    coefficient (`TrainState.policy_coef`; the initial `kl_coef` if None)."""
     discrete, nvec = setup.spec.discrete, setup.spec.action_nvec
     dist = minibatch_policy(setup, params, mb, memories)
     log_prob = distributions.log_prob(dist, mb.action, discrete, nvec)
     entropy = jnp.mean(distributions.entropy(dist, discrete, nvec))
     advantage = setup.chosen.advantage_norm.minibatch(mb.advantage, hparams)
-    surrogate = losses.clipped_surrogate(log_prob, mb.log_prob, advantage, hparams.clip_eps)
+    inputs = strategies.PolicyLossInputs(
+        log_prob, mb.log_prob, advantage, hparams.clip_eps,
+        hparams.kl_coef if coef is None else coef, hparams, setup.config)
+    surrogate = setup.chosen.policy_loss.loss(inputs)
     kl_k1, kl_k3 = losses.approx_kl(log_prob, mb.log_prob)
     stats = {
         "policy_loss": surrogate,
         "entropy": entropy,
         "approx_kl": kl_k3,
         "approx_kl_k1": kl_k1,
-        "clip_fraction": losses.clip_fraction(log_prob, mb.log_prob, hparams.clip_eps),
+        "clip_fraction": setup.chosen.policy_loss.clip_fraction(inputs),
     }
     return surrogate - ent_coef * entropy, stats
 
@@ -788,7 +832,8 @@ def term_norms_on_torso(setup: Setup, params: Any, mb: Batch, ctx: LossContext) 
     """Norms of the policy-term and value-term gradients on the shared torso:
     the direct evidence of value dominance."""
     actor_grads = jax.grad(
-        lambda p: policy_loss(setup, p, mb, ctx.hparams, ctx.ent_coef)[0])(params)
+        lambda p: policy_loss(setup, p, mb, ctx.hparams, ctx.ent_coef, None,
+                              ctx.policy_coef)[0])(params)
     value_grads = jax.grad(lambda p: ctx.hparams.vf_coef * value_loss(
         setup, p, mb, ctx.norm, ctx.hparams, ctx.loss_scale)[0])(params)
     return {"grad_norm_policy_term_torso": group_norms(actor_grads)["torso"],

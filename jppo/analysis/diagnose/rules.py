@@ -350,6 +350,12 @@ def return_progress(cell: Cell) -> np.ndarray | None:
     return (gains / span if span > 0 else np.zeros_like(gains))[:, None]
 
 
+def _clips_ratio(config: PPOConfig) -> bool:
+    """The policy objective stops the gradient past the ratio clip, so the clip
+    fraction measures what it held back (the `policy_loss` strategy says)."""
+    return strategies.of(config).policy_loss.clips_ratio
+
+
 def _check_policy_stall(cell: Cell) -> Verdict:
     """Tiny KL with no clipped samples and no return progress, while the lr is in
     force and the seed has not solved the task."""
@@ -357,8 +363,11 @@ def _check_policy_stall(cell: Cell) -> Verdict:
     if missing:
         return missing
     kl, clipped = cell.get("approx_kl"), cell.get("clip_fraction")
-    # without a logged clip fraction (Brax) the KL alone judges: no sample clipped is
-    # implied by a KL this small at any usual clip_eps
+    if not _clips_ratio(cell.config):  # a clip fraction that holds nothing back says nothing
+        clipped = None
+    # without a logged clip fraction (Brax), or with an objective that does not clip
+    # (kl_penalty, dpo), the KL alone judges: no sample clipped is implied by a KL
+    # this small at any usual clip_eps
     evaluated = cell.window & finite(kl, kl if clipped is None else clipped) & ~solved(cell)
     lr = cell.get("lr_policy")
     basis = "approx KL (k3)" + ("" if clipped is None else " and clip fraction")

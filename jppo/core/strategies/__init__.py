@@ -1,7 +1,7 @@
 """Variant families as registries of small pure strategies.
 
 Every static variant knob (`value_target`, `value_loss`, `value_clip_mode`,
-`advantage_norm`, `lr_schedule`, `ent_schedule`, `grad_clip`) names a member of
+`advantage_norm`, `lr_schedule`, `ent_schedule`, `grad_clip`, `policy_loss`) names a member of
 one registry; `of(config)` resolves them all, and the train step, the optimizer,
 the config's combination checks and the diagnosis ask the resolved strategies
 instead of comparing names. A variant registered here, from any module, is a
@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, TypeVar
 from jppo.core.strategies.advantages import ADVANTAGE_NORMS, AdvantageNorm
 from jppo.core.strategies.clipping import GRAD_CLIPS, GradClip
 from jppo.core.strategies.contracts import StrategyError, checked
+from jppo.core.strategies.policy import POLICY_LOSSES, PolicyLoss, PolicyLossInputs
 from jppo.core.strategies.registry import Registry
 from jppo.core.strategies.schedules import ENT_SCHEDULES, LR_SCHEDULES, Schedule
 from jppo.core.strategies.value import (
@@ -44,12 +45,13 @@ __all__ = [
     "AdvantageNorm", "GradClip", "Registry", "Schedule", "Strategies", "ValueClipMode",
     "ValueHead", "ValueLoss", "ValueLossInputs", "ValueTarget", "hl_gauss_support", "of",
     "register_advantage_norm", "register_value_loss", "register_value_target",
+    "POLICY_LOSSES", "PolicyLoss", "PolicyLossInputs", "register_policy_loss",
 ]
 
 # config field -> its registry
 REGISTRIES: dict[str, Registry[Any]] = {
     r.field: r for r in (VALUE_TARGETS, VALUE_LOSSES, VALUE_CLIP_MODES, ADVANTAGE_NORMS,
-                         LR_SCHEDULES, ENT_SCHEDULES, GRAD_CLIPS)
+                         LR_SCHEDULES, ENT_SCHEDULES, GRAD_CLIPS, POLICY_LOSSES)
 }
 
 
@@ -58,7 +60,7 @@ BUILTIN_NAMES: dict[str, frozenset[str]] = {field: frozenset(r.names())
                                             for field, r in REGISTRIES.items()}
 # per loss term, the strategy knobs whose functions compute it (user code can make it NaN)
 TERM_STRATEGIES: dict[str, tuple[str, ...]] = {
-    "policy_loss": ("advantage_norm",),
+    "policy_loss": ("advantage_norm", "policy_loss"),
     "entropy": (),
     "value_loss": ("value_loss", "value_target", "value_clip_mode"),
 }
@@ -81,6 +83,7 @@ class Strategies(NamedTuple):
     lr_schedule: Schedule
     ent_schedule: Schedule
     grad_clip: GradClip
+    policy_loss: PolicyLoss
 
 
 def of(config: Any) -> Strategies:
@@ -130,3 +133,4 @@ def _registrar(registry: Registry[T], cls: type[T], main: str) -> Callable[..., 
 register_value_loss = _registrar(VALUE_LOSSES, ValueLoss, "loss")
 register_value_target = _registrar(VALUE_TARGETS, ValueTarget, "encode")
 register_advantage_norm = _registrar(ADVANTAGE_NORMS, AdvantageNorm, "minibatch")
+register_policy_loss = _registrar(POLICY_LOSSES, PolicyLoss, "loss")

@@ -21,11 +21,15 @@ def _unchanged(advantages: jax.Array, hparams: Any) -> jax.Array:
 class AdvantageNorm:
     """`batch(adv, hparams)` runs on the update's whole batch, `minibatch(adv, hparams)`
     on each minibatch. `divides_by_std`: near-constant advantages are blown up
-    to unit std (the noise-advantages diagnosis applies)."""
+    to unit std (the noise-advantages diagnosis applies). `by_return_spread`:
+    after `batch`, the advantages are divided by max(1, P95 - P5) of the
+    returns, each percentile an EMA carried in `NormState.return_spread`
+    (DreamerV3's return normalization; `jppo.core.normalize.ReturnSpread`)."""
 
     minibatch: Callable[[jax.Array, Any], jax.Array] = _unchanged
     batch: Callable[[jax.Array, Any], jax.Array] = _unchanged
     divides_by_std: bool = False
+    by_return_spread: bool = False
 
 
 ADVANTAGE_NORMS: Registry[AdvantageNorm] = Registry("advantage_norm")
@@ -36,3 +40,6 @@ ADVANTAGE_NORMS.register("batch", AdvantageNorm(
 ADVANTAGE_NORMS.register("off", AdvantageNorm())
 ADVANTAGE_NORMS.register("robust", AdvantageNorm(
     minibatch=lambda adv, hp: losses.robust_normalize(adv, hp.adv_std_threshold)))
+# DreamerV3: advantages / max(1, EMA(P95(R)) - EMA(P5(R))), no centering, so a
+# task whose returns spread less than 1 keeps its advantages as they are.
+ADVANTAGE_NORMS.register("return_percentile", AdvantageNorm(by_return_spread=True))

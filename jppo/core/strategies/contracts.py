@@ -33,6 +33,11 @@ CONTRACTS: dict[str, dict[str, tuple[int, str, bool]]] = {
                       False),
         "batch": (2, "batch(advantages, hparams) -> advantages of the same shape", False),
     },
+    "PolicyLoss": {
+        "loss": (1, "loss(inputs: PolicyLossInputs) -> a scalar loss", True),
+        "clip_fraction": (1, "clip_fraction(inputs: PolicyLossInputs) -> a scalar", True),
+        "adapt": (3, "adapt(coef, kl, hparams) -> the next coef, a scalar", True),
+    },
 }
 
 
@@ -41,7 +46,7 @@ class StrategyError(ValueError):
 
 
 def checked(field: str, name: str, strategy: Any) -> Any:
-    """`strategy` (a ValueLoss, ValueTarget or AdvantageNorm) with each function
+    """`strategy` (a ValueLoss, ValueTarget, AdvantageNorm or PolicyLoss) with each function
     checked and wrapped; raises StrategyError at once where it cannot work."""
     contracts = CONTRACTS.get(type(strategy).__name__, {})
     changes = {}
