@@ -240,6 +240,11 @@ INERT_CASES = {
     "rnn_cell": ("lstm", {}, {"policy_rnn": 8}),
     "lr_end_factor": (0.1, {"lr_schedule": "constant"}, {}),
     "lr_decay_fraction": (0.5, {"lr_schedule": "constant"}, {"lr_schedule": "cosine"}),
+    "quantile_count": (8, {}, {"value_loss": "quantile"}),
+    "shrink_perturb_alpha": (0.5, {}, {"shrink_perturb_every": 10}),
+    "shrink_perturb_sigma": (0.5, {}, {"shrink_perturb_every": 10}),
+    "shrink_perturb_groups": ("value", {}, {"shrink_perturb_every": 10}),
+    "pfo_coef": (0.5, {}, {"pfo": True}),
 }
 SMALL = dict(num_envs=4, num_steps=16, num_minibatches=2, total_timesteps=4 * 16 * 10)
 
