@@ -16,13 +16,16 @@ import pytest
 import jppo
 from jppo import envs
 from jppo.core import plasticity, quantiles
-from jppo.core.networks import init_params, make_network
+from jppo.core.networks import init_params as eager_init_params
+from jppo.core.networks import make_network
 from jppo.core.train import FRESH_INIT_STREAM
 
+init_params = jax.jit(eager_init_params, static_argnums=(0, 2))
 BASE = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 2, update_epochs=1,
             num_minibatches=1, policy_hidden=(16, 16), value_hidden=(16, 16))
 VARIANTS = dict(value_loss="quantile", quantile_count=7, value_block="simba",
-                policy_layer_norm=True, pfo=True, pfo_coef=0.7)
+                policy_layer_norm=True, pfo=True, pfo_coef=0.7, shrink_perturb_every=1,
+                shrink_perturb_groups="value")
 
 
 # ------------------------------------------------------------------ references
@@ -146,11 +149,13 @@ def test_pfo_penalty_and_pre_activations_match_numpy():
     _, pre_old = np_policy(as_numpy(old), obs)
     np.testing.assert_allclose(network.apply(now, obs, method="policy")[0], logits,
                                rtol=1e-4, atol=1e-5)  # LayerNorm in the policy
-    got = plasticity.policy_preactivations(network, now, obs)
+    preactivations = jax.jit(plasticity.policy_preactivations, static_argnums=0)
+    got = preactivations(network, now, obs)
     for g, p in zip(got, pre_now, strict=True):
         np.testing.assert_allclose(g, p, rtol=1e-4, atol=1e-5)
-    expected = np.mean(sum(np.sum((a - b) ** 2, axis=-1) for a, b in zip(pre_now, pre_old)))
-    penalty = plasticity.pfo_penalty(got, plasticity.policy_preactivations(network, old, obs))
+    expected = np.mean(sum(np.sum((a - b) ** 2, axis=-1)
+                           for a, b in zip(pre_now, pre_old, strict=True)))
+    penalty = plasticity.pfo_penalty(got, preactivations(network, old, obs))
     assert float(penalty) == pytest.approx(expected, rel=1e-4)
     np.testing.assert_allclose(network.apply(now, obs, method="value"),
                                np_value_quantiles(as_numpy(now), obs), rtol=1e-4, atol=1e-5)
@@ -173,8 +178,12 @@ def test_bad_combinations_are_one_line_errors(changes, message):
 
 
 @functools.cache
-def cartpole():
-    return envs.make("CartPole-v1", max_steps_in_episode=5)
+def prepared():
+    """The one compiled configuration both tests below read: trainer, hparams, state."""
+    config = jppo.PPOConfig(**BASE, **VARIANTS)
+    trainer = jppo.make_train(config, *envs.make("CartPole-v1", max_steps_in_episode=5))
+    hparams = config.hparams()
+    return trainer, hparams, jax.jit(trainer.init)(jax.random.PRNGKey(0), hparams)
 
 
 def test_quantile_simba_critic_and_pfo_in_one_compiled_step():
@@ -182,10 +191,7 @@ def test_quantile_simba_critic_and_pfo_in_one_compiled_step():
     PFO is not zero), equal numpy's on the collected batch: a quantile loss on
     the wrong axis, a value that is not the quantiles' mean, a PFO against the
     wrong parameters or missing from the total all fail here."""
-    config = jppo.PPOConfig(**BASE, **VARIANTS)
-    trainer = jppo.make_train(config, *cartpole())
-    hparams = config.hparams()
-    state = jax.jit(trainer.init)(jax.random.PRNGKey(0), hparams)
+    trainer, hparams, state = prepared()
     _, rollout_key, learn_key = jax.random.split(state.key, 3)
     c = jax.jit(trainer.phases["collect"])(state, hparams, rollout_key, hparams.critic_lambda)
     obs = np.asarray(c.traj.obs, np.float64).reshape(-1, 4)
@@ -204,7 +210,8 @@ def test_quantile_simba_critic_and_pfo_in_one_compiled_step():
     assert stats["value_loss"] == pytest.approx(value_loss, rel=1e-4)
     _, pre_now = np_policy(as_numpy(nearby), obs)
     _, pre_old = np_policy(as_numpy(state.params), obs)
-    pfo = np.mean(sum(np.sum((a - b) ** 2, axis=-1) for a, b in zip(pre_now, pre_old)))
+    pfo = np.mean(sum(np.sum((a - b) ** 2, axis=-1)
+                      for a, b in zip(pre_now, pre_old, strict=True)))
     assert pfo > 1e-3 and stats["pfo_loss"] == pytest.approx(pfo, rel=1e-4)
     total = (stats["policy_loss"] - 0.01 * stats["entropy"] + 0.5 * stats["value_loss"]
              + 0.7 * stats["pfo_loss"])
@@ -217,11 +224,7 @@ def test_shrink_perturb_inside_the_update_mixes_toward_a_fresh_init():
     x the learned ones + sigma x the network's init on the folded key; the
     policy's are the learned ones (alpha=1, sigma=0 gives the learned, in the
     same compile: alpha and sigma are traced)."""
-    config = jppo.PPOConfig(**BASE, shrink_perturb_every=1, shrink_perturb_groups="value",
-                            value_layer_norm=True)
-    trainer = jppo.make_train(config, *cartpole())
-    hparams = config.hparams()
-    state = jax.jit(trainer.init)(jax.random.PRNGKey(0), hparams)
+    trainer, hparams, state = prepared()
     update = jax.jit(trainer.update)
     identity = hparams.replace(shrink_perturb_alpha=jnp.float32(1.0),
                                shrink_perturb_sigma=jnp.float32(0.0))

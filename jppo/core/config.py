@@ -159,9 +159,9 @@ class PPOConfig:
                                        _UNIT, traced=True, fallback="gae_lambda")
     # --- losses
     clip_eps: float = knob(0.2, "PPO probability-ratio clip range", _POSITIVE, traced=True)
-    value_loss: str = knob("clipped", "clipped (PureJaxRL/CleanRL), mse, huber (huber_delta) "
-                           "hl_gauss (classification over hl_gauss_bins) or quantile (quantile-Huber over "
-                           "quantile_count quantiles)",
+    value_loss: str = knob("clipped", "clipped (PureJaxRL/CleanRL), mse, huber (huber_delta), "
+                           "hl_gauss (classification over hl_gauss_bins) or quantile "
+                           "(quantile-Huber over quantile_count quantiles)",
                            Registered(REGISTRIES["value_loss"]))
     value_clip_eps: float | None = knob(None, "value clip range of the clipped loss (inf: off)",
                                         _POSITIVE_OR_INF, traced=True, fallback="clip_eps")
