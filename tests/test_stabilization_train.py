@@ -282,9 +282,10 @@ def diag_result(diag_solo):
 
 
 def test_every_documented_metric_is_recorded_once_per_update(diag_result):
-    """Discrete actions: all of METRIC_DOCS except the Gaussian log_std_mean."""
+    """Discrete actions: all of METRIC_DOCS except the Gaussian log_std_mean and
+    pfo_loss (recorded only with pfo=True)."""
     metrics = diag_result.metrics
-    assert set(metrics) == set(METRIC_DOCS) - {"log_std_mean"}
+    assert set(metrics) == set(METRIC_DOCS) - {"log_std_mean", "pfo_loss"}
     for name, values in metrics.items():
         chex.assert_shape(values, (DIAG_CONFIG.num_updates,), custom_message=name)
     for name in set(metrics) - {"episode_return", "episode_length"}:

@@ -64,6 +64,8 @@ METRIC_DOCS: dict[str, str] = {
     "optimizer step",
     "nonfinite_value_loss": "1 if the value loss was NaN or inf at the update's first "
     "optimizer step",
+    "pfo_loss": "pfo only: PFO's penalty, the squared change of the actor's pre-activations "
+    "since the rollout, mean over minibatch steps (0 at each update's first step)",
 }
 
 
