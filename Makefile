@@ -58,7 +58,7 @@ compare: $(STAMP)
 
 ## modern-variants-networks: the network-variant study (quantile, SimBa, LayerNorm,
 ##   shrink-and-perturb, PFO) on CartPole, Acrobot and the value-scale case; its summaries and
-##   plots go next to experiments/modern_variants/networks/README.md (about 80 minutes on 2 cores)
+##   plots go next to experiments/modern_variants/networks/README.md (about 60 minutes on 2 cores)
 NETWORK_STUDY := experiments/modern_variants/networks
 modern-variants-networks: $(STAMP)
 	for name in networks acrobot value_scale; do \
