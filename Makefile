@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help run test docs bench lint results compare objectives-study case-studies diagnosis-benchmark mutants clean
+.PHONY: help run test docs bench lint results compare objectives-study case-studies diagnosis-benchmark mutants clean modern-variants-networks
 .DEFAULT_GOAL := help
 
 $(STAMP): pyproject.toml constraints.txt
@@ -65,6 +65,21 @@ objectives-study: $(STAMP)
 	cp runs/modern-objectives/summary.md runs/modern-objectives/summary.csv \
 	   runs/modern-objectives/diagnosis.md runs/modern-objectives/plots/*.png \
 	   experiments/modern_variants/objectives/
+
+## modern-variants-networks: the network-variant study (quantile, SimBa, LayerNorm,
+##   shrink-and-perturb, PFO) on CartPole, Acrobot and the value-scale case; its summaries and
+##   plots go next to experiments/modern_variants/networks/README.md (about 60 minutes on 2 cores)
+NETWORK_STUDY := experiments/modern_variants/networks
+modern-variants-networks: $(STAMP)
+	for name in networks acrobot value_scale; do \
+	  rm -rf runs/modern-variants/$$name && \
+	  $(VENV)/bin/jppo compare $(NETWORK_STUDY)/$$name.toml --out runs/modern-variants/$$name \
+	    --progress lines && \
+	  mkdir -p $(NETWORK_STUDY)/$$name && \
+	  cp runs/modern-variants/$$name/summary.md runs/modern-variants/$$name/summary.csv \
+	     runs/modern-variants/$$name/diagnosis.md runs/modern-variants/$$name/plots/*.png \
+	     $(NETWORK_STUDY)/$$name/ || exit 1; \
+	done
 
 ## case-studies: run every experiments/case_studies/*.toml into runs/case-studies/NAME and copy
 ##   its summary, diagnosis and plots next to its README (about 20 minutes on 2 cores). Options in

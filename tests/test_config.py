@@ -56,7 +56,7 @@ INVALID = [
     (dict(activation="sigmoid"), "activation"),
     (dict(value_activation="softplus"), "value_activation"),
     (dict(lr_schedule="exponential"), "lr_schedule"),
-    (dict(value_loss="quantile"), "value_loss"),
+    (dict(value_loss="expectile"), "value_loss"),
     # network structure
     (dict(policy_hidden=(64, 0)), "policy_hidden"),
     (dict(value_hidden=(-64,)), "value_hidden"),

@@ -243,6 +243,11 @@ INERT_CASES = {
     "kl_coef": (0.3, {}, {"policy_loss": "kl_penalty"}),
     "dpo_alpha": (1.0, {"policy_loss": "kl_penalty"}, {"policy_loss": "dpo"}),
     "dpo_beta": (0.3, {}, {"policy_loss": "dpo"}),
+    "quantile_count": (8, {}, {"value_loss": "quantile"}),
+    "shrink_perturb_alpha": (0.5, {}, {"shrink_perturb_every": 10}),
+    "shrink_perturb_sigma": (0.5, {}, {"shrink_perturb_every": 10}),
+    "shrink_perturb_groups": ("value", {}, {"shrink_perturb_every": 10}),
+    "pfo_coef": (0.5, {}, {"pfo": True}),
 }
 SMALL = dict(num_envs=4, num_steps=16, num_minibatches=2, total_timesteps=4 * 16 * 10)
 

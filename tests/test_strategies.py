@@ -166,7 +166,7 @@ def test_value_loss_facts():
     facts = {name: (VALUE_LOSSES.get(name).squared_error, VALUE_LOSSES.get(name).uses_value_clip)
              for name in VALUE_LOSSES}
     assert facts == {"clipped": (True, True), "mse": (True, False), "huber": (False, False),
-                     "hl_gauss": (False, False)}
+                     "hl_gauss": (False, False), "quantile": (False, False)}
 
 
 def test_value_clip_modes_against_numpy():

@@ -71,9 +71,12 @@ METRIC_DOCS: dict[str, str] = {
     "(what the adaptive coefficient reacts to; only for such objectives)",
     "return_spread_scale": "advantage_norm='return_percentile': the advantages' divisor, "
     "max(1, EMA P95 - EMA P5 of the returns)",
+    "pfo_loss": "pfo only: PFO's penalty, the squared change of the actor's pre-activations "
+    "since the rollout, mean over minibatch steps (0 at each update's first step)",
 }
 # Recorded only by the variants that produce them.
-VARIANT_METRICS = frozenset({"policy_coef", "policy_kl_final", "return_spread_scale"})
+VARIANT_METRICS = frozenset({"policy_coef", "policy_kl_final", "return_spread_scale",
+                             "pfo_loss"})
 
 
 def final_window(num_updates: int, fraction: float = 0.1) -> int:

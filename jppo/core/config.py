@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jppo.core import strategies
+from jppo.core import network_variants, strategies
 from jppo.core.knobs import (
     Bounds,
     Choice,
@@ -41,6 +41,10 @@ from jppo.core.strategies import REGISTRIES
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
 TORSO_KINDS = ("auto", "mlp", "cnn")  # the encoders are jppo.core.networks.ENCODERS
 RNN_CELLS = ("gru", "lstm")  # the flax cells are jppo.core.networks.CELLS
+NETWORK_BLOCKS = ("mlp", "simba")  # the modules are jppo.core.networks.BLOCKS
+# shrink-and-perturb targets: a "+"-joined non-empty subset of the parameter groups
+PARAM_GROUP_SETS = ("policy+value+torso", "policy", "value", "torso", "policy+value",
+                    "policy+torso", "value+torso")
 
 
 @struct.dataclass
@@ -80,6 +84,9 @@ class HParams:
     kl_coef: jax.Array
     dpo_alpha: jax.Array
     dpo_beta: jax.Array
+    shrink_perturb_alpha: jax.Array
+    shrink_perturb_sigma: jax.Array
+    pfo_coef: jax.Array
 
 
 HPARAM_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(HParams))
@@ -155,8 +162,9 @@ class PPOConfig:
                                        _UNIT, traced=True, fallback="gae_lambda")
     # --- losses
     clip_eps: float = knob(0.2, "PPO probability-ratio clip range", _POSITIVE, traced=True)
-    value_loss: str = knob("clipped", "clipped (PureJaxRL/CleanRL), mse, huber (huber_delta) "
-                           "or hl_gauss (classification over hl_gauss_bins)",
+    value_loss: str = knob("clipped", "clipped (PureJaxRL/CleanRL), mse, huber (huber_delta), "
+                           "hl_gauss (classification over hl_gauss_bins) or quantile "
+                           "(quantile-Huber over quantile_count quantiles)",
                            Registered(REGISTRIES["value_loss"]))
     value_clip_eps: float | None = knob(None, "value clip range of the clipped loss (inf: off)",
                                         _POSITIVE_OR_INF, traced=True, fallback="clip_eps")
@@ -287,6 +295,30 @@ class PPOConfig:
                                 "step every lr is divided by 1.5 if approx KL > 2 target_kl, "
                                 "multiplied by 1.5 if KL < target_kl / 2 (policy lr kept in "
                                 "[1e-5, 1e-2])", Flag())
+    # --- network variants and plasticity (docs/network-variants.md)
+    quantile_count: int = knob(32, "quantile value loss: quantiles the critic predicts (tau_i = "
+                               "(2i+1)/2n); the value is their mean", Integer(2))
+    policy_block: str = knob("mlp", "policy_hidden layers as Dense+activation (mlp) or SimBa "
+                             "residual blocks (simba: Dense embed, one pre-LayerNorm residual "
+                             "block of 4x inner width per entry, final LayerNorm; equal widths)",
+                             Choice(NETWORK_BLOCKS))
+    value_block: str = knob("mlp", "value_hidden layers as mlp or simba blocks (see "
+                            "policy_block)", Choice(NETWORK_BLOCKS))
+    policy_layer_norm: bool = knob(False, "LayerNorm in the policy head's hidden layers (mlp "
+                                   "block)", Flag())
+    shrink_perturb_every: int = knob(0, "every N updates, theta <- alpha theta + sigma "
+                                     "theta_fresh_init on shrink_perturb_groups; 0: off",
+                                     Integer(0))
+    shrink_perturb_alpha: float = knob(0.9, "shrink-and-perturb: the shrink factor alpha", _UNIT,
+                                       traced=True)
+    shrink_perturb_sigma: float = knob(0.1, "shrink-and-perturb: the weight sigma of a fresh "
+                                       "initialization", _NON_NEGATIVE, traced=True)
+    shrink_perturb_groups: str = knob("policy+value+torso", "shrink-and-perturb: the parameter "
+                                      "groups it acts on", Choice(PARAM_GROUP_SETS))
+    pfo: bool = knob(False, "PFO auxiliary loss: penalize the change of the actor's "
+                     "pre-activations from the rollout's parameters (weight pfo_coef)", Flag())
+    pfo_coef: float = knob(1.0, "pfo: weight of the pre-activation change penalty", _NON_NEGATIVE,
+                           traced=True)
 
     def __post_init__(self) -> None:
         # Accept what TOML / CLI / notebooks naturally produce: lists for layer
@@ -357,6 +389,7 @@ class PPOConfig:
         self._validate_batch_shape()
         self._validate_sequences()
         self._validate_value_combinations()
+        network_variants.validate(self)
 
     def _validate_batch_shape(self) -> None:
         if self.num_minibatches > self.batch_size:

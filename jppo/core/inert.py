@@ -66,6 +66,12 @@ ACTS_WHEN: dict[str, tuple[Callable[[Any], bool], str]] = {
                 "a policy loss with a KL coefficient (policy_loss='kl_penalty')"),
     "dpo_alpha": (lambda c: c.policy_loss == "dpo", "policy_loss='dpo'"),
     "dpo_beta": (lambda c: c.policy_loss == "dpo", "policy_loss='dpo'"),
+    "quantile_count": (lambda c: _loss(c).head is strategies.QUANTILES,
+                       "a quantile value loss (value_loss='quantile')"),
+    "shrink_perturb_alpha": (lambda c: c.shrink_perturb_every > 0, "shrink_perturb_every > 0"),
+    "shrink_perturb_sigma": (lambda c: c.shrink_perturb_every > 0, "shrink_perturb_every > 0"),
+    "shrink_perturb_groups": (lambda c: c.shrink_perturb_every > 0, "shrink_perturb_every > 0"),
+    "pfo_coef": (lambda c: c.pfo, "pfo=True"),
 }
 # knobs that act in every config (or, as log_std_init and torso_kind, depend on the env)
 ALWAYS_ACTS = (
@@ -78,6 +84,7 @@ ALWAYS_ACTS = (
     "value_activation", "value_layer_norm", "policy_output_gain", "value_output_gain",
     "log_std_init", "policy_rnn", "value_rnn", "torso_rnn",
     "policy_loss", "kl_adaptive_lr",
+    "policy_block", "value_block", "policy_layer_norm", "shrink_perturb_every", "pfo",
 )
 
 

@@ -51,7 +51,7 @@ import jax.numpy as jnp
 from flax.linen.dtypes import promote_dtype
 
 from jppo.core import strategies
-from jppo.core.config import RNN_CELLS, TORSO_KINDS, HParams, PPOConfig
+from jppo.core.config import NETWORK_BLOCKS, RNN_CELLS, TORSO_KINDS, HParams, PPOConfig
 from jppo.core.knobs import invalid
 
 _ACTIVATIONS = {
@@ -137,8 +137,47 @@ class MLP(nn.Module):
             )(x)
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
+            self.sow("intermediates", PREACTIVATION, x)  # a no-op unless asked for (PFO)
             x = act(x)
         return x
+
+
+class SimBa(nn.Module):
+    """SimBa's residual network (Lee et al. 2025) over `hidden`'s one width w:
+    a linear embed x_0 = W_e x, one pre-LayerNorm residual block per entry,
+
+        x_{k+1} = x_k + W_2 act(W_1 LN(x_k)),   W_1: w -> 4w,  W_2: 4w -> w,
+
+    and a final LayerNorm. `act` is the network's activation (SimBa's is relu).
+    Init: orthogonal(sqrt 2) before an activation, orthogonal(1) elsewhere (the
+    embed and the block outputs), zero biases, as every jppo layer. SimBa's
+    running observation statistics are jppo's `obs_norm`. The pre-activations
+    W_1 LN(x_k) are sown for PFO."""
+
+    hidden: Sequence[int]
+    activation: str
+    layer_norm: bool = False  # unused: the blocks normalize (the config rejects it)
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act, width = _ACTIVATIONS[self.activation], self.hidden[0]
+        x = _dense(width, 1.0)(x)
+        for _ in self.hidden:
+            y = _dense(SIMBA_EXPANSION * width, HIDDEN_GAIN)(nn.LayerNorm()(x))
+            self.sow("intermediates", PREACTIVATION, y)
+            x = x + _dense(width, 1.0)(act(y))
+        return nn.LayerNorm()(x)
+
+
+def _dense(width: int, gain: float) -> nn.Dense:
+    return nn.Dense(width, kernel_init=orthogonal(gain), bias_init=nn.initializers.zeros)
+
+
+PREACTIVATION = "preactivation"  # the sown name of each hidden layer's pre-activation
+SIMBA_EXPANSION = 4  # a SimBa block's inner width, as a multiple of its width
+BLOCKS: dict[str, type[nn.Module]] = {"mlp": MLP, "simba": SimBa}
+if set(NETWORK_BLOCKS) != set(BLOCKS):  # the knobs' choices are declared in config.py
+    raise TypeError(f"block choices {NETWORK_BLOCKS} disagree with the modules {BLOCKS}")
 
 
 class Flatten(nn.Module):
@@ -314,6 +353,9 @@ class ActorCritic(nn.Module):
     value_rnn: int = 0
     rnn_cell: str = "gru"  # a key of CELLS
     torso_rnn: int = 0  # width of the cell both heads share, after the torso; 0: none
+    policy_layer_norm: bool = False
+    policy_block: str = "mlp"  # a key of BLOCKS
+    value_block: str = "mlp"
 
     def setup(self) -> None:
         encoder = ENCODERS[self.torso_kind].encoder
@@ -324,9 +366,11 @@ class ActorCritic(nn.Module):
             self.value_encoder = encoder(activation=self.value_activation,
                                          obs_rank=self.obs_rank)
         self.torso = MLP(self.torso_hidden, self.activation)
-        self.policy_torso = MLP(self.policy_hidden, self.activation)
+        self.policy_torso = BLOCKS[self.policy_block](self.policy_hidden, self.activation,
+                                                      self.policy_layer_norm)
         self.policy_head = _head(self.action_dim, "policy_head")
-        self.value_torso = MLP(self.value_hidden, self.value_activation, self.value_layer_norm)
+        self.value_torso = BLOCKS[self.value_block](self.value_hidden, self.value_activation,
+                                                    self.value_layer_norm)
         self.value_head = _head(self.value_outputs, "value_head")
         if self.policy_rnn:
             self.policy_cell = CELLS[self.rnn_cell].make(self.policy_rnn, "policy_cell")
@@ -449,6 +493,9 @@ def make_network(config: PPOConfig, action_dim: int, discrete: bool,
         value_rnn=config.value_rnn,
         rnn_cell=config.rnn_cell,
         torso_rnn=config.torso_rnn,
+        policy_layer_norm=config.policy_layer_norm,
+        policy_block=config.policy_block,
+        value_block=config.value_block,
     )
 
 

@@ -45,7 +45,7 @@ import optax
 from flax import struct
 
 from jppo import envs
-from jppo.core import acting, distributions, losses, strategies
+from jppo.core import acting, distributions, losses, plasticity, strategies
 from jppo.core import normalize as norm
 from jppo.core.config import HParams, PPOConfig, require_config, validate_hparams
 from jppo.core.gae import actor_critic_targets
@@ -183,6 +183,7 @@ class LossContext(NamedTuple):
     ent_coef: jax.Array
     loss_scale: jax.Array  # the value target's divisor of the value loss
     policy_coef: jax.Array | None = None  # the policy loss's adapted coefficient
+    rollout_params: Any = None  # with pfo: the parameters that collected the rollout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,6 +356,8 @@ def update(setup: Setup, state: TrainState, hparams: HParams) -> tuple[TrainStat
     params, opt_state, stats = learn(setup, state, c, hparams, epoch_key)
     ns = track_observations(setup, c.norm, c.raw_obs)
     update_count = state.update_count + 1
+    if setup.config.shrink_perturb_every:
+        params = shrink_perturb_step(setup, params, update_count, state.key, hparams)
     metrics = update_metrics(setup, c, stats, params, ns)
     if setup.eval_every:  # NaN here; `run_updates` fills in the updates it evaluates after
         metrics.update(eval_return=jnp.full((), jnp.nan), eval_length=jnp.full((), jnp.nan))
@@ -573,7 +576,8 @@ def learn(setup: Setup, state: TrainState, c: Collected, hparams: HParams, key: 
         advantages = advantages / c.norm.return_spread.scale()
     loss_scale = chosen.value_target.loss_scale(c.targets)
     ent_coef = entropy_coef(setup, state.update_count, hparams)
-    ctx = LossContext(c.norm, hparams, ent_coef, loss_scale, state.policy_coef)
+    ctx = LossContext(c.norm, hparams, ent_coef, loss_scale, policy_coef=state.policy_coef,
+                      rollout_params=state.params if setup.config.pfo else None)
     batch = batch_of(setup, c, advantages)
     params, opt_state, stats = optimize(setup, state.replace(params=c.params), batch, ctx, key)
     stats = {**stats, "ent_coef": ent_coef}
@@ -727,8 +731,39 @@ def total_loss(setup: Setup, params: Any, mb: Batch, ctx: LossContext
     critic, value_clip = value_loss(setup, params, mb, ctx.norm, ctx.hparams, ctx.loss_scale,
                                     memories)
     total = actor + ctx.hparams.vf_coef * critic
+    if setup.config.pfo:
+        pfo = pfo_loss(setup, params, mb, ctx.rollout_params)
+        total, stats = total + ctx.hparams.pfo_coef * pfo, {**stats, "pfo_loss": pfo}
     return total, {**stats, "value_loss": critic, "value_clip_fraction": value_clip,
                    "total_loss": total}
+
+
+def pfo_loss(setup: Setup, params: Any, mb: Batch, rollout_params: Any) -> jax.Array:
+    """PFO's penalty on the change of the actor's pre-activations on the
+    minibatch since the rollout (`jppo.core.plasticity`)."""
+    def preactivations(p: Any) -> list[jax.Array]:
+        return plasticity.policy_preactivations(setup.network, p, mb.obs)
+
+    return plasticity.pfo_penalty(preactivations(params), preactivations(rollout_params))
+
+
+def shrink_perturb_step(setup: Setup, params: Any, update_count: jax.Array, key: jax.Array,
+                        hparams: HParams) -> Any:
+    """Shrink-and-perturb after every `shrink_perturb_every`-th update, toward a
+    fresh initialization drawn from a key folded from the update's own (the
+    training keys are unchanged)."""
+    config = setup.config
+
+    def fresh() -> Any:
+        return init_params(setup.network, jax.random.fold_in(key, FRESH_INIT_STREAM),
+                           setup.spec.obs_shape, hparams)
+
+    return plasticity.scheduled_shrink_perturb(
+        params, fresh, update_count, config.shrink_perturb_every, hparams.shrink_perturb_alpha,
+        hparams.shrink_perturb_sigma, plasticity.groups_of(config.shrink_perturb_groups))
+
+
+FRESH_INIT_STREAM = 0x5EED  # fold_in constant of shrink-and-perturb's initialization key
 
 
 def policy_loss(setup: Setup, params: Any, mb: Batch, hparams: HParams,
@@ -771,6 +806,7 @@ def value_loss(setup: Setup, params: Any, mb: Batch, ns: NormState, hparams: HPa
         clip_eps=chosen.value_clip_mode.clip_eps(hparams.value_clip_eps, ns, loss_scale),
         hparams=hparams,
         config=setup.config,
+        loss_scale=loss_scale,
     )
     return chosen.value_loss.loss(inputs), chosen.value_loss.clip_fraction(inputs)
 

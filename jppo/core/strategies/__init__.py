@@ -27,6 +27,7 @@ from jppo.core.strategies.registry import Registry
 from jppo.core.strategies.schedules import ENT_SCHEDULES, LR_SCHEDULES, Schedule
 from jppo.core.strategies.value import (
     HISTOGRAM,
+    QUANTILES,
     SCALAR,
     VALUE_CLIP_MODES,
     VALUE_LOSSES,
@@ -41,7 +42,8 @@ from jppo.core.strategies.value import (
 
 __all__ = [
     "ADVANTAGE_NORMS", "ENT_SCHEDULES", "GRAD_CLIPS", "HISTOGRAM", "LR_SCHEDULES",
-    "REGISTRIES", "SCALAR", "StrategyError", "VALUE_CLIP_MODES", "VALUE_LOSSES", "VALUE_TARGETS",
+    "QUANTILES", "REGISTRIES", "SCALAR", "StrategyError", "VALUE_CLIP_MODES", "VALUE_LOSSES",
+    "VALUE_TARGETS",
     "AdvantageNorm", "GradClip", "Registry", "Schedule", "Strategies", "ValueClipMode",
     "ValueHead", "ValueLoss", "ValueLossInputs", "ValueTarget", "hl_gauss_support", "of",
     "register_advantage_norm", "register_value_loss", "register_value_target",

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jppo.core import losses
+from jppo.core import losses, quantiles
 from jppo.core import normalize as norm
 from jppo.core.strategies.registry import Registry
 
@@ -121,6 +121,10 @@ SCALAR = ValueHead(outputs=lambda config: 1, value=lambda out, config: out)
 HISTOGRAM = ValueHead(outputs=lambda config: config.hl_gauss_bins,
                       value=lambda out, config: losses.hl_gauss_value(out, bin_edges(config)),
                       fixed_support=True)
+# `quantile_count` quantiles of the return (their mean is the value); unlike
+# bins they need no support, so any value target's scale may move under them.
+QUANTILES = ValueHead(outputs=lambda config: config.quantile_count,
+                      value=lambda out, config: quantiles.quantile_value(out))
 
 
 # ------------------------------------------------------------------- value losses
@@ -137,6 +141,7 @@ class ValueLossInputs(NamedTuple):
     clip_eps: jax.Array  # the value clip range
     hparams: Any  # HParams
     config: Any  # PPOConfig (static)
+    loss_scale: Any = 1.0  # the target's divisor of head space (`output` is not divided)
 
 
 def _clip_fraction(v: ValueLossInputs) -> jax.Array:
@@ -175,6 +180,16 @@ VALUE_LOSSES.register("mse", ValueLoss(lambda v: losses.mse_value_loss(v.pred, v
 VALUE_LOSSES.register("huber", ValueLoss(
     lambda v: losses.huber_value_loss(v.pred, v.target, v.hparams.huber_delta)))
 VALUE_LOSSES.register("hl_gauss", ValueLoss(_hl_gauss, head=HISTOGRAM,
+                                            clip_fraction=lambda v: jnp.zeros(())))
+
+
+def _quantile(v: ValueLossInputs) -> jax.Array:
+    """Quantile-Huber (kappa = 1) of the head's quantiles against the target,
+    both in the loss's units; see `jppo.core.quantiles`."""
+    return quantiles.quantile_huber_loss(v.output / v.loss_scale, v.target)
+
+
+VALUE_LOSSES.register("quantile", ValueLoss(_quantile, head=QUANTILES,
                                             clip_fraction=lambda v: jnp.zeros(())))
 
 
