@@ -39,7 +39,7 @@ from jppo.analysis.diagnose.engine import (
     judge,
     short_number,
 )
-from jppo.analysis.diagnose.rules import NOISE_EV, STALL_KL, THROTTLE_RATIO
+from jppo.analysis.diagnose.rules import ENTROPY_FRACTION, NOISE_EV, STALL_KL, THROTTLE_RATIO
 from jppo.analysis.metrics import first_nonfinite_update
 
 ONSET_WINDOW = 0.05  # of the updates (at least 5): a condition must hold on most of them
@@ -99,8 +99,9 @@ def failing_updates(verdict: Verdict) -> np.ndarray:
 def onset(verdict: Verdict) -> float:
     """Median over the affected seeds of the first update position at which the
     condition holds, and on more than half of the ONSET_WINDOW updates from it (NaN:
-    never)."""
-    condition = condition_of(verdict)
+    never); on the updates the rule evaluates, so never within the warm-up, where
+    an untrained critic fails every test."""
+    condition = condition_of(verdict) & verdict.evaluated
     n = condition.shape[1]
     width = max(5, round(ONSET_WINDOW * n))
     firsts = []
@@ -225,6 +226,22 @@ def _entropy_first(cell: Cell, verdicts: Mapping[str, Verdict]) -> str | None:
             "deterministic policy's probabilities saturate (ratio ~1, KL ~0)")
 
 
+def _deterministic_policy(cell: Cell, verdicts: Mapping[str, Verdict], mode: str
+                          ) -> str | None:
+    """The policy had collapsed to (near) determinism on the mode's failing updates."""
+    entropy, mask = cell.get("entropy"), failing_updates(verdicts[mode])
+    if entropy is None:
+        return None
+    share = _median(entropy / entropy[:, :1], mask)
+    if not share < ENTROPY_FRACTION:
+        return None
+    ev = _median(cell.get("explained_variance"), mask)
+    if ev < OWN_FAILURE_EV:
+        return None
+    return (f"entropy at {short_number(share)} of its first value on the {mode} updates: "
+            "the returns of a (near) deterministic policy barely depend on its actions")
+
+
 LINKS: tuple[Link, ...] = (
     Link("exploding_value_loss", "value_dominance", "errors of the squared return scale "
          "make the value gradient outweigh the policy's", _always("value loss above the "
@@ -263,6 +280,12 @@ LINKS: tuple[Link, ...] = (
          _epochs_cut),
     Link("entropy_collapse", "policy_stall", "a deterministic policy's probabilities "
          "saturate: ratio ~1 and KL ~0 between rollouts", _entropy_first),
+    Link("entropy_collapse", "critic_collapse", "a deterministic policy stops moving: the "
+         "critic's targets are those of one fixed policy, whose returns its actions barely "
+         "change", lambda cell, v: _deterministic_policy(cell, v, "critic_collapse")),
+    Link("entropy_collapse", "noise_advantages", "a deterministic policy's actions barely "
+         "change its return: the advantages carry no signal",
+         lambda cell, v: _deterministic_policy(cell, v, "noise_advantages")),
     Link("policy_stall", "critic_collapse", "a policy that does not move leaves the critic "
          "flat or stale targets: explained variance says nothing of the critic",
          _critic_not_own_failure),
