@@ -20,8 +20,9 @@ def table(**metrics) -> "object":
                                  first_update=0, steps_per_update=100).to_pandas()
 
 
-def fired(frame) -> dict[str, diagnose.Finding]:
-    return {f.rule: f for f in diagnose.diagnose_frame(frame) if f.fired}
+def fired(frame, config: dict | None = None) -> dict[str, diagnose.Finding]:
+    info = None if config is None else {"variants": {"v": {"overrides": config}}}
+    return {f.rule: f for f in diagnose.diagnose_frame(frame, info) if f.fired}
 
 
 def step(before: float, after: float, at: int) -> np.ndarray:
@@ -115,7 +116,7 @@ def test_a_clip_range_that_holds_the_policy_is_a_stall_not_a_critic_collapse():
     clipped, the value clip as narrow, a starved critic (EV 0.04, value_mean at a quarter
     of target_mean). The stall is named first; the starved critic is its consequence."""
     starved = {**TARGETS, "value_mean": 12.0, "explained_variance": 0.04}
-    found = fired(table(approx_kl=1e-8, clip_fraction=0.4, **starved))
+    found = fired(table(approx_kl=1e-8, clip_fraction=0.4, **starved), {"clip_eps": 1e-4})
     stall = found["policy_stall"]
     assert stall.root and "clip_fraction 0.4 > 0.1" in stall.quote
     assert found["critic_collapse"].caused_by == "policy_stall"
