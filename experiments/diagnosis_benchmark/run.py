@@ -112,6 +112,9 @@ def diagnose_runs(out: Path, labels: dict[str, scoring.Label],
                          "roots": [f.rule for f in diagnose.root_findings(cell)],
                          "consequences": {f.rule: f.caused_by for f in cell
                                           if f.fired and not f.root},
+                         "quotes": {f.rule: f.quote for f in cell if f.fired},
+                         "links": {f.rule: f.cause_text for f in cell
+                                   if f.fired and not f.root},
                          "first_return": first, "final_return": final})
     return check_injections(rows)
 

@@ -180,7 +180,7 @@ def format_terminal(findings: Sequence[Finding], notes: Sequence[str] = ()) -> s
             partly = " (by the rules judged)" if any(f.missing for f in cell) else ""
             healthy.append(f"{variant} / {env}{partly}")
         if fired:
-            lines.append(f"{variant} / {env}: {headline(cell)}")
+            lines.append(f"{variant} / {env}: {headline(cell).replace('**', '')}")
         for f in [*causal_order(cell), *(f for f in cell if f.latent)]:
             latent = f" (latent: {LATENT})" if f.latent else ""
             if f.fired and not f.root:
