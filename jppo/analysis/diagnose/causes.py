@@ -39,7 +39,14 @@ from jppo.analysis.diagnose.engine import (
     judge,
     short_number,
 )
-from jppo.analysis.diagnose.rules import ENTROPY_FRACTION, NOISE_EV, STALL_KL, THROTTLE_RATIO
+from jppo.analysis.diagnose.rules import (
+    DOMINANCE_RATIO,
+    ENTROPY_FRACTION,
+    NOISE_EV,
+    STALL_KL,
+    STUCK_LOG_STD_DROP,
+    THROTTLE_RATIO,
+)
 from jppo.analysis.metrics import first_nonfinite_update
 
 ONSET_WINDOW = 0.05  # of the updates (at least 5): a condition must hold on most of them
@@ -55,6 +62,7 @@ OWN_FAILURE_EV = NOISE_EV
 # Median approx_kl on the critic's failing updates below this: the policy did not move
 # there, so the targets the critic failed on are those of a stalled policy.
 STILL_KL = 10 * STALL_KL
+STANDARD_VF_COEF = 0.5  # PPOConfig's default weight of the value loss
 
 PRIORITY = (DIVERGENCE, "exploding_value_loss", "throttled_updates", "value_dominance",
             "kl_cut_epochs", "entropy_collapse", "noise_advantages", "critic_collapse",
@@ -212,6 +220,61 @@ def _critic_failed_first(cell: Cell, verdicts: Mapping[str, Verdict]) -> str | N
             "below a constant predictor) from before the stall")
 
 
+def _stalled_without_signal(cell: Cell, verdicts: Mapping[str, Verdict]) -> str | None:
+    """Noise advantages on the returns (flat targets, tiny advantages) of a policy that
+    does not move: a still policy on an unsolved task sees the same poor return."""
+    returns = _advantages_without_signal(cell, verdicts)
+    kl = _median(cell.get("approx_kl"), failing_updates(verdicts["noise_advantages"]))
+    if returns is None or not kl < STILL_KL:
+        return None
+    return f"approx_kl {short_number(kl)} < {short_number(STILL_KL)} there; {returns}"
+
+
+def _critic_own_failure(cell: Cell, verdicts: Mapping[str, Verdict]) -> str | None:
+    """A critic far below a constant predictor: its errors are a fixed function of the
+    state, and the advantages they make consistently favor some actions."""
+    ev = _median(cell.get("explained_variance"), failing_updates(verdicts["critic_collapse"]))
+    if not ev < OWN_FAILURE_EV:
+        return None
+    return f"explained_variance {short_number(ev)} < {short_number(OWN_FAILURE_EV)}"
+
+
+def standard_weight_dominance(cell: Cell, mode: str, verdicts: Mapping[str, Verdict]
+                              ) -> float:
+    """The value/policy head gradient ratio on the mode's failing updates, rescaled to
+    the standard vf_coef 0.5: what the return scale alone makes of it."""
+    value, policy = cell.get("grad_norm_value"), cell.get("grad_norm_policy")
+    if value is None or policy is None or not cell.config.vf_coef > 0:
+        return math.nan
+    heads = value / policy * (STANDARD_VF_COEF / cell.config.vf_coef)
+    return _median(heads, failing_updates(verdicts[mode]))
+
+
+def _scale_dominates(mode: str) -> Evidence:
+    """The exploding loss explains a gradient finding where, at the standard vf_coef, the
+    value gradient would still outweigh the policy's: the return scale, not the weight."""
+    def evidence(cell: Cell, verdicts: Mapping[str, Verdict]) -> str | None:
+        heads = standard_weight_dominance(cell, mode, verdicts)
+        if heads < DOMINANCE_RATIO:
+            return None
+        shown = "not logged" if math.isnan(heads) else short_number(heads)
+        return (f"at the standard vf_coef {STANDARD_VF_COEF:g} the value/policy head "
+                f"gradient would be {shown} (>= {DOMINANCE_RATIO:g} where logged): the "
+                "return scale makes it")
+    return evidence
+
+
+def _weight_dominates(cell: Cell, verdicts: Mapping[str, Verdict]) -> str | None:
+    """A loss that does not come down because the value term's weight (not the return
+    scale) holds the clip, which throttles the critic with everything else."""
+    heads = standard_weight_dominance(cell, "exploding_value_loss", verdicts)
+    if not heads < DOMINANCE_RATIO:
+        return None
+    return (f"at the standard vf_coef {STANDARD_VF_COEF:g} the value/policy head gradient "
+            f"would be {short_number(heads)} (< {DOMINANCE_RATIO:g}): vf_coef "
+            f"{cell.config.vf_coef:g}, not the return scale, makes the value term dominate")
+
+
 def _share(held: np.ndarray, mask: np.ndarray) -> float:
     return float((held & mask).sum() / mask.sum()) if mask.any() else 0.0
 
@@ -229,14 +292,22 @@ def _entropy_first(cell: Cell, verdicts: Mapping[str, Verdict]) -> str | None:
 def _deterministic_policy(cell: Cell, verdicts: Mapping[str, Verdict], mode: str
                           ) -> str | None:
     """The policy had collapsed to (near) determinism on the mode's failing updates."""
-    entropy, mask = cell.get("entropy"), failing_updates(verdicts[mode])
+    mask = failing_updates(verdicts[mode])
+    ev = _median(cell.get("explained_variance"), mask)
+    if ev < OWN_FAILURE_EV:
+        return None
+    log_std, entropy = cell.get("log_std_mean"), cell.get("entropy")
+    if log_std is not None:
+        drop = _median(log_std[:, :1] - log_std, mask)
+        if not drop >= STUCK_LOG_STD_DROP:
+            return None
+        return (f"the Gaussian's std at {short_number(math.exp(-drop))} of its first value on "
+                f"the {mode} updates: the returns of a near-deterministic policy barely "
+                "depend on its actions")
     if entropy is None:
         return None
     share = _median(entropy / entropy[:, :1], mask)
     if not share < ENTROPY_FRACTION:
-        return None
-    ev = _median(cell.get("explained_variance"), mask)
-    if ev < OWN_FAILURE_EV:
         return None
     return (f"entropy at {short_number(share)} of its first value on the {mode} updates: "
             "the returns of a (near) deterministic policy barely depend on its actions")
@@ -244,20 +315,26 @@ def _deterministic_policy(cell: Cell, verdicts: Mapping[str, Verdict], mode: str
 
 LINKS: tuple[Link, ...] = (
     Link("exploding_value_loss", "value_dominance", "errors of the squared return scale "
-         "make the value gradient outweigh the policy's", _always("value loss above the "
-         "batch mean's at a large return scale")),
+         "make the value gradient outweigh the policy's", _scale_dominates("value_dominance")),
     Link("exploding_value_loss", "throttled_updates", "the value gradient of a huge loss "
-         "holds the global clip", _always("value loss above the batch mean's at a large "
-         "return scale")),
+         "holds the global clip", _scale_dominates("throttled_updates")),
     Link("exploding_value_loss", "critic_collapse", "the critic cannot reach targets of that "
          "scale (an absolute value clip keeps it from following)", _always("value loss "
          "above the batch mean's at a large return scale")),
     Link("exploding_value_loss", "policy_stall", "the clip set by the value gradient leaves "
-         "the policy a gradient near adam_eps", _always("value loss above the batch mean's "
-         "at a large return scale")),
+         "the policy a gradient near adam_eps", _scale_dominates("policy_stall")),
     Link("exploding_value_loss", "noise_advantages", "a critic that cannot reach its "
          "targets makes the advantages its error", _always("value loss above the batch "
          "mean's at a large return scale")),
+    Link("value_dominance", "exploding_value_loss", "the clip the value term holds throttles "
+         "the critic too: its loss cannot come down", _weight_dominates),
+    Link("throttled_updates", "exploding_value_loss", "a clip too tight for either head "
+         "keeps the critic's loss from coming down", _clip_too_tight),
+    Link("policy_stall", "noise_advantages", "a policy that does not move sees the same "
+         "returns every rollout: the advantages carry no signal", _stalled_without_signal),
+    Link("critic_collapse", "entropy_collapse", "a critic's error that is a fixed function "
+         "of the state makes advantages that consistently favor some actions: the policy "
+         "converges on them", _critic_own_failure),
     Link("value_dominance", "throttled_updates", "the value gradient sets the pre-clip "
          "norm", _value_holds_clip),
     Link("throttled_updates", "value_dominance", "a clip too tight for either head leaves "
