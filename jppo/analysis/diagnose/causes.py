@@ -33,15 +33,19 @@ import numpy as np
 from jppo.analysis.diagnose.divergence import DIVERGENCE
 from jppo.analysis.diagnose.engine import (
     Cell,
+    Criterion,
     Finding,
     Rule,
+    Signal,
     Verdict,
     judge,
+    return_scale,
     short_number,
 )
 from jppo.analysis.diagnose.rules import (
     DOMINANCE_RATIO,
     ENTROPY_FRACTION,
+    LARGE_RETURN_SCALE,
     NOISE_EV,
     STALL_KL,
     STUCK_LOG_STD_DROP,
@@ -63,6 +67,14 @@ OWN_FAILURE_EV = NOISE_EV
 # there, so the targets the critic failed on are those of a stalled policy.
 STILL_KL = 10 * STALL_KL
 STANDARD_VF_COEF = 0.5  # PPOConfig's default weight of the value loss
+# Return scale (max |target|) from which the scale alone explains a failing critic: 10x
+# the exploding-loss line (rewards x1000: 1e4-1e5; Acrobot's own returns of ~130 are
+# within reach of a critic that learns, so one that fails there fails of itself).
+EXPLAINS_SCALE = 10 * LARGE_RETURN_SCALE
+# An entropy's decline starts a collapse's effects before it crosses the collapse line:
+# as a cause, entropy collapse starts where entropy first falls below this share of its
+# first value (a Gaussian: its std below it).
+DECLINE_SHARE = 0.5
 
 PRIORITY = (DIVERGENCE, "exploding_value_loss", "throttled_updates", "value_dominance",
             "kl_cut_epochs", "entropy_collapse", "noise_advantages", "critic_collapse",
@@ -120,6 +132,22 @@ def onset(verdict: Verdict) -> float:
         if starts.size:
             firsts.append(starts[0])
     return float(np.median(firsts)) if firsts else math.nan
+
+
+def decline_onset(cell: Cell, verdict: Verdict) -> float:
+    """The onset of the entropy's decline below DECLINE_SHARE of its first value (a
+    Gaussian's std), on the entropy rule's evaluated updates of its affected seeds."""
+    log_std, entropy = cell.get("log_std_mean"), cell.get("entropy")
+    if log_std is not None:
+        values, threshold = log_std[:, :1] - log_std, -math.log(DECLINE_SHARE)
+        criterion = Criterion("log-std drop", values, ">=", threshold)
+    elif entropy is not None:
+        criterion = Criterion("entropy / initial", entropy / entropy[:, :1], "<",
+                              DECLINE_SHARE)
+    else:
+        return math.nan
+    signal = Signal((criterion,))
+    return onset(Verdict(verdict.affected, verdict.evaluated, signals=(signal,)))
 
 
 # ------------------------------------------------------------ link evidence
@@ -230,13 +258,38 @@ def _stalled_without_signal(cell: Cell, verdicts: Mapping[str, Verdict]) -> str 
     return f"approx_kl {short_number(kl)} < {short_number(STILL_KL)} there; {returns}"
 
 
-def _critic_own_failure(cell: Cell, verdicts: Mapping[str, Verdict]) -> str | None:
-    """A critic far below a constant predictor: its errors are a fixed function of the
-    state, and the advantages they make consistently favor some actions."""
-    ev = _median(cell.get("explained_variance"), failing_updates(verdicts["critic_collapse"]))
-    if not ev < OWN_FAILURE_EV:
+def _critic_failed_while_exploring(cell: Cell, verdicts: Mapping[str, Verdict]
+                                   ) -> str | None:
+    """The critic failed on updates where the policy still explored (entropy above the
+    collapse line): its failure came first, not from a deterministic policy."""
+    mask = failing_updates(verdicts["critic_collapse"])
+    log_std, entropy = cell.get("log_std_mean"), cell.get("entropy")
+    if log_std is not None:
+        drop = _median(log_std[:, :1] - log_std, mask)
+        if not drop < STUCK_LOG_STD_DROP:
+            return None
+        return f"on the critic's failing updates the std was {short_number(math.exp(-drop))}" \
+            " of its first value: the policy still explored"
+    if entropy is None:
         return None
-    return f"explained_variance {short_number(ev)} < {short_number(OWN_FAILURE_EV)}"
+    share = _median(entropy / entropy[:, :1], mask)
+    if not share >= ENTROPY_FRACTION:
+        return None
+    return (f"on the critic's failing updates entropy was {short_number(share)} of its first "
+            "value: the policy still explored")
+
+
+def _scale_explains(cell: Cell, verdicts: Mapping[str, Verdict], mode: str, large: bool
+                    ) -> str | None:
+    """Whether the return scale on the mode's failing updates is far beyond the
+    exploding-loss line (`large`: it explains a critic's failure) or not (a critic that
+    fails at that scale fails of itself)."""
+    scale = return_scale(cell)
+    value = _median(scale, failing_updates(verdicts[mode]))
+    if math.isnan(value) or (value >= EXPLAINS_SCALE) != large:
+        return None
+    side = ">=" if large else "<"
+    return f"return scale max|target| {short_number(value)} {side} {EXPLAINS_SCALE:g}"
 
 
 def standard_weight_dominance(cell: Cell, mode: str, verdicts: Mapping[str, Verdict]
@@ -319,13 +372,16 @@ LINKS: tuple[Link, ...] = (
     Link("exploding_value_loss", "throttled_updates", "the value gradient of a huge loss "
          "holds the global clip", _scale_dominates("throttled_updates")),
     Link("exploding_value_loss", "critic_collapse", "the critic cannot reach targets of that "
-         "scale (an absolute value clip keeps it from following)", _always("value loss "
-         "above the batch mean's at a large return scale")),
+         "scale (an absolute value clip keeps it from following)",
+         lambda cell, v: _scale_explains(cell, v, "critic_collapse", True)),
+    Link("critic_collapse", "exploding_value_loss", "a critic that does not learn cannot "
+         "bring its loss down, at a scale it could reach",
+         lambda cell, v: _scale_explains(cell, v, "exploding_value_loss", False)),
     Link("exploding_value_loss", "policy_stall", "the clip set by the value gradient leaves "
          "the policy a gradient near adam_eps", _scale_dominates("policy_stall")),
     Link("exploding_value_loss", "noise_advantages", "a critic that cannot reach its "
-         "targets makes the advantages its error", _always("value loss above the batch "
-         "mean's at a large return scale")),
+         "targets makes the advantages its error",
+         lambda cell, v: _scale_explains(cell, v, "noise_advantages", True)),
     Link("value_dominance", "exploding_value_loss", "the clip the value term holds throttles "
          "the critic too: its loss cannot come down", _weight_dominates),
     Link("throttled_updates", "exploding_value_loss", "a clip too tight for either head "
@@ -334,7 +390,13 @@ LINKS: tuple[Link, ...] = (
          "returns every rollout: the advantages carry no signal", _stalled_without_signal),
     Link("critic_collapse", "entropy_collapse", "a critic's error that is a fixed function "
          "of the state makes advantages that consistently favor some actions: the policy "
-         "converges on them", _critic_own_failure),
+         "converges on them", _critic_failed_while_exploring),
+    Link("entropy_collapse", "value_dominance", "a deterministic policy's gradient vanishes: "
+         "any value gradient outweighs it",
+         lambda cell, v: _deterministic_policy(cell, v, "value_dominance")),
+    Link("entropy_collapse", "throttled_updates", "a deterministic policy's vanishing "
+         "gradient is what the clip leaves near adam_eps",
+         lambda cell, v: _deterministic_policy(cell, v, "throttled_updates")),
     Link("value_dominance", "throttled_updates", "the value gradient sets the pre-clip "
          "norm", _value_holds_clip),
     Link("throttled_updates", "value_dominance", "a clip too tight for either head leaves "
@@ -410,6 +472,10 @@ def explained_by(cell: Cell, fired: Mapping[str, Finding], verdicts: Mapping[str
     """Per fired finding, the causes among the other fired findings whose link holds
     and whose onset does not come after its own."""
     onsets = {name: onset(v) for name, v in verdicts.items()}
+    causes_at = dict(onsets)
+    if "entropy_collapse" in verdicts:
+        causes_at["entropy_collapse"] = min(onsets["entropy_collapse"],
+                                            decline_onset(cell, verdicts["entropy_collapse"]))
     slack = ONSET_SLACK * len(cell.updates)
     found: dict[str, list[Cause]] = {name: [] for name in fired}
     for name, finding in fired.items():
@@ -419,7 +485,7 @@ def explained_by(cell: Cell, fired: Mapping[str, Finding], verdicts: Mapping[str
     for link in LINKS:
         if link.cause not in verdicts or link.consequence not in verdicts:
             continue
-        first, then = onsets[link.cause], onsets[link.consequence]
+        first, then = causes_at[link.cause], onsets[link.consequence]
         if first > then + slack:
             continue
         evidence = link.evidence(cell, verdicts)
