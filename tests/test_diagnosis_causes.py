@@ -123,3 +123,25 @@ def test_a_clip_range_that_holds_the_policy_is_a_stall_not_a_critic_collapse():
     assert any(r.overrides == {"clip_eps": 0.2} for r in stall.remedies)
     # samples clipped at a KL that small, but few: neither a still policy nor a held one
     assert "policy_stall" not in fired(table(approx_kl=1e-8, clip_fraction=0.05, **starved))
+
+
+def test_the_test_split_has_its_own_envs_and_injections_all_labelled():
+    from experiments.diagnosis_benchmark import run as bench
+    from jppo.runs import experiment
+
+    def load(split):
+        return [experiment.load(split.folder / f"{s}.toml") for s in split.files]
+
+    dev, test = load(bench.SPLITS["dev"]), load(bench.SPLITS["test"])
+    labels = score.read_labels(bench.SPLITS["test"].labels)
+    score.check_labels(labels, bench.modes())
+    dev_envs = {e for exp in dev for e in exp.envs}
+    test_envs = {e for exp in test for e in exp.envs}
+    assert not test_envs & dev_envs and len(test_envs) >= 2
+    used = {name for exp in test for name in exp.variants}
+    assert used == set(labels)
+    dev_variants = {name: o for exp in dev for name, o in exp.variants.items()}
+    for mode in bench.modes():
+        settings = {name for name in used if labels[name].label == mode}
+        assert len(settings) >= 2, mode
+        assert not settings & set(dev_variants), mode  # injection values of its own

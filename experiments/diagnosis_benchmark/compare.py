@@ -113,6 +113,7 @@ def main() -> None:
     for name, (old, new) in FILES.items():
         if (HERE / old).exists() and (HERE / new).exists():
             before = json.loads((HERE / old).read_text())
+            before = before.get("all_findings", before) | {"per_run": before["per_run"]}
             after = json.loads((HERE / new).read_text())
             lines += split_section(name, before, after)
     (HERE / "root_causes.md").write_text("\n".join(lines) + "\n")

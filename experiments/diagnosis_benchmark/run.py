@@ -100,6 +100,9 @@ def diagnose_runs(out: Path, labels: dict[str, scoring.Label],
     rows = []
     for stem in split.files:
         exp = experiment.load(split.folder / f"{stem}.toml")
+        if not (out / exp.name / "metrics").exists():
+            print(f"{exp.name}: not trained under {out}, left out")
+            continue
         findings = diagnose.diagnose_run(out / exp.name)
         frame = results.read_metrics(out / exp.name)
         for (variant, env), cell in diagnose.report.group_findings(findings).items():
@@ -109,12 +112,12 @@ def diagnose_runs(out: Path, labels: dict[str, scoring.Label],
             rows.append({"experiment": exp.name, "variant": variant, "env": env,
                          "label": entry.label, "also": list(entry.also),
                          "fired": [f.rule for f in cell if f.fired],
-                         "roots": [f.rule for f in diagnose.root_findings(cell)],
+                         "roots": [f.rule for f in cell if f.fired and getattr(f, "root", True)],
                          "consequences": {f.rule: f.caused_by for f in cell
-                                          if f.fired and not f.root},
+                                          if f.fired and not getattr(f, "root", True)},
                          "quotes": {f.rule: f.quote for f in cell if f.fired},
-                         "links": {f.rule: f.cause_text for f in cell
-                                   if f.fired and not f.root},
+                         "links": {f.rule: getattr(f, "cause_text", "") for f in cell
+                                   if f.fired and not getattr(f, "root", True)},
                          "first_return": first, "final_return": final})
     return check_injections(rows)
 
