@@ -140,8 +140,12 @@ def test_the_test_split_has_its_own_envs_and_injections_all_labelled():
     assert not test_envs & dev_envs and len(test_envs) >= 2
     used = {name for exp in test for name in exp.variants}
     assert used == set(labels)
-    dev_variants = {name: o for exp in dev for name, o in exp.variants.items()}
+    # a setting: the variant's overrides and its file's reward scale
+    dev_settings = [(o, exp.reward_scale) for exp in dev for o in exp.variants.values()]
+    test_settings = {name: (o, exp.reward_scale) for exp in test
+                     for name, o in exp.variants.items()}
     for mode in bench.modes():
         settings = {name for name in used if labels[name].label == mode}
         assert len(settings) >= 2, mode
-        assert not settings & set(dev_variants), mode  # injection values of its own
+        for name in settings:  # injection values of its own
+            assert test_settings[name] not in dev_settings, name
