@@ -45,10 +45,11 @@ def final_level(values: np.ndarray) -> np.ndarray:
 def gap_rows(run_dir: Path) -> list[dict[str, Any]]:
     """Per (variant, env): greedy and sampled final returns, the gap over the learning
     range, entropy / initial at the end, and the diagnosis's root causes."""
-    frame = results.read_metrics(run_dir)
-    roots = {(f.variant, f.env): [] for f in diagnose.diagnose_frame(frame)}
-    for f in diagnose.root_findings(diagnose.diagnose_frame(frame)):
-        roots[(f.variant, f.env)].append(f.rule)
+    frame, info = results.read_metrics(run_dir), results.read_run_info(run_dir)
+    findings = diagnose.diagnose_frame(frame, info)
+    roots: dict[tuple[str, str], list[str]] = {}
+    for f in diagnose.root_findings(findings):
+        roots.setdefault((f.variant, f.env), []).append(f.rule)
     rows = []
     for variant, env in results.groups(frame):
         arrays = results.metric_arrays(frame, variant, env)
@@ -84,9 +85,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/diagnosis-benchmark")
+    parser.add_argument("--run", default=None, help="another run directory (default: the "
+                        "probe's under --out)")
     args = parser.parse_args()
     exp = experiment.load(HERE / "over_regularized.toml")
-    text = markdown(gap_rows(Path(args.out) / exp.name))
+    text = markdown(gap_rows(Path(args.run) if args.run else Path(args.out) / exp.name))
     (HERE / "over_regularized.md").write_text(text)
     print(text)
 
