@@ -69,8 +69,9 @@ def gap_rows(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
+def markdown(rows: list[dict[str, Any]], source: str = "") -> str:
     lines = ["# Over-regularized policy: sampled vs greedy return", "",
+             *([f"Run: `{source}`.", ""] if source else []),
              "Gap: (greedy - sampled final return) / learning range (first return to the "
              "best greedy return on the env). Entropy: final / first update.", "",
              "| variant | env | greedy | sampled | gap | entropy | root causes |",
@@ -89,7 +90,8 @@ def main() -> None:
                         "probe's under --out)")
     args = parser.parse_args()
     exp = experiment.load(HERE / "over_regularized.toml")
-    text = markdown(gap_rows(Path(args.run) if args.run else Path(args.out) / exp.name))
+    run_dir = Path(args.run) if args.run else Path(args.out) / exp.name
+    text = markdown(gap_rows(run_dir), str(run_dir))
     (HERE / "over_regularized.md").write_text(text)
     print(text)
 
