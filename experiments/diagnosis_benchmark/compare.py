@@ -79,8 +79,10 @@ def detail(row: dict[str, Any]) -> list[str]:
 
 
 def pick(changed: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Up to DETAILED changed runs with different labels, the ones now right first."""
-    right = [r for r in changed if r["label"] in r["roots"]]
+    """Up to DETAILED changed runs with different labels: first those whose label was
+    not named before and is now, then the others now right, then the rest."""
+    right = sorted((r for r in changed if r["label"] in r["roots"]),
+                   key=lambda r: r["label"] in r["before"])
     chosen, labels = [], set()
     for row in right + [r for r in changed if r not in right]:
         if row["label"] not in labels:
