@@ -76,7 +76,8 @@ def test_the_report_heads_with_the_root_and_lists_consequences_under_it():
     assert text.index("### Policy stall (root cause)") < \
         text.index("### Critic collapse (consequence of policy_stall)")
     terminal = diagnose.format_terminal(findings)
-    assert "  consequence of policy_stall: Critic collapse" in terminal
+    assert "v / E: Critic collapse in 4/4 seeds (100%), consequence of policy_stall: " in \
+        terminal
 
 
 def test_roots_of_a_cycle_follow_the_priority():

@@ -184,8 +184,9 @@ def format_terminal(findings: Sequence[Finding], notes: Sequence[str] = ()) -> s
         for f in [*causal_order(cell), *(f for f in cell if f.latent)]:
             latent = f" (latent: {LATENT})" if f.latent else ""
             if f.fired and not f.root:
-                lines.append(f"  consequence of {f.caused_by}: {f.title} in "
-                             f"{len(f.seeds)}/{f.num_seeds} seeds: {f.cause_text}")
+                lines.append(f"{variant} / {env}: {f.title} in {len(f.seeds)}/{f.num_seeds} "
+                             f"seeds ({f.fraction:.0%}), consequence of {f.caused_by}: "
+                             f"{f.cause_text}")
                 continue
             lines.append(f"{variant} / {env}: {f.title} in {len(f.seeds)}/{f.num_seeds} "
                          f"seeds ({f.fraction:.0%}){latent}")
