@@ -292,10 +292,8 @@ def benchmark_results(rows: list[dict[str, Any]], split: Split, name: str) -> di
     results = scoring.score(root_rows(rows), modes())
     results |= {"split": name, "all_findings": scoring.score(scored_rows(rows), modes()),
                 "seeds": experiment.load(split.folder / f"{split.files[0]}.toml").seeds,
-                "per_run": rows}
-    if name == "test":
-        results["sealed_commit"] = SEALED_COMMIT
-    else:
+                "per_run": rows, "sealed_commit": SEALED_COMMIT}
+    if name != "test":
         results["external"] = external.run(modes())
     return results
 
