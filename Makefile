@@ -88,11 +88,13 @@ CASES ?=
 case-studies: $(STAMP)
 	$(PY) -m experiments.case_studies.run_all $(CASES)
 
-## diagnosis-benchmark: 73 labelled runs (injected failure modes and healthy ones) trained,
-##   diagnosed and scored: experiments/diagnosis_benchmark/results.{json,md} (about 6
-##   minutes on 2 idle cores; 16 programs to compile), then the external-logs section:
-##   the committed SB3 / CleanRL fixtures of experiments/external_logs, diagnosed and
-##   scored against their labels (seconds; alone: BENCH=--external-only)
+## diagnosis-benchmark: the development split's labelled runs (injected failure modes and
+##   healthy ones) trained, diagnosed and scored on their root causes:
+##   experiments/diagnosis_benchmark/results.{json,md} (about 6 minutes on 2 idle cores),
+##   then the external-logs section: the committed SB3 / CleanRL fixtures of
+##   experiments/external_logs, diagnosed and scored against their labels (seconds; alone:
+##   BENCH=--external-only). The sealed test split: BENCH='--split test' (results_test.*);
+##   re-diagnosing saved runs after a rule change: BENCH=--skip-train
 BENCH ?=
 diagnosis-benchmark: $(STAMP)
 	$(PY) -m experiments.diagnosis_benchmark.run --out runs/diagnosis-benchmark $(BENCH)

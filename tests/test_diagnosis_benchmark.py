@@ -83,8 +83,15 @@ def test_committed_results_are_scored_from_the_labels():
         assert row["label"] == labels[row["variant"]].label
         assert row["also"] == list(labels[row["variant"]].also)
     rescored = score.score(bench.scored_rows(rows), list(results["modes"]))
-    assert rescored["confusion"] == results["confusion"]
-    assert rescored["false_alarm_rate"] == pytest.approx(results["false_alarm_rate"])
+    assert rescored["confusion"] == results["all_findings"]["confusion"]
+    assert rescored["false_alarm_rate"] == pytest.approx(
+        results["all_findings"]["false_alarm_rate"])
+    roots = score.score(bench.root_rows(rows), list(results["modes"]))  # the headline
+    assert roots["confusion"] == results["confusion"]
+    assert roots["false_alarm_rate"] == pytest.approx(results["false_alarm_rate"])
+    for row in rows:
+        assert set(row["roots"]) <= set(row["fired"])
+        assert set(row["consequences"]) == set(row["fired"]) - set(row["roots"])
 
 
 def test_the_injection_check_is_a_return_deficit_against_the_healthy_runs():

@@ -41,6 +41,7 @@ def diagnose_fixtures(labels: dict[str, scoring.Label]) -> list[dict[str, Any]]:
             rows.append({"trainer": trainer, "variant": variant, "env": f"{trainer}:{env}",
                          "seeds": cell[0].num_seeds, "label": entry.label,
                          "also": list(entry.also), "fired": [f.rule for f in cell if f.fired],
+                         "roots": [f.rule for f in diagnose.root_findings(cell)],
                          "not_judged": {f.rule: list(f.missing) for f in cell if f.missing},
                          "first_return": first, "final_return": final})
     return check_injections(rows)
@@ -94,6 +95,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
         check = "" if r["deficit"] is None else f"; check: deficit {_cell(r['deficit'])} " + (
             "(valid)" if r["valid"] else "**(invalid injection)**")
         lines.append(f"- {r['variant']} / {r['env']} ({r['seeds']} seeds): label {r['label']}; "
-                     f"fired: {', '.join(r['fired']) or 'nothing'}{missed}; not judged: "
+                     f"fired: {', '.join(r['fired']) or 'nothing'}{missed}; root causes: "
+                     f"{', '.join(r.get('roots', r['fired'])) or 'nothing'}; not judged: "
                      f"{', '.join(r['not_judged']) or 'none'}{check}")
     return lines

@@ -13,6 +13,11 @@ functions over `Scored` rows, so they can be checked against a hand count:
 * the confusion table counts, per label (row), the runs on which each mode fired
   (column), plus a "none" column for runs where nothing fired.
 
+Scored on root causes (`root_scored`, the benchmark's headline), `fired` holds a
+run's root causes only and `also` is empty: a consequence named as the cause is a
+false positive. Each split (development, test) is scored on its own runs
+(`score_splits`).
+
 The injection check is independent of the diagnosis and the same for every
 injected run: an injection is valid when its final training return falls short
 of the worst healthy run on the same environment by at least INJECTION_DEFICIT
@@ -68,6 +73,12 @@ def injection_valid(deficit: float) -> bool:
     return deficit >= INJECTION_DEFICIT
 
 
+def root_scored(label: str, roots: Iterable[str], valid: bool = True) -> Scored:
+    """A run scored on its root causes alone: no `also` excuses a root that is not the
+    label (a consequence named as the cause sends the fix after the wrong remedy)."""
+    return Scored(label, frozenset(), frozenset(roots), valid)
+
+
 def mode_counts(runs: Sequence[Scored], mode: str) -> dict[str, Any]:
     """Counts, precision and recall of one mode over the runs."""
     labelled = [r for r in runs if r.label == mode]
@@ -109,6 +120,13 @@ def score(runs: Sequence[Scored], modes: Sequence[str]) -> dict[str, Any]:
             "false_alarm_rate": false_alarm_rate(runs),
             "modes": {mode: mode_counts(runs, mode) for mode in modes},
             "confusion": confusion(runs, modes)}
+
+
+def score_splits(splits: Mapping[str, Sequence[Scored]], modes: Sequence[str]
+                 ) -> dict[str, dict[str, Any]]:
+    """Each split scored on its own runs (a development split's runs never enter the
+    test split's figures): split name -> `score`."""
+    return {name: score(runs, modes) for name, runs in splits.items()}
 
 
 # ----------------------------------------------------------------- labels file

@@ -42,6 +42,8 @@ from typing import Any
 
 import pandas as pd
 
+from jppo.analysis.diagnose import causes
+from jppo.analysis.diagnose.causes import LINKS, Link, root_findings
 from jppo.analysis.diagnose.divergence import (
     DIVERGENCE,
     LARGE_REWARD,
@@ -118,7 +120,7 @@ __all__ = [
     "flat_targets", "format_markdown", "format_terminal", "make_cell", "persistent",
     "incomplete_notes", "register_rule", "registered_rules", "return_scale",
     "smoothed_returns", "solved", "DIVERGENCE", "LARGE_REWARD", "divergence_finding",
-    "likely_source",
+    "likely_source", "causes", "LINKS", "Link", "root_findings",
 ]
 
 
@@ -126,7 +128,8 @@ def diagnose_frame(frame: pd.DataFrame, info: Mapping[str, Any] | None = None,
                    rules: Sequence[Rule] | None = None) -> list[Finding]:
     """Every rule (default: the registered ones) on every (variant, env) of a metrics
     table, in rule order per cell, after the cell's numerical divergence finding
-    if any of its seeds diverged (see `divergence`).
+    if any of its seeds diverged (see `divergence`); fired findings are marked root
+    cause or consequence (`causes.order`).
 
     Cells come in the run's order (run.json) when `info` is given. "Solved" is
     judged against the best return any variant reached on the environment, so a
@@ -136,8 +139,9 @@ def diagnose_frame(frame: pd.DataFrame, info: Mapping[str, Any] | None = None,
     findings = []
     for cell in make_cells(frame, info):
         diverged = divergence_finding(cell, info)
-        findings += [] if diverged is None else [diverged]
-        findings += [diagnose_cell(cell, rule) for rule in rules]
+        found = [] if diverged is None else [diverged]
+        found += [diagnose_cell(cell, rule) for rule in rules]
+        findings += causes.order(cell, found, rules)
     return findings
 
 

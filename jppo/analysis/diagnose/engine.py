@@ -245,6 +245,11 @@ class Finding:
     needs_text: str = ""  # not judged: every set of metrics it could judge on
     criterion: str = ""  # the Needs it judged on, where a sharpening metric was not logged
     unlogged: tuple[str, ...] = ()  # the sharpening metrics that were not logged
+    # Root-cause ordering (causes.py), on fired findings: a consequence names the
+    # finding it is listed under and the mechanism, numbers and onsets that decided.
+    root: bool = True
+    caused_by: str = ""
+    cause_text: str = ""
 
 
 # ------------------------------------------------------- judging one quantity

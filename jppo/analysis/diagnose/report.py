@@ -46,12 +46,14 @@ def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None 
 
 def _cell_markdown(variant: str, env: str, cell: Sequence[Finding]) -> list[str]:
     lines = [f"## {variant} / {env} ({cell[0].num_seeds} seeds)", ""]
-    fired = [f for f in cell if f.fired]
+    fired = causal_order(cell)
     unjudged = [f for f in cell if f.missing]
     if not fired:
         checked = f"{len(cell) - len(unjudged)} of {len(cell)} rules judged" if unjudged \
             else f"{len(cell)} rules checked"
         lines += [f"No failure mode detected ({checked}).", ""]
+    else:
+        lines += [headline(cell), ""]
     for finding in fired:
         lines += _finding_markdown(finding)
     for finding in (f for f in cell if f.latent):
@@ -62,6 +64,44 @@ def _cell_markdown(variant: str, env: str, cell: Sequence[Finding]) -> list[str]
         lines += [f"Below the reporting line: {text} seeds.", ""]
     lines += not_judged_markdown(cell)
     return lines
+
+
+def causal_order(cell: Sequence[Finding]) -> list[Finding]:
+    """The fired findings, each root cause followed by the consequences listed under it
+    (depth first: a consequence of a consequence follows its cause)."""
+    fired = [f for f in cell if f.fired]
+    ordered: list[Finding] = []
+
+    def add(finding: Finding) -> None:
+        ordered.append(finding)
+        for other in fired:
+            if not other.root and other.caused_by == finding.rule and other not in ordered:
+                add(other)
+
+    for finding in (f for f in fired if f.root):
+        add(finding)
+    return ordered + [f for f in fired if f not in ordered]
+
+
+def headline(cell: Sequence[Finding]) -> str:
+    """'**Diagnosis**: root cause(s), each with its consequences': what to fix first."""
+    titles = {f.rule: f.title for f in cell}
+    parts = []
+    for root in (f for f in cell if f.fired and f.root):
+        after = [titles[f.rule] for f in causal_order(cell)
+                 if not f.root and _root_of(f, cell) == root.rule]
+        parts.append(root.title + (f" (consequences: {', '.join(after)})" if after else ""))
+    word = "root cause" if len(parts) == 1 else "root causes"
+    return f"**Diagnosis** ({word}): " + "; ".join(parts) + "."
+
+
+def _root_of(finding: Finding, cell: Sequence[Finding]) -> str:
+    by_rule = {f.rule: f for f in cell}
+    seen = set()
+    while not finding.root and finding.caused_by in by_rule and finding.rule not in seen:
+        seen.add(finding.rule)
+        finding = by_rule[finding.caused_by]
+    return finding.rule
 
 
 def not_judged_markdown(cell: Sequence[Finding]) -> list[str]:
@@ -76,8 +116,12 @@ def not_judged_markdown(cell: Sequence[Finding]) -> list[str]:
 
 def _finding_markdown(finding: Finding) -> list[str]:
     latent = f"latent, {LATENT} " if finding.latent else ""
-    lines = [f"### {finding.title}: {len(finding.seeds)}/{finding.num_seeds} seeds "
+    role = "" if not finding.fired else " (root cause)" if finding.root else \
+        f" (consequence of {finding.caused_by})"
+    lines = [f"### {finding.title}{role}: {len(finding.seeds)}/{finding.num_seeds} seeds "
              f"({latent}{finding.fraction:.0%})", ""]
+    if finding.fired and not finding.root:
+        lines += [f"Consequence of {finding.caused_by}: {finding.cause_text}.", ""]
     if finding.quote:
         lines += [f"Fired on: {finding.quote} ({QUOTE_BASIS}).", ""]
     lines += [finding.description, "",
@@ -135,8 +179,15 @@ def format_terminal(findings: Sequence[Finding], notes: Sequence[str] = ()) -> s
         if not fired:
             partly = " (by the rules judged)" if any(f.missing for f in cell) else ""
             healthy.append(f"{variant} / {env}{partly}")
-        for f in [*fired, *(f for f in cell if f.latent)]:
+        if fired:
+            lines.append(f"{variant} / {env}: {headline(cell).replace('**', '')}")
+        for f in [*causal_order(cell), *(f for f in cell if f.latent)]:
             latent = f" (latent: {LATENT})" if f.latent else ""
+            if f.fired and not f.root:
+                lines.append(f"{variant} / {env}: {f.title} in {len(f.seeds)}/{f.num_seeds} "
+                             f"seeds ({f.fraction:.0%}), consequence of {f.caused_by}: "
+                             f"{f.cause_text}")
+                continue
             lines.append(f"{variant} / {env}: {f.title} in {len(f.seeds)}/{f.num_seeds} "
                          f"seeds ({f.fraction:.0%}){latent}")
             lines += [f"  {line}" for line in f.lines]

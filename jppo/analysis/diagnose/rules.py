@@ -323,6 +323,10 @@ STALL_KL = 1e-6  # healthy standard CartPole (returns ~250 at 100k steps) keeps 
 STALL_CLIP_FRACTION = 1e-3
 ANNEALED_LR = 0.25  # of its peak: below, a small step is the schedule's doing
 STALL_PROGRESS = 0.1  # of the learning range gained over the window: below, no progress
+# Samples clipped at a KL below STALL_KL: the ratio leaves a clip range that narrow after
+# the first steps and every clipped sample's gradient is zero (clip_eps 1e-4: KL 1e-8
+# with 27-82% of the samples clipped; healthy runs clip none at a KL that small).
+HELD_CLIP_FRACTION = 0.1
 
 
 def return_progress(cell: Cell) -> np.ndarray | None:
@@ -376,28 +380,37 @@ def _check_policy_stall(cell: Cell) -> Verdict:
         evaluated &= ~annealed
         if np.any(annealed & cell.window):
             basis += f"; updates with the lr annealed below {ANNEALED_LR:.0%} of its peak skipped"
-    criteria = [Criterion("approx_kl", kl, "<", STALL_KL)]
-    if clipped is not None:
-        criteria.append(Criterion("clip_fraction", clipped, "<", STALL_CLIP_FRACTION))
     progress = return_progress(cell)
+    gain = [] if progress is None else [Criterion("return gain / learning range", progress,
+                                                  "<", STALL_PROGRESS)]
     if progress is not None:
         basis += f"; seeds whose return gained {STALL_PROGRESS:.0%} of the learning range " \
                  "over the window are improving, not stalled"
-        criteria.append(Criterion("return gain / learning range", progress, "<",
-                                  STALL_PROGRESS))
-    return verdict_of([Signal(tuple(criteria))], evaluated, basis=basis)
+    if clipped is None:
+        return verdict_of([Signal((Criterion("approx_kl", kl, "<", STALL_KL), *gain))],
+                          evaluated, basis=basis)
+    still = Signal((Criterion("approx_kl", kl, "<", STALL_KL),
+                    Criterion("clip_fraction", clipped, "<", STALL_CLIP_FRACTION), *gain),
+                   "a policy that barely moves and reaches no clip")
+    held = Signal((Criterion("approx_kl", kl, "<", STALL_KL),
+                   Criterion("clip_fraction", clipped, ">", HELD_CLIP_FRACTION), *gain),
+                  "a clip range so narrow that samples leave it at a KL below the stall "
+                  "line: the clip, not the gradient, holds the policy", " while ")
+    return verdict_of([still, held], evaluated, basis=basis)
 
 
 POLICY_STALL = Rule(
     name="policy_stall",
     title="Policy stall",
     description="The policy barely changes between rollouts and no sample reaches the "
-    "clip range (case studies: frozen_policy, throttled_gradients: KL 2e-7 to 2e-5).",
+    "clip range (case studies: frozen_policy, throttled_gradients: KL 2e-7 to 2e-5), or "
+    "samples leave a clip range so narrow that the clip holds the policy still.",
     thresholds={"kl": STALL_KL, "clip": STALL_CLIP_FRACTION, "progress": STALL_PROGRESS,
-                "annealed": ANNEALED_LR},
-    condition_template="approx_kl < {kl:g} and clip_fraction < {clip:g}, return gain < "
-    "{progress:.0%} of the learning range",
-    threshold_template="approx_kl < {kl:g} and clip_fraction < {clip:g}, and the seed's "
+                "annealed": ANNEALED_LR, "held": HELD_CLIP_FRACTION},
+    condition_template="approx_kl < {kl:g} and clip_fraction < {clip:g} (or > {held:g}: a "
+    "clip range that holds the policy), return gain < {progress:.0%} of the learning range",
+    threshold_template="approx_kl < {kl:g} and clip_fraction < {clip:g} (or clip_fraction "
+    "> {held:g}: samples leave a clip range that narrow at a KL that small), and the seed's "
     "smoothed return gained less than {progress:.0%} of the learning range (first return to "
     "the best on the env) over the window; updates where the seed is solved or the lr has "
     "annealed below {annealed:.0%} of its peak are skipped",
@@ -409,6 +422,8 @@ POLICY_STALL = Rule(
         REWARD_SCALING,
         Remedy({"value_loss": "mse"}, "drops value clipping, a fix when KL stays near zero "
                "(case study: throttled_gradients)"),
+        Remedy({"clip_eps": 0.2}, "the standard clip range: one far narrower zeroes the "
+               "gradient of every sample once its ratio left it (PPO, Schulman et al. 2017)"),
         Remedy({"policy_lr": 1e-3}, "a larger actor lr (case study: frozen_policy: "
                "3e-4 -> 1e-3)"),
     ),
