@@ -25,6 +25,7 @@ HPARAMS_BEFORE = (
     "policy_output_gain", "value_output_gain", "log_std_init", "huber_delta",
     "adv_std_threshold", "target_kl", "ent_coef_final", "obs_clip", "reward_clip",
     "popart_step", "hl_gauss_sigma",
+    "kl_coef", "dpo_alpha", "dpo_beta",  # the policy objectives
     "shrink_perturb_alpha", "shrink_perturb_sigma", "pfo_coef",  # the network variants
 )
 TRACED_BEFORE = ("lr", *HPARAMS_BEFORE)
@@ -39,6 +40,7 @@ RANGES_BEFORE = {
     "adv_std_threshold": _NN, "target_kl": _P, "ent_coef_final": _NN, "obs_clip": _PI,
     "reward_clip": _PI, "popart_step": (0.0, 1.0, False, True), "hl_gauss_sigma": _P,
     "shrink_perturb_alpha": (0.0, 1.0, True, True), "shrink_perturb_sigma": _NN, "pfo_coef": _NN,
+    "kl_coef": _NN, "dpo_alpha": _P, "dpo_beta": _P,
 }
 FALLBACKS_BEFORE = {"policy_lr": "lr", "value_lr": "lr", "torso_lr": "lr",
                     "critic_lambda": "gae_lambda", "value_clip_eps": "clip_eps",

@@ -197,7 +197,8 @@ def test_kl_penalty_return_percentile_and_adaptive_lr_inside_the_update():
         np_kl_coef(0.7, float(metrics["policy_kl_final"]), 0.002))
     assert float(metrics["policy_coef"]) == pytest.approx(0.7)
     assert float(metrics["return_spread_scale"]) == pytest.approx(scale, rel=1e-4)
-    assert VARIANT_METRICS <= set(metrics) <= set(METRIC_DOCS)  # each documented
+    objective_metrics = VARIANT_METRICS - {"pfo_loss"}  # pfo is off here
+    assert objective_metrics <= set(metrics) <= set(METRIC_DOCS)  # each documented
 
 
 def test_dpo_inside_the_update_reads_its_hyperparameters():
@@ -218,10 +219,11 @@ def test_dpo_inside_the_update_reads_its_hyperparameters():
 
 
 def test_policy_stall_reads_the_clip_fraction_only_where_the_objective_clips():
-    """A clip fraction of 0.5 blocks a stall verdict under the clipped surrogate;
+    """A clip fraction of 0.05 (some samples clipped, too few for a clip range
+    that holds the policy) blocks a stall verdict under the clipped surrogate;
     under kl_penalty nothing is clipped, so the tiny KL alone judges."""
     arrays = {name: np.full((4, 40), value) for name, value in
-              (("approx_kl", 1e-8), ("clip_fraction", 0.5))}
+              (("approx_kl", 1e-8), ("clip_fraction", 0.05))}
     frame = results.metrics_table(arrays, variant="v", env="E", seeds=range(4), first_update=0,
                                   steps_per_update=100).to_pandas()
 

@@ -446,7 +446,7 @@ def test_popart_critic_tracks_returns_where_the_raw_clipped_critic_is_frozen(str
     (dict(value_loss="hl_gauss", hl_gauss_range=(1.0, 0.0)), ["hl_gauss_range"]),
     (dict(value_loss="hl_gauss", hl_gauss_range=(2.0, 2.0)), ["hl_gauss_range"]),
     (dict(value_loss="hl_gauss", hl_gauss_bins=0), ["hl_gauss_bins"]),
-    (dict(value_loss="quantile"), ["value_loss"]),
+    (dict(value_loss="expectile"), ["value_loss"]),
     (dict(value_target="standardize"), ["value_target"]),
     (dict(advantage_norm="whiten"), ["advantage_norm"]),
     (dict(grad_clip="per_layer"), ["grad_clip"]),

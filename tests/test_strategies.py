@@ -202,7 +202,8 @@ def test_advantage_norms_against_numpy():
     np.testing.assert_allclose(ADVANTAGE_NORMS.get("batch").minibatch(jnp.asarray(adv), hp), adv)
     np.testing.assert_allclose(ADVANTAGE_NORMS.get("minibatch").batch(jnp.asarray(adv), hp), adv)
     divides = {name: ADVANTAGE_NORMS.get(name).divides_by_std for name in ADVANTAGE_NORMS}
-    assert divides == {"minibatch": True, "batch": True, "off": False, "robust": False}
+    assert divides == {"minibatch": True, "batch": True, "off": False, "robust": False,
+                       "return_percentile": False}
 
 
 # ---------------------------------------------------------------------- schedules
