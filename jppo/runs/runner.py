@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.metadata
 import inspect
 import math
-import platform
 import time
 import warnings
 from collections.abc import Sequence
@@ -41,7 +39,6 @@ import pyarrow as pa
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jppo import envs
-from jppo.analysis.metrics import final_episode_return
 from jppo.core.config import (
     HParams,
     PPOConfig,
@@ -49,7 +46,6 @@ from jppo.core.config import (
     require_config,
     validate_hparams,
 )
-from jppo.core.networks import resolve_torso_kind
 from jppo.core.train import Trainer, TrainState, evaluation_plan, make_train
 from jppo.runs import (
     checkpoint,
@@ -70,10 +66,15 @@ from jppo.runs.experiment import (
     static_key,
     timestep_notes,
 )
+from jppo.runs.mesh import device_count_for, seed_keys, seed_mesh  # noqa: F401  (public here)
 from jppo.runs.progress import ProgressView
-
-LIBRARIES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "numpy", "orbax-checkpoint",
-             "pyarrow", "brax", "mujoco")
+from jppo.runs.provenance import (  # noqa: F401  (public here)
+    prepare_run_dir,
+    resolved_torso_kinds,
+    run_info,
+    versions,
+)
+from jppo.runs.reductions import final_episode_return
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,11 +125,6 @@ class ExperimentResult:
         return results.metric_arrays(self.frame, variant, env)
 
 
-def seed_keys(num_seeds: int, first_seed: int = 0) -> jax.Array:
-    """Seed i's key is `PRNGKey(first_seed + i)`, so seed i of a batch equals a solo run."""
-    return jax.vmap(jax.random.PRNGKey)(jnp.arange(first_seed, first_seed + num_seeds))
-
-
 def pick_chunk_size(num_updates: int, target: int, multiple_of: int = 1) -> int:
     """The largest divisor of `num_updates` not above `target`, so one compiled
     chunk covers the run; falls back to `target` (one extra compile for the
@@ -139,16 +135,6 @@ def pick_chunk_size(num_updates: int, target: int, multiple_of: int = 1) -> int:
         blocks = pick_chunk_size(num_updates // multiple_of, round(target / multiple_of))
         return multiple_of * blocks
     return divisor_near(num_updates, target)
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for name in LIBRARIES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
 
 
 def plan(exp: Experiment) -> list[Program]:
@@ -164,36 +150,6 @@ def plan(exp: Experiment) -> list[Program]:
             validate_hparams(hparams)
             programs.append(Program(env, tuple(members), configs[0], hparams, len(programs)))
     return programs
-
-
-def device_count_for(runs: int, available: int) -> int:
-    """How many devices a batch of `runs` should use: the fewest that reach the
-    shortest per-device batch, ceil(runs / n). 64 runs on 8 devices use 8; 10
-    runs on 8 use 5 (2 each, no padding) rather than 8 (padded to 16)."""
-    return min(range(1, available + 1), key=lambda n: (-(-runs // n), n))
-
-
-def seed_mesh(devices: Sequence[jax.Device] | int | None = None, runs: int | None = None
-              ) -> Mesh:
-    """A 1-D mesh named "seeds" over `devices`: an int takes the first n; None
-    takes `device_count_for(runs, ...)` of them (all if `runs` is None)."""
-    available = jax.devices()
-    if devices is None:
-        several = jax.process_count() > 1  # every process must own part of the mesh
-        chosen = available[:device_count_for(runs, len(available))] \
-            if runs and not several else available
-    elif isinstance(devices, int):
-        if jax.process_count() > 1 and devices != len(available):
-            raise ValueError(f"devices={devices} is invalid with {jax.process_count()} "
-                             f"processes: allowed is None or {len(available)} (every device "
-                             "of every process)")
-        if not 1 <= devices <= len(available):
-            raise ValueError(f"devices={devices} is invalid: allowed is 1..{len(available)} "
-                             f"(devices here: {len(available)})")
-        chosen = available[:devices]
-    else:
-        chosen = list(devices)
-    return Mesh(np.asarray(chosen), ("seeds",))
 
 
 def run_experiment(
@@ -226,7 +182,7 @@ def run_experiment(
     seed_mesh(devices)  # a bad device count fails before anything runs
     board = tensorboard.open_board(out, exp.tensorboard, writes=multihost.is_main())
     if out is not None:
-        _prepare_run_dir(out, exp, resume, devices)
+        prepare_run_dir(out, exp, resume, devices)
     if not multihost.is_main():
         progress = "off"  # every process has the same metrics: one view is enough
     view = progress if isinstance(progress, ProgressView) else ProgressView(progress)
@@ -570,49 +526,3 @@ def _chunk_tables(program: Program, exp: Experiment, metrics: dict[str, np.ndarr
                                             steps_per_update=steps_per_update,
                                             pretrain_steps=pretrain_steps))
     return tables
-
-
-# ---------------------------------------------------------------- run directory
-def _prepare_run_dir(out: Path, exp: Experiment, resume: bool, devices: Any = None) -> None:
-    info = results.jsonable({**run_info(exp), **rundir.resume_fields(exp, devices)})
-    before = rundir.prepare(out, info, resume)
-    if STOPPED_EARLY in before:  # programs stopped by stop_when_diverged stay stopped
-        info[STOPPED_EARLY] = before[STOPPED_EARLY]
-    multihost.barrier("jppo: run directory checked")  # by every process, before the write
-    if multihost.is_main():
-        try:
-            results.write_run_info(out, info)
-        except OSError as error:
-            raise faults.RunError(faults.describe(error, "write run.json")) from None
-
-
-def run_info(exp: Experiment) -> dict[str, Any]:
-    """What run.json records: the experiment, every resolved config, the torso kind
-    each (variant, env) resolved to, the platform."""
-    return {
-        "name": exp.name,
-        "envs": list(exp.envs),
-        "seeds": exp.seeds,
-        "first_seed": exp.first_seed,
-        "baseline": exp.baseline_variant,
-        "experiment": results.jsonable(exp.to_dict()),
-        "variants": {
-            name: {"overrides": results.jsonable(exp.variants[name]),
-                   "config": results.jsonable(dataclasses.asdict(exp.variant_config(name)))}
-            for name in exp.variants
-        },
-        "torso_kind": resolved_torso_kinds(exp),
-        "versions": versions(),
-        "platform": platform.platform(),
-        "devices": [str(d) for d in jax.devices()],
-        "process_count": jax.process_count(),
-    }
-
-
-def resolved_torso_kinds(exp: Experiment) -> dict[str, dict[str, str]]:
-    """The encoder each variant gets on each env ("auto" resolved by the
-    observation's shape): `{variant: {env: "mlp" | "cnn"}}`."""
-    shapes = {env: envs.env_spec(*exp.make_env(env)).obs_shape for env in exp.envs}
-    return {variant: {env: resolve_torso_kind(exp.variant_config(variant).torso_kind, shape)
-                      for env, shape in shapes.items()}
-            for variant in exp.variants}
