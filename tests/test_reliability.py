@@ -317,7 +317,7 @@ def test_a_large_plan_says_its_size_in_one_line_before_anything_compiles(capsys)
         runner.run_experiment(exp, None, devices=99)
     (line,) = capsys.readouterr().err.strip().splitlines()
     state = runner.plan(exp)[0]
-    size = planning.plan_size(exp, [state], lambda p, params: runner._chunk_sizes(p, exp, params))
+    size = planning.plan_size(exp, [state], lambda p, params: planning.chunk_sizes(p, exp, params))
     assert line.startswith("jppo: large plan: 1,000 variants x seeds = 2,000 runs in 1 compiled "
                            "program(s), 2 compiles; estimated memory ")
     assert size.memory_bytes > 2000 * 4 * 16 * 4  # at least the rollouts' observations

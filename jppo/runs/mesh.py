@@ -50,13 +50,12 @@ def seed_mesh(devices: Sequence[jax.Device] | int | None = None, runs: int | Non
     return Mesh(np.asarray(chosen), ("seeds",))
 
 
-def batch_inputs(seed_hparams: Any, num_variants: int, num_seeds: int, first_seed: int,
-                 num_devices: int) -> tuple[jax.Array, Any]:
-    """Keys and hparams for runs (variant-major, seed i of every variant uses the
-    same key), padded to a multiple of the device count by repeating the last run.
-    `seed_hparams` is stacked per variant (leading axis `num_variants`)."""
-    keys = jnp.tile(seed_keys(num_seeds, first_seed), (num_variants, 1))
-    hparams = jax.tree.map(lambda x: jnp.repeat(x, num_seeds, axis=0), seed_hparams)
+def batch_inputs(program: Any, exp: Any, num_devices: int) -> tuple[jax.Array, Any]:
+    """Keys and hparams for a program's runs (variant-major, seed i of every variant
+    uses the same key), padded to a multiple of the device count by repeating the
+    last run."""
+    keys = jnp.tile(seed_keys(exp.seeds, exp.first_seed), (len(program.variants), 1))
+    hparams = jax.tree.map(lambda x: jnp.repeat(x, exp.seeds, axis=0), program.hparams)
     runs = keys.shape[0]
     padded = -(-runs // num_devices) * num_devices
     if padded != runs:
