@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MAX_LINES = 60
 VARIANT_FIELDS = ("value_loss", "value_target", "value_clip_mode", "advantage_norm",
                   "lr_schedule", "ent_schedule", "grad_clip", "torso_kind")

@@ -172,7 +172,7 @@ class WrongSpace(NaNPays):
 def test_an_observation_space_that_disagrees_with_the_observations_is_one_line_first(
         tmp_path, monkeypatch, capsys):
     module = tmp_path / "my_wrong_env.py"
-    module.write_text("from test_reliability import WrongSpace\n\n\ndef make():\n"
+    module.write_text("from test_checks_before_compiling import WrongSpace\n\n\ndef make():\n"
                       "    return WrongSpace()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
@@ -456,10 +456,7 @@ def test_the_fast_iqm_and_improvement_probability_equal_rliable_bitwise():
 
 
 def test_plots_of_many_variants_count_them_instead_of_a_legend_and_few_keep_it(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_plots import make_run
+    from analysis.test_plots import make_run  # tests/analysis (tests/ is on sys.path)
 
     from jppo.analysis import plots
     from jppo.runs import results
