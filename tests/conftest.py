@@ -36,3 +36,21 @@ def pytest_unconfigure(config) -> None:
     if os.environ.get(_MADE_HERE) and not os.environ.get("PYTEST_XDIST_WORKER"):
         shutil.rmtree(os.environ.pop(CACHE_VARIABLE), ignore_errors=True)
         os.environ.pop(_MADE_HERE, None)
+
+
+# ------------------------------------------------------------------ the slow tests
+# `make test-fast` (`-m "not slow"`) runs the rest in under two minutes on 2 cores;
+# `make test` runs everything. A test is slow when it compiles training programs
+# (seconds each on a CPU) or starts processes; an entry is a file (all its tests)
+# or a file::test (every parametrization). tests/architecture/test_test_layout.py
+# checks that each entry names a file and test that exist.
+SLOW: tuple[str, ...] = ()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    import pytest
+
+    for item in items:
+        path, _, name = item.nodeid.partition("::")
+        if path in SLOW or f"{path}::{name.partition('[')[0]}" in SLOW:
+            item.add_marker(pytest.mark.slow)

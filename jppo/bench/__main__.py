@@ -3,13 +3,11 @@
 import sys
 
 from jppo.bench import children
-from jppo.bench.options import parse
 
-options = parse(sys.argv[1:])  # no JAX yet: tyro only
-if options.spawns_children():
+if children.spawns_children(sys.argv[1:]):
     children.leave_accelerator_memory_to_children()
 
 # JAX starts with this import, after the setting above.
-from jppo.bench.throughput import benchmark  # noqa: E402
+from jppo.bench.throughput import main
 
-raise SystemExit(benchmark(options))
+raise SystemExit(main())
