@@ -6,6 +6,7 @@ shows the architecture: each layer imports only the layers below it
 module imports itself back through others (no import cycle)."""
 
 import ast
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -140,6 +141,7 @@ def imported_targets(module: str, is_package: bool, tree: ast.AST,
     return found - {None, module}
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     paths = {module_name(p): p for folder in ("jppo", "envs")
              for p in sorted((ROOT / folder).rglob("*.py"))}

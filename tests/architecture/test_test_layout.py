@@ -21,6 +21,7 @@ def all_test_files() -> list[Path]:
 def stale_entries(entries, root: Path) -> list[str]:
     """The entries (`tests/x/test_y.py` or `...::test_name`) naming no file, or no
     test function of that name in the file."""
+    defined: dict[str, set[str]] = {}
     stale = []
     for entry in entries:
         path, _, name = entry.partition("::")
@@ -28,9 +29,10 @@ def stale_entries(entries, root: Path) -> list[str]:
         if not file.is_file():
             stale.append(entry)
             continue
-        defined = {node.name for node in ast.walk(ast.parse(file.read_text()))
-                   if isinstance(node, ast.FunctionDef)}
-        if name and name not in defined:
+        if path not in defined:
+            defined[path] = {node.name for node in ast.parse(file.read_text()).body
+                             if isinstance(node, ast.FunctionDef)}
+        if name and name not in defined[path]:
             stale.append(entry)
     return stale
 
