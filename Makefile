@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help run test docs bench lint results compare objectives-study case-studies diagnosis-benchmark mutants clean modern-variants-networks
+.PHONY: help run test test-fast docs bench lint results compare objectives-study case-studies diagnosis-benchmark mutants clean modern-variants-networks
 .DEFAULT_GOAL := help
 
 $(STAMP): pyproject.toml constraints.txt
@@ -21,9 +21,14 @@ help:
 run: $(STAMP)
 	$(VENV)/bin/jppo train
 
-## test: the fast test suite, one worker per core (most of its time is single-threaded compiles)
+## test: the whole test suite, one worker per core (most of its time is single-threaded compiles)
 test: $(STAMP)
 	$(PY) -m pytest -n auto --dist loadfile
+
+## test-fast: the tests not marked slow (pure functions, parsing, file formats, the
+##   architecture checks): under two minutes on 2 cores; `make test` runs them all
+test-fast: $(STAMP)
+	$(PY) -m pytest -n auto --dist loadfile -m "not slow"
 
 ## docs: the manual into site/ (MkDocs, strict: a broken link or reference fails); first
 ##   writes the generated reference pages (knobs, metrics, diagnosis rules) into docs/

@@ -17,9 +17,9 @@ from .api import check_env_api, is_wrapped, object_name, wrap
 from .brax import is_brax_name, list_brax_envs
 from .masked import MASKED, ObservationMask, list_masked_envs
 from .no_reset import NoAutoReset, without_auto_reset
+from .params import apply_param_overrides
 from .registry import (
     EnvFamily,
-    apply_param_overrides,
     check_env_name,
     family,
     list_envs,

@@ -29,6 +29,8 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
+from .params import apply_param_overrides
+
 PREFIX = "brax/"
 INSTALL_HINT = "pip install 'jppo[brax]'"
 # Physics pipelines of brax's PipelineEnv: "generalized" (MuJoCo-like
@@ -198,8 +200,6 @@ class BraxEnv:
 def build(name: str, overrides: dict[str, Any]) -> tuple[BraxEnv, BraxParams]:
     """The bare adapter for ``brax/<env>`` and its params; ``envs.make`` wraps it
     like any other env (FlattenObservation is a no-op on brax's flat vectors)."""
-    from .registry import apply_param_overrides
-
     env_id = check_brax_name(name)
     params = check_params(apply_param_overrides(BraxParams(), overrides, check_values=False))
     raw_env = _brax_envs().get_environment(env_id, backend=params.backend)

@@ -18,6 +18,7 @@ from typing import Any
 import jax.numpy as jnp
 from gymnax.environments import spaces
 
+from . import gymnax_family
 from .wrappers import StepResult, Wrapper
 
 # name -> (gymnax id, observation entries kept)
@@ -82,10 +83,9 @@ class ObservationMask(Wrapper):
 
 def build(name: str, overrides: dict[str, Any]) -> tuple[ObservationMask, Any]:
     """The masked variant ``name`` of its gymnax task, and the task's params."""
-    from .registry import resolve  # the base task is a gymnax id
-
     base, keep = MASKED[name]
-    env, params = resolve(base, **overrides)
+    gymnax_family.check(base)
+    env, params = gymnax_family.build(base, overrides)
     return ObservationMask(env, keep, name), params
 
 

@@ -11,6 +11,7 @@ is one line naming the field, the value and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Mapping
@@ -104,3 +105,24 @@ def checked_overrides(params: Any, overrides: Mapping[str, Any]) -> dict[str, An
         _check_range(name, coerced)
         checked[name] = coerced
     return checked
+
+
+def apply_param_overrides(params: Any, overrides: dict[str, Any], *,
+                          check_values: bool = True) -> Any:
+    """``params.replace(**overrides)``, rejecting fields the params do not have
+    and (``check_values``) values of the wrong type or range (`checked_overrides`);
+    a family whose params have a validator of their own (Brax) passes False.
+
+    ``replace`` on a flax dataclass raises an opaque TypeError for a typo;
+    naming the field and the valid ones saves a debugging round trip.
+    """
+    valid = sorted(field.name for field in dataclasses.fields(params))
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"Unknown env param field(s) {', '.join(map(repr, unknown))} for "
+            f"{type(params).__qualname__}; valid fields: {', '.join(valid)}"
+        )
+    if not overrides:
+        return params
+    return params.replace(**(checked_overrides(params, overrides) if check_values else overrides))

@@ -7,17 +7,12 @@ A name is an import path ``package.module:factory`` if it contains ``':'``
 whole dispatch: a new family of names is one more branch there.
 """
 
-import dataclasses
-import difflib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import gymnax
-
 from . import brax as brax_family
-from . import imported, masked
+from . import gymnax_family, imported, masked
 from .api import wrap
-from .params import checked_overrides
 from .wrappers import EpisodeStatistics
 
 
@@ -31,37 +26,8 @@ class EnvFamily(NamedTuple):
 def list_envs(include_brax: bool = False) -> list[str]:
     """Sorted ids of every registered gymnax environment; with ``include_brax``,
     then the ``brax/<env>`` ids when brax is installed."""
-    names = sorted(gymnax.registered_envs)
+    names = gymnax_family.list_gymnax_envs()
     return names + brax_family.list_brax_envs() if include_brax else names
-
-
-def _unknown_env_message(name: str, known: list[str]) -> str:
-    # Match case-insensitively: "cartpole-v1" should still point at "CartPole-v1".
-    by_lower = {env_id.lower(): env_id for env_id in known}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
-    hint = (
-        f" (did you mean {', '.join(repr(by_lower[c]) for c in close)}?)" if close else ""
-    )
-    return (f"unknown environment {name!r}{hint}; allowed is a gymnax id (envs.list_envs() "
-            f"lists all) or {imported.FORM}")
-
-
-def _check_gymnax(name: str) -> None:
-    known = list_envs()
-    if name not in known:
-        raise ValueError(_unknown_env_message(name, known))
-
-
-def _build_gymnax(name: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
-    try:
-        env, params = gymnax.make(name)
-    except OSError as err:
-        # e.g. MNISTBandit-bsuite downloads MNIST on construction.
-        raise RuntimeError(
-            f"Could not build {name!r}: it needs data that gymnax downloads on "
-            f"first use, and that failed ({err})."
-        ) from err
-    return env, apply_param_overrides(params, overrides)
 
 
 def family(name: str) -> EnvFamily:
@@ -72,7 +38,7 @@ def family(name: str) -> EnvFamily:
         return EnvFamily(brax_family.check_brax_name, brax_family.build)
     if masked.is_masked_name(name):
         return EnvFamily(masked.check, masked.build)
-    return EnvFamily(_check_gymnax, _build_gymnax)
+    return EnvFamily(gymnax_family.check, gymnax_family.build)
 
 
 def check_env_name(name: Any) -> None:
@@ -88,27 +54,6 @@ def resolve(name: str, **overrides: Any) -> tuple[Any, Any]:
     """The bare (unwrapped) env ``name`` denotes and its params, overridden."""
     check_env_name(name)
     return family(name).build(name, dict(overrides))
-
-
-def apply_param_overrides(params: Any, overrides: dict[str, Any], *,
-                          check_values: bool = True) -> Any:
-    """``params.replace(**overrides)``, rejecting fields the params do not have
-    and (``check_values``) values of the wrong type or range (``envs.params``);
-    a family whose params have a validator of their own (Brax) passes False.
-
-    ``replace`` on a flax dataclass raises an opaque TypeError for a typo;
-    naming the field and the valid ones saves a debugging round trip.
-    """
-    valid = sorted(field.name for field in dataclasses.fields(params))
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"Unknown env param field(s) {', '.join(map(repr, unknown))} for "
-            f"{type(params).__qualname__}; valid fields: {', '.join(valid)}"
-        )
-    if not overrides:
-        return params
-    return params.replace(**(checked_overrides(params, overrides) if check_values else overrides))
 
 
 def make(

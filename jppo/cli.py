@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
+from jppo.bench.options import BenchOptions
 from jppo.core import knobs
 from jppo.core.config import PPOConfig
 
@@ -329,58 +330,19 @@ def config(markdown: bool = False, imports: tuple[str, ...] = ()) -> int:
     return 0
 
 
-def bench(
-    env: str = "CartPole-v1",
-    seeds: tuple[int, ...] = (1, 16, 64),
-    devices: tuple[int, ...] = (1,),
-    steps: int | None = None,
-    set: SetField = (),
-    vs_reference: bool = False,
-    pairs: int = 3,
-    seconds: float = 3.0,
-    reference_devices: int | None = None,
-    profile: bool = False,
-    study: int = 0,
-    rounds: int = 3,
-) -> int:
-    """Throughput, compile time, memory and fraction of peak, as JSON.
+BENCH_DEFAULTS = BenchOptions()
 
-    Args:
-        env: environment id or import path package.module:factory.
-        seeds: seed counts to measure.
-        devices: device counts to shard the seeds over (CPU: forced host devices).
-        steps: env steps per seed; default: a few seconds of work per count.
-        vs_reference: jppo against the single-file reference PPO, in one process,
-            alternating; prints the median ratio.
-        pairs: --vs-reference: alternating measurement pairs per seed count.
-        seconds: --vs-reference: seconds per measurement.
-        reference_devices: --vs-reference: devices for the reference (default: as jppo).
-        profile: time each phase of one update at each seed count (Markdown table).
-        study: N variants differing only in traced knobs x each seed count as one
-            program, against the reference compiled and run once per variant
-            (wall time including compiles); prints the median ratio.
-        rounds: --study: alternating rounds.
-    """
+
+def bench(options: Annotated[BenchOptions, tyro.conf.OmitArgPrefixes] = BENCH_DEFAULTS) -> int:
+    """Throughput, compile time, memory and fraction of peak, as JSON (the flags are
+    `jppo.bench.options.BenchOptions`, shared with `python -m jppo.bench`)."""
     from jppo.bench import children
 
-    argv = ["--env", env, "--seeds", *map(str, seeds), "--devices", *map(str, devices)]
-    if steps is not None:
-        argv += ["--steps", str(steps)]
-    for item in set:
-        argv += ["--set", item]
-    if vs_reference:
-        argv += ["--vs-reference", "--pairs", str(pairs), "--seconds", str(seconds)]
-        if reference_devices is not None:
-            argv += ["--reference-devices", str(reference_devices)]
-    if profile:
-        argv += ["--profile"]
-    if study:
-        argv += ["--study", str(study), "--rounds", str(rounds)]
-    if children.spawns_children(argv):
+    if options.spawns_children():
         children.leave_accelerator_memory_to_children()
-    from jppo.bench import throughput as benchmark  # starts JAX: after the line above
+    from jppo.bench import throughput  # starts JAX: after the line above
 
-    return benchmark.main(argv)
+    return throughput.benchmark(options)
 
 
 COMMANDS: dict[str, Callable[..., int]] = {

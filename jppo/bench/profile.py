@@ -10,7 +10,7 @@ vmapped over the seeds, and timed as the median of repeated calls:
   per-minibatch diagnostics;
 - metrics + rest: the whole update minus collect and learn.
 
-Each phase's network FLOPs are counted analytically (`jppo.bench.throughput.
+Each phase's network FLOPs are counted analytically (`jppo.bench.flops.
 flops_per_env_step`; XLA's cost analysis counts a loop body once, not once per
 iteration); divided by the device's measured matmul rate they give the time the
 phase could not go below (its compute bound), so the table says how far each
@@ -29,9 +29,10 @@ from typing import Any
 import jax
 
 from jppo import envs
+from jppo.bench.flops import flops_per_env_step
 from jppo.core.config import PPOConfig
 from jppo.core.train import Trainer, make_train
-from jppo.runs.runner import seed_keys
+from jppo.runs.mesh import seed_keys
 
 
 def _timed(compiled: Callable, args: tuple, repeats: int) -> float:
@@ -65,8 +66,6 @@ def phase_programs(trainer: Trainer, num_seeds: int) -> dict[str, tuple[Callable
 def profile(config: PPOConfig, env_name: str, num_seeds: int, repeats: int = 20
             ) -> dict[str, Any]:
     """Time and network FLOPs of each phase of one update at `num_seeds`."""
-    from jppo.bench.throughput import flops_per_env_step
-
     trainer = make_train(config, *envs.make(env_name))
     seconds = {}
     for name, (fn, args) in phase_programs(trainer, num_seeds).items():

@@ -25,7 +25,7 @@ from jppo.bench.reference import make_reference_train
 from jppo.bench.versus import reference_settings
 from jppo.core.config import PPOConfig
 from jppo.core.train import make_train
-from jppo.runs.runner import seed_keys
+from jppo.runs.mesh import seed_keys
 from jppo.runs.sweeps import sweep
 
 VALUE_OUTPUT_GAINS = (1.0, 0.1)

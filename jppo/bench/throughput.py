@@ -17,7 +17,6 @@ compile excluded. The largest seed count is measured again with
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
@@ -34,66 +33,17 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from jppo import envs
 from jppo.bench.children import child_environ
-from jppo.core import networks
+from jppo.bench.flops import flops_per_env_step, matmul_gflops
+from jppo.bench.options import BenchOptions, parse
 from jppo.core.config import PPOConfig, make_config
 from jppo.core.train import make_train
 from jppo.runs.experiment import parse_assignments
-from jppo.runs.runner import seed_keys, seed_mesh, versions
+from jppo.runs.mesh import seed_keys, seed_mesh
+from jppo.runs.provenance import versions
 
 # Env steps per seed for each seed count: long enough (several seconds) that
 # dispatch and warm-up are noise, short enough for a 2-core CPU.
 DEFAULT_STEPS = {1: 500_000, 16: 131_072, 64: 65_536}
-
-
-def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
-    """Measured fp32 matrix-multiply rate of the default device, GFLOP/s."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
-    matmul = jax.jit(lambda x, y: x @ y)
-    matmul(a, b).block_until_ready()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = matmul(a, b)
-    out.block_until_ready()
-    return 2.0 * n**3 * repeats / (time.perf_counter() - start) / 1e9
-
-
-def dense_flops(sizes: list[int]) -> int:
-    """Multiply-adds of a chain of dense layers, counted as 2 FLOPs each."""
-    return sum(2 * a * b for a, b in itertools.pairwise(sizes))
-
-
-def head_flops(config: PPOConfig, inputs: int, rnn: int, dense: list[int]) -> int:
-    """One network's own layers: its recurrent cell (if any), then its dense chain."""
-    if not rnn:
-        return dense_flops([inputs, *dense])
-    return networks.CELLS[config.rnn_cell].cost(inputs, rnn) + dense_flops([rnn, *dense])
-
-
-def flops_per_env_step(config: PPOConfig, spec: envs.EnvSpec) -> dict[str, float]:
-    """Analytic network FLOPs per env step (environment dynamics excluded).
-
-    Rollout: one policy forward. Critic: forwards on the observation and on the
-    final observation. Learning: `update_epochs` passes of forward + backward
-    (about 3x a forward) through policy and critic.
-    """
-    out = spec.num_actions if spec.discrete else spec.action_dim
-    obs_shape = spec.obs_shape or (spec.obs_dim,)
-    kind = networks.ENCODERS[networks.resolve_torso_kind(config.torso_kind, obs_shape)]
-    encoder, encoded = kind.cost(obs_shape)  # one encoder shared, or one per network
-    torso_out = config.torso_hidden[-1] if config.torso_hidden else encoded
-    torso = encoder + dense_flops([encoded, *config.torso_hidden]) if config.torso_hidden else 0
-    if config.torso_rnn:  # the shared cell, after the torso
-        torso += networks.CELLS[config.rnn_cell].cost(torso_out, config.torso_rnn)
-        torso_out = config.torso_rnn
-    own = 0 if config.torso_hidden else encoder
-    policy = torso + own + head_flops(config, torso_out, config.policy_rnn,
-                                      [*config.policy_hidden, out])
-    value = torso + own + head_flops(config, torso_out, config.value_rnn,
-                                     [*config.value_hidden, 1])
-    rollout, critic, learn = policy, 2 * value, config.update_epochs * 3 * (policy + value)
-    return {"rollout": rollout, "critic": critic, "learn": learn,
-            "total": rollout + critic + learn}
 
 
 def measure(env_name: str, num_seeds: int, config: PPOConfig, devices: int = 1
@@ -160,19 +110,19 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _versus_reference(args: argparse.Namespace, config: PPOConfig) -> int:
+def _versus_reference(options: BenchOptions, config: PPOConfig) -> int:
     from jppo.bench.versus import versus
 
     rows = []
-    for seeds, devices in itertools.product(args.seeds, args.devices):
-        row = versus(args.env, seeds, config, devices, args.pairs, args.seconds,
-                     args.reference_devices)
+    for seeds, devices in itertools.product(options.seeds, options.devices):
+        row = versus(options.env, seeds, config, devices, options.pairs, options.seconds,
+                     options.reference_devices)
         rows.append(row)
         print(f"# {seeds} seeds: jppo on {devices} device(s) {row['jppo_env_steps_per_s']:,} "
               f"vs reference on {row['reference_devices']} "
               f"{row['reference_env_steps_per_s']:,} env-steps/s, "
               f"ratio {row['ratio_median']}", file=sys.stderr, flush=True)
-    print(json.dumps({"env": args.env, "machine": machine(), "versions": versions(),
+    print(json.dumps({"env": options.env, "machine": machine(), "versions": versions(),
                       "vs_reference": rows}, indent=2))
     return 0
 
@@ -180,36 +130,36 @@ def _versus_reference(args: argparse.Namespace, config: PPOConfig) -> int:
 STUDY_STEPS = 32_768  # env steps per run of a study, by default
 
 
-def _study(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+def _study(options: BenchOptions, overrides: dict[str, Any]) -> int:
     from jppo.bench.study import study
 
-    config = make_config(**{"total_timesteps": args.steps or STUDY_STEPS, **overrides})
+    config = make_config(**{"total_timesteps": options.steps or STUDY_STEPS, **overrides})
     rows = []
-    for seeds in args.seeds:
-        row = study(args.env, config, args.study, seeds, args.rounds)
+    for seeds in options.seeds:
+        row = study(options.env, config, options.study, seeds, options.rounds)
         rows.append(row)
-        print(f"# study of {args.study} variants x {seeds} seeds: jppo "
+        print(f"# study of {options.study} variants x {seeds} seeds: jppo "
               f"{row['jppo_wall_s_median']} s, reference once per variant "
               f"{row['reference_wall_s_median']} s, ratio {row['ratio_median']}",
               file=sys.stderr, flush=True)
-    print(json.dumps({"env": args.env, "machine": machine(), "versions": versions(),
+    print(json.dumps({"env": options.env, "machine": machine(), "versions": versions(),
                       "study": rows}, indent=2))
     return 0
 
 
-def _profile(args: argparse.Namespace, config: PPOConfig) -> int:
+def _profile(options: BenchOptions, config: PPOConfig) -> int:
     from jppo.bench import profile
 
     peak = matmul_gflops()
-    reports = [profile.with_bounds(profile.profile(config, args.env, seeds), peak)
-               for seeds in args.seeds]
-    print(json.dumps({"env": args.env, "machine": machine(), "matmul_gflop_per_s": peak,
+    reports = [profile.with_bounds(profile.profile(config, options.env, seeds), peak)
+               for seeds in options.seeds]
+    print(json.dumps({"env": options.env, "machine": machine(), "matmul_gflop_per_s": peak,
                       "profiles": reports}, indent=2))
     print(f"\nmeasured fp32 matmul: {peak:.0f} GFLOP/s\n", file=sys.stderr)
     print(profile.markdown(reports), file=sys.stderr)
     if jax.default_backend() == "cpu":  # the trace names ops on CPU threads only
-        trainer = make_train(config, *envs.make(args.env))
-        seeds = max(args.seeds)
+        trainer = make_train(config, *envs.make(options.env))
+        seeds = max(options.seeds)
         print(f"\nslowest operations of the learn phase at {seeds} seeds (ms per update):",
               file=sys.stderr)
         for name, ms in profile.top_ops(trainer, seeds):
@@ -253,94 +203,64 @@ def orthogonal_init_check(num_seeds: int, repeats: int = 5) -> dict[str, Any]:
     return report
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jppo.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="CartPole-v1")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument("--steps", type=int, default=None, help="env steps per seed")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="FIELD=VALUE", help="PPOConfig override")
-    parser.add_argument("--devices", type=int, nargs="+", default=[1],
-                        help="device counts to shard the seeds over (CPU: host devices)")
-    parser.add_argument("--vs-reference", action="store_true",
-                        help="jppo against the single-file reference PPO, same process, "
-                        "alternating (see jppo.bench.versus)")
-    parser.add_argument("--reference-devices", type=int, default=None,
-                        help="--vs-reference: devices for the reference (default: as jppo)")
-    parser.add_argument("--pairs", type=int, default=3,
-                        help="--vs-reference: alternating measurement pairs per seed count")
-    parser.add_argument("--seconds", type=float, default=3.0,
-                        help="--vs-reference: seconds per measurement")
-    parser.add_argument("--init-check", action="store_true",
-                        help="accelerators only: time and compare the Householder and "
-                        "LAPACK orthogonal initializers at the largest seed count")
-    parser.add_argument("--profile", action="store_true",
-                        help="time each phase of one update (see jppo.bench.profile) and print a "
-                        "Markdown table")
-    parser.add_argument("--study", type=int, default=0, metavar="N",
-                        help="N variants differing only in traced knobs x each seed count as "
-                        "one jppo program, against the reference compiled and run once per "
-                        "variant; wall time including compiles (see jppo.bench.study)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="--study: alternating rounds (each side once per round)")
-    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    overrides = parse_assignments(args.overrides, "--set")
-    if args.vs_reference:
-        return _versus_reference(args, make_config(**overrides))
-    if args.study:
-        return _study(args, overrides)
-    if args.profile:
-        return _profile(args, make_config(**overrides))
-    if args.init_check:
-        print(json.dumps(orthogonal_init_check(max(args.seeds)), indent=2))
+    """`python -m jppo.bench ARGS`."""
+    return benchmark(parse(argv))
+
+
+def benchmark(options: BenchOptions) -> int:
+    """The benchmark the options ask for, its JSON on stdout; `jppo bench` calls this."""
+    overrides = parse_assignments(options.set, "--set")
+    if options.vs_reference:
+        return _versus_reference(options, make_config(**overrides))
+    if options.study:
+        return _study(options, overrides)
+    if options.profile:
+        return _profile(options, make_config(**overrides))
+    if options.init_check:
+        print(json.dumps(orthogonal_init_check(max(options.seeds)), indent=2))
         return 0
-    if args.one is not None:
-        config = make_config(**{**overrides, "total_timesteps": args.steps})
-        print(json.dumps(measure(args.env, args.one, config, args.devices[0])))
+    if options.one is not None:
+        config = make_config(**{**overrides, "total_timesteps": options.steps})
+        print(json.dumps(measure(options.env, options.one, config, options.devices[0])))
         return 0
-    print(json.dumps(_throughput(args, overrides), indent=2))
+    print(json.dumps(_throughput(options, overrides), indent=2))
     return 0
 
 
-def _throughput(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
+def _throughput(options: BenchOptions, overrides: dict[str, Any]) -> dict[str, Any]:
     """Every (seeds, devices) pair in a fresh process, then the diagnostics' cost."""
     config = make_config(**overrides)
-    spec = envs.env_spec(*envs.make(args.env))
+    spec = envs.env_spec(*envs.make(options.env))
     flops = flops_per_env_step(config, spec)
     peak = matmul_gflops()
     results = []
-    for seeds, devices in itertools.product(args.seeds, args.devices):
-        steps = args.steps or DEFAULT_STEPS.get(seeds, max(16_384, 4_194_304 // seeds))
-        row = _measure_in_subprocess(args.env, seeds, steps, args.overrides, devices)
+    for seeds, devices in itertools.product(options.seeds, options.devices):
+        steps = options.steps or DEFAULT_STEPS.get(seeds, max(16_384, 4_194_304 // seeds))
+        row = _measure_in_subprocess(options.env, seeds, steps, list(options.set), devices)
         row["fraction_of_matmul_peak"] = round(row["network_gflop_per_s"] / peak, 4)
         results.append(row)
         print(f"# {seeds} seeds on {devices} device(s): {row['env_steps_per_s']:,} env-steps/s",
               file=sys.stderr)
     return {
-        "env": args.env,
+        "env": options.env,
         "config": {k: overrides[k] for k in sorted(overrides)} or "default PPOConfig",
         "machine": machine(),
         "versions": versions(),
         "matmul_fp32_gflop_per_s": round(peak, 1),
         "flops_per_env_step": flops,
         "results": results,
-        "diagnostics_on_vs_off": _diagnostics_cost(args, results),
+        "diagnostics_on_vs_off": _diagnostics_cost(options, results),
     }
 
 
-def _diagnostics_cost(args: argparse.Namespace, results: list[dict[str, Any]]
+def _diagnostics_cost(options: BenchOptions, results: list[dict[str, Any]]
                       ) -> dict[str, Any]:
     """The largest seed count again with the diagnostics off."""
-    seeds = max(args.seeds)
-    steps = args.steps or DEFAULT_STEPS.get(seeds, max(16_384, 4_194_304 // seeds))
-    devices = args.devices[0]
-    off = _measure_in_subprocess(args.env, seeds, steps, [*args.overrides, "diagnostics=False"],
+    seeds = max(options.seeds)
+    steps = options.steps or DEFAULT_STEPS.get(seeds, max(16_384, 4_194_304 // seeds))
+    devices = options.devices[0]
+    off = _measure_in_subprocess(options.env, seeds, steps, [*options.set, "diagnostics=False"],
                                  devices)
     on = next(r for r in results if r["seeds"] == seeds and r["devices"] == devices)
     return {

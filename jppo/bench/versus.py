@@ -25,7 +25,7 @@ from jppo import envs
 from jppo.bench.reference import ReferenceSettings, make_reference_train
 from jppo.core.config import PPOConfig
 from jppo.core.train import make_train
-from jppo.runs.runner import seed_keys, seed_mesh
+from jppo.runs.mesh import seed_keys, seed_mesh
 
 # Env steps one compiled chunk should cover: long enough that dispatch is noise,
 # short enough that a chunk at 16,384 seeds is still one update.

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from jppo.analysis.metrics import first_nonfinite_update
 from jppo.runs import results
+from jppo.runs.reductions import first_nonfinite_update
 
 STOPPED_EARLY = "stopped_early"  # run.json key: checkpoint name -> what stopped
 SHOWN_RUNS = 8  # runs named in one live-view message; the rest are counted

@@ -1,4 +1,10 @@
-"""The size of an experiment's plan, said before anything compiles when it is large.
+"""An experiment's plan: its programs, their chunks, and its size, said before
+anything compiles when it is large.
+
+An experiment is split into *programs*: one per environment and per set of
+variants whose configs differ only in traced hyperparameters (those share a
+compile, with the hyperparameters stacked along the batch axis). Each program
+runs as chunks of K updates, one compiled chunk reused for every chunk.
 
 A 10 x 10 x 10 `[sweep]` is 1,000 variants: accepted as any other plan, but the
 user should learn what they asked for (variants, runs, compiled programs,
@@ -14,7 +20,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+
+from jppo.core.config import HParams, PPOConfig, divisor_near, validate_hparams
+from jppo.runs.experiment import Experiment, static_key
 
 LARGE_VARIANTS = 100  # variants x envs above which the plan's size is said first
 LARGE_PROGRAMS = 16  # compiled programs above which the same
@@ -34,6 +44,72 @@ class PlanSize:
     @property
     def large(self) -> bool:
         return self.variants > LARGE_VARIANTS or self.programs > LARGE_PROGRAMS
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """Variants of one environment that share a compiled program."""
+
+    env: str
+    variants: tuple[str, ...]
+    config: PPOConfig  # any member's config: the static part is common
+    hparams: HParams  # stacked, leading axis = variants
+    index: int  # position in the experiment, names its checkpoints
+
+    @property
+    def name(self) -> str:
+        return program_label(self.env, self.variants)
+
+    @property
+    def checkpoint_name(self) -> str:
+        return f"program-{self.index:03d}"
+
+    def runs(self, exp: Experiment) -> int:
+        """Variants x seeds: the batch the program trains at once."""
+        return len(self.variants) * exp.seeds
+
+
+def plan(exp: Experiment) -> list[Program]:
+    """Group each environment's variants by their static config."""
+    programs: list[Program] = []
+    for env in exp.envs:
+        by_key: dict[PPOConfig, list[str]] = {}
+        for variant in exp.variants:
+            by_key.setdefault(static_key(exp.variant_config(variant)), []).append(variant)
+        for members in by_key.values():
+            configs = [exp.variant_config(v) for v in members]
+            hparams = jax.tree.map(lambda *xs: jnp.stack(xs), *[c.hparams() for c in configs])
+            validate_hparams(hparams)
+            programs.append(Program(env, tuple(members), configs[0], hparams, len(programs)))
+    return programs
+
+
+def pick_chunk_size(num_updates: int, target: int, multiple_of: int = 1) -> int:
+    """The largest divisor of `num_updates` not above `target`, so one compiled
+    chunk covers the run; falls back to `target` (one extra compile for the
+    remainder) when the divisors are all tiny. With `multiple_of` (the
+    updates between evaluations) the chunk is a multiple of it, so every
+    chunk evaluates after the same updates as one whole-run call would."""
+    if multiple_of > 1 and num_updates >= multiple_of:
+        blocks = pick_chunk_size(num_updates // multiple_of, round(target / multiple_of))
+        return multiple_of * blocks
+    return divisor_near(num_updates, target)
+
+
+def chunk_sizes(program: Program, exp: Experiment, env_params: Any) -> set[int]:
+    """The chunk lengths a program compiles (as the runner picks them)."""
+    from jppo.core.train import evaluation_plan
+
+    config = program.config
+    every, _ = evaluation_plan(config, env_params, program.env)
+    chunk = pick_chunk_size(config.num_updates, exp.chunk_updates, every)
+    return {chunk, config.num_updates % chunk} - {0}
+
+
+def chunk_count(program: Program, exp: Experiment) -> int:
+    """Chunks of the program as the run directory's ledger counts them."""
+    updates = program.config.num_updates
+    return math.ceil(updates / pick_chunk_size(updates, exp.chunk_updates))
 
 
 def program_label(env: str, variants: Sequence[str]) -> str:

@@ -255,7 +255,7 @@ def load_run_policies(run_dir: Path, variant: str | None, env: str | None
     """Every seed's policy of one (variant, env) of a run directory, from one
     restore of its program's latest checkpoint."""
     from jppo.core.train import make_train
-    from jppo.runs import experiment, runner
+    from jppo.runs import experiment, planning
 
     info = results.read_run_info(run_dir)
     exp = experiment.from_dict(info["experiment"], source=str(run_dir / results.RUN_INFO))
@@ -266,7 +266,7 @@ def load_run_policies(run_dir: Path, variant: str | None, env: str | None
                          f"{list(exp.variants)}")
     if env not in exp.envs:
         raise ValueError(f"env={env!r} is invalid: the run has envs {list(exp.envs)}")
-    program = next(p for p in runner.plan(exp) if p.env == env and variant in p.variants)
+    program = next(p for p in planning.plan(exp) if p.env == env and variant in p.variants)
     bare, env_params = exp.make_env(env)
     trainer = make_train(program.config, bare, env_params)
     state = _restore_latest(run_dir, program, exp, trainer)
@@ -290,14 +290,14 @@ def load_run_policies(run_dir: Path, variant: str | None, env: str | None
 
 def _restore_latest(run_dir: Path, program: Any, exp: Any, trainer: Any) -> Any:
     """The program's batched train state at its latest checkpoint, on one device."""
-    from jppo.runs import runner
+    from jppo.runs.mesh import seed_keys
 
     folder = Path(run_dir) / checkpoint.CHECKPOINTS_DIR / program.checkpoint_name
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} not found: the run has no checkpoint of "
                                 f"{program.name} to load a policy from")
     runs = len(program.variants) * exp.seeds
-    keys = jnp.tile(runner.seed_keys(exp.seeds, exp.first_seed), (len(program.variants), 1))
+    keys = jnp.tile(seed_keys(exp.seeds, exp.first_seed), (len(program.variants), 1))
     hparams = jax.tree.map(lambda x: jnp.repeat(x, exp.seeds, axis=0), program.hparams)
     shapes = jax.eval_shape(jax.vmap(trainer.init), keys, hparams)
     manager = checkpoint.manager(Path(run_dir).absolute(), program.checkpoint_name)

@@ -1,17 +1,15 @@
 """Host-side loop: experiments run as jitted chunks, seeds sharded over devices.
 
-An experiment is split into *programs*: one per environment and per set of
-variants whose configs differ only in traced hyperparameters (those share a
-compile, with the hyperparameters stacked along the batch axis). A program's
-batch is variants x seeds, sharded over a 1-D device mesh with axis "seeds".
-
-Each program is a jitted `init` plus one jitted chunk of K updates, reused for
-every chunk. Between chunks the host appends the chunk's metrics to the run
-directory (one Parquet file per chunk, atomically), updates the live view and,
-every `checkpoint_every` chunks, saves the whole train state with orbax. A
-resumed run restores the latest checkpoint, drops metric files written after
-it and recomputes them: the same program on the same state gives bitwise the
-same metrics, so a killed and resumed run equals an uninterrupted one.
+An experiment is split into *programs* (`jppo.runs.planning`): one per
+environment and per set of variants whose configs differ only in traced
+hyperparameters. A program's batch is variants x seeds, sharded over a 1-D
+device mesh with axis "seeds" (`jppo.runs.mesh`), and runs as a `ProgramRun`
+(`jppo.runs.execution`): a jitted `init` plus one jitted chunk of K updates,
+reused for every chunk, its metrics streamed to the run directory and its state
+checkpointed. A resumed run restores the latest checkpoint, drops metric files
+written after it and recomputes them: the same program on the same state gives
+bitwise the same metrics, so a killed and resumed run equals an uninterrupted
+one. run.json records where the run came from (`jppo.runs.provenance`).
 
 Multi-host (`jppo.runs.multihost.initialize` in every process first): the
 mesh spans `jax.devices()`, i.e. every device of every host; metrics are
@@ -23,90 +21,39 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.metadata
 import inspect
-import math
-import platform
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jppo import envs
-from jppo.analysis.metrics import final_episode_return
-from jppo.core.config import (
-    HParams,
-    PPOConfig,
-    divisor_near,
-    require_config,
-    validate_hparams,
-)
-from jppo.core.networks import resolve_torso_kind
-from jppo.core.train import Trainer, TrainState, evaluation_plan, make_train
-from jppo.runs import (
-    checkpoint,
-    faults,
-    multihost,
-    planning,
-    results,
-    rundir,
-    tensorboard,
-)
-from jppo.runs.divergence import STOPPED_EARLY, DivergenceWatch, record_stop
+from jppo.core.config import PPOConfig, require_config
+from jppo.core.train import TrainState
+from jppo.runs import faults, multihost, planning, results, rundir, tensorboard
+from jppo.runs.execution import ChunkBudget, ProgramRun, ProgramTiming, Session
 from jppo.runs.experiment import (
     DEFAULT_VARIANT,
     Experiment,
     KnobHasNoEffect,
     TimestepsRounded,
     knob_notes,
-    static_key,
     timestep_notes,
 )
+from jppo.runs.mesh import device_count_for, seed_keys, seed_mesh
+from jppo.runs.planning import Program, pick_chunk_size, plan
 from jppo.runs.progress import ProgressView
+from jppo.runs.provenance import prepare_run_dir, resolved_torso_kinds, run_info, versions
 
-LIBRARIES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "numpy", "orbax-checkpoint",
-             "pyarrow", "brax", "mujoco")
-
-
-@dataclasses.dataclass(frozen=True)
-class Program:
-    """Variants of one environment that share a compiled program."""
-
-    env: str
-    variants: tuple[str, ...]
-    config: PPOConfig  # any member's config: the static part is common
-    hparams: HParams  # stacked, leading axis = variants
-    index: int  # position in the experiment, names its checkpoints
-
-    @property
-    def name(self) -> str:
-        return planning.program_label(self.env, self.variants)
-
-    @property
-    def checkpoint_name(self) -> str:
-        return f"program-{self.index:03d}"
-
-
-@dataclasses.dataclass
-class ProgramTiming:
-    name: str
-    runs: int  # variants x seeds
-    compile_seconds: float
-    run_seconds: float
-    env_steps: int  # over all runs, this session only
-    stopped_after: int | None = None  # updates run, if stop_when_diverged stopped it
-
-    @property
-    def steps_per_second(self) -> float:
-        return self.env_steps / max(self.run_seconds, 1e-9)
+# Importable from here as before the runner was split by responsibility.
+__all__ = ["ExperimentResult", "Program", "ProgramTiming", "check_run_keywords",
+           "device_count_for", "pick_chunk_size", "plan", "resolved_torso_kinds",
+           "resume_run", "run", "run_experiment", "run_info", "seed_keys", "seed_mesh",
+           "single_experiment", "versions"]
 
 
 @dataclasses.dataclass
@@ -122,78 +69,6 @@ class ExperimentResult:
         variant = variant or next(iter(self.experiment.variants))
         env = env or self.experiment.envs[0]
         return results.metric_arrays(self.frame, variant, env)
-
-
-def seed_keys(num_seeds: int, first_seed: int = 0) -> jax.Array:
-    """Seed i's key is `PRNGKey(first_seed + i)`, so seed i of a batch equals a solo run."""
-    return jax.vmap(jax.random.PRNGKey)(jnp.arange(first_seed, first_seed + num_seeds))
-
-
-def pick_chunk_size(num_updates: int, target: int, multiple_of: int = 1) -> int:
-    """The largest divisor of `num_updates` not above `target`, so one compiled
-    chunk covers the run; falls back to `target` (one extra compile for the
-    remainder) when the divisors are all tiny. With `multiple_of` (the
-    updates between evaluations) the chunk is a multiple of it, so every
-    chunk evaluates after the same updates as one whole-run call would."""
-    if multiple_of > 1 and num_updates >= multiple_of:
-        blocks = pick_chunk_size(num_updates // multiple_of, round(target / multiple_of))
-        return multiple_of * blocks
-    return divisor_near(num_updates, target)
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for name in LIBRARIES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
-def plan(exp: Experiment) -> list[Program]:
-    """Group each environment's variants by their static config."""
-    programs: list[Program] = []
-    for env in exp.envs:
-        by_key: dict[PPOConfig, list[str]] = {}
-        for variant in exp.variants:
-            by_key.setdefault(static_key(exp.variant_config(variant)), []).append(variant)
-        for members in by_key.values():
-            configs = [exp.variant_config(v) for v in members]
-            hparams = jax.tree.map(lambda *xs: jnp.stack(xs), *[c.hparams() for c in configs])
-            validate_hparams(hparams)
-            programs.append(Program(env, tuple(members), configs[0], hparams, len(programs)))
-    return programs
-
-
-def device_count_for(runs: int, available: int) -> int:
-    """How many devices a batch of `runs` should use: the fewest that reach the
-    shortest per-device batch, ceil(runs / n). 64 runs on 8 devices use 8; 10
-    runs on 8 use 5 (2 each, no padding) rather than 8 (padded to 16)."""
-    return min(range(1, available + 1), key=lambda n: (-(-runs // n), n))
-
-
-def seed_mesh(devices: Sequence[jax.Device] | int | None = None, runs: int | None = None
-              ) -> Mesh:
-    """A 1-D mesh named "seeds" over `devices`: an int takes the first n; None
-    takes `device_count_for(runs, ...)` of them (all if `runs` is None)."""
-    available = jax.devices()
-    if devices is None:
-        several = jax.process_count() > 1  # every process must own part of the mesh
-        chosen = available[:device_count_for(runs, len(available))] \
-            if runs and not several else available
-    elif isinstance(devices, int):
-        if jax.process_count() > 1 and devices != len(available):
-            raise ValueError(f"devices={devices} is invalid with {jax.process_count()} "
-                             f"processes: allowed is None or {len(available)} (every device "
-                             "of every process)")
-        if not 1 <= devices <= len(available):
-            raise ValueError(f"devices={devices} is invalid: allowed is 1..{len(available)} "
-                             f"(devices here: {len(available)})")
-        chosen = available[:devices]
-    else:
-        chosen = list(devices)
-    return Mesh(np.asarray(chosen), ("seeds",))
 
 
 def run_experiment(
@@ -216,27 +91,19 @@ def run_experiment(
     """
     out = Path(out_dir).absolute() if out_dir is not None else None
     programs = plan(exp)
-    for note in timestep_notes(exp):
-        warnings.warn(note, TimestepsRounded, stacklevel=2)
-    for note in knob_notes(exp):
-        warnings.warn(note, KnobHasNoEffect, stacklevel=2)
-    size = planning.plan_size(exp, programs, lambda p, params: _chunk_sizes(p, exp, params))
-    if size.large and multihost.is_main():
-        faults.notify(planning.plan_line(size))  # before anything compiles
-    seed_mesh(devices)  # a bad device count fails before anything runs
+    _check_before_compiling(exp, programs, devices)
     board = tensorboard.open_board(out, exp.tensorboard, writes=multihost.is_main())
     if out is not None:
-        _prepare_run_dir(out, exp, resume, devices)
+        prepare_run_dir(out, exp, resume, devices)
     if not multihost.is_main():
         progress = "off"  # every process has the same metrics: one view is enough
     view = progress if isinstance(progress, ProgressView) else ProgressView(progress)
-    ledger = rundir.Ledger(out, {p.checkpoint_name: _chunk_count(p, exp) for p in programs}) \
-        if out is not None else None
-    budget = [stop_after_chunks]
+    ledger = rundir.Ledger(out, {p.checkpoint_name: planning.chunk_count(p, exp)
+                                 for p in programs}) if out is not None else None
+    session = Session(exp, out, resume, view, board, ledger, ChunkBudget(stop_after_chunks))
     try:
         with view, board:
-            states, timings, tables = _run_programs(programs, exp, out, devices, view, resume,
-                                                    budget, ledger, board)
+            states, timings, tables = _run_programs(programs, session, devices)
     except KeyboardInterrupt:
         if ledger is None:
             raise
@@ -251,6 +118,32 @@ def run_experiment(
     return ExperimentResult(exp, frame, states, timings, out)
 
 
+def _check_before_compiling(exp: Experiment, programs: list[Program], devices: Any) -> None:
+    """The notes on the experiment, the size of a large plan and a bad device
+    count, all before anything compiles."""
+    for note in timestep_notes(exp):
+        warnings.warn(note, TimestepsRounded, stacklevel=3)
+    for note in knob_notes(exp):
+        warnings.warn(note, KnobHasNoEffect, stacklevel=3)
+    size = planning.plan_size(exp, programs,
+                              lambda p, params: planning.chunk_sizes(p, exp, params))
+    if size.large and multihost.is_main():
+        faults.notify(planning.plan_line(size))
+    seed_mesh(devices)  # a bad device count fails before anything runs
+
+
+def _run_programs(programs: list[Program], session: Session, devices: Any
+                  ) -> tuple[dict[str, TrainState], list[ProgramTiming], list[Any]]:
+    states, timings, tables = {}, [], []
+    for program in programs:
+        mesh = seed_mesh(devices, runs=program.runs(session.exp))
+        state, timing, program_tables = ProgramRun(program, session, mesh).run()
+        states[program.checkpoint_name] = state
+        timings.append(timing)
+        tables.extend(program_tables)
+    return states, timings, tables
+
+
 def resume_run(run_dir: str | Path, *, devices: Sequence[jax.Device] | int | None = None,
                progress: str | ProgressView = "auto") -> ExperimentResult:
     """Continue a run directory as its run.json recorded it (experiment, overrides,
@@ -258,34 +151,6 @@ def resume_run(run_dir: str | Path, *, devices: Sequence[jax.Device] | int | Non
     exp, recorded = rundir.recorded_experiment(run_dir)
     return run_experiment(exp, run_dir, resume=True, devices=recorded if devices is None
                           else devices, progress=progress)
-
-
-def _run_programs(programs: list[Program], exp: Experiment, out: Path | None, devices: Any,
-                  view: ProgressView, resume: bool, budget: list[int | None],
-                  ledger: rundir.Ledger | None, board: tensorboard.Board):
-    states, timings, tables = {}, [], []
-    for program in programs:
-        mesh = seed_mesh(devices, runs=len(program.variants) * exp.seeds)
-        state, timing, program_tables = _run_program(
-            program, exp, out, mesh, view, resume, budget, board, ledger
-        )
-        states[program.checkpoint_name] = state
-        timings.append(timing)
-        tables.extend(program_tables)
-    return states, timings, tables
-
-
-def _chunk_sizes(program: Program, exp: Experiment, env_params: Any) -> set[int]:
-    """The chunk lengths a program compiles (as `_run_program` picks them)."""
-    config = program.config
-    every, _ = evaluation_plan(config, env_params, program.env)
-    chunk = pick_chunk_size(config.num_updates, exp.chunk_updates, every)
-    return {chunk, config.num_updates % chunk} - {0}
-
-
-def _chunk_count(program: Program, exp: Experiment) -> int:
-    updates = program.config.num_updates
-    return math.ceil(updates / pick_chunk_size(updates, exp.chunk_updates))
 
 
 def run(
@@ -356,263 +221,3 @@ def single_experiment(config: PPOConfig, env: str | Any, num_seeds: int, **field
         seeds=num_seeds, env_params={env_name: env_overrides} if env_overrides else {},
         **fields,
     )
-
-
-# ---------------------------------------------------------------- one program
-def _run_program(
-    program: Program, exp: Experiment, out: Path | None, mesh: Mesh, view: ProgressView,
-    resume: bool, budget: list[int | None], board: tensorboard.Board,
-    ledger: rundir.Ledger | None = None,
-) -> tuple[TrainState, ProgramTiming, list[pa.Table]]:
-    config = program.config
-    env, env_params = exp.make_env(program.env)
-    trainer = make_train(config, env, env_params)
-    runs = len(program.variants) * exp.seeds
-    sharding = NamedSharding(mesh, PartitionSpec("seeds"))
-    keys, hparams = _batch_inputs(program, exp, mesh.size)
-    keys, hparams = jax.device_put((keys, hparams), sharding)
-
-    init = jax.jit(jax.vmap(trainer.init), out_shardings=sharding)
-    chunk = pick_chunk_size(config.num_updates, exp.chunk_updates, trainer.eval_every)
-    num_chunks = math.ceil(config.num_updates / chunk)
-    manager = checkpoint.manager(out, program.checkpoint_name) if out is not None else None
-    restored = _restore(program, manager, jax.eval_shape(init, keys, hparams), runs, sharding) \
-        if manager is not None and resume else checkpoint.Restored(0, None, [])
-    first_chunk = restored.step
-    if ledger is not None:
-        ledger.start(program.checkpoint_name, first_chunk)
-    stopped = _stopped_before(out, program) if resume else None
-    if first_chunk == num_chunks or stopped:  # finished before: nothing to compile
-        manager.close()
-        return restored.state, ProgramTiming(program.name, runs, 0.0, 0.0, 0, stopped), []
-
-    t0 = time.perf_counter()
-    state = init(keys, hparams)
-    sizes = {chunk, config.num_updates % chunk} - {0}
-    chunk_programs = {size: _compile_chunk(trainer, state, hparams, size, sharding)
-                      for size in sizes}
-    jax.block_until_ready(state)
-    compile_seconds = time.perf_counter() - t0
-    if first_chunk:
-        state = restored.state
-    if out is not None and multihost.is_main():
-        for variant in program.variants:
-            results.remove_parts_after(out, variant, program.env, first_chunk - 1)
-
-    view.start(program.name, config.num_updates * config.batch_size,
-               note=f"{runs} runs ({len(program.variants)} variants x {exp.seeds} seeds) on "
-                    f"{mesh.size} device(s), compiled in {compile_seconds:.1f} s")
-    chunks = _Chunks(chunk, num_chunks, chunk_programs, manager, board, ledger)
-    watch = DivergenceWatch.start(program.variants, range(exp.first_seed,
-                                                          exp.first_seed + exp.seeds))
-    if first_chunk and out is not None:
-        watch.seed_from(out, program.env, first_chunk)
-    state, run_seconds, steps_run, tables = _run_chunks(program, exp, out, view, budget, chunks,
-                                                        first_chunk, state, hparams, watch)
-    if manager is not None:
-        manager.close()
-    timing = ProgramTiming(program.name, runs, compile_seconds, run_seconds, steps_run,
-                           watch.stopped_after)
-    return state, timing, tables
-
-
-class _Chunks(NamedTuple):
-    size: int  # updates per chunk (the last may be shorter)
-    count: int
-    programs: dict[int, Any]  # chunk size -> compiled chunk
-    manager: Any  # checkpoint manager, None without a run directory
-    board: tensorboard.Board  # live dashboards (a no-op one unless enabled)
-    ledger: rundir.Ledger | None = None  # what is on disk, for fault messages
-
-
-def _run_chunks(program: Program, exp: Experiment, out: Path | None, view: ProgressView,
-                budget: list[int | None], chunks: _Chunks, first_chunk: int,
-                state: TrainState, hparams: HParams, watch: DivergenceWatch
-                ) -> tuple[TrainState, float, int, list[pa.Table]]:
-    """Chunks `first_chunk`.. of a program: run, write, checkpoint, report progress
-    and divergences; stop once every run diverged if the experiment says so."""
-    config, runs = program.config, len(program.variants) * exp.seeds
-    steps_per_update = config.batch_size
-    total_steps = config.num_updates * steps_per_update
-    tables: list[pa.Table] = []
-    run_seconds, steps_run = 0.0, 0
-    for index in range(first_chunk, chunks.count):
-        if budget[0] is not None:
-            if budget[0] <= 0:
-                break
-            budget[0] -= 1
-        first_update = index * chunks.size
-        size = min(chunks.size, config.num_updates - first_update)
-        t = time.perf_counter()
-        state, metrics = chunks.programs[size](state, hparams)
-        metrics = _to_host(metrics, runs)
-        run_seconds += time.perf_counter() - t
-        steps_run += size * steps_per_update * runs
-        chunk_tables = _chunk_tables(program, exp, metrics, first_update, steps_per_update)
-        if out is not None:
-            with faults.deferred_interrupt():  # Ctrl-C waits until the chunk is on disk
-                _save_chunk(program, exp, out, chunks, index, chunk_tables, state)
-        else:
-            tables.extend(chunk_tables)
-        chunks.board.write(chunk_tables)  # after the metrics are safe on disk
-        done = (first_update + size) * steps_per_update
-        new = watch.observe(metrics, first_update)
-        if new:
-            view.note(program.name, watch.message(new, metrics, first_update))
-        view.update(program.name, done, total_steps, steps_run / max(run_seconds, 1e-9),
-                    _mean_return(metrics), runs, diverged=watch.diverged)
-        if exp.stop_when_diverged and watch.all_diverged and index + 1 < chunks.count:
-            _stop_early(program, exp, out, view, chunks, index, state, watch,
-                        first_update + size)
-            break
-    return state, run_seconds, steps_run, tables
-
-
-def _save_chunk(program: Program, exp: Experiment, out: Path, chunks: _Chunks, index: int,
-                chunk_tables: list[pa.Table], state: TrainState) -> None:
-    """Write a chunk's metrics and, when due, its checkpoint; tell the ledger."""
-    if multihost.is_main():
-        for variant, table in zip(program.variants, chunk_tables, strict=True):
-            results.write_part(out, variant, program.env, index, table)
-    ledger = chunks.ledger
-    if ledger is not None:
-        ledger.written[program.checkpoint_name] = index + 1
-    if (index + 1) % exp.checkpoint_every == 0 or index + 1 == chunks.count:
-        checkpoint.save(chunks.manager, index + 1, state, len(program.variants) * exp.seeds)
-        if ledger is not None:
-            ledger.checkpointed[program.checkpoint_name] = index + 1
-
-
-def _restore(program: Program, manager: Any, shapes: Any, runs: int,
-             sharding: NamedSharding) -> checkpoint.Restored:
-    """The newest readable checkpoint; says which newer steps were skipped and why."""
-    restored = checkpoint.restore_newest_readable(manager, shapes, runs, sharding)
-    for step, why in restored.skipped:
-        faults.notify(f"resume: {program.name}: skipped checkpoint {step} ({why}); "
-                      f"resuming from checkpoint {restored.step}")
-    checkpoint.drop(manager, [step for step, _ in restored.skipped])
-    return restored
-
-
-def _stop_early(program: Program, exp: Experiment, out: Path | None, view: ProgressView,
-                chunks: _Chunks, index: int, state: TrainState, watch: DivergenceWatch,
-                updates: int) -> None:
-    """Every run diverged: checkpoint where the program stops, record it in run.json
-    (a resume then skips the program) and say so."""
-    runs = len(watch.first)
-    watch.stopped_after = updates
-    reason = f"all {runs} runs diverged (non-finite losses, gradients or parameters)"
-    if out is not None:
-        if (index + 1) % exp.checkpoint_every:  # not saved with the chunk
-            checkpoint.save(chunks.manager, index + 1, state, runs)
-        if multihost.is_main():
-            record_stop(out, program.checkpoint_name, {
-                "env": program.env, "variants": list(program.variants), "updates": updates,
-                "num_updates": program.config.num_updates, "reason": reason})
-    view.note(program.name, f"stopped early after {updates} of {program.config.num_updates} "
-                            f"updates: {reason} (stop_when_diverged)")
-
-
-def _stopped_before(out: Path | None, program: Program) -> int | None:
-    """Updates a program ran before stop_when_diverged stopped it in an earlier
-    session (run.json), so a resume does not run it on."""
-    if out is None or not (out / results.RUN_INFO).exists():
-        return None
-    entry = results.read_run_info(out).get(STOPPED_EARLY, {}).get(program.checkpoint_name)
-    return None if entry is None else int(entry["updates"])
-
-
-def _mean_return(metrics: dict[str, np.ndarray]) -> float:
-    """Mean over runs of the chunk's episode return (NaN if no episode ended)."""
-    finals = final_episode_return(metrics, fraction=1.0)
-    finite = finals[np.isfinite(finals)]
-    return float(finite.mean()) if finite.size else math.nan
-
-
-def _batch_inputs(program: Program, exp: Experiment, num_devices: int):
-    """Keys and hparams for runs (variant-major, seed i of every variant uses the
-    same key), padded to a multiple of the device count by repeating the last run."""
-    keys = jnp.tile(seed_keys(exp.seeds, exp.first_seed), (len(program.variants), 1))
-    hparams = jax.tree.map(lambda x: jnp.repeat(x, exp.seeds, axis=0), program.hparams)
-    runs = keys.shape[0]
-    padded = -(-runs // num_devices) * num_devices
-    if padded != runs:
-        index = jnp.minimum(jnp.arange(padded), runs - 1)
-        keys, hparams = jax.tree.map(lambda x: x[index], (keys, hparams))
-    return keys, hparams
-
-
-def _compile_chunk(trainer: Trainer, state: TrainState, hparams: HParams, size: int,
-                   sharding: NamedSharding):
-    def chunk(state: TrainState, hparams: HParams):
-        return trainer.run_updates(state, hparams, size)
-
-    program = jax.jit(jax.vmap(chunk), in_shardings=(sharding, sharding),
-                      out_shardings=(sharding, sharding), donate_argnums=0)
-    return program.lower(state, hparams).compile()
-
-
-def _to_host(metrics: dict[str, jax.Array], runs: int) -> dict[str, np.ndarray]:
-    """Gather a chunk's metrics to the host (from every process if multi-host)
-    and drop the padding runs."""
-    return {name: np.asarray(value)[:runs] for name, value in multihost.gather(metrics).items()}
-
-
-def _chunk_tables(program: Program, exp: Experiment, metrics: dict[str, np.ndarray],
-                  first_update: int, steps_per_update: int) -> list[pa.Table]:
-    seeds = range(exp.first_seed, exp.first_seed + exp.seeds)
-    pretrain_steps = program.config.value_pretrain_updates * program.config.batch_size
-    tables = []
-    for i, variant in enumerate(program.variants):
-        rows = {name: value[i * exp.seeds:(i + 1) * exp.seeds] for name, value in metrics.items()}
-        tables.append(results.metrics_table(rows, variant=variant, env=program.env, seeds=seeds,
-                                            first_update=first_update,
-                                            steps_per_update=steps_per_update,
-                                            pretrain_steps=pretrain_steps))
-    return tables
-
-
-# ---------------------------------------------------------------- run directory
-def _prepare_run_dir(out: Path, exp: Experiment, resume: bool, devices: Any = None) -> None:
-    info = results.jsonable({**run_info(exp), **rundir.resume_fields(exp, devices)})
-    before = rundir.prepare(out, info, resume)
-    if STOPPED_EARLY in before:  # programs stopped by stop_when_diverged stay stopped
-        info[STOPPED_EARLY] = before[STOPPED_EARLY]
-    multihost.barrier("jppo: run directory checked")  # by every process, before the write
-    if multihost.is_main():
-        try:
-            results.write_run_info(out, info)
-        except OSError as error:
-            raise faults.RunError(faults.describe(error, "write run.json")) from None
-
-
-def run_info(exp: Experiment) -> dict[str, Any]:
-    """What run.json records: the experiment, every resolved config, the torso kind
-    each (variant, env) resolved to, the platform."""
-    return {
-        "name": exp.name,
-        "envs": list(exp.envs),
-        "seeds": exp.seeds,
-        "first_seed": exp.first_seed,
-        "baseline": exp.baseline_variant,
-        "experiment": results.jsonable(exp.to_dict()),
-        "variants": {
-            name: {"overrides": results.jsonable(exp.variants[name]),
-                   "config": results.jsonable(dataclasses.asdict(exp.variant_config(name)))}
-            for name in exp.variants
-        },
-        "torso_kind": resolved_torso_kinds(exp),
-        "versions": versions(),
-        "platform": platform.platform(),
-        "devices": [str(d) for d in jax.devices()],
-        "process_count": jax.process_count(),
-    }
-
-
-def resolved_torso_kinds(exp: Experiment) -> dict[str, dict[str, str]]:
-    """The encoder each variant gets on each env ("auto" resolved by the
-    observation's shape): `{variant: {env: "mlp" | "cnn"}}`."""
-    shapes = {env: envs.env_spec(*exp.make_env(env)).obs_shape for env in exp.envs}
-    return {variant: {env: resolve_torso_kind(exp.variant_config(variant).torso_kind, shape)
-                      for env, shape in shapes.items()}
-            for variant in exp.variants}

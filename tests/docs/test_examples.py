@@ -1,6 +1,6 @@
 """The numbered examples in examples/ run on a tiny budget (03, the custom variant, is
-run by tests/test_custom_variant.py, 01, the quickstart notebook, by tests/test_notebook.py),
-and the notebooks are committed with their outputs."""
+run by tests/core/test_custom_variant.py, 01, the quickstart notebook, by
+tests/docs/test_notebook.py), and the notebooks are committed with their outputs."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TINY = ["--total-timesteps", "4096", "--seeds", "2"]
 
 

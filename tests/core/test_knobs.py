@@ -45,7 +45,7 @@ RANGES_BEFORE = {
 FALLBACKS_BEFORE = {"policy_lr": "lr", "value_lr": "lr", "torso_lr": "lr",
                     "critic_lambda": "gae_lambda", "value_clip_eps": "clip_eps",
                     "value_activation": "activation"}
-KNOBS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "knobs.md"
+KNOBS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "knobs.md"
 
 
 @pytest.fixture(autouse=True)

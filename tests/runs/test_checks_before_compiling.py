@@ -172,7 +172,7 @@ class WrongSpace(NaNPays):
 def test_an_observation_space_that_disagrees_with_the_observations_is_one_line_first(
         tmp_path, monkeypatch, capsys):
     module = tmp_path / "my_wrong_env.py"
-    module.write_text("from test_reliability import WrongSpace\n\n\ndef make():\n"
+    module.write_text("from test_checks_before_compiling import WrongSpace\n\n\ndef make():\n"
                       "    return WrongSpace()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
@@ -325,7 +325,7 @@ def test_a_large_plan_says_its_size_in_one_line_before_anything_compiles(capsys)
         runner.run_experiment(exp, None, devices=99)
     (line,) = capsys.readouterr().err.strip().splitlines()
     state = runner.plan(exp)[0]
-    size = planning.plan_size(exp, [state], lambda p, params: runner._chunk_sizes(p, exp, params))
+    size = planning.plan_size(exp, [state], lambda p, params: planning.chunk_sizes(p, exp, params))
     assert line.startswith("jppo: large plan: 1,000 variants x seeds = 2,000 runs in 1 compiled "
                            "program(s), 2 compiles; estimated memory ")
     assert size.memory_bytes > 2000 * 4 * 16 * 4  # at least the rollouts' observations
@@ -464,10 +464,7 @@ def test_the_fast_iqm_and_improvement_probability_equal_rliable_bitwise():
 
 
 def test_plots_of_many_variants_count_them_instead_of_a_legend_and_few_keep_it(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_plots import make_run
+    from analysis.test_plots import make_run  # tests/analysis (tests/ is on sys.path)
 
     from jppo.analysis import plots
     from jppo.runs import results

@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).parent.parent / "examples" / "01_quickstart.ipynb"
+NOTEBOOK = Path(__file__).parents[2] / "examples" / "01_quickstart.ipynb"
 
 
 def test_quickstart_notebook_executes(tmp_path, monkeypatch):

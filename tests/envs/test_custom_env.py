@@ -3,7 +3,7 @@
 and the CLI, resumes bitwise, and a wrong one fails early with one line.
 
 The envs below are defined here and named by import path as
-`tests.test_custom_env:...` (the repository root is on `sys.path`)."""
+`tests.envs.test_custom_env:...` (the repository root is on `sys.path`)."""
 
 import dataclasses
 import json
@@ -27,8 +27,8 @@ from jppo import cli, envs
 from jppo.analysis.metrics import final_episode_return
 from jppo.runs import experiment, results, runner
 
-ROOT = Path(__file__).resolve().parents[1]
-HERE = "tests.test_custom_env"
+ROOT = Path(__file__).resolve().parents[2]
+HERE = "tests.envs.test_custom_env"
 TICKER = f"{HERE}:make_ticker"
 TINY = dict(num_envs=4, num_steps=16, update_epochs=1, num_minibatches=2)
 UPDATES = 4
@@ -167,7 +167,7 @@ def test_wrap_adds_each_layer_once_and_make_uses_it():
     flat = envs.FlattenObservation(Ticker())
     assert envs.wrap(flat)[0]._env is flat  # a layer it has is not added again
     made, made_params = envs.make(TICKER)  # envs.make wraps the same way
-    assert layers(made) == layers(env)  # (made's Ticker is from `import tests.test_custom_env`)
+    assert layers(made) == layers(env)  # (made's Ticker: `import tests.envs.test_custom_env`)
     assert dataclasses.astuple(made_params) == dataclasses.astuple(TickParams())
     with pytest.raises(ValueError, match="already wrapped"):
         envs.wrap(env, reward_scale=10.0)

@@ -22,7 +22,7 @@ from runnable_blocks import shrink_budget
 
 import jppo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_plots import make_run
+from analysis.test_plots import make_run  # tests/analysis (tests/ is on sys.path)
 
 from experiments.case_studies import run_all
 from jppo.analysis import diagnose

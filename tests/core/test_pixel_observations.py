@@ -14,7 +14,7 @@ from jppo import envs
 from jppo.core.train import TrainResult
 from jppo.runs import results
 from jppo.runs.experiment import Experiment
-from jppo.runs.runner import _prepare_run_dir, run_info
+from jppo.runs.provenance import prepare_run_dir, run_info
 
 PIXELS = "Breakout-MinAtar"
 TINY = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, update_epochs=2,
@@ -67,7 +67,7 @@ def test_run_json_records_the_resolved_torso(tmp_path):
     expected = {"auto": {PIXELS: "cnn", "CartPole-v1": "mlp"},
                 "flat": {PIXELS: "mlp", "CartPole-v1": "mlp"}}
     assert run_info(exp)["torso_kind"] == expected
-    _prepare_run_dir(tmp_path, exp, resume=False)
+    prepare_run_dir(tmp_path, exp, resume=False)
     written = results.read_run_info(tmp_path)
     assert written["torso_kind"] == expected
     assert written["variants"]["auto"]["config"]["torso_kind"] == "auto"

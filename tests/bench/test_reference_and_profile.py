@@ -115,13 +115,13 @@ def test_cli_bench_forwards_the_reference_and_profile_flags(monkeypatch):
 
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # cli sets it
     seen = []
-    monkeypatch.setattr(bench, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(bench, "benchmark", lambda options: seen.append(options) or 0)
     cli.main(["bench", "--seeds", "64", "--devices", "2", "--vs-reference",
               "--reference-devices", "1", "--pairs", "5"])
     cli.main(["bench", "--seeds", "1", "64", "--profile"])
     first, second = seen
-    assert first[first.index("--seeds") + 1] == "64"
-    assert first[first.index("--devices") + 1] == "2"
-    assert "--vs-reference" in first and first[first.index("--pairs") + 1] == "5"
-    assert first[first.index("--reference-devices") + 1] == "1"
-    assert "--profile" in second and "--vs-reference" not in second
+    assert first.seeds == (64,)
+    assert first.devices == (2,)
+    assert first.vs_reference and first.pairs == 5
+    assert first.reference_devices == 1
+    assert second.profile and not second.vs_reference

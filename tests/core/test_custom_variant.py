@@ -19,7 +19,7 @@ from jppo.analysis.diagnose.rules import REGISTERED_RULES
 from jppo.core import strategies
 from jppo.runs import experiment
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _ids = itertools.count()
 
 USER_MODULE = '''

@@ -43,3 +43,17 @@ def test_the_parent_is_set_before_jax_starts():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True).stdout
     assert out.strip().splitlines()[-1] == "false"
+
+
+def test_the_typed_options_agree_with_the_flag_check():
+    """`jppo bench` decides from its parsed options, `python -m jppo.bench` from argv
+    before parsing: the same mode either way."""
+    from jppo.bench.options import parse
+
+    modes = {"--one": ["--one", "2"], "--vs-reference": ["--vs-reference"],
+             "--profile": ["--profile"], "--init-check": ["--init-check"],
+             "--study": ["--study", "4"]}
+    assert set(modes) == set(children.PARENT_ONLY_FLAGS)
+    for argv in [["--seeds", "1", "64"], *modes.values()]:
+        assert parse(["--seeds", "64", *argv]).spawns_children() == \
+            children.spawns_children(["--seeds", "64", *argv]), argv

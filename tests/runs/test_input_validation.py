@@ -15,7 +15,7 @@ import jppo
 from jppo import cli, envs
 from jppo.runs import experiment, runner
 
-PYTHON_PAGE = Path(__file__).resolve().parents[1] / "docs" / "python.md"
+PYTHON_PAGE = Path(__file__).resolve().parents[2] / "docs" / "python.md"
 FILE = textwrap.dedent("""
     envs = ["CartPole-v1"]
     seeds = 2

@@ -17,7 +17,7 @@ from jppo import cli
 from jppo.analysis.logs import LogError, brax, cleanrl, diagnose_logs, discover, sb3
 from jppo.analysis.logs.base import Options
 
-FIXTURES = Path(__file__).parent.parent / "experiments" / "external_logs" / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "experiments" / "external_logs" / "fixtures"
 SB3_RUN = FIXTURES / "sb3" / "sb3_tiny_lr" / "seed1"
 CLEANRL_GROUP = FIXTURES / "cleanrl" / "cleanrl_healthy"
 PENDULUM_GROUP = FIXTURES / "cleanrl" / "cleanrl_pendulum_healthy"
@@ -268,7 +268,7 @@ def test_diagnose_logs_is_public_and_the_docs_hold_every_conversion():
     import jppo
 
     assert jppo.diagnose_logs is diagnose_logs
-    docs = (Path(__file__).parent.parent / "docs" / "diagnose-logs.md").read_text()
+    docs = (Path(__file__).parents[2] / "docs" / "diagnose-logs.md").read_text()
     for source in discover.SOURCES.values():
         for c in source.conversions:
             assert f"| `{c.theirs}` | `{c.ours}` | {c.how} |" in docs, c

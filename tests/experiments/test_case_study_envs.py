@@ -18,7 +18,7 @@ from experiments.case_studies import envs_frozen_policy as reach
 from experiments.case_studies import envs_kl_early_stop as ranking
 from jppo import envs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REACH = "experiments.case_studies.envs_frozen_policy:make_env"
 RANKING = "experiments.case_studies.envs_kl_early_stop:make_env"
 

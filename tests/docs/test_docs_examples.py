@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from runnable_blocks import TINY_SEEDS, TINY_STEPS, markdown_files, runnable_blocks, shrink_budget
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = [p for p in markdown_files(ROOT) if runnable_blocks(p.read_text())]
 
 

@@ -24,7 +24,7 @@ import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jppo import cli
-from jppo.runs import checkpoint, experiment, faults, results, rundir, runner
+from jppo.runs import checkpoint, execution, experiment, faults, results, rundir, runner
 
 EXPERIMENT = textwrap.dedent("""
     name = "faults"
@@ -233,7 +233,7 @@ def test_unwritable_out_fails_in_one_line_before_compiling(case, tmp_path, monke
     """Checked before any compile (a compile here fails the test). Tests may run
     as root, whom chmod does not stop, so a read-only folder is os.access saying
     no and a refusing file system is mkdir raising, as on /proc or a full disk."""
-    monkeypatch.setattr(runner, "_compile_chunk", _never)
+    monkeypatch.setattr(execution, "compile_chunk", _never)
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     out, expected = {

@@ -15,7 +15,7 @@ import pytest
 
 import jppo
 from jppo import envs
-from jppo.runs import experiment, results, runner
+from jppo.runs import experiment, mesh, results, runner
 
 TINY = dict(num_envs=4, num_steps=16, update_epochs=2, num_minibatches=2)
 
@@ -186,7 +186,7 @@ def test_device_count_is_the_fewest_reaching_the_shortest_batch(runs, available,
 
 def test_padding_runs_to_the_device_count():
     program = runner.plan(tiny_experiment())[0]
-    keys, hparams = runner._batch_inputs(program, tiny_experiment(seeds=3), 4)
+    keys, hparams = mesh.batch_inputs(program, tiny_experiment(seeds=3), 4)
     assert keys.shape == (8, 2)  # 6 runs padded to 8
     np.testing.assert_array_equal(keys[6], keys[5])
     np.testing.assert_array_equal(keys[:3], keys[3:6])  # variants share seeds

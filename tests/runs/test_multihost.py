@@ -20,7 +20,7 @@ import pytest
 
 from jppo.runs import multihost, results
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 240  # seconds per launch; CI's 2 cores compile each program in ~15 s
 
 EXPERIMENT = textwrap.dedent("""

@@ -55,8 +55,9 @@ def test_cli_bench_forwards_the_study_flags(monkeypatch):
 
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
     seen = []
-    monkeypatch.setattr(bench, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(bench, "benchmark", lambda options: seen.append(options) or 0)
     cli.main(["bench", "--seeds", "16", "--study", "8", "--rounds", "5"])
-    (argv,) = seen
-    assert argv[argv.index("--study") + 1] == "8" and argv[argv.index("--rounds") + 1] == "5"
-    assert not children.spawns_children(argv)  # measured in this process
+    (options,) = seen
+    assert options.study == 8 and options.rounds == 5
+    assert not options.spawns_children()  # measured in this process
+    assert not children.spawns_children(["--seeds", "16", "--study", "8"])
