@@ -283,8 +283,8 @@ def diag_result(diag_solo):
 
 def test_every_documented_metric_is_recorded_once_per_update(diag_result):
     """Discrete actions: all of METRIC_DOCS except the Gaussian log_std_mean and
-    the metrics of variants off here (tests/test_policy_objectives.py and
-    tests/test_network_variants.py check those: pfo_loss is recorded only with pfo=True)."""
+    the metrics of variants off here (tests/core/test_policy_objectives.py and
+    tests/core/test_network_variants.py check those: pfo_loss is recorded only with pfo=True)."""
     metrics = diag_result.metrics
     assert set(metrics) == set(METRIC_DOCS) - {"log_std_mean"} - VARIANT_METRICS
     for name, values in metrics.items():

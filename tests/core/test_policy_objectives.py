@@ -1,7 +1,7 @@
 """Policy objectives as a strategy family, the adaptive-KL learning rate and
 return-percentile advantage scaling: each formula against numpy, each wired
 into a compiled update (one collected batch, one optimizer step on the whole
-batch, as tests/test_wiring.py does), and a user's own objective used from
+batch, as tests/core/test_train_step_by_hand.py does), and a user's own objective used from
 Python, a TOML experiment and `--set`. Two compiles of the learning phase.
 """
 

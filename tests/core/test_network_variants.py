@@ -1,6 +1,6 @@
 """The network variants (quantile critic, SimBa blocks, policy LayerNorm,
 shrink-and-perturb, PFO) against numpy references written from their formulas,
-and wired into the compiled update (as tests/test_wiring.py does: one optimizer
+and wired into the compiled update (as tests/core/test_train_step_by_hand.py does: one optimizer
 step on the whole batch, so each loss metric is a function of the collected
 batch and the parameters the step starts from). Two compiles in all."""
 
