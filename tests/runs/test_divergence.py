@@ -260,7 +260,7 @@ def test_diagnose_names_divergence_its_first_update_and_the_reward(nan_run, monk
     assert "  first non-finite update: update 2 (seeds 0, 1)" in printed
     assert "  likely source: reward (seeds 0, 1): the env returned a NaN or inf reward" in printed
     report = (out / "diagnosis.md").read_text()
-    assert "### Numerical divergence: 2/2 seeds (100%)" in report
+    assert "### Numerical divergence (root cause): 2/2 seeds (100%)" in report
     assert "- the program stopped early after 4 of 6 updates" in report
     assert "| offset | episode_return | nonfinite | nonfinite_reward |" in report
     assert "No failure mode" not in report.split("## Summary")[0]
