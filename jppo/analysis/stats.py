@@ -29,7 +29,7 @@ from jppo.analysis.metrics import (
     nonfinite_final_returns,
 )
 from jppo.runs import results
-from jppo.runs.divergence import STOPPED_EARLY
+from jppo.runs.divergence_watch import STOPPED_EARLY
 
 STATISTICS = ("mean", "median", "iqm")
 COLUMNS = (

@@ -195,7 +195,7 @@ class Setup:
     env_params: Any
     spec: envs.EnvSpec
     network: ActorCritic
-    chosen: strategies.Strategies
+    strategies: strategies.Strategies  # the variant each strategy family is set to
     unroll: int  # env steps per trip of the time scans
     actor: acting.Actor
     eval_every: int  # updates between evaluations; 0: none
@@ -305,7 +305,7 @@ def init(setup: Setup, key: jax.Array, hparams: HParams) -> TrainState:
     opt_state = make_optimizer(config, hparams, params).init(params)
     reset_envs = jax.vmap(setup.env.reset, in_axes=(0, None))
     obs, env_state = reset_envs(jax.random.split(env_key, config.num_envs), setup.env_params)
-    ns = NormState(
+    norm_state = NormState(
         obs=norm.update_stats(norm.init_stats(spec.obs_shape), obs),
         returns=norm.init_stats(),
         running_return=jnp.zeros((config.num_envs,), jnp.float32),
@@ -313,7 +313,7 @@ def init(setup: Setup, key: jax.Array, hparams: HParams) -> TrainState:
         popart=norm.init_popart(),
         return_spread=norm.init_return_spread(),
     )
-    state = TrainState(params, opt_state, env_state, obs, key, jnp.zeros((), jnp.int32), ns,
+    state = TrainState(params, opt_state, env_state, obs, key, jnp.zeros((), jnp.int32), norm_state,
                        initial_memory(setup), jnp.asarray(hparams.kl_coef, jnp.float32))
     state = warm_up_observations(setup, state, hparams)
     if config.value_pretrain_updates:
@@ -341,8 +341,8 @@ def warm_up_observations(setup: Setup, state: TrainState, hparams: HParams) -> T
     def warm(state: TrainState, _: Any) -> tuple[TrainState, None]:
         key, rollout_key = jax.random.split(state.key)
         acted = rollout(setup, state, hparams, rollout_key)
-        ns = track_observations(setup, state.norm, acted.raw_obs)
-        return state.replace(env_state=acted.env_state, obs=acted.obs, key=key, norm=ns,
+        norm_state = track_observations(setup, state.norm, acted.raw_obs)
+        return state.replace(env_state=acted.env_state, obs=acted.obs, key=key, norm=norm_state,
                              memory=acted.memory), None
 
     state, _ = jax.lax.scan(warm, state, None, length=setup.config.obs_norm_warmup)
@@ -352,17 +352,18 @@ def warm_up_observations(setup: Setup, state: TrainState, hparams: HParams) -> T
 def update(setup: Setup, state: TrainState, hparams: HParams) -> tuple[TrainState, Metrics]:
     """One PPO iteration: collect a rollout, learn from it, report it."""
     key, rollout_key, epoch_key = jax.random.split(state.key, 3)
-    c = collect(setup, state, hparams, rollout_key, hparams.critic_lambda)
-    params, opt_state, stats = learn(setup, state, c, hparams, epoch_key)
-    ns = track_observations(setup, c.norm, c.raw_obs)
+    collected = collect(setup, state, hparams, rollout_key, hparams.critic_lambda)
+    params, opt_state, stats = learn(setup, state, collected, hparams, epoch_key)
+    norm_state = track_observations(setup, collected.norm, collected.raw_obs)
     update_count = state.update_count + 1
     if setup.config.shrink_perturb_every:
         params = shrink_perturb_step(setup, params, update_count, state.key, hparams)
-    metrics = update_metrics(setup, c, stats, params, ns)
+    metrics = update_metrics(setup, collected, stats, params, norm_state)
     if setup.eval_every:  # NaN here; `run_updates` fills in the updates it evaluates after
         metrics.update(eval_return=jnp.full((), jnp.nan), eval_length=jnp.full((), jnp.nan))
-    new_state = TrainState(params, opt_state, c.env_state, c.obs, key, update_count, ns,
-                           c.memory, next_policy_coef(setup, state.policy_coef, stats, hparams))
+    new_state = TrainState(params, opt_state, collected.env_state, collected.obs, key,
+                           update_count, norm_state, collected.memory,
+                           next_policy_coef(setup, state.policy_coef, stats, hparams))
     return new_state, metrics
 
 
@@ -370,7 +371,7 @@ def next_policy_coef(setup: Setup, coef: jax.Array, stats: Metrics, hparams: HPa
                      ) -> jax.Array:
     """The policy loss's coefficient for the next update, from the KL this one
     ended at (`policy_kl_final`); unchanged for an objective that adapts none."""
-    adapt = setup.chosen.policy_loss.adapt
+    adapt = setup.strategies.policy_loss.adapt
     return coef if adapt is None else adapt(coef, stats["policy_kl_final"], hparams)
 
 
@@ -423,8 +424,8 @@ def evaluate_state(setup: Setup, state: TrainState, hparams: HParams) -> acting.
                            setup.config.eval_episodes, setup.eval_max_steps)
 
 
-def policy_inputs(params: Any, ns: NormState, hparams: HParams) -> acting.PolicyInputs:
-    return acting.PolicyInputs(params, ns.obs, hparams.obs_clip)
+def policy_inputs(params: Any, norm_state: NormState, hparams: HParams) -> acting.PolicyInputs:
+    return acting.PolicyInputs(params, norm_state.obs, hparams.obs_clip)
 
 # ----------------------------------- collect: act, then advantages and targets
 
@@ -436,16 +437,18 @@ def collect(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array,
     (and the value target's own, e.g. PopArt's rescale of the value head)."""
     acted = rollout(setup, state, hparams, key)
     traj = acted.traj
-    rewards, ns = learner_rewards(setup, traj, state.norm, hparams)
+    rewards, norm_state = learner_rewards(setup, traj, state.norm, hparams)
     values, advantages, targets = advantages_and_targets(setup, state.params, traj, rewards,
-                                                         ns, hparams, critic_lambda)
-    target_kind = setup.chosen.value_target
-    params, ns = target_kind.track(state.params, ns, targets, hparams)
-    ns = ns.replace(targets=norm.update_stats(ns.targets, target_kind.encode(targets, ns)))
-    if setup.chosen.advantage_norm.by_return_spread:
-        ns = ns.replace(return_spread=norm.update_return_spread(ns.return_spread, targets))
+                                                         norm_state, hparams, critic_lambda)
+    target_kind = setup.strategies.value_target
+    params, norm_state = target_kind.track(state.params, norm_state, targets, hparams)
+    encoded = target_kind.encode(targets, norm_state)
+    norm_state = norm_state.replace(targets=norm.update_stats(norm_state.targets, encoded))
+    if setup.strategies.advantage_norm.by_return_spread:
+        spread = norm.update_return_spread(norm_state.return_spread, targets)
+        norm_state = norm_state.replace(return_spread=spread)
     return Collected(acted.env_state, acted.obs, traj, acted.raw_obs, rewards, values,
-                     advantages, targets, params, ns, state.memory, acted.memory)
+                     advantages, targets, params, norm_state, state.memory, acted.memory)
 
 
 def rollout(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array) -> Rollout:
@@ -458,14 +461,14 @@ def rollout(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array) -
     return Rollout(env_state, obs, traj, raw_obs, memory)
 
 
-def env_step(setup: Setup, params: Any, ns: NormState, hparams: HParams,
+def env_step(setup: Setup, params: Any, norm_state: NormState, hparams: HParams,
              carry: tuple[Any, jax.Array, Memory], step_key: jax.Array):
     """One step of every env under the current policy (the rollout scan's body)."""
     env_state, obs, memory = carry
     action_key, env_key = jax.random.split(step_key)
     action, seen, dist, policy_carry = acting.act_step(
-        setup.actor, policy_inputs(params, ns, hparams), obs, action_key, deterministic=False,
-        carry=memory.policy, reset=memory.episode_start)
+        setup.actor, policy_inputs(params, norm_state, hparams), obs, action_key,
+        deterministic=False, carry=memory.policy, reset=memory.episode_start)
     value_carry, critic = critic_memory_step(setup, params, seen, memory, policy_carry)
     log_prob = distributions.log_prob(dist, action, setup.spec.discrete, setup.spec.action_nvec)
     step_envs = jax.vmap(setup.env.step, in_axes=(0, 0, 0, None))
@@ -474,7 +477,7 @@ def env_step(setup: Setup, params: Any, ns: NormState, hparams: HParams,
     )
     transition = Transition(
         seen, action, log_prob, reward.astype(jnp.float32),
-        terminated, truncated, observe(setup, info["final_observation"], ns, hparams),
+        terminated, truncated, observe(setup, info["final_observation"], norm_state, hparams),
         memory.episode_start, critic,
     )
     next_memory = Memory(policy_carry, value_carry, jnp.logical_or(terminated, truncated))
@@ -526,31 +529,32 @@ def rollout_critic_outputs(setup: Setup, params: Any, traj: Transition
 
 def critic_head(setup: Setup, params: Any, obs: jax.Array) -> jax.Array:
     """The critic's prediction in head space (scalar; expected bin for HL-Gauss)."""
-    return setup.chosen.value_loss.head.value(critic_output(setup, params, obs), setup.config)
+    return setup.strategies.value_loss.head.value(critic_output(setup, params, obs), setup.config)
 
 
-def observe(setup: Setup, obs: jax.Array, ns: NormState, hparams: HParams) -> jax.Array:
-    return acting.observe(setup.actor, policy_inputs(None, ns, hparams), obs)
+def observe(setup: Setup, obs: jax.Array, norm_state: NormState, hparams: HParams) -> jax.Array:
+    return acting.observe(setup.actor, policy_inputs(None, norm_state, hparams), obs)
 
 
-def learner_rewards(setup: Setup, traj: Transition, ns: NormState, hparams: HParams):
+def learner_rewards(setup: Setup, traj: Transition, norm_state: NormState, hparams: HParams):
     """Rewards as the learner sees them, and the updated return statistics."""
     if not setup.config.reward_scaling:
-        return traj.reward, ns
+        return traj.reward, norm_state
     done = jnp.logical_or(traj.terminated, traj.truncated)
-    seen, final = norm.discounted_returns(traj.reward, done, ns.running_return, hparams.gamma)
-    returns = norm.update_stats(ns.returns, seen)
-    ns = ns.replace(returns=returns, running_return=final)
-    return norm.scale_rewards(traj.reward, returns, hparams.reward_clip), ns
+    seen, final = norm.discounted_returns(traj.reward, done, norm_state.running_return,
+                                          hparams.gamma)
+    returns = norm.update_stats(norm_state.returns, seen)
+    norm_state = norm_state.replace(returns=returns, running_return=final)
+    return norm.scale_rewards(traj.reward, returns, hparams.reward_clip), norm_state
 
 
 def advantages_and_targets(setup: Setup, params: Any, traj: Transition, rewards: jax.Array,
-                           ns: NormState, hparams: HParams, critic_lambda: jax.Array):
+                           norm_state: NormState, hparams: HParams, critic_lambda: jax.Array):
     """(V_old, actor advantages, critic targets), all in return units."""
-    decode, head = setup.chosen.value_target.decode, setup.chosen.value_loss.head
+    decode, head = setup.strategies.value_target.decode, setup.strategies.value_loss.head
     outputs, final_outputs = rollout_critic_outputs(setup, params, traj)
-    values = decode(head.value(outputs, setup.config), ns)
-    next_values = decode(head.value(final_outputs, setup.config), ns)
+    values = decode(head.value(outputs, setup.config), norm_state)
+    next_values = decode(head.value(final_outputs, setup.config), norm_state)
     advantages, targets = actor_critic_targets(
         rewards, values, next_values, traj.terminated, traj.truncated,
         hparams.gamma, hparams.gae_lambda, critic_lambda, setup.unroll,
@@ -558,31 +562,32 @@ def advantages_and_targets(setup: Setup, params: Any, traj: Transition, rewards:
     return values, advantages, targets
 
 
-def track_observations(setup: Setup, ns: NormState, raw_obs: jax.Array) -> NormState:
+def track_observations(setup: Setup, norm_state: NormState, raw_obs: jax.Array) -> NormState:
     """Observation statistics move after the update, never during it, so the
     stored log-probabilities stay those of the policy that acted."""
     if not setup.config.obs_norm:
-        return ns
-    return ns.replace(obs=norm.update_stats(ns.obs, raw_obs))
+        return norm_state
+    return norm_state.replace(obs=norm.update_stats(norm_state.obs, raw_obs))
 
 # -------------------------------------------- learn: epochs of minibatch steps
 
 
-def learn(setup: Setup, state: TrainState, c: Collected, hparams: HParams, key: jax.Array):
+def learn(setup: Setup, state: TrainState, collected: Collected, hparams: HParams, key: jax.Array):
     """The optimization phase of an update: `update_epochs` passes of minibatch steps."""
-    chosen = setup.chosen
-    advantages = chosen.advantage_norm.batch(c.advantages, hparams)
+    chosen = setup.strategies
+    advantages = chosen.advantage_norm.batch(collected.advantages, hparams)
     if chosen.advantage_norm.by_return_spread:
-        advantages = advantages / c.norm.return_spread.scale()
-    loss_scale = chosen.value_target.loss_scale(c.targets)
+        advantages = advantages / collected.norm.return_spread.scale()
+    loss_scale = chosen.value_target.loss_scale(collected.targets)
     ent_coef = entropy_coef(setup, state.update_count, hparams)
-    ctx = LossContext(c.norm, hparams, ent_coef, loss_scale, policy_coef=state.policy_coef,
+    ctx = LossContext(collected.norm, hparams, ent_coef, loss_scale, policy_coef=state.policy_coef,
                       rollout_params=state.params if setup.config.pfo else None)
-    batch = batch_of(setup, c, advantages)
-    params, opt_state, stats = optimize(setup, state.replace(params=c.params), batch, ctx, key)
+    batch = batch_of(setup, collected, advantages)
+    params, opt_state, stats = optimize(setup, state.replace(params=collected.params), batch,
+                                        ctx, key)
     stats = {**stats, "ent_coef": ent_coef}
     if chosen.advantage_norm.by_return_spread:
-        stats["return_spread_scale"] = c.norm.return_spread.scale()
+        stats["return_spread_scale"] = collected.norm.return_spread.scale()
     if chosen.policy_loss.adapt is not None:  # one more policy pass, on the whole batch
         stats.update(policy_coef=state.policy_coef,
                      policy_kl_final=batch_policy_kl(setup, params, batch))
@@ -601,16 +606,18 @@ def batch_policy_kl(setup: Setup, params: Any, batch: Batch) -> jax.Array:
 def entropy_coef(setup: Setup, update_count: jax.Array, hparams: HParams) -> jax.Array:
     """ent_coef -> ent_coef_final over the updates, by the `ent_schedule` strategy."""
     steps = max(setup.config.num_updates - 1, 1)
-    schedule = setup.chosen.ent_schedule.make(hparams.ent_coef, hparams.ent_coef_final, steps)
+    schedule = setup.strategies.ent_schedule.make(hparams.ent_coef, hparams.ent_coef_final, steps)
     return schedule(update_count)
 
 
-def batch_of(setup: Setup, c: Collected, advantages: jax.Array) -> Batch:
+def batch_of(setup: Setup, collected: Collected, advantages: jax.Array) -> Batch:
     """The rollout as learning data: flat steps, or (recurrent) env sequences."""
-    batch = Batch(c.traj.obs, c.traj.action, c.traj.log_prob, c.values, advantages, c.targets)
+    traj = collected.traj
+    batch = Batch(traj.obs, traj.action, traj.log_prob, collected.values, advantages,
+                  collected.targets)
     if not setup.config.recurrent:
         return flatten(setup, batch)
-    return env_sequences(batch, c.traj.reset, c.start)
+    return env_sequences(batch, collected.traj.reset, collected.start)
 
 
 def env_sequences(batch: Batch, reset: jax.Array, start: Memory) -> Batch:
@@ -691,7 +698,7 @@ def shuffled_minibatches(setup: Setup, batch: Batch, key: jax.Array) -> Batch:
 def minibatch_step(setup: Setup, tx: optax.GradientTransformation, ctx: LossContext,
                    carry: tuple[Any, Any, jax.Array], mb: Batch):
     """One optimizer step on one minibatch, and its statistics (the epoch scan's body)."""
-    config, clip, hparams = setup.config, setup.chosen.grad_clip, ctx.hparams
+    config, clip, hparams = setup.config, setup.strategies.grad_clip, ctx.hparams
     params, opt_state, stopped = carry
     (_, stats), grads = jax.value_and_grad(
         lambda p: total_loss(setup, p, mb, ctx), has_aux=True)(params)
@@ -776,34 +783,34 @@ def policy_loss(setup: Setup, params: Any, mb: Batch, hparams: HParams,
     dist = minibatch_policy(setup, params, mb, memories)
     log_prob = distributions.log_prob(dist, mb.action, discrete, nvec)
     entropy = jnp.mean(distributions.entropy(dist, discrete, nvec))
-    advantage = setup.chosen.advantage_norm.minibatch(mb.advantage, hparams)
+    advantage = setup.strategies.advantage_norm.minibatch(mb.advantage, hparams)
     inputs = strategies.PolicyLossInputs(
         log_prob, mb.log_prob, advantage, hparams.clip_eps,
         hparams.kl_coef if coef is None else coef, hparams, setup.config)
-    surrogate = setup.chosen.policy_loss.loss(inputs)
+    surrogate = setup.strategies.policy_loss.loss(inputs)
     kl_k1, kl_k3 = losses.approx_kl(log_prob, mb.log_prob)
     stats = {
         "policy_loss": surrogate,
         "entropy": entropy,
         "approx_kl": kl_k3,
         "approx_kl_k1": kl_k1,
-        "clip_fraction": setup.chosen.policy_loss.clip_fraction(inputs),
+        "clip_fraction": setup.strategies.policy_loss.clip_fraction(inputs),
     }
     return surrogate - ent_coef * entropy, stats
 
 
-def value_loss(setup: Setup, params: Any, mb: Batch, ns: NormState, hparams: HParams,
+def value_loss(setup: Setup, params: Any, mb: Batch, norm_state: NormState, hparams: HParams,
                loss_scale: jax.Array, memories: Mapping[str, jax.Array] | None = None
                ) -> tuple[jax.Array, jax.Array]:
     """Value loss in head space (divided by `loss_scale`), and its clip fraction."""
-    chosen, encode = setup.chosen, setup.chosen.value_target.encode
+    chosen, encode = setup.strategies, setup.strategies.value_target.encode
     output = minibatch_critic_output(setup, params, mb, memories)
     inputs = strategies.ValueLossInputs(
         output=output,
         pred=chosen.value_loss.head.value(output, setup.config) / loss_scale,
-        old=encode(mb.value, ns) / loss_scale,
-        target=encode(mb.target, ns) / loss_scale,
-        clip_eps=chosen.value_clip_mode.clip_eps(hparams.value_clip_eps, ns, loss_scale),
+        old=encode(mb.value, norm_state) / loss_scale,
+        target=encode(mb.target, norm_state) / loss_scale,
+        clip_eps=chosen.value_clip_mode.clip_eps(hparams.value_clip_eps, norm_state, loss_scale),
         hparams=hparams,
         config=setup.config,
         loss_scale=loss_scale,
@@ -878,18 +885,18 @@ def term_norms_on_torso(setup: Setup, params: Any, mb: Batch, ctx: LossContext) 
 # --------------------------------------------------------------------- metrics
 
 
-def update_metrics(setup: Setup, c: Collected, stats: Metrics, params: Any, ns: NormState
-                   ) -> Metrics:
+def update_metrics(setup: Setup, collected: Collected, stats: Metrics, params: Any,
+                   norm_state: NormState) -> Metrics:
     """One scalar per metric for the update that just ran (the learning rates
     come from the minibatch steps, where the schedule is read)."""
     config = setup.config
-    metrics = {**stats, **episode_metrics(c.env_state), **rollout_metrics(c)}
+    metrics = {**stats, **episode_metrics(collected.env_state), **rollout_metrics(collected)}
     if config.diagnostics:
-        metrics.update(scale_metrics(setup, c, ns))
+        metrics.update(scale_metrics(setup, collected, norm_state))
         if not setup.spec.discrete:
             metrics["log_std_mean"] = jnp.mean(params["params"]["policy_log_std"])
     if config.nonfinite_check:
-        metrics.update(nonfinite_flags(c.traj, stats, params))
+        metrics.update(nonfinite_flags(collected.traj, stats, params))
     return metrics
 
 
@@ -925,8 +932,8 @@ def episode_metrics(env_state: Any) -> Metrics:
     }
 
 
-def rollout_metrics(c: Collected) -> Metrics:
-    values, targets, advantages = c.values, c.targets, c.advantages
+def rollout_metrics(collected: Collected) -> Metrics:
+    values, targets, advantages = collected.values, collected.targets, collected.advantages
     return {
         "explained_variance": losses.explained_variance(values, targets),
         "value_mean": jnp.mean(values),
@@ -934,22 +941,22 @@ def rollout_metrics(c: Collected) -> Metrics:
         "target_std": jnp.std(targets),
         "advantage_mean": jnp.mean(advantages),
         "advantage_std": jnp.std(advantages),
-        "reward_mean": jnp.mean(c.rewards),
+        "reward_mean": jnp.mean(collected.rewards),
     }
 
 
-def scale_metrics(setup: Setup, c: Collected, ns: NormState) -> Metrics:
+def scale_metrics(setup: Setup, collected: Collected, norm_state: NormState) -> Metrics:
     """The value scale: spread of V and targets, and the normalizer's sigma."""
-    target_sigma = setup.chosen.value_target.sigma
+    target_sigma = setup.strategies.value_target.sigma
     if target_sigma is not None:
-        sigma = target_sigma(ns)
+        sigma = target_sigma(norm_state)
     elif setup.config.reward_scaling:
-        sigma = ns.returns.std
+        sigma = norm_state.returns.std
     else:
         sigma = jnp.ones(())
     return {
-        "value_std": jnp.std(c.values),
-        "target_abs_max": jnp.max(jnp.abs(c.targets)),
+        "value_std": jnp.std(collected.values),
+        "target_abs_max": jnp.max(jnp.abs(collected.targets)),
         "normalizer_sigma": sigma,
     }
 
@@ -978,18 +985,19 @@ def pretrain_step(setup: Setup, tx: optax.GradientTransformation, hparams: HPara
     would cap the fit at clip_eps per rollout."""
     state, opt_state = carry
     key, rollout_key, epoch_key = jax.random.split(state.key, 3)
-    c = collect(setup, state, hparams, rollout_key, jnp.ones(()))
+    collected = collect(setup, state, hparams, rollout_key, jnp.ones(()))
     unclipped = hparams.replace(value_clip_eps=jnp.full_like(hparams.value_clip_eps, jnp.inf))
-    ctx = LossContext(c.norm, unclipped, jnp.zeros(()),
-                      setup.chosen.value_target.loss_scale(c.targets))
-    batch = batch_of(setup, c, c.advantages)
+    ctx = LossContext(collected.norm, unclipped, jnp.zeros(()),
+                      setup.strategies.value_target.loss_scale(collected.targets))
+    batch = batch_of(setup, collected, collected.advantages)
     keys = jax.random.split(epoch_key, setup.config.update_epochs)
     (params, opt_state), _ = jax.lax.scan(
         lambda carry, k: jax.lax.scan(functools.partial(critic_step, setup, tx, ctx), carry,
                                       shuffled_minibatches(setup, batch, k)),
-        (c.params, opt_state), keys)
-    state = state.replace(params=params, env_state=c.env_state, obs=c.obs, key=key,
-                          norm=track_observations(setup, c.norm, c.raw_obs), memory=c.memory)
+        (collected.params, opt_state), keys)
+    observed = track_observations(setup, collected.norm, collected.raw_obs)
+    state = state.replace(params=params, env_state=collected.env_state, obs=collected.obs,
+                          key=key, norm=observed, memory=collected.memory)
     return (state, opt_state), None
 
 

@@ -27,7 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jppo.core.config import HParams
 from jppo.core.train import Trainer, TrainState, make_train
 from jppo.runs import checkpoint, faults, multihost, results, rundir, tensorboard
-from jppo.runs.divergence import STOPPED_EARLY, DivergenceWatch, record_stop
+from jppo.runs.divergence_watch import STOPPED_EARLY, DivergenceWatch, record_stop
 from jppo.runs.experiment import Experiment
 from jppo.runs.mesh import batch_inputs
 from jppo.runs.planning import Program, pick_chunk_size

@@ -17,7 +17,7 @@ import jax
 from jppo import envs
 from jppo.core.networks import resolve_torso_kind
 from jppo.runs import faults, multihost, results, rundir
-from jppo.runs.divergence import STOPPED_EARLY
+from jppo.runs.divergence_watch import STOPPED_EARLY
 from jppo.runs.experiment import Experiment
 
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "numpy", "orbax-checkpoint",

@@ -129,7 +129,7 @@ def test_batch_scaled_value_loss_on_a_collected_batch_against_numpy():
     state = train.init(setup, jax.random.PRNGKey(0), hp)
     c = train.collect(setup, state, hp, jax.random.PRNGKey(1), hp.critic_lambda)
     batch = train.batch_of(setup, c, c.advantages)
-    scale = setup.chosen.value_target.loss_scale(c.targets)
+    scale = setup.strategies.value_target.loss_scale(c.targets)
     got, _ = train.value_loss(setup, c.params, batch, c.norm, hp, scale)
     pred = np.asarray(train.critic_head(setup, c.params, batch.obs), np.float64)
     target = np.asarray(batch.target, np.float64)
@@ -137,5 +137,5 @@ def test_batch_scaled_value_loss_on_a_collected_batch_against_numpy():
     np.testing.assert_allclose(float(got), expected, rtol=1e-4)
     assert abs(np.mean(target)) > 1.0  # a mean subtraction would have shown
     np.testing.assert_array_equal(
-        np.asarray(setup.chosen.value_target.encode(jnp.asarray(target), c.norm)),
+        np.asarray(setup.strategies.value_target.encode(jnp.asarray(target), c.norm)),
         np.asarray(jnp.asarray(target)))

@@ -30,9 +30,9 @@ def collected(**overrides):
 
 
 def batch_and_ctx(setup, hp, c):
-    adv = setup.chosen.advantage_norm.batch(c.advantages, hp)
+    adv = setup.strategies.advantage_norm.batch(c.advantages, hp)
     ctx = train.LossContext(c.norm, hp, hp.ent_coef,
-                            setup.chosen.value_target.loss_scale(c.targets))
+                            setup.strategies.value_target.loss_scale(c.targets))
     return train.batch_of(setup, c, adv), ctx
 
 

@@ -134,7 +134,7 @@ def test_a_registered_value_loss_that_returns_nan_is_named_not_the_learning_rate
 
 
 def test_the_learning_rate_is_blamed_only_when_every_loss_term_was_finite_at_the_start():
-    from jppo.analysis.diagnose.divergence import likely_source
+    from jppo.analysis.diagnose.divergence_source import likely_source
     from jppo.analysis.diagnose.engine import Cell
 
     updates = 4

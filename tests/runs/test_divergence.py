@@ -21,7 +21,7 @@ from jppo.analysis import diagnose, stats
 from jppo.analysis.metrics import first_nonfinite_update
 from jppo.core.train import Transition, nonfinite_flags
 from jppo.runs import experiment, results, runner
-from jppo.runs.divergence import DivergenceWatch
+from jppo.runs.divergence_watch import DivergenceWatch
 from jppo.runs.progress import ProgressView
 
 TINY = dict(num_envs=4, num_steps=8, update_epochs=1, num_minibatches=2)

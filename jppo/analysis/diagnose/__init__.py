@@ -44,7 +44,7 @@ import pandas as pd
 
 from jppo.analysis.diagnose import causes
 from jppo.analysis.diagnose.causes import LINKS, Link, root_findings
-from jppo.analysis.diagnose.divergence import (
+from jppo.analysis.diagnose.divergence_source import (
     DIVERGENCE,
     LARGE_REWARD,
     divergence_finding,

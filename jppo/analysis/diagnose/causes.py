@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from jppo.analysis.diagnose.divergence import DIVERGENCE
+from jppo.analysis.diagnose.divergence_source import DIVERGENCE
 from jppo.analysis.diagnose.engine import (
     Cell,
     Criterion,

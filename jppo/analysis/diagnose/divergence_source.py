@@ -37,7 +37,7 @@ from jppo.analysis.diagnose.engine import Cell, Finding, Remedy, untried
 from jppo.analysis.metrics import first_nonfinite_update
 from jppo.core.config import PPOConfig
 from jppo.core.strategies import TERM_STRATEGIES, user_strategies
-from jppo.runs.divergence import stopped_early
+from jppo.runs.divergence_watch import stopped_early
 
 LARGE_REWARD = 1e3  # mean |reward| per step the learner saw: beyond, a loss-scale divergence
 EVIDENCE_BEFORE = 5  # updates before each seed's first non-finite one in the evidence table
