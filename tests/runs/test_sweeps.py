@@ -103,7 +103,7 @@ def test_names_are_readable_stable_and_usable_as_file_names():
 
 @pytest.mark.parametrize("text, overrides, message", [
     ("[sweep]\nvf_coeff = [0.1]\n", [],
-     "sweep: unknown PPOConfig field 'vf_coeff' (did you mean 'vf_coef'?)"),
+     "sweep: unknown PPOConfig field 'vf_coeff' (did you mean 'vf_coef'"),
     ("[sweep]\nvf_coef = 0.1\n", [],
      "sweep.vf_coef=0.1 is invalid: allowed is a non-empty list of values, e.g. [0.05, 0.5]"),
     ("[sweep]\nvf_coef = []\n", [], "sweep.vf_coef=[] is invalid: allowed is a non-empty list"),
