@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help run test test-fast docs bench lint results compare objectives-study case-studies diagnosis-benchmark mutants clean modern-variants-networks
+.PHONY: help run test test-fast docs bench lint results compare objectives-study case-studies diagnosis-benchmark mutants clean modern-variants-networks published
 .DEFAULT_GOAL := help
 
 $(STAMP): pyproject.toml constraints.txt
@@ -111,7 +111,6 @@ diagnosis-benchmark: $(STAMP)
 ##   PUBLISHED='--fresh', '--refresh' (tables only), '--only breakout --steps 2e6 --resume'.
 ##   The GPU rows: experiments/gpu/run_published.sh
 PUBLISHED ?= --resume
-.PHONY: published
 published: $(STAMP)
 	$(PY) -m experiments.published.run $(PUBLISHED)
 

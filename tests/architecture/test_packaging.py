@@ -160,3 +160,16 @@ def test_no_unconverted_envs_imports():
     files.append(ROOT / "README.md")
     offenders = [str(p.relative_to(ROOT)) for p in files if pattern.search(p.read_text())]
     assert not offenders
+
+
+def test_makefile_declares_its_phony_targets_once_and_documents_each():
+    """`make help` prints the `## target:` lines: every command target has one, and
+    one .PHONY line lists them all (a second declaration drifts from the first)."""
+    text = (ROOT / "Makefile").read_text()
+    phony_lines = re.findall(r"^\.PHONY:(.*)$", text, re.MULTILINE)
+    assert len(phony_lines) == 1, phony_lines
+    phony = set(phony_lines[0].split())
+    documented = set(re.findall(r"^## ([\w-]+):", text, re.MULTILINE))
+    targets = set(re.findall(r"^([a-z][\w-]*):(?!=)", text, re.MULTILINE))
+    assert documented == phony, (documented ^ phony)
+    assert phony <= targets, phony - targets
