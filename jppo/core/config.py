@@ -42,6 +42,7 @@ ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
 TORSO_KINDS = ("auto", "mlp", "cnn")  # the encoders are jppo.core.networks.ENCODERS
 RNN_CELLS = ("gru", "lstm")  # the flax cells are jppo.core.networks.CELLS
 NETWORK_BLOCKS = ("mlp", "simba")  # the modules are jppo.core.networks.BLOCKS
+POLICY_STDS = ("parameter", "softplus")  # how a Gaussian policy's standard deviation is made
 # shrink-and-perturb targets: a "+"-joined non-empty subset of the parameter groups
 PARAM_GROUP_SETS = ("policy+value+torso", "policy", "value", "torso", "policy+value",
                     "policy+torso", "value+torso")
@@ -263,6 +264,14 @@ class PPOConfig:
                                     traced=True)
     log_std_init: float = knob(0.0, "initial log-std of Gaussian policies", Interval(),
                                traced=True, action_space="continuous")
+    policy_std: str = knob("parameter", "Gaussian policies' standard deviation: parameter (a "
+                           "learned log-std per action dimension, the same in every state) or "
+                           "softplus (softplus(Dense(policy features)) + policy_std_floor, one "
+                           "per state, as gymnax-blines and Brax make it; initially "
+                           "exp(log_std_init))", Choice(POLICY_STDS), action_space="continuous")
+    policy_std_floor: float = knob(1e-3, "softplus policy_std: the smallest standard deviation "
+                                   "(below exp(log_std_init))", _POSITIVE,
+                                   action_space="continuous")
     # --- memory
     policy_rnn: int = knob(0, "width of the policy's recurrent cell, between its encoder (or the "
                            "shared torso) and policy_hidden; 0: feed-forward", Integer(0))
@@ -389,6 +398,7 @@ class PPOConfig:
         self._validate_batch_shape()
         self._validate_sequences()
         self._validate_value_combinations()
+        self._validate_policy_std()
         network_variants.validate(self)
 
     def _validate_batch_shape(self) -> None:
@@ -424,6 +434,13 @@ class PPOConfig:
                              f"{self.policy_rnn}, value_rnn={self.value_rnn}: the heads read "
                              "the shared cell; allowed is torso_rnn=0, or policy_rnn=0 and "
                              "value_rnn=0")
+
+    def _validate_policy_std(self) -> None:
+        if self.policy_std == "softplus" and math.exp(self.log_std_init) <= self.policy_std_floor:
+            raise ValueError(f"policy_std_floor={self.policy_std_floor} is invalid with "
+                             f"log_std_init={self.log_std_init}: the initial standard deviation "
+                             f"exp(log_std_init)={math.exp(self.log_std_init):.3g} would lie "
+                             "below the floor; allowed is a floor below it")
 
     def _validate_value_combinations(self) -> None:
         chosen = strategies.of(self)

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 _LOG_2PI = math.log(2.0 * math.pi)
+# A Gaussian's entropy per action dimension at log-std 0: 0.5 (1 + log 2 pi)
+GAUSSIAN_ENTROPY_AT_ZERO = 0.5 + 0.5 * _LOG_2PI
 
 
 def categorical_log_prob(logits: jax.Array, actions: jax.Array) -> jax.Array:
@@ -66,7 +68,7 @@ def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, actions: jax.Array) -
 
 
 def gaussian_entropy(log_std: jax.Array) -> jax.Array:
-    return jnp.sum(0.5 + 0.5 * _LOG_2PI + log_std, axis=-1)
+    return jnp.sum(GAUSSIAN_ENTROPY_AT_ZERO + log_std, axis=-1)
 
 
 def gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:

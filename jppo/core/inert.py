@@ -72,6 +72,7 @@ ACTS_WHEN: dict[str, tuple[Callable[[Any], bool], str]] = {
     "shrink_perturb_sigma": (lambda c: c.shrink_perturb_every > 0, "shrink_perturb_every > 0"),
     "shrink_perturb_groups": (lambda c: c.shrink_perturb_every > 0, "shrink_perturb_every > 0"),
     "pfo_coef": (lambda c: c.pfo, "pfo=True"),
+    "policy_std_floor": (lambda c: c.policy_std == "softplus", "policy_std='softplus'"),
 }
 # knobs that act in every config (or, as log_std_init and torso_kind, depend on the env)
 ALWAYS_ACTS = (
@@ -82,7 +83,7 @@ ALWAYS_ACTS = (
     "kl_early_stop", "value_pretrain_updates", "diagnostics", "nonfinite_check", "scan_unroll",
     "torso_kind", "activation", "torso_hidden", "policy_hidden", "value_hidden",
     "value_activation", "value_layer_norm", "policy_output_gain", "value_output_gain",
-    "log_std_init", "policy_rnn", "value_rnn", "torso_rnn",
+    "log_std_init", "policy_std", "policy_rnn", "value_rnn", "torso_rnn",
     "policy_loss", "kl_adaptive_lr",
     "policy_block", "value_block", "policy_layer_norm", "shrink_perturb_every", "pfo",
 )

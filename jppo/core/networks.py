@@ -356,6 +356,8 @@ class ActorCritic(nn.Module):
     policy_layer_norm: bool = False
     policy_block: str = "mlp"  # a key of BLOCKS
     value_block: str = "mlp"
+    policy_std: str = "parameter"  # a Gaussian policy's std: "parameter" or "softplus"
+    policy_std_floor: float = 1e-3  # softplus: the smallest standard deviation
 
     def setup(self) -> None:
         encoder = ENCODERS[self.torso_kind].encoder
@@ -378,7 +380,13 @@ class ActorCritic(nn.Module):
             self.value_cell = CELLS[self.rnn_cell].make(self.value_rnn, "value_cell")
         if self.torso_rnn:
             self.torso_cell = CELLS[self.rnn_cell].make(self.torso_rnn, "torso_cell")
-        if not self.discrete:
+        if not self.discrete and self.policy_std == "softplus":
+            # A small kernel: the initial std is nearly the same in every state; its
+            # bias is set from log_std_init in `init_params`.
+            self.policy_std_head = nn.Dense(self.action_dim, kernel_init=orthogonal(0.01),
+                                            bias_init=nn.initializers.zeros,
+                                            name="policy_std_head")
+        elif not self.discrete:
             self.policy_log_std = self.param(
                 "policy_log_std", nn.initializers.zeros, (self.action_dim,)
             )
@@ -433,9 +441,13 @@ class ActorCritic(nn.Module):
 
     def policy_output(self, memory: jax.Array) -> tuple[jax.Array, ...]:
         """Distribution parameters from the policy's `memory` output (any batch axes)."""
-        out = self.policy_head(self.policy_torso(memory))
+        hidden = self.policy_torso(memory)
+        out = self.policy_head(hidden)
         if self.discrete:
             return (out,)
+        if self.policy_std == "softplus":
+            std = jax.nn.softplus(self.policy_std_head(hidden)) + self.policy_std_floor
+            return out, jnp.log(std)
         return out, self.policy_log_std
 
     def value_output(self, memory: jax.Array) -> jax.Array:
@@ -496,6 +508,8 @@ def make_network(config: PPOConfig, action_dim: int, discrete: bool,
         policy_layer_norm=config.policy_layer_norm,
         policy_block=config.policy_block,
         value_block=config.value_block,
+        policy_std=config.policy_std,
+        policy_std_floor=config.policy_std_floor,
     )
 
 
@@ -511,7 +525,16 @@ def init_params(
     inner["value_head"] = _scale_kernel(inner["value_head"], hparams.value_output_gain)
     if "policy_log_std" in inner:
         inner["policy_log_std"] = jnp.full_like(inner["policy_log_std"], hparams.log_std_init)
+    if "policy_std_head" in inner:
+        bias = softplus_inverse(jnp.exp(hparams.log_std_init) - network.policy_std_floor)
+        layer = inner["policy_std_head"]
+        inner["policy_std_head"] = {**layer, "bias": jnp.full_like(layer["bias"], bias)}
     return {"params": inner}
+
+
+def softplus_inverse(y: jax.Array) -> jax.Array:
+    """x with softplus(x) = y > 0, stable for large y: y + log(-expm1(-y))."""
+    return y + jnp.log(-jnp.expm1(-y))
 
 
 def _scale_kernel(layer: dict, gain: jax.Array) -> dict:

@@ -161,10 +161,7 @@ class Rollout(NamedTuple):
 class Collected(NamedTuple):
     """One rollout and everything derived from it before optimization."""
 
-    env_state: Any
-    obs: jax.Array  # next observation to act on (raw)
-    traj: Transition
-    raw_obs: jax.Array  # (num_steps, num_envs, *obs_shape) for observation statistics
+    rollout: Rollout  # its end state (what the next rollout starts from) and transitions
     rewards: jax.Array  # as the learner sees them (scaled if reward_scaling)
     values: jax.Array
     advantages: jax.Array
@@ -172,7 +169,6 @@ class Collected(NamedTuple):
     params: Any  # after PopArt's rescale of the value head
     norm: NormState
     start: Memory  # what the rollout started from
-    memory: Memory  # what the next rollout starts from
 
 
 class LossContext(NamedTuple):
@@ -207,11 +203,10 @@ class Setup:
 
 @dataclasses.dataclass(frozen=True)
 class Trainer:
-    """Callable `train(key, hparams=None) -> TrainResult` plus its parts."""
+    """Callable `train(key, hparams=None) -> TrainResult` plus its parts; the
+    config, env spec, network and evaluation interval are its `setup`'s."""
 
-    config: PPOConfig
-    spec: envs.EnvSpec
-    network: ActorCritic
+    setup: Setup = dataclasses.field(hash=False, compare=False)
     init: Callable[[jax.Array, HParams], TrainState]
     update: Callable[[TrainState, HParams], tuple[TrainState, Metrics]]
     run_updates: Callable[[TrainState, HParams, int], tuple[TrainState, Metrics]]
@@ -219,7 +214,6 @@ class Trainer:
     # collect(state, hparams, key, critic_lambda), learn(state, collected, hparams, key)
     phases: Mapping[str, Callable[..., Any]] = dataclasses.field(
         default_factory=dict, hash=False, compare=False)
-    eval_every: int = 0  # updates between evaluations (0: none); run_updates' block size
 
     def __call__(self, key: jax.Array, hparams: HParams | None = None) -> TrainResult:
         hparams = self.config.hparams() if hparams is None else hparams
@@ -227,6 +221,23 @@ class Trainer:
         state = self.init(key, hparams)
         state, metrics = self.run_updates(state, hparams, self.config.num_updates)
         return TrainResult(state=state, metrics=metrics)
+
+    @property
+    def config(self) -> PPOConfig:
+        return self.setup.config
+
+    @property
+    def spec(self) -> envs.EnvSpec:
+        return self.setup.spec
+
+    @property
+    def network(self) -> ActorCritic:
+        return self.setup.network
+
+    @property
+    def eval_every(self) -> int:
+        """Updates between evaluations (0: none); `run_updates`' block size."""
+        return self.setup.eval_every
 
     @property
     def num_updates(self) -> int:
@@ -242,8 +253,8 @@ def make_train(config: PPOConfig, env: Any, env_params: Any = None) -> Trainer:
     bound = functools.partial
     phases = {"rollout": bound(rollout, setup), "collect": bound(collect, setup),
               "learn": bound(learn, setup)}
-    return Trainer(config, setup.spec, setup.network, bound(init, setup), bound(update, setup),
-                   bound(run_updates, setup), phases, setup.eval_every)
+    return Trainer(setup, bound(init, setup), bound(update, setup), bound(run_updates, setup),
+                   phases)
 
 
 def make_setup(config: PPOConfig, env: Any, env_params: Any) -> Setup:
@@ -354,15 +365,16 @@ def update(setup: Setup, state: TrainState, hparams: HParams) -> tuple[TrainStat
     key, rollout_key, epoch_key = jax.random.split(state.key, 3)
     collected = collect(setup, state, hparams, rollout_key, hparams.critic_lambda)
     params, opt_state, stats = learn(setup, state, collected, hparams, epoch_key)
-    norm_state = track_observations(setup, collected.norm, collected.raw_obs)
+    acted = collected.rollout
+    norm_state = track_observations(setup, collected.norm, acted.raw_obs)
     update_count = state.update_count + 1
     if setup.config.shrink_perturb_every:
         params = shrink_perturb_step(setup, params, update_count, state.key, hparams)
     metrics = update_metrics(setup, collected, stats, params, norm_state)
     if setup.eval_every:  # NaN here; `run_updates` fills in the updates it evaluates after
         metrics.update(eval_return=jnp.full((), jnp.nan), eval_length=jnp.full((), jnp.nan))
-    new_state = TrainState(params, opt_state, collected.env_state, collected.obs, key,
-                           update_count, norm_state, collected.memory,
+    new_state = TrainState(params, opt_state, acted.env_state, acted.obs, key,
+                           update_count, norm_state, acted.memory,
                            next_policy_coef(setup, state.policy_coef, stats, hparams))
     return new_state, metrics
 
@@ -447,8 +459,8 @@ def collect(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array,
     if setup.strategies.advantage_norm.by_return_spread:
         spread = norm.update_return_spread(norm_state.return_spread, targets)
         norm_state = norm_state.replace(return_spread=spread)
-    return Collected(acted.env_state, acted.obs, traj, acted.raw_obs, rewards, values,
-                     advantages, targets, params, norm_state, state.memory, acted.memory)
+    return Collected(acted, rewards, values, advantages, targets, params, norm_state,
+                     state.memory)
 
 
 def rollout(setup: Setup, state: TrainState, hparams: HParams, key: jax.Array) -> Rollout:
@@ -612,12 +624,12 @@ def entropy_coef(setup: Setup, update_count: jax.Array, hparams: HParams) -> jax
 
 def batch_of(setup: Setup, collected: Collected, advantages: jax.Array) -> Batch:
     """The rollout as learning data: flat steps, or (recurrent) env sequences."""
-    traj = collected.traj
+    traj = collected.rollout.traj
     batch = Batch(traj.obs, traj.action, traj.log_prob, collected.values, advantages,
                   collected.targets)
     if not setup.config.recurrent:
         return flatten(setup, batch)
-    return env_sequences(batch, collected.traj.reset, collected.start)
+    return env_sequences(batch, traj.reset, collected.start)
 
 
 def env_sequences(batch: Batch, reset: jax.Array, start: Memory) -> Batch:
@@ -890,14 +902,24 @@ def update_metrics(setup: Setup, collected: Collected, stats: Metrics, params: A
     """One scalar per metric for the update that just ran (the learning rates
     come from the minibatch steps, where the schedule is read)."""
     config = setup.config
-    metrics = {**stats, **episode_metrics(collected.env_state), **rollout_metrics(collected)}
+    metrics = {**stats, **episode_metrics(collected.rollout.env_state),
+               **rollout_metrics(collected)}
     if config.diagnostics:
         metrics.update(scale_metrics(setup, collected, norm_state))
         if not setup.spec.discrete:
-            metrics["log_std_mean"] = jnp.mean(params["params"]["policy_log_std"])
+            metrics["log_std_mean"] = mean_log_std(setup, params, stats)
     if config.nonfinite_check:
-        metrics.update(nonfinite_flags(collected.traj, stats, params))
+        metrics.update(nonfinite_flags(collected.rollout.traj, stats, params))
     return metrics
+
+
+def mean_log_std(setup: Setup, params: Any, stats: Metrics) -> jax.Array:
+    """A Gaussian policy's mean log-std: its parameter's, or, for a state-dependent
+    (softplus) std, read from the update's mean entropy (which is the sum over
+    action dimensions of 0.5 (1 + log 2 pi) + log_std)."""
+    if "policy_log_std" in params["params"]:
+        return jnp.mean(params["params"]["policy_log_std"])
+    return stats["entropy"] / setup.spec.action_dim - distributions.GAUSSIAN_ENTROPY_AT_ZERO
 
 
 def nonfinite_flags(traj: Transition, stats: Metrics, params: Any) -> Metrics:
@@ -995,9 +1017,10 @@ def pretrain_step(setup: Setup, tx: optax.GradientTransformation, hparams: HPara
         lambda carry, k: jax.lax.scan(functools.partial(critic_step, setup, tx, ctx), carry,
                                       shuffled_minibatches(setup, batch, k)),
         (collected.params, opt_state), keys)
-    observed = track_observations(setup, collected.norm, collected.raw_obs)
-    state = state.replace(params=params, env_state=collected.env_state, obs=collected.obs,
-                          key=key, norm=observed, memory=collected.memory)
+    acted = collected.rollout
+    observed = track_observations(setup, collected.norm, acted.raw_obs)
+    state = state.replace(params=params, env_state=acted.env_state, obs=acted.obs, key=key,
+                          norm=observed, memory=acted.memory)
     return (state, opt_state), None
 
 

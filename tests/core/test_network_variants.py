@@ -194,7 +194,7 @@ def test_quantile_simba_critic_and_pfo_in_one_compiled_step():
     trainer, hparams, state = prepared()
     _, rollout_key, learn_key = jax.random.split(state.key, 3)
     c = jax.jit(trainer.phases["collect"])(state, hparams, rollout_key, hparams.critic_lambda)
-    obs = np.asarray(c.traj.obs, np.float64).reshape(-1, 4)
+    obs = np.asarray(c.rollout.traj.obs, np.float64).reshape(-1, 4)
     np.testing.assert_allclose(np.asarray(c.values).reshape(-1),
                                np_value_quantiles(as_numpy(state.params), obs).mean(-1),
                                rtol=1e-4, atol=1e-5)  # V = the quantiles' mean

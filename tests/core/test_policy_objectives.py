@@ -155,14 +155,14 @@ def prepared(name: str):
 
 def log_probs(p, params):
     c = p["collected"]
-    obs = np.asarray(c.traj.obs).reshape(-1, 4)
+    obs = np.asarray(c.rollout.traj.obs).reshape(-1, 4)
     logits = np.asarray(p["trainer"].network.apply(params, obs, method=ActorCritic.policy)[0],
                         np.float64)
     logits -= logits.max(-1, keepdims=True)
     log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    action = np.asarray(c.traj.action).reshape(-1)
+    action = np.asarray(c.rollout.traj.action).reshape(-1)
     return log_softmax[np.arange(len(action)), action], \
-        np.asarray(c.traj.log_prob, np.float64).reshape(-1)
+        np.asarray(c.rollout.traj.log_prob, np.float64).reshape(-1)
 
 
 def test_kl_penalty_return_percentile_and_adaptive_lr_inside_the_update():

@@ -223,8 +223,8 @@ def reference_losses(xp, erf, config, hparams, logits, value_out, batch, popart=
 
 
 def flat_batch(collected) -> dict[str, np.ndarray]:
-    c = collected
-    flat = {"obs": c.traj.obs, "action": c.traj.action, "old_log_prob": c.traj.log_prob,
+    c, traj = collected, collected.rollout.traj
+    flat = {"obs": traj.obs, "action": traj.action, "old_log_prob": traj.log_prob,
             "old_value": c.values, "advantage": c.advantages, "target": c.targets}
     flat = {k: np.asarray(v).reshape(-1, *np.shape(v)[2:]) for k, v in flat.items()}
     flat["action"] = flat["action"].astype(np.int32)
@@ -282,15 +282,15 @@ def test_truncated_steps_bootstrap_from_the_final_observation():
     bootstrap V(final observation), as a numpy GAE does."""
     p = prepared("batch_std")  # raw head: V is the critic's output
     c, hp, trainer = p["collected"], p["hparams"], p["trainer"]
-    terminated = np.asarray(c.traj.terminated, np.float64)
-    truncated = np.asarray(c.traj.truncated, np.float64)
+    terminated = np.asarray(c.rollout.traj.terminated, np.float64)
+    truncated = np.asarray(c.rollout.traj.truncated, np.float64)
     assert truncated.sum() >= 8 and terminated.sum() == 0  # the case under test
     value = functools.partial(trainer.network.apply, c.params, method=ActorCritic.value)
-    values = np.asarray(value(c.traj.obs), np.float64)
+    values = np.asarray(value(c.rollout.traj.obs), np.float64)
     np.testing.assert_allclose(np.asarray(c.values), values, rtol=1e-5, atol=1e-6)
     # after step t: the next observation, or at a time limit the final one
-    next_values = np.concatenate([values[1:], np.asarray(value(c.obs))[None]], axis=0)
-    final_values = np.asarray(value(c.traj.final_obs), np.float64)
+    next_values = np.concatenate([values[1:], np.asarray(value(c.rollout.obs))[None]], axis=0)
+    final_values = np.asarray(value(c.rollout.traj.final_obs), np.float64)
     bootstrap = np.where(truncated > 0, final_values, next_values)
     assert np.abs(final_values[truncated > 0]).min() > 1e-3  # dropping it would show
     rewards = np.asarray(c.rewards, np.float64)
@@ -316,7 +316,7 @@ def test_popart_statistics_follow_the_popart_step_hyperparameter(popart_step):
     assert metrics["normalizer_sigma"] == pytest.approx(sigma, rel=1e-4)
     # output preservation: sigma' * head(params') + mu' == V before the rescale
     trainer = prepared("popart")["trainer"]
-    head = np.asarray(trainer.network.apply(c.params, c.traj.obs, method=ActorCritic.value))
+    head = np.asarray(trainer.network.apply(c.params, c.rollout.traj.obs, method=ActorCritic.value))
     np.testing.assert_allclose(sigma * head + mean, np.asarray(c.values), rtol=1e-4, atol=1e-4)
 
 
@@ -438,8 +438,8 @@ def test_normalized_observations_are_what_acting_and_learning_both_see():
     the episode went on)."""
     p = prepared("popart")
     c, trainer = p["collected"], p["trainer"]
-    seen = np.asarray(c.traj.obs, np.float64).reshape(-1, c.traj.obs.shape[-1])
-    raw = np.asarray(c.raw_obs, np.float64).reshape(seen.shape)
+    seen = np.asarray(c.rollout.traj.obs, np.float64).reshape(-1, c.rollout.traj.obs.shape[-1])
+    raw = np.asarray(c.rollout.raw_obs, np.float64).reshape(seen.shape)
     clip = float(p["hparams"].obs_clip)
     assert np.abs(seen).max() <= clip + 1e-6
     assert not np.allclose(seen, raw, atol=1e-3)
@@ -450,12 +450,12 @@ def test_normalized_observations_are_what_acting_and_learning_both_see():
         assert slope > 0
         np.testing.assert_allclose(seen[inside, j], slope * raw[inside, j] + intercept,
                                    rtol=1e-4, atol=1e-4)
-    logits = np.asarray(network_outputs(trainer, c.params, c.traj.obs)[0], np.float64)
-    log_prob = np.take_along_axis(log_softmax(logits), np.asarray(c.traj.action)[..., None],
+    logits = np.asarray(network_outputs(trainer, c.params, c.rollout.traj.obs)[0], np.float64)
+    log_prob = np.take_along_axis(log_softmax(logits), np.asarray(c.rollout.traj.action)[..., None],
                                   axis=-1)[..., 0]
-    np.testing.assert_allclose(np.asarray(c.traj.log_prob), log_prob, rtol=1e-5, atol=1e-5)
-    done = np.asarray(c.traj.truncated | c.traj.terminated)
-    final, nxt = np.asarray(c.traj.final_obs)[:-1], np.asarray(c.traj.obs)[1:]
+    np.testing.assert_allclose(np.asarray(c.rollout.traj.log_prob), log_prob, rtol=1e-5, atol=1e-5)
+    done = np.asarray(c.rollout.traj.truncated | c.rollout.traj.terminated)
+    final, nxt = np.asarray(c.rollout.traj.final_obs)[:-1], np.asarray(c.rollout.traj.obs)[1:]
     np.testing.assert_allclose(final[~done[:-1]], nxt[~done[:-1]], rtol=1e-6, atol=1e-6)
 
 

@@ -248,6 +248,7 @@ INERT_CASES = {
     "shrink_perturb_sigma": (0.5, {}, {"shrink_perturb_every": 10}),
     "shrink_perturb_groups": ("value", {}, {"shrink_perturb_every": 10}),
     "pfo_coef": (0.5, {}, {"pfo": True}),
+    "policy_std_floor": (0.01, {}, {"policy_std": "softplus"}),
 }
 SMALL = dict(num_envs=4, num_steps=16, num_minibatches=2, total_timesteps=4 * 16 * 10)
 
