@@ -33,7 +33,8 @@ def collected(**overrides):
     state = jax.jit(functools.partial(train.init, setup))(jax.random.PRNGKey(0), hp)
     collect = jax.jit(functools.partial(train.collect, setup))
     first = collect(state, hp, jax.random.PRNGKey(1), hp.critic_lambda)
-    state = state.replace(env_state=first.env_state, obs=first.obs, memory=first.memory)
+    acted = first.rollout
+    state = state.replace(env_state=acted.env_state, obs=acted.obs, memory=acted.memory)
     c = collect(state, hp, jax.random.PRNGKey(2), hp.critic_lambda)
     return setup, state, jax.device_get(c)
 
@@ -74,7 +75,7 @@ def hand_stepped(params, head, obs, done, h0, start0):
 
 def test_carries_restart_at_episode_starts_like_a_hand_stepped_gru():
     setup, state, c = collected()
-    traj = c.traj
+    traj = c.rollout.traj
     done = np.logical_or(traj.terminated, traj.truncated)
     assert done.any(axis=0).all() and traj.terminated.any() and traj.truncated.any()
     # the flags the rollout stored: the previous step's done, the state's at step 0
@@ -89,14 +90,14 @@ def test_carries_restart_at_episode_starts_like_a_hand_stepped_gru():
     log_probs = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
     expected = np.take_along_axis(log_probs, traj.action[..., None], axis=-1)[..., 0]
     np.testing.assert_allclose(traj.log_prob, expected, atol=1e-5)
-    np.testing.assert_allclose(c.memory.policy, after[-1], atol=1e-5)
-    np.testing.assert_array_equal(c.memory.episode_start, done[-1])
+    np.testing.assert_allclose(c.rollout.memory.policy, after[-1], atol=1e-5)
+    np.testing.assert_array_equal(c.rollout.memory.episode_start, done[-1])
 
     # the critic: its carries, and V(final obs) from the carry that saw the episode
     _, v_after, _ = hand_stepped(state.params, "value", obs, done, state.memory.value,
                                  np.asarray(state.memory.episode_start))
-    np.testing.assert_allclose(c.traj.critic[1], v_after, atol=1e-5)
-    np.testing.assert_allclose(c.memory.value, v_after[-1], atol=1e-5)
+    np.testing.assert_allclose(c.rollout.traj.critic[1], v_after, atol=1e-5)
+    np.testing.assert_allclose(c.rollout.memory.value, v_after[-1], atol=1e-5)
     value = lambda h: (dense_tanh([p["value_torso"][f"Dense_{i}"] for i in range(2)], h)  # noqa: E731
                        @ p["value_head"]["kernel"] + p["value_head"]["bias"])[..., 0]
     np.testing.assert_allclose(c.values, value(v_after), atol=1e-4)
@@ -125,10 +126,10 @@ def test_sequence_minibatches_keep_each_env_whole_and_in_order():
             for row in range(2):
                 env = env_of_row(mbs.carry["policy"][m, row], c.start.policy)
                 envs_seen.append(env)
-                np.testing.assert_array_equal(mbs.obs[m, row], c.traj.obs[:, env])
-                np.testing.assert_array_equal(mbs.action[m, row], c.traj.action[:, env])
+                np.testing.assert_array_equal(mbs.obs[m, row], c.rollout.traj.obs[:, env])
+                np.testing.assert_array_equal(mbs.action[m, row], c.rollout.traj.action[:, env])
                 np.testing.assert_array_equal(mbs.advantage[m, row], c.advantages[:, env])
-                np.testing.assert_array_equal(mbs.reset[m, row], c.traj.reset[:, env])
+                np.testing.assert_array_equal(mbs.reset[m, row], c.rollout.traj.reset[:, env])
                 np.testing.assert_array_equal(mbs.carry["value"][m, row], c.start.value[env])
         assert sorted(envs_seen) == list(range(4))
         orders.append(envs_seen)

@@ -36,7 +36,8 @@ def collected(**overrides):
     state = jax.jit(functools.partial(train.init, setup))(jax.random.PRNGKey(0), hp)
     collect = jax.jit(functools.partial(train.collect, setup))
     first = collect(state, hp, jax.random.PRNGKey(1), hp.critic_lambda)
-    state = state.replace(env_state=first.env_state, obs=first.obs, memory=first.memory)
+    acted = first.rollout
+    state = state.replace(env_state=acted.env_state, obs=acted.obs, memory=acted.memory)
     c = collect(state, hp, jax.random.PRNGKey(2), hp.critic_lambda)
     return setup, state, jax.device_get(c)
 
@@ -60,7 +61,7 @@ def dense_tanh(layer, x):
 
 def test_one_cell_feeds_both_heads_and_restarts_at_episode_starts():
     setup, state, c = collected()
-    traj = c.traj
+    traj = c.rollout.traj
     p = jax.tree.map(lambda a: np.asarray(a, np.float64), state.params["params"])
     assert "policy_cell" not in p and "value_cell" not in p and "torso_cell" in p
     done = np.logical_or(traj.terminated, traj.truncated)
@@ -88,8 +89,8 @@ def test_one_cell_feeds_both_heads_and_restarts_at_episode_starts():
                 + p["value_head"]["bias"])[..., 0]
 
     np.testing.assert_allclose(c.values, value(after), atol=1e-5)  # the policy's state
-    np.testing.assert_allclose(c.memory.policy, after[-1], atol=1e-5)
-    np.testing.assert_array_equal(c.memory.policy, c.memory.value)
+    np.testing.assert_allclose(c.rollout.memory.policy, after[-1], atol=1e-5)
+    np.testing.assert_array_equal(c.rollout.memory.policy, c.rollout.memory.value)
     final = value(gru(p["torso_cell"], after, features(traj.final_obs)))
     _, final_got = train.rollout_critic_outputs(setup, state.params, traj)
     np.testing.assert_allclose(final_got, final, atol=1e-5)

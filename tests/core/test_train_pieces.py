@@ -102,7 +102,7 @@ def test_truncation_bootstraps_and_termination_does_not():
     """GAE inside the train step: with a constant critic V = v, a one-step
     truncation target is r + gamma v, a termination target is r."""
     setup, hp, c = collected()
-    traj = jax.tree.map(lambda x: x[:1], c.traj)  # one step
+    traj = jax.tree.map(lambda x: x[:1], c.rollout.traj)  # one step
     rewards = jnp.ones((1, setup.config.num_envs))
     terminated = jnp.asarray([[True, False, False, False]])
     truncated = jnp.asarray([[False, True, False, False]])
