@@ -260,13 +260,19 @@ def fix(paths: Annotated[tuple[str, ...], tyro.conf.Positional],
     if len(paths) != 1:
         raise ValueError(f"paths={list(paths)!r} is invalid: allowed is one jppo run "
                          "directory, or existing SB3 / CleanRL log files / folders")
-    table = fixing.fix(paths[0], seeds=seeds, budget=_as_int(budget, "budget"),
-                       variant=variant, top=top, dry_run=dry_run, resume=resume,
-                       progress=progress)
-    plan = table.attrs.get("plan")
-    if plan and plan != "None":
-        print(f"plan: {plan}")
+    plan = fixing.prepare(paths[0], seeds=seeds, budget=_as_int(budget, "budget"),
+                          variant=variant, top=top, resume=resume)
+    if plan.path is None or dry_run:
+        print(outcome.format_outcome(outcome.plan_table(plan)))
+        return 0
+    what = f"{plan.path} as it stands" if resume else \
+        f"{len(plan.kept)} candidate(s) and the original x {plan.seeds} seeds x " \
+        f"{plan.total_timesteps:,} steps (plan: {plan.path})"
+    print(f"jppo fix: {what} -> {plan.run_out}", flush=True)
+    fixing.run_candidates(plan, resume=resume, progress=progress)
+    table = fixing.report(plan)
     print(outcome.format_outcome(table))
+    print(f"\nreport: {table.attrs['report']}")
     return 0
 
 

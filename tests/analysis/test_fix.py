@@ -80,7 +80,7 @@ def test_the_plan_file_loads_as_an_experiment_with_each_candidates_config(tmp_pa
 def test_a_healthy_run_has_nothing_to_fix_and_gets_no_plan(tmp_path):
     run = handmade_run(tmp_path / "run", TINY_CLIP, approx_kl=1e-2, clip_fraction=0.1,
                        episode_return=np.linspace(20.0, 500.0, UPDATES))
-    table = fixing.fix(run, seeds=4)
+    table = jppo.fix(run, seeds=4)  # the public name, for notebooks
     assert table.empty
     assert table.attrs["recommendation"].startswith(f"nothing to fix: the diagnosis of {run}")
     assert not (run / "fix").exists()
@@ -231,3 +231,9 @@ def test_a_reproduced_failure_is_fixed_next_to_the_original_and_re_diagnosed(sta
     assert table.attrs["recommendation"].startswith(
         "recommended: clip_eps=0.2" if helps else "no candidate helps")
     assert (stalled_run / "fix" / "run" / "diagnosis.md").is_file()
+    report = (stalled_run / "fix" / "report.md").read_text()
+    assert "| clip_eps-0.2 | CartPole-v1 | clip_eps=0.2 |" in report
+    assert report.rstrip().endswith(table.attrs["recommendation"])
+    # resuming the finished candidates' run with the plan as written recomputes nothing
+    again = fixing.fix(stalled_run, seeds=2, budget=1280, top=1, resume=True)
+    pd.testing.assert_frame_equal(again, table)

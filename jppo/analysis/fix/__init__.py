@@ -43,9 +43,11 @@ from jppo.runs import results
 
 __all__ = ["CONDITIONS", "ORIGINAL", "PLAN_DIR", "PLAN_FILE", "RUN_DIR", "Candidate",
            "Condition", "FixPlan", "candidates", "check_seeds", "fix", "make_plan",
-           "outcome", "plan_text", "trainers", "translate"]
+           "outcome", "plan_text", "prepare", "report", "run_candidates", "trainers",
+           "translate"]
 
 DEFAULT_SEEDS = 16
+REPORT = "report.md"
 
 
 def check_seeds(seeds: Any) -> int:
@@ -179,7 +181,19 @@ def fix(run_dir: str | Path, seeds: int = DEFAULT_SEEDS, budget: int | None = No
     `dry_run` writes the plan only (the table then lists candidates, no numbers);
     `top` runs only the first N kept candidates; `resume` runs the written plan
     file (edited or not) instead of a new one, and continues RUN/fix/run from its
-    checkpoints where it was started."""
+    checkpoints where it was started. The report is also written to RUN/fix/report.md."""
+    plan = prepare(run_dir, seeds=seeds, budget=budget, variant=variant, top=top,
+                   resume=resume)
+    if plan.path is None or dry_run:
+        return outcome.plan_table(plan)
+    run_candidates(plan, resume=resume, progress=progress)
+    return report(plan)
+
+
+def prepare(run_dir: str | Path, *, seeds: int = DEFAULT_SEEDS, budget: int | None = None,
+            variant: str | None = None, top: int | None = None,
+            resume: bool = False) -> FixPlan:
+    """The plan `fix` runs: a new one written, or with `resume` the plan file as it stands."""
     plan = make_plan(run_dir, seeds=seeds, budget=budget, variant=variant, top=top,
                      write=not resume)
     if resume:
@@ -187,10 +201,17 @@ def fix(run_dir: str | Path, seeds: int = DEFAULT_SEEDS, budget: int | None = No
         if not plan.path.is_file():
             raise ValueError(f"resume: {plan.path} does not exist; run `jppo fix {run_dir}` "
                              "first")
-    if plan.path is None or dry_run:
-        return outcome.plan_table(plan)
-    run_candidates(plan, resume=resume, progress=progress)
-    return outcome.outcome_table(plan)
+    return plan
+
+
+def report(plan: FixPlan) -> pd.DataFrame:
+    """The outcome table of a plan whose run finished, written to RUN/fix/report.md."""
+    table = outcome.outcome_table(plan)
+    path = plan.run_dir / PLAN_DIR / REPORT
+    results.atomic_write_text(path, f"# jppo fix: {plan.run_dir}\n\n"
+                              f"{outcome.format_outcome(table)}\n")
+    table.attrs["report"] = str(path)
+    return table
 
 
 def run_candidates(plan: FixPlan, *, resume: bool = False, progress: str = "off") -> Path:
