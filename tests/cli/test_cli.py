@@ -135,3 +135,25 @@ def test_fix_of_other_trainers_logs_prints_their_names_and_runs_nothing(capsys):
     assert cli.main(["fix", f"{fixtures}/sb3/sb3_vf_coef_20"]) == 0
     out = capsys.readouterr().out
     assert "try: vf_coef=0.1" in out and "try: max_grad_norm=2.0" in out
+
+
+def test_fix_runs_the_plan_next_to_the_original_and_reports(tmp_path, capsys):
+    run = tmp_path / "stalled"
+    tiny = ["--set", "num_envs=4", "--set", "num_steps=16", "--set", "num_minibatches=2",
+            "--set", "update_epochs=1"]
+    assert cli.main(["train", "--seeds", "2", "--total-timesteps", "1280", "--set",
+                     "clip_eps=1e-4", *tiny, "--out", str(run), "--progress", "off"]) == 0
+    capsys.readouterr()
+    assert cli.main(["fix", str(run), "--dry-run", "--seeds", "2"]) == 0
+    dry = capsys.readouterr().out
+    assert "| clip_eps-0.2 | clip_eps=0.2 | policy_stall |" in dry
+    assert not (run / "fix" / "run").exists()
+    assert cli.main(["fix", str(run), "--seeds", "2", "--budget", "640", "--top", "1",
+                     "--progress", "off"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("jppo fix: 1 candidate(s) and the original x 2 seeds x 640 steps")
+    assert "| original | CartPole-v1 | (the run's config) |" in out
+    assert "| clip_eps-0.2 | CartPole-v1 | clip_eps=0.2 |" in out
+    assert "shared with original" in out
+    assert "recommended: clip_eps=0.2" in out or "no candidate helps" in out
+    assert f"report: {run / 'fix' / 'report.md'}" in out
