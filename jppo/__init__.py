@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jppo.analysis.diagnose import Remedy, Rule, register_rule
+    from jppo.analysis.fix import fix
     from jppo.analysis.logs import diagnose_logs
     from jppo.core.config import HParams, PPOConfig, make_config, validate_hparams
     from jppo.core.strategies import (
@@ -38,6 +39,7 @@ _EXPORTS = {
     "Rule": ("jppo.analysis.diagnose", "Rule"),
     "register_rule": ("jppo.analysis.diagnose", "register_rule"),
     "diagnose_logs": ("jppo.analysis.logs", "diagnose_logs"),
+    "fix": ("jppo.analysis.fix", "fix"),
     "register_advantage_norm": ("jppo.core.strategies", "register_advantage_norm"),
     "register_policy_loss": ("jppo.core.strategies", "register_policy_loss"),
     "register_value_loss": ("jppo.core.strategies", "register_value_loss"),
@@ -75,6 +77,7 @@ __all__ = [
     "default_experiment",
     "diagnose_logs",
     "experiment_from_dict",
+    "fix",
     "load_experiment",
     "load_policy",
     "make_config",

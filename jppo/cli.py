@@ -1,4 +1,4 @@
-"""The `jppo` command: train, compare, resume, plot, diagnose, summary, eval, export,
+"""The `jppo` command: train, compare, resume, plot, diagnose, fix, summary, eval, export,
 envs, config, bench (`jppo --version` prints the version).
 
 Every command is a typed function; `jppo COMMAND --help` lists its flags.
@@ -229,6 +229,53 @@ def diagnose(paths: Annotated[tuple[str, ...], tyro.conf.Positional],
     return 0
 
 
+def fix(paths: Annotated[tuple[str, ...], tyro.conf.Positional],
+        seeds: int = 16, budget: float | None = None, dry_run: bool = False,
+        variant: str | None = None, top: int | None = None, resume: bool = False,
+        source: str = "auto", progress: Progress = "auto") -> int:
+    """Turn a run's diagnosis into candidate config changes (RUN/fix/experiment.toml),
+    run them next to the original config and recommend the smallest change that
+    removes the finding and improves the return with confidence. For SB3 / CleanRL
+    logs: print the plan in that trainer's parameter names, run nothing.
+
+    Args:
+        paths: a jppo run directory, or SB3 / CleanRL log files / folders.
+        seeds: seeds per candidate (and for the original config).
+        budget: cap on env steps per seed; default: the run's total_timesteps.
+        dry_run: write the plan only.
+        variant: the run's variant to fix; default: its baseline.
+        top: run only the first N kept candidates (root causes first).
+        resume: run RUN/fix/experiment.toml as it stands (e.g. edited) and continue
+            RUN/fix/run from its checkpoints (after `jppo resume RUN/fix/run` too).
+        source: the logs' trainer: auto, sb3 or cleanrl (a jppo run: ignored).
+        progress: live view: a bar (terminal, notebook), plain lines (pipes), or off.
+    """
+    from jppo.analysis import fix as fixing
+    from jppo.analysis.fix import outcome, trainers
+
+    if not (len(paths) == 1 and (Path(paths[0]) / "run.json").exists()) and paths and \
+            all(Path(p).exists() for p in paths):
+        print(trainers.format_logs_plan(trainers.plan_logs(paths, source)))
+        return 0
+    if len(paths) != 1:
+        raise ValueError(f"paths={list(paths)!r} is invalid: allowed is one jppo run "
+                         "directory, or existing SB3 / CleanRL log files / folders")
+    plan = fixing.prepare(paths[0], seeds=seeds, budget=_as_int(budget, "budget"),
+                          variant=variant, top=top, resume=resume)
+    if plan.path is None or dry_run:
+        print(outcome.format_outcome(outcome.plan_table(plan)))
+        return 0
+    what = f"{plan.path} as it stands" if resume else \
+        f"{len(plan.kept)} candidate(s) and the original x {plan.seeds} seeds x " \
+        f"{plan.total_timesteps:,} steps (plan: {plan.path})"
+    print(f"jppo fix: {what} -> {plan.run_out}", flush=True)
+    fixing.run_candidates(plan, resume=resume, progress=progress)
+    table = fixing.report(plan)
+    print(outcome.format_outcome(table))
+    print(f"\nreport: {table.attrs['report']}")
+    return 0
+
+
 def summary(run: Annotated[str, tyro.conf.Positional], reps: int = 2000) -> int:
     """Print (and write summary.md/.csv) the final-return statistics of a run.
 
@@ -347,8 +394,8 @@ def bench(options: Annotated[BenchOptions, tyro.conf.OmitArgPrefixes] = BENCH_DE
 
 COMMANDS: dict[str, Callable[..., int]] = {
     "train": train, "compare": compare, "resume": resume, "plot": plot, "diagnose": diagnose,
-    "summary": summary, "eval": evaluate, "export": export, "envs": envs, "config": config,
-    "bench": bench,
+    "fix": fix, "summary": summary, "eval": evaluate, "export": export, "envs": envs,
+    "config": config, "bench": bench,
 }
 
 
@@ -380,12 +427,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # ------------------------------------------------------------------ helpers
-def _as_int(value: float | None) -> int | None:
+def _as_int(value: float | None, name: str = "total_timesteps") -> int | None:
     """Accept `--total-timesteps 5e5`."""
     if value is None:
         return None
     if not float(value).is_integer():
-        raise ValueError(f"total_timesteps={value!r} is invalid: allowed is a whole number")
+        raise ValueError(f"{name}={value!r} is invalid: allowed is a whole number")
     return int(value)
 
 

@@ -45,6 +45,10 @@ def pytest_unconfigure(config) -> None:
 # or a file::test (every parametrization). tests/architecture/test_test_layout.py
 # checks that each entry names a file and test that exist.
 SLOW: tuple[str, ...] = (
+    "tests/analysis/test_fix.py::test_a_reproduced_failure_is_fixed_next_to_the_original_and_re_diagnosed",
+    "tests/analysis/test_fix.py::test_sb3_and_cleanrl_plans_speak_their_trainers_names",
+    "tests/cli/test_cli.py::test_fix_of_other_trainers_logs_prints_their_names_and_runs_nothing",
+    "tests/cli/test_cli.py::test_fix_runs_the_plan_next_to_the_original_and_reports",
     "tests/analysis/test_diagnose.py::test_diagnose_run_writes_the_report",
     "tests/analysis/test_diagnose.py::test_failing_run_is_flagged",
     "tests/analysis/test_diagnose.py::test_healthy_run_learns_and_flags_nothing",

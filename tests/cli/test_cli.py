@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -100,3 +101,59 @@ def test_errors_name_the_bad_input_before_compiling(argv, message, capsys, tmp_p
 def test_envs_lists_gymnax_ids(capsys):
     assert cli.main(["envs"]) == 0
     assert "CartPole-v1" in capsys.readouterr().out.split()
+
+
+FIX_ERRORS = [
+    (["fix", "nowhere"], "run='nowhere' is invalid: allowed is a jppo run directory"),
+    (["fix", "{run}", "--seeds", "0"], "seeds=0 is invalid: allowed is a whole number >= 2"),
+    (["fix", "{run}", "--seeds", "1"], "seeds=1 is invalid: allowed is a whole number >= 2"),
+    (["fix", "{run}", "--budget", "1.5"], "budget=1.5 is invalid: allowed is a whole number"),
+    (["fix", "{run}"], "records no experiment"),
+    (["fix", "{run}", "--top", "0"], "top=0 is invalid: allowed is a whole number >= 1"),
+]
+
+
+@pytest.mark.parametrize("argv, message", FIX_ERRORS)
+def test_fix_refuses_bad_input_in_one_line(argv, message, capsys, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    assert cli.main([a.format(run=run) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jppo: error: ") and message in err and err.count("\n") == 1
+    assert not (run / "fix").exists()
+
+
+def test_fix_of_other_trainers_logs_prints_their_names_and_runs_nothing(capsys):
+    fixtures = Path(__file__).resolve().parents[2] / "experiments/external_logs/fixtures"
+    before = sorted(p.name for p in os.scandir(f"{fixtures}/cleanrl/cleanrl_tiny_lr"))
+    assert cli.main(["fix", f"{fixtures}/cleanrl/cleanrl_tiny_lr"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cleanrl_tiny_lr (CleanRL): ") and "try: --no-clip-vloss" in out
+    assert "nothing was run" in out
+    assert sorted(p.name for p in os.scandir(f"{fixtures}/cleanrl/cleanrl_tiny_lr")) == before
+    assert cli.main(["fix", f"{fixtures}/sb3/sb3_vf_coef_20"]) == 0
+    out = capsys.readouterr().out
+    assert "try: vf_coef=0.1" in out and "try: max_grad_norm=2.0" in out
+
+
+def test_fix_runs_the_plan_next_to_the_original_and_reports(tmp_path, capsys):
+    run = tmp_path / "stalled"
+    tiny = ["--set", "num_envs=4", "--set", "num_steps=16", "--set", "num_minibatches=2",
+            "--set", "update_epochs=1"]
+    assert cli.main(["train", "--seeds", "2", "--total-timesteps", "1280", "--set",
+                     "clip_eps=1e-4", *tiny, "--out", str(run), "--progress", "off"]) == 0
+    capsys.readouterr()
+    assert cli.main(["fix", str(run), "--dry-run", "--seeds", "2"]) == 0
+    dry = capsys.readouterr().out
+    assert "| clip_eps-0.2 | clip_eps=0.2 | policy_stall |" in dry
+    assert not (run / "fix" / "run").exists()
+    assert cli.main(["fix", str(run), "--seeds", "2", "--budget", "640", "--top", "1",
+                     "--progress", "off"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("jppo fix: 1 candidate(s) and the original x 2 seeds x 640 steps")
+    assert "| original | CartPole-v1 | (the run's config) |" in out
+    assert "| clip_eps-0.2 | CartPole-v1 | clip_eps=0.2 |" in out
+    assert "shared with original" in out
+    assert "recommended: clip_eps=0.2" in out or "no candidate helps" in out
+    assert f"report: {run / 'fix' / 'report.md'}" in out

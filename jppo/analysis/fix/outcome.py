@@ -1,0 +1,165 @@
+"""What the candidates' run says: per candidate and env, whether each finding it
+answers is gone (the run re-diagnosed), the final return (IQM, 95% CI), P(improvement)
+over `original` with its CI, and the cost; then the recommendation.
+
+A candidate *helps* where every finding it answers is gone on every env and the
+lower end of P(improvement)'s CI is above 1/2 there; the recommendation is the
+helping candidate with the fewest overrides (the smallest change), the larger
+P(improvement) breaking ties.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from jppo.analysis import diagnose, stats
+from jppo.analysis.fix.plan import ORIGINAL, Candidate, FixPlan
+from jppo.runs import results
+from jppo.runs.experiment import static_key
+
+PLAN_COLUMNS = ("candidate", "changes", "answers", "kept", "reason")
+COLUMNS = ("candidate", "env", "changes", "answers", "remaining", "gone", "iqm", "iqm_lo",
+           "iqm_hi", "p_improve", "p_improve_lo", "p_improve_hi", "env_steps", "program")
+CONFIDENT = 0.5  # the lower end of P(improvement)'s CI above this: an improvement
+
+
+def plan_table(plan: FixPlan) -> pd.DataFrame:
+    """Every candidate, kept or pruned, with why (a dry run, or nothing to fix)."""
+    rows = [{"candidate": c.name, "changes": c.text(), "answers": ", ".join(c.rules),
+             "kept": c.kept, "reason": c.reason} for c in plan.candidates]
+    table = pd.DataFrame(rows, columns=list(PLAN_COLUMNS))
+    table.attrs.update(recommendation=nothing_text(plan) if not plan.kept else
+                       f"plan written to {plan.path}; not run (dry run)", plan=str(plan.path))
+    return table
+
+
+def nothing_text(plan: FixPlan) -> str:
+    if plan.fired:
+        return (f"nothing to try: every remedy of {', '.join(f.rule for f in plan.fired)} "
+                "was pruned (see the reasons)")
+    unjudged = [f.rule for f in plan.findings if f.missing]
+    tail = f" ({len(unjudged)} rules not judged: {', '.join(unjudged)})" if unjudged else ""
+    return f"nothing to fix: the diagnosis of {plan.run_dir} found no failure{tail}"
+
+
+def _answers(plan: FixPlan, name: str) -> tuple[str, ...]:
+    """The findings a variant answers: its candidate's; `original` and variants added
+    to the plan by hand answer every fired finding."""
+    for candidate in plan.candidates:
+        if candidate.name == name:
+            return candidate.rules
+    return tuple(dict.fromkeys(f.rule for f in plan.fired))
+
+
+def outcome_table(plan: FixPlan) -> pd.DataFrame:
+    """Re-diagnose and summarize RUN/fix/run, one row per (variant, env) of it."""
+    out = plan.run_out
+    info = results.read_run_info(out)
+    findings = diagnose.diagnose_run(out)
+    summary = stats.summarize_run(out)
+    fired = {(f.variant, f.env, f.rule) for f in findings if f.fired}
+    original = _static(info, ORIGINAL)
+    rows = []
+    for _, row in summary.iterrows():
+        name, env = row["variant"], row["env"]
+        answers = _answers(plan, name)
+        remaining = [rule for rule in answers if (name, env, rule) in fired]
+        rows.append({"candidate": name, "env": env, "changes": _changes(info, name),
+                     "answers": ", ".join(answers), "remaining": ", ".join(remaining),
+                     "gone": not remaining, **{k: row[k] for k in COLUMNS[6:12]},
+                     "env_steps": _steps(info, name),
+                     "program": _program(name, _static(info, name) == original)})
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    table.attrs.update(recommendation=recommendation(table, plan.kept), run=str(out))
+    return table
+
+
+def _program(name: str, shared: bool) -> str:
+    """Traced changes run in the original's compiled program; static ones compile."""
+    if name == ORIGINAL:
+        return "baseline"
+    return "shared with original" if shared else "own compile"
+
+
+def _changes(info: dict[str, Any], name: str) -> str:
+    overrides = info["experiment"]["variants"].get(name) or {}
+    return Candidate(name, overrides, (), "", True, "").text() or "(the run's config)"
+
+
+def _steps(info: dict[str, Any], name: str) -> int:
+    """Env steps the candidate cost: per seed times seeds."""
+    config = info["variants"][name]["config"]
+    per_update = config["num_envs"] * config["num_steps"]
+    return (config["total_timesteps"] // per_update) * per_update * int(info["seeds"])
+
+
+def _static(info: dict[str, Any], name: str) -> Any:
+    return static_key(diagnose.engine.cell_config(info, name))
+
+
+def recommendation(table: pd.DataFrame, kept: Sequence[Candidate] = ()) -> str:
+    """The smallest change that removes its findings and improves the return with
+    confidence on every env, or "no candidate helps" with the best numbers."""
+    size = {c.name: len(c.overrides) for c in kept}
+    tried = table[table["candidate"] != ORIGINAL]
+    helping = []
+    for name, rows in tried.groupby("candidate", sort=False):
+        if rows["gone"].all() and (rows["p_improve_lo"] > CONFIDENT).all():
+            helping.append((size.get(name, math.inf), -rows["p_improve"].min(), name))
+    if helping:
+        _, _, name = min(helping)
+        rows = tried[tried["candidate"] == name]
+        return (f"recommended: {rows['changes'].iloc[0]} ({name}): removes "
+                f"{rows['answers'].iloc[0]} and P(> original) {_p(rows)} on "
+                f"{', '.join(rows['env'])}")
+    if tried.empty:
+        return "no candidate helps: none was run"
+    best = tried.sort_values("p_improve", ascending=False).iloc[0]
+    gone = "its findings gone" if best["gone"] else f"still {best['remaining']}"
+    return (f"no candidate helps: the best, {best['changes']} ({best['candidate']}), has "
+            f"P(> original) {best['p_improve']:.2f} [{best['p_improve_lo']:.2f}, "
+            f"{best['p_improve_hi']:.2f}] on {best['env']} ({gone}); an improvement needs "
+            f"the CI above {CONFIDENT:g} and the findings gone")
+
+
+def _p(rows: pd.DataFrame) -> str:
+    return ", ".join(f"{r.p_improve:.2f} [{r.p_improve_lo:.2f}, {r.p_improve_hi:.2f}]"
+                     for r in rows.itertuples())
+
+
+def format_outcome(table: pd.DataFrame) -> str:
+    """The candidates' table in Markdown, then the recommendation."""
+    if "iqm" not in table.columns:
+        head = "| candidate | changes | answers | kept or pruned |\n| --- | --- | --- | --- |"
+        body = [f"| {r.candidate} | {r.changes} | {r.answers} | {_cell(r.reason)} |"
+                for r in table.itertuples()]
+        return "\n".join([head, *body, "", table.attrs["recommendation"]])
+    head = ("| candidate | env | changes | findings | IQM [95% CI] | P(> original) [95% CI] "
+            "| env steps | program |\n| --- | --- | --- | --- | ---: | ---: | ---: | --- |")
+    body = []
+    for r in table.itertuples():
+        digits = stats.decimals(r.iqm, r.iqm_lo, r.iqm_hi)
+        iqm = stats.format_estimate(r.iqm, r.iqm_lo, r.iqm_hi, digits)
+        p = "baseline" if r.candidate == ORIGINAL else stats.format_estimate(
+            r.p_improve, r.p_improve_lo, r.p_improve_hi, 2)
+        state = _finding_state(r.answers, r.remaining, r.candidate == ORIGINAL)
+        body.append(f"| {r.candidate} | {r.env} | {r.changes} | {state} | {iqm} | {p} | "
+                    f"{r.env_steps:,} | {r.program} |")
+    return "\n".join([head, *body, "", table.attrs["recommendation"]])
+
+
+def _cell(text: str) -> str:
+    """A Markdown table cell: the quotes' `|value_mean - target_mean|` escaped."""
+    return text.replace("|", "\\|")
+
+
+def _finding_state(answers: str, remaining: str, original: bool) -> str:
+    if original:
+        return f"still: {remaining}" if remaining else "did not reproduce at this budget"
+    if not answers:
+        return "-"
+    return f"gone: {answers}" if not remaining else f"remain: {remaining}"
