@@ -128,12 +128,64 @@ def bootstrap_interval(
     confidence: float,
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """rliable's percentile stratified bootstrap of `func` -> (point, (2, ...) interval)."""
+    """rliable's percentile stratified bootstrap of `func` -> (point, (2, ...) interval).
+
+    For this module's two statistics on one task with equal run counts, the
+    replicates are computed all at once (`vectorized_interval`), bit for bit
+    rliable's: its Python loop of 2,000 replicates per cell made a 1,000-variant
+    summary take minutes."""
+    arrays = [data] if isinstance(data, np.ndarray) else list(data)
     with seeded_global_rng(seed):
+        if func in REPLICATE_STATISTICS and _equal_single_task(arrays):
+            return vectorized_interval(arrays, func, reps=reps, confidence=confidence)
         points, intervals = rly.get_interval_estimates(
             {"cell": data}, func, reps=reps, confidence_interval_size=confidence
         )
     return np.asarray(points["cell"], np.float64), np.asarray(intervals["cell"], np.float64)
+
+
+def _equal_single_task(arrays: list[np.ndarray]) -> bool:
+    shapes = {np.shape(a) for a in arrays}
+    return len(shapes) == 1 and len(next(iter(shapes))) == 2 and next(iter(shapes))[1] == 1
+
+
+def vectorized_interval(arrays: list[np.ndarray], func: Callable[..., np.ndarray], *,
+                        reps: int, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """rliable's stratified bootstrap for `(runs, 1)` arrays of equal size, from the
+    global RNG as rliable draws it: per replicate, `np.random.choice(runs, (runs,
+    1))` for each array in turn, which is one draw of shape (reps, arrays, runs);
+    then arch's percentile interval of the replicates' statistics."""
+    runs = arrays[0].shape[0]
+    draws = np.random.choice(runs, (reps, len(arrays), runs), replace=True)
+    resampled = [np.asarray(a, np.float64)[:, 0][draws[:, i]] for i, a in enumerate(arrays)]
+    values = REPLICATE_STATISTICS[func](*resampled)  # (reps, statistics)
+    alpha = (1.0 - confidence) / 2
+    percentiles = [100 * alpha, 100 * (1.0 - alpha)]
+    bounds = np.array([np.percentile(values[:, i], percentiles) for i in range(values.shape[1])])
+    return np.asarray(func(*arrays), np.float64), bounds.T.reshape(2, -1)
+
+
+def point_estimate_rows(scores: np.ndarray) -> np.ndarray:
+    """`point_estimates` of each row of a (reps, runs) array: (reps, 3)."""
+    runs = scores.shape[1]
+    lowercut = int(0.25 * runs)
+    uppercut = runs - lowercut
+    middle = np.partition(scores, (lowercut, uppercut - 1), axis=1)[:, lowercut:uppercut]
+    return np.stack([np.mean(scores, axis=1), np.median(scores, axis=1),
+                     np.mean(middle, axis=1)], axis=1)
+
+
+def improvement_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """`improvement_probability` of each row pair of two (reps, runs) arrays: (reps, 1)."""
+    greater = (np.sum(x[:, :, None] > y[:, None, :], axis=(1, 2))
+               + 0.5 * np.sum(x[:, :, None] == y[:, None, :], axis=(1, 2)))
+    probability = greater / (x.shape[1] * y.shape[1])
+    return np.where(np.all(x == y, axis=1), 0.5, probability)[:, None]
+
+
+# The statistics `bootstrap_interval` computes for all replicates at once.
+REPLICATE_STATISTICS: dict[Callable[..., np.ndarray], Callable[..., np.ndarray]] = {
+    point_estimates: point_estimate_rows, improvement_probability: improvement_rows}
 
 
 def cell_statistics(

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from rliable import library as rly
 from scipy.stats import trim_mean
 
 from jppo.analysis import stats
@@ -251,3 +252,24 @@ def test_decimals_keep_four_significant_digits_of_small_returns(values, expected
     if point:
         text = stats.format_estimate(point, point, point, expected)
         assert float(text.split()[0]) == pytest.approx(point, rel=1e-3, abs=10.0 ** -expected)
+
+
+@pytest.mark.parametrize("runs", [2, 3, 5, 8, 17])
+@pytest.mark.parametrize("kind", ["normal", "ties", "identical"])
+def test_all_replicates_at_once_equal_rliables_loop_bit_for_bit(runs, kind):
+    """The summary computes the bootstrap replicates in one array; each point
+    and interval must be exactly what rliable's per-replicate loop gives."""
+    rng = np.random.default_rng(runs)
+    x, y = rng.normal(size=(runs, 1)), rng.normal(size=(runs, 1))
+    if kind == "ties":
+        x, y = np.round(x), np.round(y)
+    if kind == "identical":
+        y = x.copy()
+    for data, func in ((x, stats.point_estimates), ([x, y], stats.improvement_probability)):
+        with stats.seeded_global_rng(7):
+            points, intervals = rly.get_interval_estimates(
+                {"cell": data}, func, reps=300, confidence_interval_size=0.9)
+        got_points, got_intervals = stats.bootstrap_interval(
+            data, func, reps=300, confidence=0.9, seed=7)
+        np.testing.assert_array_equal(got_points, np.asarray(points["cell"], np.float64))
+        np.testing.assert_array_equal(got_intervals, np.asarray(intervals["cell"], np.float64))
