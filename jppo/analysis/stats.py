@@ -145,8 +145,9 @@ def bootstrap_interval(
 
 
 def _equal_single_task(arrays: list[np.ndarray]) -> bool:
-    shapes = {np.shape(a) for a in arrays}
-    return len(shapes) == 1 and len(next(iter(shapes))) == 2 and next(iter(shapes))[1] == 1
+    """All `(runs, 1)` with one `runs`: what `vectorized_interval` draws for."""
+    shape = np.shape(arrays[0])
+    return len(shape) == 2 and shape[1] == 1 and all(np.shape(a) == shape for a in arrays)
 
 
 def vectorized_interval(arrays: list[np.ndarray], func: Callable[..., np.ndarray], *,

@@ -151,9 +151,9 @@ def make_plan(run_dir: str | Path, *, seeds: int = DEFAULT_SEEDS, budget: int | 
     plan = FixPlan(run_dir, variant, findings, found, None, total, seeds)
     if not plan.kept or not write:
         return plan
-    top, base = plan_fields(info, variant, seeds, total)
+    fields, base = plan_fields(info, variant, seeds, total)
     header = _header(run_dir, variant, plan.fired, config)
-    text = plan_text(top, base, found, header)
+    text = plan_text(fields, base, found, header)
     if info["experiment"].get("env_params"):
         text += env_params_tables(info["experiment"]["env_params"])
     plan.path = write_plan(run_dir / PLAN_DIR / PLAN_FILE, text)

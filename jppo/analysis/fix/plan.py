@@ -20,6 +20,7 @@ from typing import Any
 from jppo.analysis.diagnose import Finding, Remedy
 from jppo.core import strategies
 from jppo.core.config import PPOConfig
+from jppo.runs import results
 
 ORIGINAL = "original"  # the baseline variant: the run's config unchanged
 PLAN_DIR = "fix"
@@ -254,6 +255,6 @@ def env_params_tables(params: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def write_plan(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    """Atomically, as every run file: a crash never leaves half a plan."""
+    results.atomic_write_text(path, text)
     return path

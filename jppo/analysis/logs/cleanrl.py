@@ -10,7 +10,6 @@ update's `episode_return` is the mean of the episodes that ended in its rollout.
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
@@ -26,9 +25,9 @@ from jppo.analysis.logs.base import (
     first_number,
     passthrough_tags,
 )
+from jppo.core.distributions import GAUSSIAN_ENTROPY_AT_ZERO
 
 MARKERS = ("losses/value_loss", "losses/clipfrac", "losses/old_approx_kl")
-GAUSSIAN_ENTROPY_CONSTANT = 0.5 * (1.0 + math.log(2.0 * math.pi))  # per dim, at log-std 0
 DEFAULTS = {"lr": 2.5e-4, "update_epochs": 4, "num_minibatches": 4, "clip_eps": 0.2,
             "value_clip_eps": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5,
             "adam_eps": 1e-5, "value_loss": "clipped", "grad_clip": "global",
@@ -180,7 +179,7 @@ def _gaussian(columns: dict[str, np.ndarray], params: dict[str, str],
     if not dims:
         return ["a Gaussian policy of unknown action dimension: log_std_mean not derived "
                 "from losses/entropy (set action_dim in the [source] table of --map-file)"]
-    columns["log_std_mean"] = entropy / dims - GAUSSIAN_ENTROPY_CONSTANT
+    columns["log_std_mean"] = entropy / dims - GAUSSIAN_ENTROPY_AT_ZERO
     return []
 
 
