@@ -43,6 +43,8 @@ TORSO_KINDS = ("auto", "mlp", "cnn")  # the encoders are jppo.core.networks.ENCO
 RNN_CELLS = ("gru", "lstm")  # the flax cells are jppo.core.networks.CELLS
 NETWORK_BLOCKS = ("mlp", "simba")  # the modules are jppo.core.networks.BLOCKS
 POLICY_STDS = ("parameter", "softplus")  # how a Gaussian policy's standard deviation is made
+LAYER_INITS = ("orthogonal", "lecun_normal")  # dense / conv kernel init (networks.reinitialize)
+TRUNCATIONS = ("bootstrap", "terminal")  # how GAE treats a time-limit truncation
 # shrink-and-perturb targets: a "+"-joined non-empty subset of the parameter groups
 PARAM_GROUP_SETS = ("policy+value+torso", "policy", "value", "torso", "policy+value",
                     "policy+torso", "value+torso")
@@ -328,6 +330,19 @@ class PPOConfig:
                      "pre-activations from the rollout's parameters (weight pfo_coef)", Flag())
     pfo_coef: float = knob(1.0, "pfo: weight of the pre-activation change penalty", _NON_NEGATIVE,
                            traced=True)
+    # --- initialisation and time limits (the settings of other trainers)
+    layer_init: str = knob("orthogonal", "kernels of the dense and conv layers: orthogonal "
+                           "(gain sqrt 2 hidden, 1 elsewhere; the output gains scale the heads) "
+                           "or lecun_normal (flax's default, as gymnax-blines; the output gains "
+                           "still scale the heads); recurrent cells keep their own init",
+                           Choice(LAYER_INITS))
+    bias_init_max: float = knob(0.0, "biases of the dense and conv layers drawn uniformly from "
+                                "[0, bias_init_max] (gymnax-blines: 0.05); 0: zero biases",
+                                _NON_NEGATIVE)
+    truncation: str = knob("bootstrap", "time-limit truncations in GAE: bootstrap (with the "
+                           "value of the final observation, the unbiased estimate) or terminal "
+                           "(as a termination: no bootstrap, as gymnax-blines and many "
+                           "single-file PPOs)", Choice(TRUNCATIONS))
 
     def __post_init__(self) -> None:
         # Accept what TOML / CLI / notebooks naturally produce: lists for layer

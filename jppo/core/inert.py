@@ -86,6 +86,7 @@ ALWAYS_ACTS = (
     "log_std_init", "policy_std", "policy_rnn", "value_rnn", "torso_rnn",
     "policy_loss", "kl_adaptive_lr",
     "policy_block", "value_block", "policy_layer_norm", "shrink_perturb_every", "pfo",
+    "layer_init", "bias_init_max", "truncation",
 )
 
 

@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
+import flax.traverse_util
 import jax
 import jax.numpy as jnp
 from flax.linen.dtypes import promote_dtype
@@ -358,6 +359,8 @@ class ActorCritic(nn.Module):
     value_block: str = "mlp"
     policy_std: str = "parameter"  # a Gaussian policy's std: "parameter" or "softplus"
     policy_std_floor: float = 1e-3  # softplus: the smallest standard deviation
+    layer_init: str = "orthogonal"  # or "lecun_normal": see `reinitialize`
+    bias_init_max: float = 0.0  # > 0: biases uniform in [0, bias_init_max]
 
     def setup(self) -> None:
         encoder = ENCODERS[self.torso_kind].encoder
@@ -510,6 +513,8 @@ def make_network(config: PPOConfig, action_dim: int, discrete: bool,
         value_block=config.value_block,
         policy_std=config.policy_std,
         policy_std_floor=config.policy_std_floor,
+        layer_init=config.layer_init,
+        bias_init_max=config.bias_init_max,
     )
 
 
@@ -520,6 +525,9 @@ def init_params(
     size), then apply the traced output gains and initial log-std."""
     shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
     params = network.init(key, jnp.zeros((1, *shape), jnp.float32))
+    if network.layer_init != "orthogonal" or network.bias_init_max > 0:
+        params = reinitialize(params, jax.random.fold_in(key, REINIT_STREAM),
+                              network.layer_init, network.bias_init_max)
     inner = dict(params["params"])
     inner["policy_head"] = _scale_kernel(inner["policy_head"], hparams.policy_output_gain)
     inner["value_head"] = _scale_kernel(inner["value_head"], hparams.value_output_gain)
@@ -530,6 +538,37 @@ def init_params(
         layer = inner["policy_std_head"]
         inner["policy_std_head"] = {**layer, "bias": jnp.full_like(layer["bias"], bias)}
     return {"params": inner}
+
+
+REINIT_STREAM = 0x1A7E  # the key stream of `reinitialize`, apart from flax's init draws
+
+
+def reinitialize(params: dict, key: jax.Array, layer_init: str, bias_init_max: float) -> dict:
+    """Re-draw the dense and conv layers' kernels and biases another trainer's way:
+    `layer_init="lecun_normal"` draws every kernel from flax's default, LeCun
+    normal (variance 1 / fan_in, truncated), and `bias_init_max` > 0 every bias
+    uniformly from [0, bias_init_max] (gymnax-blines' PPO uses both, with 0.05).
+    The orthogonal init's gains belong to that init, so LeCun kernels take none;
+    the traced output gains still scale the heads afterwards. LayerNorm
+    parameters and recurrent cells (`*_cell`) keep theirs; each leaf gets its
+    own key, folded from `key` by its place in the sorted parameter paths."""
+    flat = flax.traverse_util.flatten_dict(params["params"])
+    out = {}
+    for index, (path, leaf) in enumerate(sorted(flat.items())):
+        leaf_key = jax.random.fold_in(key, index)
+        out[path] = _redrawn(path, leaf, leaf_key, layer_init, bias_init_max)
+    return {**params, "params": flax.traverse_util.unflatten_dict(out)}
+
+
+def _redrawn(path: tuple[str, ...], leaf: jax.Array, key: jax.Array, layer_init: str,
+             bias_init_max: float) -> jax.Array:
+    if any(part.endswith("_cell") or part.startswith("LayerNorm") for part in path):
+        return leaf
+    if path[-1] == "kernel" and layer_init == "lecun_normal":
+        return nn.initializers.lecun_normal()(key, leaf.shape, leaf.dtype)
+    if path[-1] == "bias" and bias_init_max > 0:
+        return nn.initializers.uniform(bias_init_max)(key, leaf.shape, leaf.dtype)
+    return leaf
 
 
 def softplus_inverse(y: jax.Array) -> jax.Array:

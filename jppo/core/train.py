@@ -568,10 +568,19 @@ def advantages_and_targets(setup: Setup, params: Any, traj: Transition, rewards:
     values = decode(head.value(outputs, setup.config), norm_state)
     next_values = decode(head.value(final_outputs, setup.config), norm_state)
     advantages, targets = actor_critic_targets(
-        rewards, values, next_values, traj.terminated, traj.truncated,
+        rewards, values, next_values, learner_terminations(setup, traj), traj.truncated,
         hparams.gamma, hparams.gae_lambda, critic_lambda, setup.unroll,
     )
     return values, advantages, targets
+
+
+def learner_terminations(setup: Setup, traj: Transition) -> jax.Array:
+    """Where GAE stops bootstrapping: at terminations, and with
+    `truncation="terminal"` at time-limit truncations too (the biased estimate
+    of trainers that read every `done` as terminal, for reproducing them)."""
+    if setup.config.truncation == "terminal":
+        return jnp.logical_or(traj.terminated, traj.truncated)
+    return traj.terminated
 
 
 def track_observations(setup: Setup, norm_state: NormState, raw_obs: jax.Array) -> NormState:
