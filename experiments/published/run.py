@@ -151,9 +151,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+PUBLISHER_RUNS = ("The publisher's own runs, from the training logs inside its committed "
+                  "checkpoints (experiments/published/publisher_logs.json):")
+
+
 def write_tables(records: dict, args: argparse.Namespace) -> None:
     text = table.markdown(records)
-    results.atomic_write_text(args.json.with_suffix(".md"), text)
+    logs = table.read_publisher_logs()
+    own_runs = table.publisher_markdown(records, logs) if logs else ""
+    results.atomic_write_text(args.json.with_suffix(".md"),
+                              text + (f"\n{PUBLISHER_RUNS}\n\n{own_runs}" if own_runs else ""))
     print(text)
     if table.splice_into(args.readme, text):
         print(f"published: table written into {args.readme}")

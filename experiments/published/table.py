@@ -31,6 +31,7 @@ from jppo.analysis.stats import cell_seed, cell_statistics
 HERE = Path(__file__).parent
 RESULTS_JSON = HERE / "results.json"
 RESULTS_MD = HERE / "results.md"
+LOGS_JSON = HERE / "publisher_logs.json"  # experiments/published/publisher_logs.py writes it
 BEGIN, END = "<!-- published-results:begin -->", "<!-- published-results:end -->"
 SOURCE = "gymnax-blines agents/{env}/ppo.yaml; gymnax README, Ckpt (Return)"
 MEASURE = "eval_return: deterministic policy, eval_episodes per evaluation, final 10% of updates"
@@ -155,6 +156,88 @@ def _line(row: Row, record: Mapping[str, Any] | None) -> str:
             f"{evaluation['seeds_reaching']}/{record['seeds']} | {_estimate(training)} | "
             f"{record['seeds']} | {record['steps']:,} | {record['machine']} | "
             f"{_duration(record['wall_s'])} | {note} |")
+
+
+# -------------------------------------------------- the publisher's own runs
+
+
+def read_publisher_logs(path: Path = LOGS_JSON) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def row_config(row: Row) -> Any:
+    """The PPOConfig of the row's experiment file (its baseline variant)."""
+    from jppo.runs import experiment
+
+    exp = experiment.load(row.file)
+    return exp.variant_config(exp.baseline_variant)
+
+
+def same_config(logged: Mapping[str, Any], config: Any) -> bool:
+    """A publisher's PPO run at the row's rollout, epochs, learning rate and budget."""
+    return (logged.get("train_type") == "PPO"
+            and logged["num_train_envs"] == config.num_envs
+            and logged["n_steps"] == config.num_steps
+            and logged["epoch_ppo"] == config.update_epochs
+            and math.isclose(float(logged["lr_begin"]), config.lr)
+            and logged["num_train_steps"] == config.total_timesteps)
+
+
+def publisher_evidence(row: Row, logs: Mapping[str, Any], config: Any) -> dict | None:
+    """Which logged run the published figure is (the one whose last evaluation is
+    nearest to it, PPO or ES) and the publisher's PPO runs at the row's config;
+    None without logs for the row's env."""
+    runs = logs.get("runs", {}).get(row.env)
+    if not runs:
+        return None
+    nearest = min(runs, key=lambda run: abs(run["final"] - row.published))
+
+    def brief(run: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: run[k] for k in ("file", "date", "final", "last_10pct_mean")}
+
+    ppo = [run for run in runs if run["config"].get("train_type") == "PPO"]
+    return {"published_by": nearest["config"]["train_type"], "published_run": brief(nearest),
+            "ppo_at_config": [brief(r) for r in ppo if same_config(r["config"], config)],
+            "best_ppo_final": max((r["final"] for r in ppo), default=None)}
+
+
+def publisher_markdown(results: Mapping[str, Any], logs: Mapping[str, Any],
+                       rows: Sequence[Row] = tuple(ROWS.values())) -> str:
+    """The published figure next to the publisher's own logged runs and jppo's
+    seeds on the same measure (the sampled policy: jppo's training return)."""
+    lines = [
+        "| env | published | the figure is | publisher's PPO runs at this config: last "
+        "evaluation (mean of its last 10%) | best last evaluation of any publisher PPO run | "
+        "jppo training return per seed | jppo seeds >= the publisher's PPO (last 10%) |",
+        "|---|---:|---|---|---:|---|---|",
+    ]
+    for row in rows:
+        evidence = publisher_evidence(row, logs, row_config(row))
+        if evidence is None:
+            continue
+        ppo = evidence["ppo_at_config"]
+        logged = ", ".join(f"{r['final']:.1f} ({r['last_10pct_mean']:.1f})" for r in ppo) or "—"
+        run, best = evidence["published_run"], evidence["best_ppo_final"]
+        origin = f"{evidence['published_by']} ({run['file'].split('/')[-1]}, {run['date']}: " \
+                 f"{run['final']:.1f})"
+        lines.append(f"| {row.env} | {row.published:g} | {origin} | {logged} | "
+                     f"{'—' if best is None else f'{best:.1f}'} | "
+                     f"{_seed_range(results.get(row.name))} | "
+                     f"{_seeds_reaching(results.get(row.name), ppo)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _seed_range(record: Mapping[str, Any] | None) -> str:
+    values = [v for v in (record or {}).get("train", {}).get("per_seed", []) if v is not None]
+    return f"{min(values):.1f} to {max(values):.1f}" if values else "—"
+
+
+def _seeds_reaching(record: Mapping[str, Any] | None, ppo: Sequence[Mapping[str, Any]]) -> str:
+    values = [v for v in (record or {}).get("train", {}).get("per_seed", []) if v is not None]
+    if not values or not ppo:
+        return "—"
+    return ", ".join(f"{sum(v >= r['last_10pct_mean'] for v in values)}/{len(values)}"
+                     for r in ppo)
 
 
 def full_budget(steps: int, published_steps: int) -> bool:

@@ -208,3 +208,56 @@ def test_a_seed_without_episodes_is_null_in_json():
     assert stats["per_seed"] == [None, 10.0, 20.0] and stats["seeds_reaching"] == 1
     assert stats["mean"] == 15.0
     json.dumps(stats, allow_nan=False)
+
+
+# ------------------------------------------------- the publisher's own runs
+
+
+def test_publisher_logs_load_data_only_and_summarize_a_run():
+    """A checkpoint pickle is read as data: a class outside the containers and numpy
+    (here one that would run a shell command when built) becomes an inert mapping,
+    and the logged curve is summarized by hand: last, last-10% mean, best."""
+    import os
+    import pickle
+
+    from experiments.published import publisher_logs
+
+    class Dangerous:
+        def __reduce__(self):
+            return (os.system, ("echo never-run > /dev/null",))
+
+    run = {"log_steps": list(range(100, 1100, 100)),
+           "log_return": [np.float32(v) for v in (1, 2, 3, 4, 5, 6, 7, 8, 30, 10)],
+           "train_config": {"train_type": "PPO", "lr_begin": 5e-4, "n_steps": 16},
+           "network": Dangerous()}
+    loaded = publisher_logs.load(pickle.dumps(run))
+    assert isinstance(loaded["network"], publisher_logs.Inert)
+    summary = publisher_logs.summarize(loaded)
+    # steps >= 0.9 * 1000: the evaluations at 900 and 1000 -> mean (30 + 10) / 2
+    assert (summary["final"], summary["last_10pct_mean"], summary["best"]) == (10.0, 20.0, 30.0)
+    assert summary["config"] == {"train_type": "PPO", "lr_begin": 5e-4, "n_steps": 16}
+    assert (summary["evaluations"], summary["last_step"]) == (10, 1000)
+
+
+def logged(train_type, final, tail, **config):
+    base = {"train_type": train_type, "num_train_envs": 8, "n_steps": 32, "epoch_ppo": 4,
+            "lr_begin": 5e-4, "num_train_steps": 150_000}
+    return {"file": f"agents/X/{train_type.lower()}.pkl", "date": "2022-06-16", "final": final,
+            "last_10pct_mean": tail, "config": {**base, **config}}
+
+
+def test_publisher_evidence_names_the_run_the_figure_is_and_the_same_config_runs():
+    row = table.ROWS["cartpole"]  # 8 x 32, 4 epochs, lr 5e-4, 150k steps; published 500
+    config = table.row_config(row)
+    logs = {"runs": {"CartPole-v1": [
+        logged("PPO", 420.0, 400.0), logged("PPO", 300.0, 310.0, lr_begin=1e-3),
+        logged("ES", 499.0, 480.0), logged("PPO", 350.0, 340.0, n_steps=64)]}}
+    evidence = table.publisher_evidence(row, logs, config)
+    assert evidence["published_by"] == "ES" and evidence["published_run"]["final"] == 499.0
+    assert [r["final"] for r in evidence["ppo_at_config"]] == [420.0]  # lr and rollout differ
+    assert evidence["best_ppo_final"] == 420.0
+    assert table.publisher_evidence(table.ROWS["acrobot"], logs, config) is None
+    record = {"train": {"per_seed": [395.0, 400.0, 450.0, None]}}
+    lines = table.publisher_markdown({"cartpole": record}, logs, rows=[row]).splitlines()
+    assert lines[2] == ("| CartPole-v1 | 500 | ES (es.pkl, 2022-06-16: 499.0) | 420.0 (400.0) | "
+                        "420.0 | 395.0 to 450.0 | 2/3 |")
