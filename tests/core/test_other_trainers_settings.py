@@ -141,7 +141,8 @@ def numpy_gae(rewards, values, next_values, cut, gamma, lam):
     advantages, running = np.zeros_like(values), np.zeros(values.shape[1])
     for t in reversed(range(len(values))):
         keep = 1.0 - cut[t]
-        running = rewards[t] + gamma * keep * next_values[t] - values[t] + gamma * lam * keep * running
+        delta = rewards[t] + gamma * keep * next_values[t] - values[t]
+        running = delta + gamma * lam * keep * running
         advantages[t] = running
     return advantages
 
