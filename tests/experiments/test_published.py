@@ -58,6 +58,14 @@ def test_experiment_file_holds_the_publishers_settings(name):
     assert config.resolved("value_clip_eps") == config.clip_eps == 0.2
     assert (config.gae_lambda, config.vf_coef, config.adam_eps) == (0.95, 0.5, 1e-5)
     assert config.advantage_norm == "minibatch" and config.eval_episodes == 164
+    # the publisher's flax-default LeCun kernels, U[0, 0.05] biases, time limits as terminal
+    assert (config.layer_init, config.bias_init_max, config.truncation) == (
+        "lecun_normal", 0.05, "terminal")
+    assert config.policy_output_gain == config.value_output_gain == 1.0
+    if name in ("pendulum", "mountaincar_continuous"):  # softplus(Dense(h)) + 0.001
+        assert (config.policy_std, config.policy_std_floor) == ("softplus", 1e-3)
+        assert math.isclose(math.exp(config.log_std_init), math.log1p(math.exp(0.025)) + 1e-3,
+                            rel_tol=1e-3)
     if name == "mountaincar":  # 5e-3 -> 5e-4, then constant
         assert (config.lr_schedule, config.lr_end_factor) == ("linear", 0.1)
     else:
