@@ -120,9 +120,11 @@ def summarize_row(row: table.Row, out: Path) -> dict:
     metrics = results.metric_arrays(frame, variant, env)
     config = info["variants"][variant]["config"]
     tally = read_tally(out)
-    return table.row_record(row, metrics, steps=int(metrics["env_steps"][0, -1]),
-                            wall_s=tally["wall_s"], machine=tally["machine"],
-                            config_steps=int(config["total_timesteps"]))
+    record = table.row_record(row, metrics, steps=int(metrics["env_steps"][0, -1]),
+                              wall_s=tally["wall_s"], machine=tally["machine"],
+                              config_steps=int(config["total_timesteps"]))
+    evidence = table.publisher_evidence(row, table.read_publisher_logs(), table.row_config(row))
+    return {**record, "publisher": evidence} if evidence else record
 
 
 def main(argv: Sequence[str] | None = None) -> int:

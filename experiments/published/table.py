@@ -151,7 +151,7 @@ def _line(row: Row, record: Mapping[str, Any] | None) -> str:
     budget = "" if full_budget(record["steps"], row.steps) else \
         f"reduced budget ({record['steps']:,} of {row.steps:,} steps)"
     status = "reaches" if record["reached"] else "below"
-    note = "; ".join(x for x in (status, budget) if x)
+    note = "; ".join(x for x in (status, budget, _origin_note(record.get("publisher"))) if x)
     return (f"| {row.env} | {row.published:g} | {_estimate(evaluation)} | "
             f"{evaluation['seeds_reaching']}/{record['seeds']} | {_estimate(training)} | "
             f"{record['seeds']} | {record['steps']:,} | {record['machine']} | "
@@ -238,6 +238,16 @@ def _seeds_reaching(record: Mapping[str, Any] | None, ppo: Sequence[Mapping[str,
         return "—"
     return ", ".join(f"{sum(v >= r['last_10pct_mean'] for v in values)}/{len(values)}"
                      for r in ppo)
+
+
+def _origin_note(evidence: Mapping[str, Any] | None) -> str:
+    """Said when the published figure is not a PPO run's (the column is "PPO, ES")."""
+    if not evidence or evidence["published_by"] == "PPO":
+        return ""
+    ppo = ", ".join(f"{r['final']:.1f} (last 10%: {r['last_10pct_mean']:.1f})"
+                    for r in evidence["ppo_at_config"]) or "none committed"
+    return (f"the figure is {evidence['published_by']}'s; the publisher's PPO at this config "
+            f"logged {ppo}, its best PPO run of any config {evidence['best_ppo_final']:.1f}")
 
 
 def full_budget(steps: int, published_steps: int) -> bool:

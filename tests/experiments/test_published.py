@@ -269,3 +269,21 @@ def test_publisher_evidence_names_the_run_the_figure_is_and_the_same_config_runs
     lines = table.publisher_markdown({"cartpole": record}, logs, rows=[row]).splitlines()
     assert lines[2] == ("| CartPole-v1 | 500 | ES (es.pkl, 2022-06-16: 499.0) | 420.0 (400.0) | "
                         "420.0 | 395.0 to 450.0 | 2/3 |")
+
+
+def test_a_row_whose_figure_is_another_methods_says_so():
+    """The "PPO, ES" column: where ES's run is the figure, the row names it and the
+    publisher's own PPO runs next to it; a PPO figure adds nothing."""
+    evidence = {"published_by": "ES", "best_ppo_final": -195.1,
+                "ppo_at_config": [{"final": -200.6, "last_10pct_mean": -241.5}]}
+    record = {"eval": {"mean": -346.5, "ci_low": -424.7, "ci_high": -272.8, "seeds_reaching": 0},
+              "train": {"mean": -300.0, "ci_low": None, "ci_high": None}, "seeds": 8,
+              "steps": 1_000_000, "machine": "m", "wall_s": 60.0, "reached": False,
+              "publisher": evidence}
+    row = table.Row("demo", "Demo-v0", -130.0, 1_000_000, "cpu")
+    line = table.markdown({"demo": record}, rows=[row]).splitlines()[2]
+    assert line.endswith("| below; the figure is ES's; the publisher's PPO at this config "
+                         "logged -200.6 (last 10%: -241.5), its best PPO run of any config "
+                         "-195.1 |")
+    ppo = {**record, "publisher": {**evidence, "published_by": "PPO"}}
+    assert table.markdown({"demo": ppo}, rows=[row]).splitlines()[2].endswith("| below |")
