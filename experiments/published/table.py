@@ -245,9 +245,10 @@ def _origin_note(evidence: Mapping[str, Any] | None) -> str:
     if not evidence or evidence["published_by"] == "PPO":
         return ""
     ppo = ", ".join(f"{r['final']:.1f} (last 10%: {r['last_10pct_mean']:.1f})"
-                    for r in evidence["ppo_at_config"]) or "none committed"
+                    for r in evidence["ppo_at_config"])
+    logged = f"logged {ppo}" if ppo else "has no committed run"
     return (f"the figure is {evidence['published_by']}'s; the publisher's PPO at this config "
-            f"logged {ppo}, its best PPO run of any config {evidence['best_ppo_final']:.1f}")
+            f"{logged}, its best PPO run of any config {evidence['best_ppo_final']:.1f}")
 
 
 def full_budget(steps: int, published_steps: int) -> bool:
