@@ -163,6 +163,7 @@ SLOW: tuple[str, ...] = (
     "tests/core/test_pixel_observations.py::test_run_json_records_the_resolved_torso",
     "tests/core/test_pixel_observations.py::test_the_image_reaches_the_network_unflattened",
     "tests/core/test_policy_std.py::test_a_softplus_policy_trains_and_reports_its_mean_log_std",
+    "tests/core/test_other_trainers_settings.py::test_terminal_truncation_drops_the_bootstrap_at_time_limits",
     "tests/core/test_policy_objectives.py::test_dpo_inside_the_update_reads_its_hyperparameters",
     "tests/core/test_policy_objectives.py::test_kl_penalty_return_percentile_and_adaptive_lr_inside_the_update",
     "tests/core/test_recurrent.py::test_carries_restart_at_episode_starts_like_a_hand_stepped_gru",
