@@ -59,7 +59,7 @@ def fixture_groups() -> list[tuple[str, list[Path], str | None]]:
         folders = [root / "sb3" / name for name, (env, *_) in SB3_CONFIGS.items()
                    if env == env_id and (root / "sb3" / name).is_dir()]
         groups += [("sb3", folders, env_id)] if folders else []
-    return groups + [("cleanrl", [root / "cleanrl"], None)]
+    return [*groups, ("cleanrl", [root / "cleanrl"], None)]
 
 
 def expressible_recall(rows: list[dict[str, Any]], mode: str) -> dict[str, Any]:
