@@ -19,7 +19,7 @@ from typing import Any
 
 from experiments.diagnosis_benchmark import score as scoring
 from jppo.analysis import diagnose
-from jppo.analysis.logs import diagnose_logs
+from jppo.analysis.logs import Options, diagnose_logs
 
 EXTERNAL = Path(__file__).parent.parent / "external_logs"
 TRAINERS = ("sb3", "cleanrl")
@@ -32,8 +32,8 @@ def diagnose_fixtures(labels: dict[str, scoring.Label]) -> list[dict[str, Any]]:
     from jppo.runs import results
 
     rows = []
-    for trainer in TRAINERS:
-        found = diagnose_logs(EXTERNAL / "fixtures" / trainer)
+    for trainer, folders, env_id in fixture_groups():
+        found = diagnose_logs(folders, map=Options(env=env_id))
         for (variant, env), cell in diagnose.report.group_findings(found.findings).items():
             entry = labels[variant]
             first, final = first_and_final(results.metric_arrays(found.frame, variant, env),
@@ -45,6 +45,21 @@ def diagnose_fixtures(labels: dict[str, scoring.Label]) -> list[dict[str, Any]]:
                          "not_judged": {f.rule: list(f.missing) for f in cell if f.missing},
                          "first_return": first, "final_return": final})
     return check_injections(rows)
+
+
+def fixture_groups() -> list[tuple[str, list[Path], str | None]]:
+    """(trainer, fixture folders, env id) per diagnosis: SB3's logs do not name their
+    environment, so its fixtures are diagnosed per env (generate.py's SB3_CONFIGS), each
+    env's learning range its own; CleanRL's run folders name theirs."""
+    from experiments.external_logs.generate import SB3_CONFIGS
+
+    root = EXTERNAL / "fixtures"
+    groups = []
+    for env_id in sorted({env for env, *_ in SB3_CONFIGS.values()}):
+        folders = [root / "sb3" / name for name, (env, *_) in SB3_CONFIGS.items()
+                   if env == env_id and (root / "sb3" / name).is_dir()]
+        groups += [("sb3", folders, env_id)] if folders else []
+    return [*groups, ("cleanrl", [root / "cleanrl"], None)]
 
 
 def expressible_recall(rows: list[dict[str, Any]], mode: str) -> dict[str, Any]:

@@ -50,6 +50,11 @@ SB3_CONFIGS = {
     "sb3_rewards_x1000_vclip": ("CartPole-v1", {"clip_range_vf": 0.2}, 1000.0, False),
     "sb3_healthy_diagnostics": ("CartPole-v1", {}, 1.0, True),
     "sb3_vf_coef_20": ("CartPole-v1", {"vf_coef": 20.0}, 1.0, True),
+    "sb3_pendulum_healthy": ("Pendulum-v1", {}, 1.0, False),
+    "sb3_pendulum_greedy_lr_epochs": ("Pendulum-v1", {"learning_rate": 0.01, "n_epochs": 20},
+                                      1.0, False),
+    "sb3_pendulum_negative_ent_coef": ("Pendulum-v1", {"ent_coef": -0.05,
+                                                       "learning_rate": 1e-3}, 1.0, False),
 }
 # name -> (script, command-line flags)
 CLEANRL_CONFIGS = {

@@ -237,3 +237,23 @@ def test_a_reproduced_failure_is_fixed_next_to_the_original_and_re_diagnosed(sta
     # resuming the finished candidates' run with the plan as written recomputes nothing
     again = fixing.fix(stalled_run, seeds=2, budget=1280, top=1, resume=True)
     pd.testing.assert_frame_equal(again, table)
+
+
+def test_brax_plans_speak_brax_ppo_train_arguments():
+    """Brax's names are ppo.train's arguments (Brax 0.14); changes Brax has no knob for
+    (running-std reward scaling, KL early stop) say so instead of a wrong argument."""
+    config = PPOConfig(clip_eps=0.2, value_clip_eps=None, target_kl=0.02)
+    assert trainers.translate({"vf_coef": 0.1, "ent_coef": 0.05, "gamma": 0.99,
+                               "update_epochs": 4, "clip_eps": 0.2, "value_loss": "clipped",
+                               "advantage_norm": "none", "lr_schedule": "constant"},
+                              "brax", config) == [
+        "vf_loss_coefficient=0.1", "entropy_cost=0.05", "discounting=0.99",
+        "num_updates_per_batch=4", "clipping_epsilon=0.2", "clipping_epsilon_value=0.2",
+        "normalize_advantage=False", "learning_rate_schedule='NONE'"]
+    assert trainers.translate({"reward_scaling": True, "kl_early_stop": True}, "brax",
+                              config) == [
+        "no Brax counterpart: jppo's reward_scaling=True",
+        "no Brax counterpart: jppo's kl_early_stop=True"]
+    candidate = plan.Candidate("c", {"lr": 1e-3}, ("policy_stall",), "why", True, "kept")
+    text = trainers.format_logs_plan([("cell", "brax", [candidate], config)])
+    assert text.startswith("cell (Brax): 1 candidate change(s)\n  try: learning_rate=0.001")

@@ -1,6 +1,7 @@
 """A plan for logs of other trainers: the same candidates, each change written in
 the trainer's own parameter names (SB3's constructor arguments and wrappers,
-CleanRL's command-line flags), never run. A change with no counterpart in the
+CleanRL's command-line flags, the arguments of Brax's
+brax.training.agents.ppo.train), never run. A change with no counterpart in the
 trainer says so instead of being dropped.
 """
 
@@ -73,8 +74,34 @@ CLEANRL: dict[str, Translator] = {
     "reward_scaling": lambda value, config: "env = gym.wrappers.NormalizeReward(env, "
     "gamma=args.gamma)" if value else None,
 }
+
+
+def _brax_value_loss(value: Any, config: PPOConfig) -> str | None:
+    if value == "mse":
+        return "clipping_epsilon_value=None"
+    if value == "clipped":
+        return f"clipping_epsilon_value={config.value_clip_eps or config.clip_eps!r}"
+    return None
+
+
+# Brax 0.14's ppo.train: its value loss is 0.5 x vf_loss_coefficient x the squared
+# error, as jppo's; its reward_scaling is a constant factor and desired_kl steers an
+# adaptive lr, so jppo's running-std reward scaling and KL early stop have no
+# counterpart; its only lr schedules are NONE and ADAPTIVE_KL.
+BRAX: dict[str, Translator] = {
+    "vf_coef": _kwarg("vf_loss_coefficient"), "max_grad_norm": _kwarg("max_grad_norm"),
+    "ent_coef": _kwarg("entropy_cost"), "clip_eps": _kwarg("clipping_epsilon"),
+    "value_clip_eps": _kwarg("clipping_epsilon_value"), "value_loss": _brax_value_loss,
+    "advantage_norm": lambda value, config: {"minibatch": "normalize_advantage=True",
+                                             "none": "normalize_advantage=False"}.get(value),
+    "update_epochs": _kwarg("num_updates_per_batch"), "lr": _kwarg("learning_rate"),
+    "num_minibatches": _kwarg("num_minibatches"), "gae_lambda": _kwarg("gae_lambda"),
+    "gamma": _kwarg("discounting"),
+    "lr_schedule": lambda value, config: "learning_rate_schedule='NONE'"
+    if value == "constant" else None,
+}
 TRAINERS: dict[str, tuple[str, Mapping[str, Translator]]] = {
-    "sb3": ("SB3", SB3), "cleanrl": ("CleanRL", CLEANRL)}
+    "sb3": ("SB3", SB3), "cleanrl": ("CleanRL", CLEANRL), "brax": ("Brax", BRAX)}
 
 
 def translate(overrides: Mapping[str, Any], source: str, config: PPOConfig) -> list[str]:
