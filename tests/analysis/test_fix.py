@@ -118,8 +118,12 @@ def test_value_pretraining_is_pruned_for_a_starved_critic_only():
     starved = finding("critic_collapse", remedy, quote="explained_variance 0.01 < 0.05 "
                       "while |value_mean - target_mean| / |target_mean| 0.5 > 0.25")
     worse = finding("critic_collapse", remedy, quote="explained_variance -0.8 < -0.1")
-    (pruned,) = plan.candidates([starved], PPOConfig())
+    by_name = {c.name: c for c in plan.candidates([starved], PPOConfig())}
+    pruned = by_name["value_pretrain_updates-10"]
     (kept,) = plan.candidates([worse], PPOConfig())
+    # the starved critic gets reward scaling instead, tried before the rule's remedies
+    assert list(by_name) == ["reward_scaling-true", "value_pretrain_updates-10"]
+    assert by_name["reward_scaling-true"].kept
     assert not pruned.kept and "starved" in pruned.reason and "value_dominance" in pruned.reason
     assert kept.kept
 

@@ -109,9 +109,10 @@ def recommendation(table: pd.DataFrame, kept: Sequence[Candidate] = ()) -> str:
     helping = []
     for name, rows in tried.groupby("candidate", sort=False):
         if rows["gone"].all() and (rows["p_improve_lo"] > CONFIDENT).all():
-            helping.append((size.get(name, math.inf), -rows["p_improve"].min(), name))
-    if helping:
-        _, _, name = min(helping)
+            helping.append((size.get(name, math.inf), -rows["p_improve"].min(),
+                            -rows.get("iqm", pd.Series([0.0])).mean(), name))
+    if helping:  # the smallest change; among equals the surest, then the larger IQM
+        name = min(helping)[-1]
         rows = tried[tried["candidate"] == name]
         return (f"recommended: {rows['changes'].iloc[0]} ({name}): removes "
                 f"{rows['answers'].iloc[0]} and P(> original) {_p(rows)} on "
