@@ -78,19 +78,63 @@ def fix(run_dir: Path, log: Path, seeds: int, top: int) -> float:
                     "--progress", "lines", *resume), log)
     if code:
         raise RuntimeError(f"{run_dir}: jppo fix failed (exit {code}), see {log}")
-    return time.monotonic() - start
+    wall = time.monotonic() - start
+    (run_dir / "fix").mkdir(exist_ok=True)
+    (run_dir / "fix" / WALL).write_text(f"{wall:.0f}\n")
+    return wall
+
+
+WALL = "wall_s.txt"  # the fix's wall time, kept for the table across resumed runs
+
+
+def wall_of(run_dir: Path) -> str:
+    path = run_dir / "fix" / WALL
+    return f"{path.read_text().strip()} s" if path.is_file() else ""
+
+
+NOTHING = ("nothing to fix", "nothing to try")
 
 
 def recommendation(run_dir: Path) -> str:
+    """The report's last line, or the log's "nothing to fix" (no plan, no report)."""
     report = run_dir / "fix" / "report.md"
-    if not report.is_file():
-        return "(not run)"
-    lines = [line for line in report.read_text().splitlines() if line.strip()]
-    return lines[-1] if lines else "(empty report)"
+    if report.is_file():
+        lines = [line for line in report.read_text().splitlines() if line.strip()]
+        return lines[-1] if lines else "(empty report)"
+    log = run_dir.parent / f"{run_dir.name}.log"
+    said = [line for line in (log.read_text().splitlines() if log.is_file() else ())
+            if line.startswith(NOTHING)]
+    return said[-1] if said else "(not run)"
+
+
+BEGIN, END = "<!-- jppo fix verification: begin -->", "<!-- jppo fix verification: end -->"
+
+
+def readme_section(name: str, out: Path) -> str:
+    """The case README's section: the recommendation, agreement and the report."""
+    best, changes = BEST_FIX[name]
+    text = recommendation(out / name)
+    report = out / name / "fix" / "report.md"
+    body = report.read_text().split("\n", 2)[-1].strip() if report.is_file() else text
+    return "\n".join([BEGIN, "## `jppo fix` on the reproduction", "",
+                      f"Case study's best fix: {best}. `jppo fix` recommends: {text} "
+                      f"Agreement: **{agrees(text, changes)}**.", "", body, "", END])
+
+
+def put_section(readme: Path, section: str) -> None:
+    """Replace the section between the markers, or append it."""
+    text = readme.read_text()
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    readme.write_text(text)
 
 
 def agrees(text: str, changes: tuple[str, ...]) -> str:
     """yes / no from the recommendation's change list against the best fix's."""
+    if text.startswith(NOTHING[0]):
+        return "no (nothing to fix)"
     if not text.startswith("recommended:"):
         return "no (no candidate recommended)"
     made = text.split("(", 1)[0]
@@ -103,7 +147,7 @@ def table(out: Path, walls: dict[str, float]) -> str:
             "|---|---|---|---|---|"]
     for name, (best, changes) in BEST_FIX.items():
         text = recommendation(out / name)
-        wall = f"{walls[name]:.0f} s" if walls.get(name) else ""
+        wall = f"{walls[name]:.0f} s" if walls.get(name) else wall_of(out / name)
         rows.append(f"| {name} | {best} | {text.replace('|', '/')} | "
                     f"{agrees(text, changes) if text != '(not run)' else ''} | {wall} |")
     return "\n".join(rows)
@@ -116,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--top", type=int, default=4)
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--readmes", action="store_true",
+                        help="write each case README's section from the finished fixes")
     args = parser.parse_args(argv)
     names = [n for n in BEST_FIX if not args.only or n in args.only]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -130,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "verification.md").write_text(table(args.out, walls) + "\n")
         print(f"{name}: {recommendation(run_dir)}", flush=True)
     (args.out / "verification.md").write_text(table(args.out, walls) + "\n")
+    for name in names if args.readmes else ():
+        if recommendation(args.out / name) != "(not run)":
+            put_section(CASES_DIR / name / "README.md", readme_section(name, args.out))
     print(table(args.out, walls))
     return 0
 
