@@ -322,3 +322,14 @@ def test_among_equally_sure_changes_of_one_size_the_larger_iqm_is_recommended():
     kept = [plan.Candidate("a_first", {"a": 1}, ("r",), "", True, ""),
             plan.Candidate("b_second", {"b": 1}, ("r",), "", True, "")]
     assert outcome.recommendation(table, kept).startswith("recommended: b_second")
+
+
+def test_nothing_to_fix_names_the_latent_findings_a_solved_task_hides(tmp_path):
+    latent = dataclasses.replace(finding("exploding_value_loss"), fired=False, latent=True)
+    quiet = dataclasses.replace(finding("policy_stall"), fired=False)
+    made = plan.FixPlan(tmp_path, "v", [latent, quiet], [], None, 100, 2)
+    text = outcome.nothing_text(made)
+    assert text.startswith("nothing to fix") and "latent" in text
+    assert "exploding_value_loss" in text and "policy_stall" not in text
+    clean = plan.FixPlan(tmp_path, "v", [quiet], [], None, 100, 2)
+    assert "latent" not in outcome.nothing_text(clean)

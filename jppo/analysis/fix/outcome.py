@@ -43,6 +43,10 @@ def nothing_text(plan: FixPlan) -> str:
                 "was pruned (see the reasons)")
     unjudged = [f.rule for f in plan.findings if f.missing]
     tail = f" ({len(unjudged)} rules not judged: {', '.join(unjudged)})" if unjudged else ""
+    latent = [f.rule for f in plan.findings if f.latent]
+    if latent:  # a defect the solved task hides: no change can raise its final return
+        tail += (f"; latent, where the task is solved: {', '.join(latent)} (the final "
+                 "return has nothing to gain; see diagnosis.md for their remedies)")
     return f"nothing to fix: the diagnosis of {plan.run_dir} found no failure{tail}"
 
 
