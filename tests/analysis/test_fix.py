@@ -118,8 +118,12 @@ def test_value_pretraining_is_pruned_for_a_starved_critic_only():
     starved = finding("critic_collapse", remedy, quote="explained_variance 0.01 < 0.05 "
                       "while |value_mean - target_mean| / |target_mean| 0.5 > 0.25")
     worse = finding("critic_collapse", remedy, quote="explained_variance -0.8 < -0.1")
-    (pruned,) = plan.candidates([starved], PPOConfig())
+    by_name = {c.name: c for c in plan.candidates([starved], PPOConfig())}
+    pruned = by_name["value_pretrain_updates-10"]
     (kept,) = plan.candidates([worse], PPOConfig())
+    # the starved critic gets reward scaling instead, tried before the rule's remedies
+    assert list(by_name) == ["reward_scaling-true", "value_pretrain_updates-10"]
+    assert by_name["reward_scaling-true"].kept
     assert not pruned.kept and "starved" in pruned.reason and "value_dominance" in pruned.reason
     assert kept.kept
 
@@ -257,3 +261,95 @@ def test_brax_plans_speak_brax_ppo_train_arguments():
     candidate = plan.Candidate("c", {"lr": 1e-3}, ("policy_stall",), "why", True, "kept")
     text = trainers.format_logs_plan([("cell", "brax", [candidate], config)])
     assert text.startswith("cell (Brax): 1 candidate change(s)\n  try: learning_rate=0.001")
+
+
+def with_evidence(found: diagnose.Finding, seeds: int = 1, **columns) -> diagnose.Finding:
+    return dataclasses.replace(found, evidence=pd.DataFrame(columns),
+                               seeds=list(range(seeds)), num_seeds=max(seeds, 1))
+
+
+def test_the_relative_clip_is_pruned_once_the_return_std_exceeds_its_scale():
+    relative = {"value_clip_mode": "relative"}
+    config = PPOConfig(value_loss="clipped", value_clip_mode="absolute")
+    at_scale = with_evidence(finding("exploding_value_loss", relative),
+                             target_std=[480.0, 500.0, np.nan, 520.0])
+    unit = with_evidence(finding("exploding_value_loss", relative), target_std=[0.8, 1.2])
+    unlogged = finding("exploding_value_loss", relative)  # no target_std: kept
+    (pruned,), (kept,), (blind,) = (plan.candidates([f], config)
+                                    for f in (at_scale, unit, unlogged))
+    assert not pruned.kept and "return std 500 exceeds 10" in pruned.reason
+    assert "band (100 return units)" in pruned.reason  # 0.2 x the median std
+    assert "value_clip_scale" in pruned.reason
+    assert kept.kept and blind.kept
+    just_past = with_evidence(finding("exploding_value_loss", relative), target_std=[10.5])
+    assert not plan.candidates([just_past], config)[0].kept
+
+
+def test_margin_is_decades_past_the_threshold_and_zero_short_of_it():
+    assert plan.margin(1e-8, "<", 1e-6) == pytest.approx(2.0)
+    assert plan.margin(7.4e3, ">", 10.0) == pytest.approx(math.log10(740))
+    assert plan.margin(-9.05, "<", 0.05) == pytest.approx(math.log10(1 + 9.1))
+    assert plan.margin(0.2, "<", 0.05) == 0.0  # on the wrong side: no evidence
+    assert plan.margin(1e9, ">", 1.0) == plan.MAX_MARGIN  # capped
+
+
+def test_the_ordering_weighs_how_far_past_its_line_and_on_how_many_seeds():
+    weak = with_evidence(finding("throttled_updates", {"max_grad_norm": 2.0},
+                                 quote="grad_clip_ratio 11 > 10"), seeds=3)
+    strong = with_evidence(finding("value_dominance", {"vf_coef": 0.1},
+                                   quote="torso value/policy 1.5e5 > 100"), seeds=16)
+    wide = with_evidence(finding("throttled_updates", {"max_grad_norm": 2.0},
+                                 quote="grad_clip_ratio 7e3 > 10"), seeds=3)
+    assert plan.evidence_strength(weak) == pytest.approx(3 * (1 + math.log10(1.1)))
+    for given in ([weak, strong], [strong, weak]):
+        assert [c.name for c in plan.candidates(given, PPOConfig())][:2] == [
+            "vf_coef-0.1", "max_grad_norm-2.0"]
+    # the same seeds but further past the line outrank the weak finding
+    many = with_evidence(weak, seeds=4)
+    assert plan.evidence_strength(many) < plan.evidence_strength(
+        with_evidence(wide, seeds=4))
+    # a consequence counts half: 16 seeds as a consequence vs 16 as a root
+    consequence = dataclasses.replace(strong, root=False, caused_by="x")
+    assert plan.candidates([consequence], PPOConfig())[0].weight == pytest.approx(
+        plan.candidates([strong], PPOConfig())[0].weight / 2)
+
+
+def test_a_tiny_lr_stall_gets_the_default_lr_first_and_a_normal_one_does_not():
+    stall = finding("policy_stall", {"grad_clip": "per_head"})
+    tiny = plan.candidates([stall], PPOConfig(lr=5e-5))
+    assert tiny[0].name == "lr-0.00025" and tiny[0].kept
+    assert "sets back a default" in tiny[0].reason and "kl_early_stop" in tiny[0].why
+    assert [c.name for c in plan.candidates([stall], PPOConfig(lr=3e-4))] == [
+        "grad_clip-per_head"]
+    # an own policy lr that is tiny is raised on its own, the shared lr left alone
+    own = plan.candidates([stall], PPOConfig(policy_lr=1e-7))
+    assert own[0].overrides == {"policy_lr": 2.5e-4}
+    # a critic at a tiny value lr likewise; a policy finding ignores the value lr
+    critic = finding("critic_collapse", {"critic_lambda": 1.0})
+    assert plan.candidates([critic], PPOConfig(value_lr=2.5e-5))[0].overrides == {
+        "value_lr": 2.5e-4}
+    assert [c.name for c in plan.candidates([stall], PPOConfig(value_lr=2.5e-5))] == [
+        "grad_clip-per_head"]
+
+
+def test_among_equally_sure_changes_of_one_size_the_larger_iqm_is_recommended():
+    def row(name, iqm):
+        return {"candidate": name, "env": "E", "changes": name, "answers": "r",
+                "remaining": "", "gone": True, "iqm": iqm, "p_improve": 1.0,
+                "p_improve_lo": 1.0, "p_improve_hi": 1.0}
+    table = pd.DataFrame([row("original", 150.0), row("a_first", 280.0),
+                          row("b_second", 500.0)])
+    kept = [plan.Candidate("a_first", {"a": 1}, ("r",), "", True, ""),
+            plan.Candidate("b_second", {"b": 1}, ("r",), "", True, "")]
+    assert outcome.recommendation(table, kept).startswith("recommended: b_second")
+
+
+def test_nothing_to_fix_names_the_latent_findings_a_solved_task_hides(tmp_path):
+    latent = dataclasses.replace(finding("exploding_value_loss"), fired=False, latent=True)
+    quiet = dataclasses.replace(finding("policy_stall"), fired=False)
+    made = plan.FixPlan(tmp_path, "v", [latent, quiet], [], None, 100, 2)
+    text = outcome.nothing_text(made)
+    assert text.startswith("nothing to fix") and "latent" in text
+    assert "exploding_value_loss" in text and "policy_stall" not in text
+    clean = plan.FixPlan(tmp_path, "v", [quiet], [], None, 100, 2)
+    assert "latent" not in outcome.nothing_text(clean)

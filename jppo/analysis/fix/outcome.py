@@ -43,6 +43,10 @@ def nothing_text(plan: FixPlan) -> str:
                 "was pruned (see the reasons)")
     unjudged = [f.rule for f in plan.findings if f.missing]
     tail = f" ({len(unjudged)} rules not judged: {', '.join(unjudged)})" if unjudged else ""
+    latent = [f.rule for f in plan.findings if f.latent]
+    if latent:  # a defect the solved task hides: no change can raise its final return
+        tail += (f"; latent, where the task is solved: {', '.join(latent)} (the final "
+                 "return has nothing to gain; see diagnosis.md for their remedies)")
     return f"nothing to fix: the diagnosis of {plan.run_dir} found no failure{tail}"
 
 
@@ -109,9 +113,10 @@ def recommendation(table: pd.DataFrame, kept: Sequence[Candidate] = ()) -> str:
     helping = []
     for name, rows in tried.groupby("candidate", sort=False):
         if rows["gone"].all() and (rows["p_improve_lo"] > CONFIDENT).all():
-            helping.append((size.get(name, math.inf), -rows["p_improve"].min(), name))
-    if helping:
-        _, _, name = min(helping)
+            helping.append((size.get(name, math.inf), -rows["p_improve"].min(),
+                            -rows.get("iqm", pd.Series([0.0])).mean(), name))
+    if helping:  # the smallest change; among equals the surest, then the larger IQM
+        name = min(helping)[-1]
         rows = tried[tried["candidate"] == name]
         return (f"recommended: {rows['changes'].iloc[0]} ({name}): removes "
                 f"{rows['answers'].iloc[0]} and P(> original) {_p(rows)} on "

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from jppo.analysis.diagnose import Finding, Remedy
 from jppo.core import strategies
 from jppo.core.config import PPOConfig
@@ -60,6 +62,33 @@ def _no_value_clip(config: PPOConfig, finding: Finding) -> str:
             "off): there is no clip range to put in return-std units")
 
 
+# The relative clip's band is value_clip_eps x the targets' std: at a std past this
+# the band is wider than the critic moves in an update, so the clip never binds and
+# the run becomes unclipped MSE on raw targets (value_clip_scale: std ~500, band ~100
+# return units, the critic moving 0.30 per update; explained variance 1e-5 as with
+# no clip at all, early return 535 vs 1462).
+RELATIVE_CLIP_STD_SCALE = 10.0
+
+
+def finding_median(finding: Finding, column: str) -> float | None:
+    """The median over the finding's evidence rows of one logged quantity."""
+    if column not in getattr(finding.evidence, "columns", ()):
+        return None
+    values = finding.evidence[column].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else None
+
+
+def _relative_clip_wide(config: PPOConfig, finding: Finding) -> str:
+    std = finding_median(finding, "target_std")
+    if std is None or not std > RELATIVE_CLIP_STD_SCALE:
+        return ""
+    band = float(config.resolved("value_clip_eps")) * std
+    return (f"the return std {std:.3g} exceeds {RELATIVE_CLIP_STD_SCALE:g}: the relative clip's "
+            f"band ({band:.3g} return units) never binds, so the critic still regresses raw "
+            "returns, as with no clip")
+
+
 def _lambda_one(config: PPOConfig, finding: Finding) -> str:
     if config.critic_lambda is None and config.gae_lambda == 1.0:
         return "gae_lambda is already 1: the critic's targets are already lambda = 1 returns"
@@ -73,6 +102,9 @@ CONDITIONS: tuple[Condition, ...] = (
               "(starved critic: EV 0.001-0.009, value_mean at 39-63% of target_mean)"),
     Condition("value_clip_mode", _no_value_clip, "case study: value_clip_scale (fix 1 "
               "changes the clip of the clipped value loss)"),
+    Condition("value_clip_mode", _relative_clip_wide, "case study: value_clip_scale "
+              "(relative clip at a return std of ~500: explained variance 1e-5, identical "
+              "to no clip)"),
     Condition("critic_lambda", _lambda_one, "VC-PPO: lambda = 1 critic targets"),
 )
 
@@ -88,6 +120,7 @@ class Candidate:
     why: str
     kept: bool
     reason: str
+    weight: float = 0.0  # the evidence it answers (`evidence_strength`, summed)
 
     def text(self) -> str:
         return Remedy(self.overrides, self.why).text()
@@ -122,32 +155,97 @@ def _same(current: Any, wanted: Any) -> bool:
     return current == wanted
 
 
+# ------------------------------------------------ the size of the evidence
+CRITERION = re.compile(r"(-?\d[\d.]*(?:e[+-]?\d+)?) (<=|>=|<|>) (-?\d[\d.]*(?:e[+-]?\d+)?)")
+MAX_MARGIN = 3.0  # decades past a threshold: beyond that, further distance says nothing new
+CONSEQUENCE_WEIGHT = 0.5  # a consequence's evidence counts half: its cause may be the fix
+
+
+def margin(value: float, op: str, threshold: float) -> float:
+    """How far past its threshold a quoted median lies, in decades (0 at the line,
+    at most MAX_MARGIN); a threshold at or below 0 is measured in units of max(|t|, 1)."""
+    past = value - threshold if ">" in op else threshold - value
+    if past <= 0:
+        return 0.0
+    if value > 0 and threshold > 0:
+        folds = value / threshold if ">" in op else threshold / value
+    else:
+        folds = 1.0 + past / max(abs(threshold), 1.0)
+    return float(min(MAX_MARGIN, math.log10(folds)))
+
+
+def evidence_strength(finding: Finding) -> float:
+    """Affected seeds x (1 + the mean margin of the criteria its quote names): a
+    finding on 16 seeds far past its lines outweighs one on 3 seeds just past them."""
+    margins = [margin(float(v), op, float(t)) for v, op, t in CRITERION.findall(finding.quote)]
+    return len(finding.seeds) * (1.0 + (sum(margins) / len(margins) if margins else 0.0))
+
+
+def _weight(finding: Finding) -> float:
+    return evidence_strength(finding) * (1.0 if finding.root else CONSEQUENCE_WEIGHT)
+
+
+# ------------------------------------------------ remedies from the run's context
+TINY_LR = 1e-4  # below 40% of the default 2.5e-4: every Adam step is a fraction of PPO's
+LR_GROUP = {"policy_stall": "policy_lr", "critic_collapse": "value_lr"}
+
+
+def context_remedies(finding: Finding, config: PPOConfig) -> list[Remedy]:
+    """Remedies the rules cannot list because they depend on the run's config and
+    numbers: a stalled policy or a collapsed critic trained at a tiny lr gets the
+    default lr; a starved critic (lagging the targets' mean) gets reward scaling."""
+    found = []
+    group = LR_GROUP.get(finding.rule)
+    if group is not None and config.resolved(group) < TINY_LR:
+        field = "lr" if getattr(config, group) is None else group
+        default = PPOConfig().lr
+        found.append(Remedy({field: default}, f"{field} {config.resolved(group):g} is below "
+                            f"{TINY_LR:g}: the default {default:g} (case study: kl_early_stop, "
+                            "lr 5e-5 -> 3e-4: MRR 0.486 -> 0.519; diagnosis benchmark: the "
+                            "tiny-lr policy stall)"))
+    if _starved_critic(config, finding) and not config.reward_scaling:
+        found.append(Remedy({"reward_scaling": True}, "a starved critic follows targets of "
+                            "unit scale (case studies: value_dominance 500 vs 153, "
+                            "frozen_policy 17.2e-4 vs -6.2e-4)"))
+    return found
+
+
+def remedies_of(finding: Finding, config: PPOConfig) -> list[Remedy]:
+    """The ones the run's context adds (chosen on its numbers), then the rule's."""
+    return [*context_remedies(finding, config), *finding.remedies]
+
+
 def candidates(findings: Sequence[Finding], config: PPOConfig) -> list[Candidate]:
-    """Every fired finding's remedies (root causes first, each rule's remedy order),
-    one candidate per distinct change, those that set back a default the run
-    changed first, then the combination of the root findings' first kept remedies
-    when there are several."""
-    fired = sorted((f for f in findings if f.fired), key=lambda f: not f.root)
+    """Every fired finding's remedies, one candidate per distinct change, ordered:
+    those that set back a default the run changed first, then by the weight of the
+    evidence they answer (root findings in full, consequences at half); then the
+    combination of the root findings' first kept remedies when there are several."""
+    fired = sorted((f for f in findings if f.fired), key=lambda f: (not f.root, -_weight(f)))
     found: dict[str, Candidate] = {}
     for finding in fired:
-        for remedy in finding.remedies:
+        for remedy in remedies_of(finding, config):
             name = candidate_name(remedy.overrides)
             if name in found:
                 old = found[name]
-                found[name] = dataclasses.replace(old, rules=(*old.rules, finding.rule))
+                found[name] = dataclasses.replace(old, rules=(*old.rules, finding.rule),
+                                                  weight=old.weight + _weight(finding))
                 continue
-            reason = prune_reason(remedy, finding, config)
-            kept = not reason
-            role = "root cause" if finding.root else f"consequence of {finding.caused_by}"
-            back = REVERTS if reverts_default(remedy.overrides, config) else ""
-            reason = reason or f"kept: answers {finding.rule} ({role}){back}"
-            found[name] = Candidate(name, dict(remedy.overrides), (finding.rule,),
-                                    remedy.why, kept, reason)
-    ordered = sorted(found.values(), key=lambda c: not c.reason.endswith(REVERTS))
-    combined = combination(fired, ordered)
+            found[name] = _candidate(name, remedy, finding, config)
+    ordered = sorted(found.values(),
+                     key=lambda c: (not c.reason.endswith(REVERTS), -c.weight))
+    combined = combination(fired, found, config)
     if combined is not None and combined.name not in found:
         ordered.append(combined)
     return ordered
+
+
+def _candidate(name: str, remedy: Remedy, finding: Finding, config: PPOConfig) -> Candidate:
+    reason = prune_reason(remedy, finding, config)
+    role = "root cause" if finding.root else f"consequence of {finding.caused_by}"
+    back = REVERTS if not reason and reverts_default(remedy.overrides, config) else ""
+    reason = reason or f"kept: answers {finding.rule} ({role}){back}"
+    return Candidate(name, dict(remedy.overrides), (finding.rule,), remedy.why, not reason
+                     .startswith("pruned"), reason, _weight(finding))
 
 
 REVERTS = "; it sets back a default the run changed, so it is tried first"
@@ -162,12 +260,15 @@ def reverts_default(overrides: Mapping[str, Any], config: PPOConfig) -> bool:
                for key, value in overrides.items() if hasattr(defaults, key))
 
 
-def combination(fired: Sequence[Finding], found: Sequence[Candidate]) -> Candidate | None:
-    """The first kept candidate of each root finding, together, when two or more
-    root findings have one and their changes do not set a field differently."""
+def combination(fired: Sequence[Finding], found: Mapping[str, Candidate],
+                config: PPOConfig) -> Candidate | None:
+    """The first kept remedy of each root finding (in its rule's order), together,
+    when two or more root findings have one and their changes do not set a field
+    differently."""
     picks: list[Candidate] = []
-    for rule in dict.fromkeys(f.rule for f in fired if f.root):
-        first = next((c for c in found if c.kept and rule in c.rules), None)
+    for finding in _first_per_rule(fired):
+        first = next((found[candidate_name(r.overrides)] for r in remedies_of(finding, config)
+                      if found[candidate_name(r.overrides)].kept), None)
         if first is not None and first not in picks:
             picks.append(first)
     if len(picks) < 2:
@@ -181,7 +282,17 @@ def combination(fired: Sequence[Finding], found: Sequence[Candidate]) -> Candida
     rules = tuple(dict.fromkeys(r for pick in picks for r in pick.rules))
     return Candidate(candidate_name(overrides), overrides, rules,
                      "the first kept change of each root finding, together",
-                     True, f"kept: combines the root findings {', '.join(rules)}")
+                     True, f"kept: combines the root findings {', '.join(rules)}",
+                     sum(pick.weight for pick in picks))
+
+
+def _first_per_rule(fired: Sequence[Finding]) -> list[Finding]:
+    """The root findings, one per rule (its first), in the fired order."""
+    seen: dict[str, Finding] = {}
+    for finding in fired:
+        if finding.root:
+            seen.setdefault(finding.rule, finding)
+    return list(seen.values())
 
 
 @dataclasses.dataclass
