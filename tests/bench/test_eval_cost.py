@@ -21,6 +21,8 @@ def test_tiny_eval_cost_times_both_sides_and_reports_the_median_cost():
     np.testing.assert_allclose(row["cost_fractions"], expected, atol=1e-3)
     assert row["cost_fraction_median"] == pytest.approx(np.median(expected), abs=1e-3)
     assert abs(row["env_steps_per_s_on"] - np.median(row["rates_on"])) <= 1
+    cpu = [1 - off / on for on, off in zip(row["cpu_s_on"], row["cpu_s_off"], strict=True)]
+    assert row["cpu_cost_fraction_median"] == pytest.approx(np.median(cpu), abs=0.02)
 
 
 def test_a_config_that_never_evaluates_is_refused():
