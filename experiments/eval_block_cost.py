@@ -45,18 +45,25 @@ def main(argv: list[str] | None = None) -> int:
     programs = {name: jax.jit(jax.vmap(lambda s, t=trainer: t.run_updates(s, hparams, every)))
                 .lower(state).compile() for name, trainer in (("on", on), ("off", off))}
     seconds: dict[str, list[float]] = {"on": [], "off": []}
+    cpu: dict[str, list[float]] = {"on": [], "off": []}
     for round_ in range(args.rounds):
         for name in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             jax.block_until_ready(programs[name](state))
             seconds[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - cpu_start)
     costs = [1 - off_s / on_s for on_s, off_s in zip(seconds["on"], seconds["off"], strict=True)]
+    median = {name: statistics.median(values) for name, values in cpu.items()}
     print(json.dumps({"seeds": args.seeds, "eval_every": every,
                       "evaluations_per_run": config.num_updates // every,
                       "block_s_on": [round(s, 3) for s in seconds["on"]],
                       "block_s_off": [round(s, 3) for s in seconds["off"]],
                       "cost_fractions": [round(c, 4) for c in costs],
-                      "cost_fraction_median": round(statistics.median(costs), 4)}, indent=2))
+                      "cost_fraction_median": round(statistics.median(costs), 4),
+                      "cpu_s_on": [round(s, 3) for s in cpu["on"]],
+                      "cpu_s_off": [round(s, 3) for s in cpu["off"]],
+                      "cpu_cost_fraction_of_medians": round(1 - median["off"] / median["on"], 4)},
+                     indent=2))
     return 0
 
 
