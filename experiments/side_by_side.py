@@ -85,19 +85,23 @@ def main(argv: list[str] | None = None) -> int:
         compile_s[spec] = round(time.perf_counter() - start, 1)
         print(f"# compiled {spec} in {compile_s[spec]} s", file=sys.stderr, flush=True)
     rates: dict[str, list[float]] = {spec: [] for spec in args.programs}
+    cpu_s: dict[str, list[float]] = {spec: [] for spec in args.programs}
     for round_ in range(args.rounds):
         order = args.programs[round_ % len(args.programs):] + args.programs[
             :round_ % len(args.programs)]
         for spec in order:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             jax.block_until_ready(compiled[spec](keys))
             rates[spec].append(args.seeds * args.steps / (time.perf_counter() - start))
+            cpu_s[spec].append(time.process_time() - cpu_start)
         print(f"# round {round_}: " + ", ".join(f"{s}: {rates[s][-1]:,.0f}" for s in order),
               file=sys.stderr, flush=True)
     print(json.dumps({"seeds": args.seeds, "steps_per_seed": args.steps, "rounds": args.rounds,
                       "programs": [{"program": s, "compile_s": compile_s[s],
                                     "env_steps_per_s_median": round(statistics.median(r)),
-                                    "env_steps_per_s": [round(x) for x in r]}
+                                    "env_steps_per_s": [round(x) for x in r],
+                                    "cpu_s_median": round(statistics.median(cpu_s[s]), 2),
+                                    "cpu_s": [round(x, 2) for x in cpu_s[s]]}
                                    for s, r in rates.items()]}, indent=2))
     return 0
 

@@ -81,6 +81,7 @@ SLOW: tuple[str, ...] = (
     "tests/bench/test_reference_and_profile.py::test_reference_learns_cartpole_on_a_small_budget",
     "tests/bench/test_reference_and_profile.py::test_top_ops_names_operations_of_the_compiled_phase",
     "tests/bench/test_reference_and_profile.py::test_versus_reports_medians_and_the_median_pair_ratio",
+    "tests/bench/test_eval_cost.py::test_tiny_eval_cost_times_both_sides_and_reports_the_median_cost",
     "tests/bench/test_study.py::test_cli_bench_forwards_the_study_flags",
     "tests/bench/test_study.py::test_grid_has_n_traced_points_over_vf_coef_and_the_value_gain",
     "tests/bench/test_study.py::test_reference_critic_output_layer_scales_with_the_value_output_gain",

@@ -15,7 +15,8 @@ import os
 PREALLOCATE = "XLA_PYTHON_CLIENT_PREALLOCATE"
 SAVED = "JPPO_BENCH_USER_PREALLOCATE"  # the user's setting, or UNSET
 UNSET = "<unset>"
-PARENT_ONLY_FLAGS = ("--one", "--vs-reference", "--profile", "--init-check", "--study")
+PARENT_ONLY_FLAGS = ("--one", "--vs-reference", "--profile", "--init-check", "--study",
+                     "--eval-cost")
 
 
 def spawns_children(argv: list[str]) -> bool:

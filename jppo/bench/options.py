@@ -44,7 +44,10 @@ class BenchOptions:
     the reference compiled and run once per variant (wall time including compiles); prints
     the median ratio (see jppo.bench.study)."""
     rounds: int = 3
-    """--study: alternating rounds (each side once per round)."""
+    """--study, --eval-cost: alternating rounds (each side once per round)."""
+    eval_cost: bool = False
+    """whole runs with the config's evaluation and with eval_every=0 at each seed count, in
+    one process, alternating; prints the median cost (see jppo.bench.eval_cost)."""
     init_check: bool = False
     """accelerators only: time and compare the Householder and LAPACK orthogonal
     initializers at the largest seed count."""
@@ -55,7 +58,7 @@ class BenchOptions:
     def spawns_children(self) -> bool:
         """Whether these options measure in child processes (the throughput mode)."""
         return not (self.one is not None or self.vs_reference or self.profile
-                    or self.init_check or self.study)
+                    or self.init_check or self.study or self.eval_cost)
 
 
 def parse(argv: Sequence[str] | None = None) -> BenchOptions:

@@ -147,6 +147,23 @@ def _study(options: BenchOptions, overrides: dict[str, Any]) -> int:
     return 0
 
 
+def _eval_cost(options: BenchOptions, overrides: dict[str, Any]) -> int:
+    from jppo.bench.eval_cost import eval_cost
+
+    rows = []
+    for seeds in options.seeds:
+        steps = options.steps or DEFAULT_STEPS.get(seeds, max(16_384, 4_194_304 // seeds))
+        config = make_config(**{**overrides, "total_timesteps": steps})
+        row = eval_cost(options.env, config, seeds, options.rounds)
+        rows.append(row)
+        print(f"# evaluation at {seeds} seeds ({row['evaluations']} evaluations): "
+              f"{row['env_steps_per_s_on']:,} env-steps/s on, {row['env_steps_per_s_off']:,} "
+              f"off, cost {row['cost_fraction_median']:.1%}", file=sys.stderr, flush=True)
+    print(json.dumps({"env": options.env, "machine": machine(), "versions": versions(),
+                      "eval_cost": rows}, indent=2))
+    return 0
+
+
 def _profile(options: BenchOptions, config: PPOConfig) -> int:
     from jppo.bench import profile
 
@@ -215,6 +232,8 @@ def benchmark(options: BenchOptions) -> int:
         return _versus_reference(options, make_config(**overrides))
     if options.study:
         return _study(options, overrides)
+    if options.eval_cost:
+        return _eval_cost(options, overrides)
     if options.profile:
         return _profile(options, make_config(**overrides))
     if options.init_check:

@@ -275,8 +275,8 @@ def evaluation_plan(config: PPOConfig, env_params: Any, env_name: str) -> tuple[
     """(updates between evaluations, evaluation step limit); (0, 0) when off.
     An env with no episode limit is evaluated only when asked (`eval_every`),
     and then it needs `eval_max_steps`."""
-    every = config.eval_interval
     limit = acting.episode_limit(env_params, config.eval_max_steps)
+    every = config.eval_interval_for(limit)
     if not every:
         return 0, 0
     if limit is None:

@@ -85,7 +85,7 @@ def cartpole():
 def on_and_off(cartpole):
     keys = runner.seed_keys(SEEDS)
     out = {}
-    for every in (0, 3):
+    for every in (0, 3, 6):
         config = PPOConfig(**TINY, total_timesteps=64 * 6, eval_every=every, eval_episodes=4)
         out[every] = jax.device_get(jax.jit(jax.vmap(jppo.make_train(config, *cartpole)))(keys))
     return out
@@ -101,6 +101,42 @@ def test_evaluation_does_not_change_training(on_and_off):
     evaluated = np.isfinite(on.metrics["eval_return"])
     np.testing.assert_array_equal(evaluated, np.tile([False, False, True], (SEEDS, 2)))
     assert np.all(on.metrics["eval_length"][evaluated] >= 8)  # CartPole episodes last >= 8
+
+
+def test_an_evaluation_is_the_same_whatever_the_schedule(on_and_off):
+    """The evaluation after update 6 reads only that update's state and key: a
+    sparser schedule (every 6 instead of every 3) evaluates it bit for bit alike."""
+    every3, every6 = on_and_off[3].metrics, on_and_off[6].metrics
+    np.testing.assert_array_equal(np.isfinite(every6["eval_return"]),
+                                  np.tile([False] * 5 + [True], (SEEDS, 1)))
+    for name in ("eval_return", "eval_length"):
+        np.testing.assert_array_equal(every6[name][:, 5], every3[name][:, 5])
+    np.testing.assert_array_equal(every6["policy_loss"], every3["policy_loss"])
+
+
+def test_a_short_run_is_evaluated_less_often_down_to_eight_times():
+    """Default schedule with CartPole's 500-step limit and 16 episodes (at most
+    8,000 evaluation env steps): about ten per run while the training between two
+    evaluations outnumbers them; fewer, at least eight, where it would not."""
+    limit = 500
+
+    def plan(**fields):
+        config = PPOConfig(**fields)
+        every = config.eval_interval_for(limit)
+        return config.num_updates, every, config.num_updates // every
+
+    assert plan() == (976, 61, 16)  # 31,232 training steps between evaluations
+    assert plan(total_timesteps=512 * 1000) == (1000, 100, 10)
+    assert plan(total_timesteps=65_536) == (128, 16, 8)  # was every 8: 4,096 < 8,000
+    assert 16 * 512 >= 16 * limit
+    assert plan(total_timesteps=131_072) == (256, 16, 16)  # 8,192 >= 8,000: unchanged
+    assert plan(total_timesteps=65_536, eval_episodes=4) == (128, 8, 16)  # 2,000 steps
+    assert plan(num_envs=4, num_steps=16, total_timesteps=64 * 64) == (64, 8, 8)  # floor
+    assert plan(num_envs=4, num_steps=16, total_timesteps=64 * 6) == (6, 1, 6)
+    assert plan(total_timesteps=65_536, eval_every=2) == (128, 2, 64)  # asked for: kept
+    assert PPOConfig(total_timesteps=65_536).eval_interval == 8  # no limit known
+    assert train.evaluation_plan(PPOConfig(total_timesteps=65_536), envs.make("CartPole-v1")[1],
+                                 "CartPole-v1") == (16, 500)
 
 
 def reference_episodes(env, params, policy_inputs, actor, key, episodes, limit):
