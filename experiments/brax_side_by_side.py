@@ -8,18 +8,21 @@ of their last deterministic evaluation (Brax: `eval/episode_reward` over
 `num_eval_envs` episodes with `deterministic_eval=True`; jppo: `eval_return`
 over `eval_episodes`). The config is Brax's, mapped onto jppo's knobs:
 
-| Brax `ppo.train` | jppo |
-|---|---|
-| `num_envs`, `unroll_length`, `batch_size`, `num_minibatches` | `num_envs`, `num_steps = unroll_length * batch_size * num_minibatches / num_envs`, `num_minibatches` |
-| `num_updates_per_batch` | `update_epochs` |
-| `learning_rate` (constant), Adam eps 1e-8 | `lr`, `lr_schedule="constant"`, `adam_eps=1e-8` |
-| `discounting`, `gae_lambda`, `clipping_epsilon`, `entropy_cost` | `gamma`, `gae_lambda`, `clip_eps`, `ent_coef` |
-| value loss `0.5 * vf_loss_coefficient * mean(err^2)`, no clip | `value_loss="mse"` (0.5 mean err^2), `vf_coef` |
-| `normalize_advantage=True` | `advantage_norm="minibatch"` |
-| `normalize_observations=True` | `obs_norm=True` |
-| `max_grad_norm=None` | `max_grad_norm=inf` |
-| `bootstrap_on_timeout=False` (a time limit ends the return) | `truncation="terminal"` |
-| policy 4x32, value 5x256, swish; std `softplus(x) + 0.001` | `policy_hidden`, `value_hidden`, `activation="silu"`, `policy_std="softplus"` |
+- `num_envs`, `unroll_length`, `batch_size`, `num_minibatches` -> `num_envs`,
+  `num_steps = unroll_length * batch_size * num_minibatches / num_envs`,
+  `num_minibatches`; `num_updates_per_batch` -> `update_epochs`;
+- `learning_rate` (constant), Adam eps 1e-8 -> `lr`, `lr_schedule="constant"`,
+  `adam_eps=1e-8`;
+- `discounting`, `gae_lambda`, `clipping_epsilon`, `entropy_cost` -> `gamma`,
+  `gae_lambda`, `clip_eps`, `ent_coef`;
+- value loss `0.5 * vf_loss_coefficient * mean(err^2)`, no clip -> `value_loss="mse"`
+  (0.5 mean err^2), `vf_coef`;
+- `normalize_advantage=True` -> `advantage_norm="minibatch"`;
+  `normalize_observations=True` -> `obs_norm=True`; `max_grad_norm=None` ->
+  `max_grad_norm=inf`;
+- `bootstrap_on_timeout=False` (a time limit ends the return) -> `truncation="terminal"`;
+- policy 4x32, value 5x256, swish, std `softplus(x) + 0.001` -> `policy_hidden`,
+  `value_hidden`, `activation="silu"`, `policy_std="softplus"`.
 
 What cannot be matched: Brax squashes actions with tanh (jppo clips them to the
 action bounds), computes GAE per unroll of `unroll_length` steps (jppo over its

@@ -128,7 +128,7 @@ def test_a_short_run_is_evaluated_less_often_down_to_eight_times():
     assert plan() == (976, 61, 16)  # 31,232 training steps between evaluations
     assert plan(total_timesteps=512 * 1000) == (1000, 100, 10)
     assert plan(total_timesteps=65_536) == (128, 16, 8)  # was every 8: 4,096 < 8,000
-    assert 16 * 512 >= 16 * limit
+    assert 16 * limit <= 16 * 512
     assert plan(total_timesteps=131_072) == (256, 16, 16)  # 8,192 >= 8,000: unchanged
     assert plan(total_timesteps=65_536, eval_episodes=4) == (128, 8, 16)  # 2,000 steps
     assert plan(num_envs=4, num_steps=16, total_timesteps=64 * 64) == (64, 8, 8)  # floor
