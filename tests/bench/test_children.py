@@ -52,7 +52,7 @@ def test_the_typed_options_agree_with_the_flag_check():
 
     modes = {"--one": ["--one", "2"], "--vs-reference": ["--vs-reference"],
              "--profile": ["--profile"], "--init-check": ["--init-check"],
-             "--study": ["--study", "4"]}
+             "--study": ["--study", "4"], "--eval-cost": ["--eval-cost"]}
     assert set(modes) == set(children.PARENT_ONLY_FLAGS)
     for argv in [["--seeds", "1", "64"], *modes.values()]:
         assert parse(["--seeds", "64", *argv]).spawns_children() == \
