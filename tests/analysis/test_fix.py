@@ -205,6 +205,64 @@ def test_recommendation_is_the_smallest_helping_change_else_the_numbers():
                            "0.99 [0.90, 1.00] on E (still r)")
 
 
+def test_latent_findings_are_planned_only_where_nothing_fired():
+    latent = dataclasses.replace(finding("exploding_value_loss", {"value_target": "popart"}),
+                                 fired=False, latent=True)
+    fired = finding("policy_stall", {"clip_eps": 0.2})
+    alone = plan.candidates([latent], PPOConfig())
+    assert [c.name for c in alone] == ["value_target-popart"]
+    assert alone[0].kept and alone[0].reason.startswith("kept: answers exploding_value_loss "
+                                                        "(latent, root cause)")
+    beside = plan.candidates([latent, fired], PPOConfig())
+    assert [c.name for c in beside] == ["clip_eps-0.2"]  # a failure comes first
+    assert plan.FixPlan(Path("r"), "v", [latent], alone, None, 1, 2).latent
+    assert not plan.FixPlan(Path("r"), "v", [latent, fired], beside, None, 1, 2).latent
+
+
+def test_a_latent_plan_recommends_the_smallest_change_that_removes_them_and_keeps_the_return():
+    def row(name, gone, p, lo, hi):
+        return {"candidate": name, "env": "E", "changes": name, "answers": "r",
+                "remaining": "" if gone else "r", "gone": gone, "p_improve": p,
+                "p_improve_lo": lo, "p_improve_hi": hi, "iqm": 2172.0}
+    table = pd.DataFrame([row("original", False, math.nan, math.nan, math.nan),
+                          row("worse", True, 0.2, 0.05, 0.4),
+                          row("ties", True, 0.5, 0.3, 0.7),
+                          row("stays", False, 0.55, 0.35, 0.75)])
+    kept = [plan.Candidate(n, {n: 1}, ("r",), "", True, "") for n in ("worse", "ties",
+                                                                      "stays")]
+    text = outcome.recommendation(table, kept, latent=True)
+    assert text.startswith("recommended for the latent findings: ties (ties): removes r "
+                           "and keeps the return")
+    # the same numbers are no improvement when the findings had fired
+    assert outcome.recommendation(table, kept).startswith("no candidate helps")
+    none = outcome.recommendation(table.iloc[[0, 1, 3]], kept, latent=True)
+    assert none.startswith("no candidate helps: the best, stays (stays)")
+    assert "upper end at or above 0.5" in none
+
+
+def test_a_candidate_that_removes_the_root_cause_helps_though_its_consequence_stays():
+    roots = {"policy_stall"}
+    both = ("policy_stall", "critic_collapse")
+    assert outcome.is_gone(both, ["critic_collapse"], roots)  # the root went
+    assert not outcome.is_gone(both, ["policy_stall"], roots)
+    assert not outcome.is_gone(("critic_collapse",), ["critic_collapse"], roots)
+    assert outcome.is_gone(("critic_collapse",), [], roots)
+    table = pd.DataFrame([
+        {"candidate": "original", "env": "E", "changes": "-", "answers": ", ".join(both),
+         "remaining": ", ".join(both), "gone": False, "p_improve": math.nan,
+         "p_improve_lo": math.nan, "p_improve_hi": math.nan, "iqm": 45.0},
+        {"candidate": "rs", "env": "E", "changes": "reward_scaling=True",
+         "answers": ", ".join(both), "remaining": "critic_collapse", "gone": True,
+         "p_improve": 0.95, "p_improve_lo": 0.83, "p_improve_hi": 1.0, "iqm": 52.9}])
+    kept = [plan.Candidate("rs", {"reward_scaling": True}, both, "", True, "")]
+    assert outcome.recommendation(table, kept) == (
+        "recommended: reward_scaling=True (rs): removes policy_stall (critic_collapse "
+        "remains: a consequence in the original) and improves the return: P(> original) "
+        "0.95 [0.83, 1.00] on E")
+    assert outcome._finding_state(", ".join(both), "critic_collapse", False, True) == (
+        "gone: policy_stall; remain: critic_collapse (a consequence in the original)")
+
+
 @pytest.fixture(scope="module")
 def stalled_run(tmp_path_factory):
     """A reproduced policy stall: clip_eps 1e-4 on CartPole at a tiny budget."""

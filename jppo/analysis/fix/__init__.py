@@ -152,7 +152,7 @@ def make_plan(run_dir: str | Path, *, seeds: int = DEFAULT_SEEDS, budget: int | 
     if not plan.kept or not write:
         return plan
     fields, base = plan_fields(info, variant, seeds, total)
-    header = _header(run_dir, variant, plan.fired, config)
+    header = _header(run_dir, variant, plan.targets, config)
     text = plan_text(fields, base, found, header)
     if info["experiment"].get("env_params"):
         text += env_params_tables(info["experiment"]["env_params"])
@@ -168,6 +168,7 @@ def _header(run_dir: Path, variant: str, fired: Sequence[Finding],
              "Findings:"]
     for finding in fired:
         role = "root cause" if finding.root else f"consequence of {finding.caused_by}"
+        role = f"latent, where the task is solved; {role}" if finding.latent else role
         lines.append(f"  {finding.env}: {finding.rule} ({role}): {finding.quote}")
     return lines
 

@@ -2,10 +2,16 @@
 answers is gone (the run re-diagnosed), the final return (IQM, 95% CI), P(improvement)
 over `original` with its CI, and the cost; then the recommendation.
 
-A candidate *helps* where every finding it answers is gone on every env and the
-lower end of P(improvement)'s CI is above 1/2 there; the recommendation is the
+A candidate *helps* where the findings it answers are gone on every env and the
+lower end of P(improvement)'s CI is above 1/2 there. Gone means the root causes it
+answers: a consequence of the original's root (a poor critic under a stalled
+policy) may remain, reported as such, since the root was the run's diagnosis; a
+candidate that answers consequences only must remove them; the recommendation is the
 helping candidate with the fewest overrides (the smallest change), the larger
-P(improvement) breaking ties.
+P(improvement) breaking ties. A plan for latent findings only (the original solved
+its task, so its return cannot be beaten) asks instead that the findings are gone,
+latent or fired, and that the return is not lower with confidence (the upper end of
+P(improvement)'s CI reaches 1/2).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ def plan_table(plan: FixPlan) -> pd.DataFrame:
 
 
 def nothing_text(plan: FixPlan) -> str:
+    """Why there is no plan: every remedy pruned, or no failure (naming the rules
+    not judged, and the latent findings a solved task hides)."""
     if plan.fired:
         return (f"nothing to try: every remedy of {', '.join(f.rule for f in plan.fired)} "
                 "was pruned (see the reasons)")
@@ -46,7 +54,8 @@ def nothing_text(plan: FixPlan) -> str:
     latent = [f.rule for f in plan.findings if f.latent]
     if latent:  # a defect the solved task hides: no change can raise its final return
         tail += (f"; latent, where the task is solved: {', '.join(latent)} (the final "
-                 "return has nothing to gain; see diagnosis.md for their remedies)")
+                 "return has nothing to gain; no remedy of theirs is left "
+                 "to try, see the reasons)")
     return f"nothing to fix: the diagnosis of {plan.run_dir} found no failure{tail}"
 
 
@@ -56,7 +65,7 @@ def _answers(plan: FixPlan, name: str) -> tuple[str, ...]:
     for candidate in plan.candidates:
         if candidate.name == name:
             return candidate.rules
-    return tuple(dict.fromkeys(f.rule for f in plan.fired))
+    return tuple(dict.fromkeys(f.rule for f in plan.targets))
 
 
 def outcome_table(plan: FixPlan) -> pd.DataFrame:
@@ -65,7 +74,8 @@ def outcome_table(plan: FixPlan) -> pd.DataFrame:
     info = results.read_run_info(out)
     findings = diagnose.diagnose_run(out)
     summary = stats.summarize_run(out)
-    fired = {(f.variant, f.env, f.rule) for f in findings if f.fired}
+    fired = {(f.variant, f.env, f.rule) for f in findings
+             if f.fired or (plan.latent and f.latent)}
     original = _static(info, ORIGINAL)
     rows = []
     for _, row in summary.iterrows():
@@ -74,12 +84,28 @@ def outcome_table(plan: FixPlan) -> pd.DataFrame:
         remaining = [rule for rule in answers if (name, env, rule) in fired]
         rows.append({"candidate": name, "env": env, "changes": _changes(info, name),
                      "answers": ", ".join(answers), "remaining": ", ".join(remaining),
-                     "gone": not remaining, **{k: row[k] for k in COLUMNS[6:12]},
+                     "gone": is_gone(answers, remaining, roots(plan)),
+                     **{k: row[k] for k in COLUMNS[6:12]},
                      "env_steps": _steps(info, name),
                      "program": _program(name, _static(info, name) == original)})
     table = pd.DataFrame(rows, columns=list(COLUMNS))
-    table.attrs.update(recommendation=recommendation(table, plan.kept), run=str(out))
+    table.attrs.update(recommendation=recommendation(table, plan.kept, latent=plan.latent),
+                       run=str(out))
     return table
+
+
+def roots(plan: FixPlan) -> set[str]:
+    """The rules that were root causes in the original's diagnosis."""
+    return {f.rule for f in plan.targets if f.root}
+
+
+def is_gone(answers: Sequence[str], remaining: Sequence[str], root_rules: set[str]) -> bool:
+    """The root causes a candidate answers are gone (a consequence may stay); one
+    that answers consequences only must remove them all."""
+    answered_roots = [rule for rule in answers if rule in root_rules]
+    if answered_roots:
+        return not any(rule in root_rules for rule in remaining)
+    return not remaining
 
 
 def _program(name: str, shared: bool) -> str:
@@ -105,30 +131,57 @@ def _static(info: dict[str, Any], name: str) -> Any:
     return static_key(diagnose.engine.cell_config(info, name))
 
 
-def recommendation(table: pd.DataFrame, kept: Sequence[Candidate] = ()) -> str:
+def recommendation(table: pd.DataFrame, kept: Sequence[Candidate] = (), *,
+                   latent: bool = False) -> str:
     """The smallest change that removes its findings and improves the return with
-    confidence on every env, or "no candidate helps" with the best numbers."""
+    confidence on every env (for latent findings: keeps the return), or "no
+    candidate helps" with the best numbers."""
     size = {c.name: len(c.overrides) for c in kept}
     tried = table[table["candidate"] != ORIGINAL]
     helping = []
     for name, rows in tried.groupby("candidate", sort=False):
-        if rows["gone"].all() and (rows["p_improve_lo"] > CONFIDENT).all():
+        if rows["gone"].all() and _return_holds(rows, latent):
             helping.append((size.get(name, math.inf), -rows["p_improve"].min(),
                             -rows.get("iqm", pd.Series([0.0])).mean(), name))
     if helping:  # the smallest change; among equals the surest, then the larger IQM
         name = min(helping)[-1]
         rows = tried[tried["candidate"] == name]
-        return (f"recommended: {rows['changes'].iloc[0]} ({name}): removes "
-                f"{rows['answers'].iloc[0]} and P(> original) {_p(rows)} on "
+        verdict = ("keeps the return (the original solved its task, so it cannot gain)"
+                   if latent else "improves the return")
+        kind = " for the latent findings" if latent else ""
+        return (f"recommended{kind}: {rows['changes'].iloc[0]} ({name}): removes "
+                f"{_removed(rows)} and {verdict}: P(> original) {_p(rows)} on "
                 f"{', '.join(rows['env'])}")
     if tried.empty:
         return "no candidate helps: none was run"
+    return _none_helps(tried, latent)
+
+
+def _removed(rows: pd.DataFrame) -> str:
+    """What the candidate removed, and the original's consequences it left."""
+    answers = rows["answers"].iloc[0].split(", ")
+    left = sorted({rule for text in rows["remaining"] for rule in text.split(", ") if rule})
+    removed = ", ".join(rule for rule in answers if rule not in left)
+    return f"{removed} ({', '.join(left)} remains: a consequence in the original)" \
+        if left else removed
+
+
+def _return_holds(rows: pd.DataFrame, latent: bool) -> bool:
+    """An improvement with confidence; for latent findings, no loss with confidence."""
+    if latent:
+        return bool((rows["p_improve_hi"] >= CONFIDENT).all())
+    return bool((rows["p_improve_lo"] > CONFIDENT).all())
+
+
+def _none_helps(tried: pd.DataFrame, latent: bool) -> str:
     best = tried.sort_values("p_improve", ascending=False).iloc[0]
     gone = "its findings gone" if best["gone"] else f"still {best['remaining']}"
+    need = (f"the findings gone and the CI's upper end at or above {CONFIDENT:g}"
+            if latent else f"the CI above {CONFIDENT:g} and the findings gone")
     return (f"no candidate helps: the best, {best['changes']} ({best['candidate']}), has "
             f"P(> original) {best['p_improve']:.2f} [{best['p_improve_lo']:.2f}, "
-            f"{best['p_improve_hi']:.2f}] on {best['env']} ({gone}); an improvement needs "
-            f"the CI above {CONFIDENT:g} and the findings gone")
+            f"{best['p_improve_hi']:.2f}] on {best['env']} ({gone}); "
+            f"{'keeping' if latent else 'an improvement'} needs {need}")
 
 
 def _p(rows: pd.DataFrame) -> str:
@@ -151,7 +204,7 @@ def format_outcome(table: pd.DataFrame) -> str:
         iqm = stats.format_estimate(r.iqm, r.iqm_lo, r.iqm_hi, digits)
         p = "baseline" if r.candidate == ORIGINAL else stats.format_estimate(
             r.p_improve, r.p_improve_lo, r.p_improve_hi, 2)
-        state = _finding_state(r.answers, r.remaining, r.candidate == ORIGINAL)
+        state = _finding_state(r.answers, r.remaining, r.candidate == ORIGINAL, r.gone)
         body.append(f"| {r.candidate} | {r.env} | {r.changes} | {state} | {iqm} | {p} | "
                     f"{r.env_steps:,} | {r.program} |")
     return "\n".join([head, *body, "", table.attrs["recommendation"]])
@@ -162,9 +215,15 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _finding_state(answers: str, remaining: str, original: bool) -> str:
+def _finding_state(answers: str, remaining: str, original: bool, gone: bool = False) -> str:
     if original:
         return f"still: {remaining}" if remaining else "did not reproduce at this budget"
     if not answers:
         return "-"
-    return f"gone: {answers}" if not remaining else f"remain: {remaining}"
+    if not remaining:
+        return f"gone: {answers}"
+    if gone:  # its roots gone, consequences of the original's root left
+        left = set(remaining.split(", "))
+        solved = ", ".join(a for a in answers.split(", ") if a not in left)
+        return f"gone: {solved}; remain: {remaining} (a consequence in the original)"
+    return f"remain: {remaining}"

@@ -215,12 +215,20 @@ def remedies_of(finding: Finding, config: PPOConfig) -> list[Remedy]:
     return [*context_remedies(finding, config), *finding.remedies]
 
 
+def targets(findings: Sequence[Finding]) -> list[Finding]:
+    """The findings a plan answers: the fired ones; where none fired, the latent ones
+    (a critic defect a solved task hid, which a harder task or a larger return scale
+    would turn into a failure)."""
+    fired = [f for f in findings if f.fired]
+    return fired or [f for f in findings if f.latent]
+
+
 def candidates(findings: Sequence[Finding], config: PPOConfig) -> list[Candidate]:
-    """Every fired finding's remedies, one candidate per distinct change, ordered:
+    """Every target finding's remedies, one candidate per distinct change, ordered:
     those that set back a default the run changed first, then by the weight of the
     evidence they answer (root findings in full, consequences at half); then the
     combination of the root findings' first kept remedies when there are several."""
-    fired = sorted((f for f in findings if f.fired), key=lambda f: (not f.root, -_weight(f)))
+    fired = sorted(targets(findings), key=lambda f: (not f.root, -_weight(f)))
     found: dict[str, Candidate] = {}
     for finding in fired:
         for remedy in remedies_of(finding, config):
@@ -242,6 +250,7 @@ def candidates(findings: Sequence[Finding], config: PPOConfig) -> list[Candidate
 def _candidate(name: str, remedy: Remedy, finding: Finding, config: PPOConfig) -> Candidate:
     reason = prune_reason(remedy, finding, config)
     role = "root cause" if finding.root else f"consequence of {finding.caused_by}"
+    role = f"latent, {role}" if finding.latent else role
     back = REVERTS if not reason and reverts_default(remedy.overrides, config) else ""
     reason = reason or f"kept: answers {finding.rule} ({role}){back}"
     return Candidate(name, dict(remedy.overrides), (finding.rule,), remedy.why, not reason
@@ -315,6 +324,17 @@ class FixPlan:
     @property
     def fired(self) -> list[Finding]:
         return [f for f in self.findings if f.fired]
+
+    @property
+    def targets(self) -> list[Finding]:
+        """What the candidates answer: the fired findings, else the latent ones."""
+        return targets(self.findings)
+
+    @property
+    def latent(self) -> bool:
+        """The plan answers latent findings only: the return cannot show a gain, so a
+        candidate must remove them without lowering it."""
+        return not self.fired and bool(self.targets)
 
     @property
     def run_out(self) -> Path:
