@@ -255,3 +255,22 @@ def test_train_replaces_a_run_or_resumes_it(tmp_path, monkeypatch):
         run_all.train(case, run_dir, resume=False)
     with pytest.raises(KeyboardInterrupt):
         run_all.train(case, run_dir, resume=False)
+
+
+def test_fix_verification_agrees_only_on_a_recommended_change_of_the_best_fix():
+    from experiments.case_studies import verify_fix
+
+    best = ("reward_scaling=True", "value_lr=0.001")
+    latent = ("recommended for the latent findings: reward_scaling=True (reward_scaling-"
+              "true): removes critic_collapse and keeps the return: P(> original) 0.50")
+    assert verify_fix.agrees(latent, best) == "yes"
+    assert verify_fix.agrees("recommended: value_lr=0.00025 (value_lr-0.00025): removes "
+                             "critic_collapse", best) == "no"
+    # a change named only in the reason, after the candidate's name, is no agreement
+    assert verify_fix.agrees("recommended: clip_eps=0.2 (x): removes r; reward_scaling=True",
+                             best) == "no"
+    assert verify_fix.agrees("no candidate helps: the best, reward_scaling=True (r)",
+                             best) == "no (no candidate recommended)"
+    assert verify_fix.agrees("nothing to fix: the diagnosis found no failure",
+                             best) == "no (nothing to fix)"
+    assert set(verify_fix.BEST_FIX) == set(run_all.case_files())  # every case study
