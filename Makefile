@@ -99,10 +99,11 @@ case-studies: $(STAMP)
 ##   then the external-logs section: the committed SB3 / CleanRL fixtures of
 ##   experiments/external_logs, diagnosed and scored against their labels (seconds; alone:
 ##   BENCH=--external-only). The sealed test split: BENCH='--split test' (results_test.*);
+##   the second sealed split, scored once at the end: BENCH='--split holdout' (results_holdout.*);
 ##   re-diagnosing saved runs after a rule change: BENCH=--skip-train
 BENCH ?=
 diagnosis-benchmark: $(STAMP)
-	$(PY) -m experiments.diagnosis_benchmark.run --out runs/diagnosis-benchmark $(BENCH)
+	$(PY) -m experiments.diagnosis_benchmark.run $(BENCH)
 
 ## published: every published benchmark row that runs on a CPU (classic control, 8 seeds
 ##   each at the publisher's budget) into experiments/published/results.{json,md}, and the

@@ -60,6 +60,7 @@ SLOW: tuple[str, ...] = (
     "tests/analysis/test_diagnose_logs.py::test_seeds_of_one_config_form_one_cell_and_configs_are_compared",
     "tests/analysis/test_diagnose_logs.py::test_the_summary_gives_jppos_final_return_statistics_per_cell",
     "tests/analysis/test_diagnosis_causes.py::test_the_test_split_has_its_own_envs_and_injections_all_labelled",
+    "tests/analysis/test_diagnosis_causes.py::test_the_holdout_split_has_envs_and_injections_neither_other_split_has",
     "tests/analysis/test_plots.py::test_an_evaluated_run_also_gets_its_training_return_curves",
     "tests/analysis/test_plots.py::test_kl_early_stopping_variants_add_an_epochs_panel",
     "tests/analysis/test_plots.py::test_legend_reads_row_by_row_in_variant_order",

@@ -1,20 +1,24 @@
 """Run the diagnosis benchmark: train every benchmark file of a split, diagnose each
 run, score the findings against the split's labels, write results.json and results.md.
 
-    python -m experiments.diagnosis_benchmark.run [--split dev|test] [--out DIR]
+    python -m experiments.diagnosis_benchmark.run [--split dev|test|holdout] [--out DIR]
         [--skip-train] [--stem results] [--external-only]   (make diagnosis-benchmark)
 
 Two splits (`SPLITS`): `dev`, the files beside this script, on which the rules were
 designed and tuned; `test`, the files and labels under test/, with environments and
 injection values of their own, fixed in one commit before the root-cause rules were
-written, and scored once. The score counts a run's *root causes* (`causes.py`): a
-finding explained by another one on the same seeds is a consequence, not the
-diagnosis; the scores of every fired finding (with the labels' `also`) are kept
-beside them (`all_findings`).
+written, and scored once; `holdout`, the files and labels under holdout/, a second
+sealed split (its own environments, SpaceInvaders-MinAtar and brax/inverted_pendulum,
+and injection values), fixed in one commit after the test split was scored and
+before any rule changed in answer to it, to be scored once when that work ends.
+The score counts a run's *root causes* (`causes.py`): a finding explained by another
+one on the same seeds is a consequence, not the diagnosis; the scores of every fired
+finding (with the labels' `also`) are kept beside them (`all_findings`).
 
 `--skip-train` re-diagnoses the run directories already under `--out` (the
 diagnosis alone takes seconds), e.g. after a rule changed; `--stem` names the
-written files (default results for dev, results_test for test);
+written files (default results for dev, results_test for test, results_holdout
+for holdout);
 `--external-only` re-scores only the external-logs section (`external`: the committed
 SB3 / CleanRL fixtures, external.py) in the files already written.
 """
@@ -41,6 +45,8 @@ from jppo.runs.runner import run_experiment
 HERE = Path(__file__).parent
 FILES = ("cartpole", "acrobot", "pendulum", "delivery", "large_returns", "small_rewards")
 TEST_FILES = ("catch", "breakout", "large_returns", "huge_returns", "small_rewards")
+HOLDOUT_FILES = ("spaceinvaders", "inverted_pendulum", "large_returns", "huge_returns",
+                 "small_rewards")
 
 
 class Split(NamedTuple):
@@ -58,7 +64,9 @@ class Split(NamedTuple):
 
 SPLITS = {"dev": Split(HERE, FILES, "runs/diagnosis-benchmark", "results"),
           "test": Split(HERE / "test", TEST_FILES, "runs/diagnosis-benchmark-test",
-                        "results_test")}
+                        "results_test"),
+          "holdout": Split(HERE / "holdout", HOLDOUT_FILES,
+                           "runs/diagnosis-benchmark-holdout", "results_holdout")}
 FINAL_FRACTION = 0.1  # of the updates: the window of the final training return
 
 
@@ -179,8 +187,11 @@ def markdown(results: dict[str, Any], rows: list[dict[str, Any]]) -> str:
              f"{scoring.INJECTION_DEFICIT:.0%} of the learning range below the worst "
              "healthy run on its environment (or not finite).", ""]
     if results.get("sealed_commit"):
-        lines += [f"Configs and labels of the test split fixed in commit "
-                  f"`{results['sealed_commit']}`, before any root-cause rule.", ""]
+        sealed = "holdout" if split == "holdout" else "test"
+        before = ("before any rule change in answer to the test split's scores"
+                  if sealed == "holdout" else "before any root-cause rule")
+        lines += [f"Configs and labels of the {sealed} split fixed in commit "
+                  f"`{results['sealed_commit']}`, {before}.", ""]
     lines += ["## Root causes (the diagnosis): a root other than the label is a false "
               "positive", ""]
     lines += mode_table(results["modes"], also=False)
@@ -284,6 +295,8 @@ def main() -> None:
 
 
 SEALED_COMMIT = "48727b359438d05a601dba4bbfe6a401d8a5bacf"  # the test split's configs, labels
+# The commit that fixed each sealed split's configs and labels (named in its results).
+SEALED = {"test": SEALED_COMMIT, "holdout": None}
 
 
 def benchmark_results(rows: list[dict[str, Any]], split: Split, name: str) -> dict[str, Any]:
@@ -292,8 +305,8 @@ def benchmark_results(rows: list[dict[str, Any]], split: Split, name: str) -> di
     results = scoring.score(root_rows(rows), modes())
     results |= {"split": name, "all_findings": scoring.score(scored_rows(rows), modes()),
                 "seeds": experiment.load(split.folder / f"{split.files[0]}.toml").seeds,
-                "per_run": rows, "sealed_commit": SEALED_COMMIT}
-    if name != "test":
+                "per_run": rows, "sealed_commit": SEALED.get(name, SEALED_COMMIT)}
+    if name == "dev":
         results["external"] = external.run(modes())
     return results
 

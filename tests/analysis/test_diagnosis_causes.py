@@ -150,3 +150,27 @@ def test_the_test_split_has_its_own_envs_and_injections_all_labelled():
         assert len(settings) >= 2, mode
         for name in settings:  # injection values of its own
             assert test_settings[name] not in dev_settings, name
+
+
+def test_the_holdout_split_has_envs_and_injections_neither_other_split_has():
+    from experiments.diagnosis_benchmark import run as bench
+    from jppo.runs import experiment
+
+    def load(name):
+        split = bench.SPLITS[name]
+        return [experiment.load(split.folder / f"{s}.toml") for s in split.files]
+
+    earlier, holdout = load("dev") + load("test"), load("holdout")
+    labels = score.read_labels(bench.SPLITS["holdout"].labels)
+    score.check_labels(labels, bench.modes())
+    envs = {e for exp in holdout for e in exp.envs}
+    assert not envs & {e for exp in earlier for e in exp.envs} and len(envs) >= 2
+    used = {name for exp in holdout for name in exp.variants}
+    assert used == set(labels)
+    earlier_settings = [(o, exp.reward_scale) for exp in earlier for o in exp.variants.values()]
+    settings = {name: (o, exp.reward_scale) for exp in holdout for name, o in exp.variants.items()}
+    for mode in bench.modes():
+        named = {name for name in used if labels[name].label == mode}
+        assert len(named) >= 2, mode
+        for name in named:  # injection values of its own
+            assert settings[name] not in earlier_settings, name
