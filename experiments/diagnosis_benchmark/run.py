@@ -19,6 +19,8 @@ finding (with the labels' `also`) are kept beside them (`all_findings`).
 diagnosis alone takes seconds), e.g. after a rule changed; `--stem` names the
 written files (default results for dev, results_test for test, results_holdout
 for holdout);
+`--train-only` trains and stops (nothing diagnosed or scored: a sealed split
+trained ahead of its one scoring, which is then `--skip-train`);
 `--external-only` re-scores only the external-logs section (`external`: the committed
 SB3 / CleanRL fixtures, external.py) in the files already written.
 """
@@ -261,10 +263,16 @@ def _run_line(r: dict[str, Any]) -> str:
             f"{named}{mark}{then}{final_text}{check}")
 
 
-def previous_train_seconds(stem: str) -> float:
-    """The training wall time recorded by the run that trained (re-diagnosing keeps it)."""
-    path = HERE / f"{stem}.json"
-    return json.loads(path.read_text()).get("train_seconds", 0.0) if path.exists() else 0.0
+TRAINED = "train_seconds.json"  # OUT/: a --train-only run's wall time, for the scoring
+
+
+def previous_train_seconds(stem: str, out: Path | None = None) -> float:
+    """The training wall time recorded by the run that trained (re-diagnosing keeps it):
+    the results file's, else that of a --train-only run into `out`."""
+    for path in (HERE / f"{stem}.json", *((out / TRAINED,) if out else ())):
+        if path.exists():
+            return json.loads(path.read_text()).get("train_seconds", 0.0)
+    return 0.0
 
 
 def main() -> None:
@@ -274,6 +282,9 @@ def main() -> None:
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--stem", default=None)
     parser.add_argument("--external-only", action="store_true")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train the split's runs and stop: nothing diagnosed or scored "
+                        "(a sealed split trained ahead of its one scoring)")
     args = parser.parse_args()
     split = SPLITS[args.split]
     stem = args.stem or split.stem
@@ -282,7 +293,11 @@ def main() -> None:
     out = Path(args.out or split.out)
     labels = scoring.read_labels(split.labels)
     scoring.check_labels(labels, modes())
-    train_s = previous_train_seconds(stem) if args.skip_train else train(out, split)
+    if args.train_only:
+        train_s = train(out, split)
+        (out / TRAINED).write_text(json.dumps({"train_seconds": round(train_s, 1)}) + "\n")
+        return print(f"trained into {out} in {train_s:.0f} s; not diagnosed or scored")
+    train_s = previous_train_seconds(stem, out) if args.skip_train else train(out, split)
     start = time.perf_counter()
     rows = diagnose_runs(out, labels, split)
     diagnose_s = time.perf_counter() - start
@@ -296,7 +311,7 @@ def main() -> None:
 
 SEALED_COMMIT = "48727b359438d05a601dba4bbfe6a401d8a5bacf"  # the test split's configs, labels
 # The commit that fixed each sealed split's configs and labels (named in its results).
-SEALED = {"test": SEALED_COMMIT, "holdout": None}
+SEALED = {"test": SEALED_COMMIT, "holdout": "c31e59d997606dcd11d431b4fc5da8908e25f5ed"}
 
 
 def benchmark_results(rows: list[dict[str, Any]], split: Split, name: str) -> dict[str, Any]:
