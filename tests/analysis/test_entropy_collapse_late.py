@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from jppo.analysis import diagnose
-from jppo.analysis.diagnose import engine
+from jppo.analysis.diagnose import engine, report
 from jppo.analysis.logs.discover import representable
 from jppo.runs import results
 
@@ -47,7 +47,12 @@ def test_a_swinging_entropy_that_collapses_late_fires_on_its_last_third():
     # the quote reads the late updates: their median share, not the whole window's
     late = np.median(entropy[-7:] / entropy[0])
     assert f"entropy / initial {engine.short_number(late)} < 0.1" in found.quote
-    assert "last 1/3 of the judged updates only" in found.note
+    assert found.late_seeds == 3
+    assert "on 3 of them over the last 1/3 of those only" in report.quote_basis(found)
+    early = entropy_finding(handmade(entropy=np.concatenate([[0.69], np.full(23, 0.01)]),
+                                     episode_return=20.0))
+    assert early.fired and early.late_seeds == 0  # collapsed early: the whole window shows it
+    assert report.quote_basis(early) == report.QUOTE_BASIS
 
 
 def test_a_transient_dip_and_healthy_narrowing_do_not_fire():

@@ -155,6 +155,7 @@ class Verdict:
     note: str = ""
     signals: tuple[Signal, ...] = ()
     absorbing: bool = False  # persistent also on most of the late updates (`persisting`)
+    late_seeds: int = 0  # affected seeds on which it persisted on the late updates only
 
 
 def verdict_of(signals: Sequence[Signal], evaluated: np.ndarray, *, basis: str = "",
@@ -167,14 +168,10 @@ def verdict_of(signals: Sequence[Signal], evaluated: np.ndarray, *, basis: str =
     condition = np.logical_or.reduce([s.holds(shape) for s in signals])
     first = signals[0].criteria[0]
     affected = persisting(condition, evaluated, absorbing)[0]
-    late = int(np.sum(affected & ~persistent(condition, evaluated)))
-    if late:
-        note = " ".join([note, f"{late} of the {int(affected.sum())} affected seeds: on most "
-                         f"of the last 1/{ABSORBING_LATE_PARTS} of the judged updates only "
-                         "(reached late; it does not recover)."]).strip()
     return Verdict(affected, evaluated, first.name, np.broadcast_to(first.values, shape),
                    dict(derived or {}), basis or "; ".join(s.basis for s in signals if s.basis),
-                   note, tuple(signals), absorbing)
+                   note, tuple(signals), absorbing,
+                   int(np.sum(affected & ~persistent(condition, evaluated))))
 
 
 def _everywhere(config: PPOConfig) -> bool:
@@ -253,6 +250,7 @@ class Finding:
     returns: str = "episode_return"  # the return the solved gate read
     quote: str = ""  # what held on the affected seeds: "explained_variance -0.8 < 0"
     latent: bool = False  # would fire but for the solved gate: a defect the task hid
+    late_seeds: int = 0  # affected seeds whose quote reads their late updates only
     missing: tuple[str, ...] = ()  # not judged: the metrics of its first Needs not logged
     needs_text: str = ""  # not judged: every set of metrics it could judge on
     criterion: str = ""  # the Needs it judged on, where a sharpening metric was not logged
@@ -526,7 +524,7 @@ def _finding(cell: Cell, rule: Rule) -> Finding:
         remedies=untried(rule.remedies, cell.config), threshold=rule.threshold,
         basis=basis, note=verdict.note, key=key, key_value=key_value,
         description=rule.description, condition=rule.condition, returns=cell.return_name,
-        quote=quote, **judged_on(cell, rule),
+        quote=quote, late_seeds=verdict.late_seeds, **judged_on(cell, rule),
     )
 
 
