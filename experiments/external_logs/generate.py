@@ -53,8 +53,8 @@ SB3_CONFIGS = {
     "sb3_pendulum_healthy": ("Pendulum-v1", {}, 1.0, False),
     "sb3_pendulum_greedy_lr_epochs": ("Pendulum-v1", {"learning_rate": 0.01, "n_epochs": 20},
                                       1.0, False),
-    "sb3_pendulum_negative_ent_coef": ("Pendulum-v1", {"ent_coef": -0.05,
-                                                       "learning_rate": 1e-3}, 1.0, False),
+    "sb3_pendulum_negative_ent_coef": ("Pendulum-v1", {"ent_coef": -0.5,
+                                                       "learning_rate": 3e-3}, 1.0, False),
 }
 # name -> (script, command-line flags)
 CLEANRL_CONFIGS = {
@@ -72,6 +72,11 @@ CLEANRL_CONFIGS = {
     "cleanrl_greedy_lr_epochs": ("ppo.py", ["--env-id", "CartPole-v1", "--learning-rate", "0.03",
                                             "--ent-coef", "0.0", "--no-anneal-lr",
                                             "--update-epochs", "10", "--num-minibatches", "8"]),
+    "cleanrl_pendulum_negative_ent_coef": ("ppo_continuous_action.py",
+                                           ["--env-id", "Pendulum-v1", "--num-envs", "4",
+                                            "--num-steps", "128", "--num-minibatches", "4",
+                                            "--ent-coef", "-0.5", "--learning-rate", "5e-3",
+                                            "--no-anneal-lr"]),
 }
 SNIPPET_SOURCE = HERE.parent.parent / "jppo" / "analysis" / "logs" / "sb3.py"
 

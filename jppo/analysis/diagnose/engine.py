@@ -36,6 +36,10 @@ SOLVED_TOLERANCE = 0.05  # of the learning range below the best return: solved
 # at the best return sits 90% of the range below it.
 SAMPLED_TOLERANCE = 0.25
 SMOOTHING_FRACTION = 0.05  # of the updates in the rolling median of returns
+# An absorbing failure (a policy turned deterministic: its gradient vanishes, so it
+# does not come back) is also persistent where it holds on most of the last
+# 1/ABSORBING_LATE_PARTS of the judged updates: a short run may reach it only there.
+ABSORBING_LATE_PARTS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,19 +154,24 @@ class Verdict:
     basis: str = ""  # which evidence decided
     note: str = ""
     signals: tuple[Signal, ...] = ()
+    absorbing: bool = False  # persistent also on most of the late updates (`persisting`)
+    late_seeds: int = 0  # affected seeds on which it persisted on the late updates only
 
 
 def verdict_of(signals: Sequence[Signal], evaluated: np.ndarray, *, basis: str = "",
-               derived: Mapping[str, np.ndarray] | None = None, note: str = "") -> Verdict:
+               derived: Mapping[str, np.ndarray] | None = None, note: str = "",
+               absorbing: bool = False) -> Verdict:
     """The verdict of a condition made of `signals` (any of them, each all of its
-    criteria) over the `evaluated` updates: a seed is affected where it persists."""
+    criteria) over the `evaluated` updates: a seed is affected where it persists
+    (`persisting`; `absorbing`: a state the run does not leave once reached)."""
     shape = evaluated.shape
     condition = np.logical_or.reduce([s.holds(shape) for s in signals])
     first = signals[0].criteria[0]
-    return Verdict(persistent(condition, evaluated), evaluated, first.name,
-                   np.broadcast_to(first.values, shape), dict(derived or {}),
-                   basis or "; ".join(s.basis for s in signals if s.basis), note,
-                   tuple(signals))
+    affected = persisting(condition, evaluated, absorbing)[0]
+    return Verdict(affected, evaluated, first.name, np.broadcast_to(first.values, shape),
+                   dict(derived or {}), basis or "; ".join(s.basis for s in signals if s.basis),
+                   note, tuple(signals), absorbing,
+                   int(np.sum(affected & ~persistent(condition, evaluated))))
 
 
 def _everywhere(config: PPOConfig) -> bool:
@@ -241,6 +250,7 @@ class Finding:
     returns: str = "episode_return"  # the return the solved gate read
     quote: str = ""  # what held on the affected seeds: "explained_variance -0.8 < 0"
     latent: bool = False  # would fire but for the solved gate: a defect the task hid
+    late_seeds: int = 0  # affected seeds whose quote reads their late updates only
     missing: tuple[str, ...] = ()  # not judged: the metrics of its first Needs not logged
     needs_text: str = ""  # not judged: every set of metrics it could judge on
     criterion: str = ""  # the Needs it judged on, where a sharpening metric was not logged
@@ -265,6 +275,32 @@ def persistent(condition: np.ndarray, evaluated: np.ndarray) -> np.ndarray:
     hits = (condition & evaluated).sum(axis=1)
     enough = counts >= min(MIN_EVALUATED, evaluated.shape[1])
     return enough & (2 * hits > counts)
+
+
+def late_updates(evaluated: np.ndarray) -> np.ndarray:
+    """(seeds, updates): per seed, the last 1/ABSORBING_LATE_PARTS of its evaluated
+    updates (at least MIN_EVALUATED of them, or all where it has fewer)."""
+    late = np.zeros(evaluated.shape, bool)
+    for row, judged in enumerate(evaluated):
+        at = np.flatnonzero(judged)
+        width = max(math.ceil(len(at) / ABSORBING_LATE_PARTS), min(len(at), MIN_EVALUATED))
+        late[row, at[len(at) - width:]] = True
+    return late
+
+
+def persisting(condition: np.ndarray, evaluated: np.ndarray, absorbing: bool = False
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(affected seeds, the updates that show it): `persistent` over the evaluated
+    updates; for an `absorbing` state, also over the seed's `late_updates` (a seed
+    with fewer than MIN_EVALUATED evaluated updates stays unaffected either way)."""
+    whole = persistent(condition, evaluated)
+    shown = evaluated & whole[:, None]
+    if not absorbing:
+        return whole, shown
+    late = late_updates(evaluated)
+    late_only = persistent(condition, late) & ~whole & (
+        evaluated.sum(axis=1) >= min(MIN_EVALUATED, evaluated.shape[1]))
+    return whole | late_only, shown | (late & late_only[:, None])
 
 
 def return_scale(cell: Cell) -> np.ndarray | None:
@@ -488,19 +524,20 @@ def _finding(cell: Cell, rule: Rule) -> Finding:
         remedies=untried(rule.remedies, cell.config), threshold=rule.threshold,
         basis=basis, note=verdict.note, key=key, key_value=key_value,
         description=rule.description, condition=rule.condition, returns=cell.return_name,
-        quote=quote, **judged_on(cell, rule),
+        quote=quote, late_seeds=verdict.late_seeds, **judged_on(cell, rule),
     )
 
 
 def fired_signals(verdict: Verdict) -> list[tuple[Signal, np.ndarray]]:
     """The signals that made the affected seeds affected, each with the updates its
-    quote reads: the evaluated updates of the seeds on which it persisted alone;
-    failing any such, for seeds affected by signals together, the evaluated
-    updates of the affected seeds on which it held."""
+    quote reads: the evaluated updates of the seeds on which it persisted alone (of
+    an absorbing state, the late updates where only those show it); failing any
+    such, for seeds affected by signals together, the evaluated updates of the
+    affected seeds on which it held."""
     evaluated, affected = verdict.evaluated, verdict.affected[:, None]
-    alone = [(s, persistent(s.holds(evaluated.shape), evaluated)[:, None] & affected)
-             for s in verdict.signals]
-    found = [(s, evaluated & rows) for s, rows in alone if rows.any()]
+    alone = [(s, persisting(s.holds(evaluated.shape), evaluated, verdict.absorbing)[1]
+              & affected) for s in verdict.signals]
+    found = [(s, shown) for s, shown in alone if shown.any()]
     if found:
         return found
     held = [(s, evaluated & affected & s.holds(evaluated.shape)) for s in verdict.signals]

@@ -13,10 +13,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jppo.analysis.diagnose.engine import FIRE_FRACTION, MIN_EVALUATED, WARMUP_FRACTION, Finding
+from jppo.analysis.diagnose.engine import (
+    ABSORBING_LATE_PARTS,
+    FIRE_FRACTION,
+    MIN_EVALUATED,
+    WARMUP_FRACTION,
+    Finding,
+)
 
 QUOTE_BASIS = "medians over the affected seeds' updates after warm-up"
+# an absorbing state (engine.persisting) reached late: its quote reads the late updates
+LATE_BASIS = "on {late} of them over the last 1/{parts} of those only: reached late, it " \
+    "does not recover"
 LATENT = "on updates where the task is solved"  # a latent finding: not a failure here
+
+
+def quote_basis(finding: Finding) -> str:
+    """Which updates a finding's quoted medians read."""
+    if not finding.late_seeds:
+        return QUOTE_BASIS
+    late = LATE_BASIS.format(late=finding.late_seeds, parts=ABSORBING_LATE_PARTS)
+    return f"{QUOTE_BASIS}; {late}"
 
 
 def format_markdown(findings: Sequence[Finding], info: Mapping[str, Any] | None = None,
@@ -123,7 +140,7 @@ def _finding_markdown(finding: Finding) -> list[str]:
     if finding.fired and not finding.root:
         lines += [f"Consequence of {finding.caused_by}: {finding.cause_text}.", ""]
     if finding.quote:
-        lines += [f"Fired on: {finding.quote} ({QUOTE_BASIS}).", ""]
+        lines += [f"Fired on: {finding.quote} ({quote_basis(finding)}).", ""]
     lines += [finding.description, "",
               f"- threshold: {finding.threshold}",
               f"- evidence: {finding.basis}",
@@ -192,7 +209,7 @@ def format_terminal(findings: Sequence[Finding], notes: Sequence[str] = ()) -> s
                          f"seeds ({f.fraction:.0%}){latent}")
             lines += [f"  {line}" for line in f.lines]
             if f.quote:
-                lines.append(f"  fired on: {f.quote} ({QUOTE_BASIS})")
+                lines.append(f"  fired on: {f.quote} ({quote_basis(f)})")
             if f.remedies:
                 lines.append("  try: " + "; ".join(r.text() for r in f.remedies[:3]))
         missing = [f"{f.title} ({', '.join(f.missing)})" for f in cell if f.missing]

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from jppo.analysis.diagnose.engine import (
+    ABSORBING_LATE_PARTS,
     FLAT_TARGETS,
     Cell,
     Criterion,
@@ -441,11 +442,16 @@ LOG_STD_DROP = math.log(10.0)  # mean log-std below its first value (Gaussian po
 # its unsolved updates); one that narrows 3x on a falling return (Pendulum at
 # policy_lr 0.03: return -180 -> -980) stopped exploring before it learned.
 STUCK_LOG_STD_DROP = math.log(3.0)
+# A deterministic policy's gradient vanishes, so the collapse is absorbing: it also
+# counts where it holds on most of the last third of the judged updates (engine
+# `persisting`). A short run may reach it only there, and a logged entropy may swing:
+# CleanRL logs the last minibatch's, which on CleanRL CartPole at lr 0.03 x 10
+# epochs sits at 0.01-0.34 x its first value over those updates.
 
 
 def _check_entropy_collapse(cell: Cell) -> Verdict:
     """Discrete: entropy below a fraction of its first value. Gaussian: mean
-    log-std down by LOG_STD_DROP. Solved updates are skipped."""
+    log-std down by LOG_STD_DROP. Solved updates are skipped; an absorbing state."""
     log_std = cell.get("log_std_mean")
     if log_std is not None:
         drop = log_std[:, :1] - log_std
@@ -460,7 +466,7 @@ def _check_entropy_collapse(cell: Cell) -> Verdict:
                                   "a std narrowed several-fold on a return that does not "
                                   "rise: the policy stopped exploring without learning",
                                   " while "))
-        return verdict_of(signals, evaluated, derived={"log-std drop": drop})
+        return verdict_of(signals, evaluated, derived={"log-std drop": drop}, absorbing=True)
     missing = not_recorded(cell, ["entropy"])
     if missing:
         return missing
@@ -469,7 +475,7 @@ def _check_entropy_collapse(cell: Cell) -> Verdict:
     evaluated = cell.window & np.isfinite(share) & ~solved(cell)
     signal = Signal((Criterion("entropy / initial", share, "<", ENTROPY_FRACTION),))
     return verdict_of([signal], evaluated, derived={"entropy / initial": share},
-                      basis="policy entropy vs its first update")
+                      basis="policy entropy vs its first update", absorbing=True)
 
 
 ENTROPY_COLLAPSE = Rule(
@@ -479,14 +485,16 @@ ENTROPY_COLLAPSE = Rule(
     "exploring (case study: kl_early_stop).",
     thresholds={"fraction": ENTROPY_FRACTION, "drop": LOG_STD_DROP,
                 "std_fraction": math.exp(-LOG_STD_DROP), "stuck": STUCK_LOG_STD_DROP,
-                "progress": STALL_PROGRESS},
+                "progress": STALL_PROGRESS, "late_share": 1 / ABSORBING_LATE_PARTS},
     condition_template="entropy < {fraction:g} x initial (Gaussian: std < {std_fraction:g} x "
     "initial)",
     threshold_template="entropy < {fraction:g} x its first-update value (discrete), or mean "
     "log-std {drop:.2f} below its first-update value, the std at {std_fraction:g} x its "
     "initial value, or {stuck:.2f} below it while the seed's return gains less than "
-    "{progress:.0%} of the learning range over the window (Gaussian); updates where the "
-    "seed is solved are skipped",
+    "{progress:.0%} of the learning range over the window (Gaussian), on more than half "
+    "of the judged updates or of the last {late_share:.0%} of them (a deterministic "
+    "policy's gradient vanishes: the collapse does not recover); updates where the seed "
+    "is solved are skipped",
     metrics=("entropy", "log_std_mean", "approx_kl", "ent_coef", "epochs_completed"),
     remedies=(
         Remedy({"kl_early_stop": True}, "stops an update's epochs once KL > 1.5 "

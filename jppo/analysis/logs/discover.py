@@ -20,7 +20,7 @@ from jppo.analysis.logs import brax, cleanrl, plain, sb3
 from jppo.analysis.logs.base import Normalised, Options, RawRun, Source, apply_scale, check_map
 from jppo.analysis.logs.events import EVENT_GLOB, LogError, read_event_folder
 from jppo.analysis.logs.tables import TABLE_SUFFIXES, long_rows, read_table
-from jppo.core.config import CONFIG_FIELDS
+from jppo.core.config import CONFIG_FIELDS, check_value
 
 SOURCES: dict[str, Source] = {s.name: s for s in (sb3.SOURCE, cleanrl.SOURCE, brax.SOURCE,
                                                   plain.SOURCE)}
@@ -134,6 +134,20 @@ def group_of(run: Path, pattern: str | None) -> str:
     return own.resolve().parent.name
 
 
+def representable(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The trainer's settings that jppo's config can hold: one outside jppo's range (a
+    negative entropy coefficient, which CleanRL and SB3 accept) is left at jppo's
+    default instead of failing the diagnosis; no rule's test reads it."""
+    kept = {}
+    for name, value in config.items():
+        try:
+            check_value(name, value)
+        except (KeyError, ValueError):
+            continue
+        kept[name] = value
+    return kept
+
+
 def load_run(run: Path, source: str, options: Options,
              pattern: str | None) -> LogRun:
     raw = read_raw(run)
@@ -141,7 +155,7 @@ def load_run(run: Path, source: str, options: Options,
     check_map(options, raw.tags, run)
     normalised = SOURCES[name].normalise(raw, options)
     normalised.metrics = apply_scale(normalised.metrics, options)
-    normalised.config |= dict(options.config)
+    normalised.config = representable(normalised.config) | dict(options.config)
     if normalised.metrics.empty:
         raise LogError(f"{run}: no updates logged")
     return LogRun(run, name, group_of(run, pattern), normalised)
