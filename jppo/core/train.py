@@ -49,6 +49,7 @@ from jppo.core import acting, distributions, losses, plasticity, strategies
 from jppo.core import normalize as norm
 from jppo.core.config import HParams, PPOConfig, require_config, validate_hparams
 from jppo.core.gae import actor_critic_targets
+from jppo.core.gru_sequence import gru_sequence
 from jppo.core.networks import (
     CELLS,
     HEADS,
@@ -866,8 +867,10 @@ def sequence_memories(setup: Setup, params: Any, mb: Batch, heads: tuple[str, ..
     """The memory outputs (envs, steps, width) of the recurrent ones of `heads`
     along env sequences, from each env's stored carry, restarting it at episode
     starts as the rollout did. The features read no carry, so they run batched
-    over every step first; one scan over time then steps every cell together
-    (a shared `torso_rnn` cell once, for both heads)."""
+    over every step first; then the cells run over time (a shared `torso_rnn`
+    cell once, for both heads): a GRU as `gru_sequence` (its input side batched,
+    one matmul per step forward and backward), any other cell in one scan that
+    steps every cell together."""
     network = setup.network
     recurrent = [h for h in heads if network.rnn_width(h)]
     cells = recurrent[:1] if network.torso_rnn else recurrent  # heads with a cell of their own
@@ -877,19 +880,35 @@ def sequence_memories(setup: Setup, params: Any, mb: Batch, heads: tuple[str, ..
     for head in cells:  # a shared dense torso feeds every cell the same features
         features[head] = (features[cells[0]] if network.torso_hidden and features else
                           network.apply(params, mb.obs, head, method=ActorCritic.features))
+    time_major = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), (features, mb.reset))
+    carries = {head: mb.carry[head] for head in cells}
+    run = fused_gru_cells if network.rnn_cell == "gru" else scanned_cells
+    outputs = run(setup, params, carries, *time_major)
+    outputs = {head: jnp.swapaxes(out, 0, 1) for head, out in outputs.items()}
+    return {head: outputs[cells[0] if network.torso_rnn else head] for head in recurrent}
+
+
+def fused_gru_cells(setup: Setup, params: Any, carries: dict[str, Any],
+                    features: dict[str, jax.Array], reset: jax.Array) -> dict[str, jax.Array]:
+    """Each GRU cell's time-major outputs over its time-major features."""
+    network = setup.network
+    return {head: gru_sequence(params["params"][network.cell_name(head)], x, carries[head], reset)
+            for head, x in features.items()}
+
+
+def scanned_cells(setup: Setup, params: Any, carries: dict[str, Any],
+                  features: dict[str, jax.Array], reset: jax.Array) -> dict[str, jax.Array]:
+    """Every cell's time-major outputs, the cells stepped together in one scan."""
+    network = setup.network
 
     def step(carries: dict[str, Any], inputs: tuple[dict[str, jax.Array], jax.Array]):
-        x, reset = inputs
-        stepped = {head: network.apply(params, x[head], carries[head], reset, head,
-                                       method=ActorCritic.cell_step) for head in cells}
+        x, restart = inputs
+        stepped = {head: network.apply(params, x[head], carries[head], restart, head,
+                                       method=ActorCritic.cell_step) for head in x}
         return ({head: carry for head, (_, carry) in stepped.items()},
                 {head: out for head, (out, _) in stepped.items()})
 
-    time_major = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), (features, mb.reset))
-    _, outputs = jax.lax.scan(step, {head: mb.carry[head] for head in cells}, time_major,
-                              unroll=setup.unroll)
-    outputs = {head: jnp.swapaxes(out, 0, 1) for head, out in outputs.items()}
-    return {head: outputs[cells[0] if network.torso_rnn else head] for head in recurrent}
+    return jax.lax.scan(step, carries, (features, reset), unroll=setup.unroll)[1]
 
 
 def term_norms_on_torso(setup: Setup, params: Any, mb: Batch, ctx: LossContext) -> Metrics:
