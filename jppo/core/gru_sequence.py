@@ -23,6 +23,7 @@ cell: it runs once per env step and takes no gradient.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -31,29 +32,29 @@ import jax.numpy as jnp
 GATES = ("r", "z", "n")  # the order of the side-by-side kernels' column blocks
 
 
-def gru_sequence(cell_params: Any, x: jax.Array, carry: jax.Array, reset: jax.Array
-                 ) -> jax.Array:
+def gru_sequence(cell_params: Any, x: jax.Array, carry: jax.Array, reset: jax.Array,
+                 unroll: int = 1) -> jax.Array:
     """Outputs (T, batch..., width) of flax's `GRUCell` with `cell_params` over the
     time-major inputs `x` (T, batch..., features) from `carry` (batch..., width),
     the carry restarting at zeros (the cell's initial state) before each step where
-    `reset` (T, batch...) is True."""
+    `reset` (T, batch...) is True. `unroll`: steps per trip of both time scans."""
     p = cell_params
     w_in = jnp.concatenate([p["ir"]["kernel"], p["iz"]["kernel"], p["in"]["kernel"]], axis=-1)
     b_in = jnp.concatenate([p["ir"]["bias"], p["iz"]["bias"], p["in"]["bias"]], axis=-1)
     w_rec = jnp.concatenate([p["hr"]["kernel"], p["hz"]["kernel"], p["hn"]["kernel"]], axis=-1)
     projected = x @ w_in + b_in  # every step's input side of the three gates at once
-    return recurrence(w_rec, p["hn"]["bias"], projected, carry, reset)
+    return recurrence(w_rec, p["hn"]["bias"], projected, carry, reset, unroll)
 
 
-@jax.custom_vjp
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
 def recurrence(w_rec: jax.Array, b_rec_n: jax.Array, projected: jax.Array, carry: jax.Array,
-               reset: jax.Array) -> jax.Array:
+               reset: jax.Array, unroll: int = 1) -> jax.Array:
     """The GRU's sequential part given the input projections `projected`
     (T, batch..., 3 width): the outputs (T, batch..., width)."""
-    return _forward(w_rec, b_rec_n, projected, carry, reset)[0]
+    return _forward(w_rec, b_rec_n, projected, carry, reset, unroll)[0]
 
 
-def _forward(w_rec, b_rec_n, projected, carry, reset):
+def _forward(w_rec, b_rec_n, projected, carry, reset, unroll):
     width = carry.shape[-1]
 
     def step(h, inputs):
@@ -67,7 +68,7 @@ def _forward(w_rec, b_rec_n, projected, carry, reset):
         new = (1.0 - z) * n + z * h
         return new, (new, r, z, n, rec_n)
 
-    _, (outputs, r, z, n, rec_n) = jax.lax.scan(step, carry, (projected, reset))
+    _, (outputs, r, z, n, rec_n) = jax.lax.scan(step, carry, (projected, reset), unroll=unroll)
     return outputs, (r, z, n, rec_n)
 
 
@@ -78,12 +79,12 @@ def _previous_states(outputs: jax.Array, carry: jax.Array, reset: jax.Array) -> 
     return jnp.where(reset[..., None], jnp.zeros_like(before), before)
 
 
-def _recurrence_fwd(w_rec, b_rec_n, projected, carry, reset):
-    outputs, gates = _forward(w_rec, b_rec_n, projected, carry, reset)
+def _recurrence_fwd(w_rec, b_rec_n, projected, carry, reset, unroll):
+    outputs, gates = _forward(w_rec, b_rec_n, projected, carry, reset, unroll)
     return outputs, (w_rec, carry, reset, outputs, gates)
 
 
-def _recurrence_bwd(residuals, d_outputs):
+def _recurrence_bwd(unroll, residuals, d_outputs):
     w_rec, carry, reset, outputs, (r, z, n, rec_n) = residuals
     previous = _previous_states(outputs, carry, reset)
 
@@ -99,7 +100,8 @@ def _recurrence_bwd(residuals, d_outputs):
         return jnp.where(restart[..., None], jnp.zeros_like(d_h), d_h), (d_proj, d_rec)
 
     d_start, (d_projected, d_rec) = jax.lax.scan(
-        step, jnp.zeros_like(carry), (d_outputs, reset, previous, r, z, n, rec_n), reverse=True)
+        step, jnp.zeros_like(carry), (d_outputs, reset, previous, r, z, n, rec_n), reverse=True,
+        unroll=unroll)
     width = carry.shape[-1]
     flat_h, flat_d_rec = previous.reshape(-1, width), d_rec.reshape(-1, 3 * width)
     d_w_rec = flat_h.T @ flat_d_rec

@@ -670,7 +670,7 @@ def optimize(setup: Setup, state: TrainState, batch: Batch, ctx: LossContext,
     if config.nonfinite_check:
         summary.update(first_step_term_flags(stats))
     if config.diagnostics and config.torso_hidden:
-        # Two extra backward passes, so measured once per update: on the first
+        # An extra backward pass (both terms batched), so measured once per update: on the first
         # minibatch, at the parameters the update starts from.
         first = jax.tree.map(lambda x: x[: minibatch_rows(config)], batch)
         summary.update(term_norms_on_torso(setup, state.params, first, ctx))
@@ -892,8 +892,8 @@ def fused_gru_cells(setup: Setup, params: Any, carries: dict[str, Any],
                     features: dict[str, jax.Array], reset: jax.Array) -> dict[str, jax.Array]:
     """Each GRU cell's time-major outputs over its time-major features."""
     network = setup.network
-    return {head: gru_sequence(params["params"][network.cell_name(head)], x, carries[head], reset)
-            for head, x in features.items()}
+    return {head: gru_sequence(params["params"][network.cell_name(head)], x, carries[head], reset,
+                               setup.unroll) for head, x in features.items()}
 
 
 def scanned_cells(setup: Setup, params: Any, carries: dict[str, Any],
@@ -913,14 +913,22 @@ def scanned_cells(setup: Setup, params: Any, carries: dict[str, Any],
 
 def term_norms_on_torso(setup: Setup, params: Any, mb: Batch, ctx: LossContext) -> Metrics:
     """Norms of the policy-term and value-term gradients on the shared torso:
-    the direct evidence of value dominance."""
-    actor_grads = jax.grad(
-        lambda p: policy_loss(setup, p, mb, ctx.hparams, ctx.ent_coef, None,
-                              ctx.policy_coef)[0])(params)
-    value_grads = jax.grad(lambda p: ctx.hparams.vf_coef * value_loss(
-        setup, p, mb, ctx.norm, ctx.hparams, ctx.loss_scale)[0])(params)
-    return {"grad_norm_policy_term_torso": group_norms(actor_grads)["torso"],
-            "grad_norm_value_term_torso": group_norms(value_grads)["torso"]}
+    the direct evidence of value dominance. Both gradients come from one
+    forward pass (both heads' sequences, as the loss reads them) pulled back
+    with the two terms' cotangents at once: on a recurrent torso a backward
+    pass through the sequence is the update's dominant cost, and this is one
+    batched pass instead of two passes of their own."""
+    def terms(p: Any) -> jax.Array:
+        memories = sequence_memories(setup, p, mb, HEADS)
+        actor = policy_loss(setup, p, mb, ctx.hparams, ctx.ent_coef, memories,
+                            ctx.policy_coef)[0]
+        critic = value_loss(setup, p, mb, ctx.norm, ctx.hparams, ctx.loss_scale, memories)[0]
+        return jnp.stack([actor, ctx.hparams.vf_coef * critic])
+
+    _, pullback = jax.vjp(terms, params)
+    (grads,) = jax.vmap(pullback)(jnp.eye(2, dtype=jnp.float32))
+    torso = jax.vmap(lambda g: group_norms(g)["torso"])(grads)
+    return {"grad_norm_policy_term_torso": torso[0], "grad_norm_value_term_torso": torso[1]}
 
 # --------------------------------------------------------------------- metrics
 
