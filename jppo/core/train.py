@@ -21,8 +21,9 @@ the rollout scan (the head after it runs batched afterwards; a shared cell runs
 once, in the policy's step), and V(final observation) reads the state that saw
 the episode. Minibatches are then whole env sequences (envs are shuffled, never
 steps), re-run from the stored state each env had at the start of the rollout:
-the features batched over the whole sequence, then one scan over time running
-every cell (a shared one once), so the loss reads both heads from one pass.
+the features batched over the whole sequence, then the cells over time (a
+shared one once; a single GRU as `gru_sequence`, whose backward pass takes the
+kernels' gradients out of the loop), so the loss reads both heads from one pass.
 
 Every phase is a module-level pure function of a `Setup` (the static program:
 config, env, network, the config's strategies) and pytrees, so each can be
@@ -868,9 +869,9 @@ def sequence_memories(setup: Setup, params: Any, mb: Batch, heads: tuple[str, ..
     along env sequences, from each env's stored carry, restarting it at episode
     starts as the rollout did. The features read no carry, so they run batched
     over every step first; then the cells run over time (a shared `torso_rnn`
-    cell once, for both heads): a GRU as `gru_sequence` (its input side batched,
-    one matmul per step forward and backward), any other cell in one scan that
-    steps every cell together."""
+    cell once, for both heads): a single GRU as `gru_sequence` (its input side
+    batched, one matmul per step forward and backward); an LSTM, or a cell in
+    each head, in one scan that steps every cell together (one loop, not two)."""
     network = setup.network
     recurrent = [h for h in heads if network.rnn_width(h)]
     cells = recurrent[:1] if network.torso_rnn else recurrent  # heads with a cell of their own
@@ -882,7 +883,7 @@ def sequence_memories(setup: Setup, params: Any, mb: Batch, heads: tuple[str, ..
                           network.apply(params, mb.obs, head, method=ActorCritic.features))
     time_major = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), (features, mb.reset))
     carries = {head: mb.carry[head] for head in cells}
-    run = fused_gru_cells if network.rnn_cell == "gru" else scanned_cells
+    run = fused_gru_cells if network.rnn_cell == "gru" and len(cells) == 1 else scanned_cells
     outputs = run(setup, params, carries, *time_major)
     outputs = {head: jnp.swapaxes(out, 0, 1) for head, out in outputs.items()}
     return {head: outputs[cells[0] if network.torso_rnn else head] for head in recurrent}

@@ -57,7 +57,7 @@ def test_outputs_and_gradients_equal_the_scanned_flax_cell_under_vmap():
         def one(p, x, h, r, sequence=sequence, loss=loss):
             return sequence(p, x, h, r), jax.grad(loss, argnums=(0, 1, 2))(p, x, h, r)
 
-        results[name] = jax.vmap(one)(params, x, carry, reset)
+        results[name] = jax.jit(jax.vmap(one))(params, x, carry, reset)
     jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6),
                  results["fused"], results["flax"])
     _, (p_grads, _, h_grads) = results["fused"]
@@ -76,8 +76,9 @@ def batch_and_context():
     setup = train.make_setup(config, *envs.make("CartPole-NoVelocity-v1",
                                                 max_steps_in_episode=6))
     hp = config.hparams()
-    state = train.init(setup, jax.random.PRNGKey(0), hp)
-    c = train.collect(setup, state, hp, jax.random.PRNGKey(1), hp.critic_lambda)
+    state = jax.jit(functools.partial(train.init, setup))(jax.random.PRNGKey(0), hp)
+    c = jax.jit(functools.partial(train.collect, setup))(state, hp, jax.random.PRNGKey(1),
+                                                          hp.critic_lambda)
     batch = train.batch_of(setup, c, c.advantages)
     assert bool(jnp.any(batch.reset[:, 1:]))  # episodes restart inside the sequences
     ctx = train.LossContext(c.norm, hp, hp.ent_coef, jnp.ones(()), state.policy_coef)
@@ -87,8 +88,9 @@ def batch_and_context():
 def test_the_loss_through_the_fused_gru_equals_the_per_step_scan(monkeypatch):
     setup, params, batch, ctx = batch_and_context()
 
-    def loss_and_grads():
-        return jax.value_and_grad(lambda p: train.total_loss(setup, p, batch, ctx)[0])(params)
+    def loss_and_grads():  # traced anew each call, so the patch below is seen
+        return jax.jit(jax.value_and_grad(
+            lambda p: train.total_loss(setup, p, batch, ctx)[0]))(params)
 
     fused = loss_and_grads()
     monkeypatch.setattr(train, "fused_gru_cells", train.scanned_cells)
@@ -99,11 +101,11 @@ def test_the_loss_through_the_fused_gru_equals_the_per_step_scan(monkeypatch):
 
 def test_torso_term_norms_from_one_pullback_equal_separate_gradients():
     setup, params, batch, ctx = batch_and_context()
-    got = train.term_norms_on_torso(setup, params, batch, ctx)
-    policy_grads = jax.grad(lambda p: train.policy_loss(
-        setup, p, batch, ctx.hparams, ctx.ent_coef, None, ctx.policy_coef)[0])(params)
-    value_grads = jax.grad(lambda p: ctx.hparams.vf_coef * train.value_loss(
-        setup, p, batch, ctx.norm, ctx.hparams, ctx.loss_scale)[0])(params)
+    got = jax.jit(functools.partial(train.term_norms_on_torso, setup))(params, batch, ctx)
+    policy_grads = jax.jit(jax.grad(lambda p: train.policy_loss(
+        setup, p, batch, ctx.hparams, ctx.ent_coef, None, ctx.policy_coef)[0]))(params)
+    value_grads = jax.jit(jax.grad(lambda p: ctx.hparams.vf_coef * train.value_loss(
+        setup, p, batch, ctx.norm, ctx.hparams, ctx.loss_scale)[0]))(params)
     np.testing.assert_allclose(got["grad_norm_policy_term_torso"],
                                group_norms(policy_grads)["torso"], rtol=1e-5)
     np.testing.assert_allclose(got["grad_norm_value_term_torso"],
