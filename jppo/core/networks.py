@@ -438,9 +438,13 @@ class ActorCritic(nn.Module):
         sequence computes them batched and scans only this."""
         start = CELLS[self.rnn_cell].initial_carry(self.rnn_width(head), x.shape[:-1])
         carry = jax.tree.map(lambda s, c: jnp.where(reset[..., None], s, c), start, carry)
-        cell = self.torso_cell if self.torso_rnn else getattr(self, f"{head}_cell")
-        carry, out = cell(carry, x)
+        carry, out = getattr(self, self.cell_name(head))(carry, x)
         return out, carry
+
+    @nn.nowrap
+    def cell_name(self, head: str) -> str:
+        """The parameter name of the cell `head` reads through."""
+        return "torso_cell" if self.torso_rnn else f"{head}_cell"
 
     def policy_output(self, memory: jax.Array) -> tuple[jax.Array, ...]:
         """Distribution parameters from the policy's `memory` output (any batch axes)."""

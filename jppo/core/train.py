@@ -21,8 +21,9 @@ the rollout scan (the head after it runs batched afterwards; a shared cell runs
 once, in the policy's step), and V(final observation) reads the state that saw
 the episode. Minibatches are then whole env sequences (envs are shuffled, never
 steps), re-run from the stored state each env had at the start of the rollout:
-the features batched over the whole sequence, then one scan over time running
-every cell (a shared one once), so the loss reads both heads from one pass.
+the features batched over the whole sequence, then the cells over time (a
+shared one once; a single GRU as `gru_sequence`, whose backward pass takes the
+kernels' gradients out of the loop), so the loss reads both heads from one pass.
 
 Every phase is a module-level pure function of a `Setup` (the static program:
 config, env, network, the config's strategies) and pytrees, so each can be
@@ -49,6 +50,7 @@ from jppo.core import acting, distributions, losses, plasticity, strategies
 from jppo.core import normalize as norm
 from jppo.core.config import HParams, PPOConfig, require_config, validate_hparams
 from jppo.core.gae import actor_critic_targets
+from jppo.core.gru_sequence import gru_sequence
 from jppo.core.networks import (
     CELLS,
     HEADS,
@@ -669,7 +671,7 @@ def optimize(setup: Setup, state: TrainState, batch: Batch, ctx: LossContext,
     if config.nonfinite_check:
         summary.update(first_step_term_flags(stats))
     if config.diagnostics and config.torso_hidden:
-        # Two extra backward passes, so measured once per update: on the first
+        # An extra backward pass (both terms batched), so measured once per update: on the first
         # minibatch, at the parameters the update starts from.
         first = jax.tree.map(lambda x: x[: minibatch_rows(config)], batch)
         summary.update(term_norms_on_torso(setup, state.params, first, ctx))
@@ -866,8 +868,10 @@ def sequence_memories(setup: Setup, params: Any, mb: Batch, heads: tuple[str, ..
     """The memory outputs (envs, steps, width) of the recurrent ones of `heads`
     along env sequences, from each env's stored carry, restarting it at episode
     starts as the rollout did. The features read no carry, so they run batched
-    over every step first; one scan over time then steps every cell together
-    (a shared `torso_rnn` cell once, for both heads)."""
+    over every step first; then the cells run over time (a shared `torso_rnn`
+    cell once, for both heads): a single GRU as `gru_sequence` (its input side
+    batched, one matmul per step forward and backward); an LSTM, or a cell in
+    each head, in one scan that steps every cell together (one loop, not two)."""
     network = setup.network
     recurrent = [h for h in heads if network.rnn_width(h)]
     cells = recurrent[:1] if network.torso_rnn else recurrent  # heads with a cell of their own
@@ -877,31 +881,55 @@ def sequence_memories(setup: Setup, params: Any, mb: Batch, heads: tuple[str, ..
     for head in cells:  # a shared dense torso feeds every cell the same features
         features[head] = (features[cells[0]] if network.torso_hidden and features else
                           network.apply(params, mb.obs, head, method=ActorCritic.features))
-
-    def step(carries: dict[str, Any], inputs: tuple[dict[str, jax.Array], jax.Array]):
-        x, reset = inputs
-        stepped = {head: network.apply(params, x[head], carries[head], reset, head,
-                                       method=ActorCritic.cell_step) for head in cells}
-        return ({head: carry for head, (_, carry) in stepped.items()},
-                {head: out for head, (out, _) in stepped.items()})
-
     time_major = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), (features, mb.reset))
-    _, outputs = jax.lax.scan(step, {head: mb.carry[head] for head in cells}, time_major,
-                              unroll=setup.unroll)
+    carries = {head: mb.carry[head] for head in cells}
+    run = fused_gru_cells if network.rnn_cell == "gru" and len(cells) == 1 else scanned_cells
+    outputs = run(setup, params, carries, *time_major)
     outputs = {head: jnp.swapaxes(out, 0, 1) for head, out in outputs.items()}
     return {head: outputs[cells[0] if network.torso_rnn else head] for head in recurrent}
 
 
+def fused_gru_cells(setup: Setup, params: Any, carries: dict[str, Any],
+                    features: dict[str, jax.Array], reset: jax.Array) -> dict[str, jax.Array]:
+    """Each GRU cell's time-major outputs over its time-major features."""
+    network = setup.network
+    return {head: gru_sequence(params["params"][network.cell_name(head)], x, carries[head], reset,
+                               setup.unroll) for head, x in features.items()}
+
+
+def scanned_cells(setup: Setup, params: Any, carries: dict[str, Any],
+                  features: dict[str, jax.Array], reset: jax.Array) -> dict[str, jax.Array]:
+    """Every cell's time-major outputs, the cells stepped together in one scan."""
+    network = setup.network
+
+    def step(carries: dict[str, Any], inputs: tuple[dict[str, jax.Array], jax.Array]):
+        x, restart = inputs
+        stepped = {head: network.apply(params, x[head], carries[head], restart, head,
+                                       method=ActorCritic.cell_step) for head in x}
+        return ({head: carry for head, (_, carry) in stepped.items()},
+                {head: out for head, (out, _) in stepped.items()})
+
+    return jax.lax.scan(step, carries, (features, reset), unroll=setup.unroll)[1]
+
+
 def term_norms_on_torso(setup: Setup, params: Any, mb: Batch, ctx: LossContext) -> Metrics:
     """Norms of the policy-term and value-term gradients on the shared torso:
-    the direct evidence of value dominance."""
-    actor_grads = jax.grad(
-        lambda p: policy_loss(setup, p, mb, ctx.hparams, ctx.ent_coef, None,
-                              ctx.policy_coef)[0])(params)
-    value_grads = jax.grad(lambda p: ctx.hparams.vf_coef * value_loss(
-        setup, p, mb, ctx.norm, ctx.hparams, ctx.loss_scale)[0])(params)
-    return {"grad_norm_policy_term_torso": group_norms(actor_grads)["torso"],
-            "grad_norm_value_term_torso": group_norms(value_grads)["torso"]}
+    the direct evidence of value dominance. Both gradients come from one
+    forward pass (both heads' sequences, as the loss reads them) pulled back
+    with the two terms' cotangents at once: on a recurrent torso a backward
+    pass through the sequence is the update's dominant cost, and this is one
+    batched pass instead of two passes of their own."""
+    def terms(p: Any) -> jax.Array:
+        memories = sequence_memories(setup, p, mb, HEADS)
+        actor = policy_loss(setup, p, mb, ctx.hparams, ctx.ent_coef, memories,
+                            ctx.policy_coef)[0]
+        critic = value_loss(setup, p, mb, ctx.norm, ctx.hparams, ctx.loss_scale, memories)[0]
+        return jnp.stack([actor, ctx.hparams.vf_coef * critic])
+
+    _, pullback = jax.vjp(terms, params)
+    (grads,) = jax.vmap(pullback)(jnp.eye(2, dtype=jnp.float32))
+    torso = jax.vmap(lambda g: group_norms(g)["torso"])(grads)
+    return {"grad_norm_policy_term_torso": torso[0], "grad_norm_value_term_torso": torso[1]}
 
 # --------------------------------------------------------------------- metrics
 
