@@ -54,6 +54,19 @@ def test_every_slow_entry_names_an_existing_test():
     assert stale_entries(conftest.SLOW, TESTS.parent) == []
 
 
+def test_every_longest_first_entry_names_an_existing_file_once():
+    """A file moved or renamed would silently fall back to its usual place."""
+    assert conftest.LONGEST_FIRST, "nothing starts first: the longest files may start last"
+    assert stale_entries(conftest.LONGEST_FIRST, TESTS.parent) == []
+    assert len(set(conftest.LONGEST_FIRST)) == len(conftest.LONGEST_FIRST)
+
+
+def test_the_longest_files_are_collected_first_in_their_order():
+    ranks = [conftest.file_rank(f"{path}::test_x") for path in conftest.LONGEST_FIRST]
+    assert ranks == list(range(len(conftest.LONGEST_FIRST)))
+    assert conftest.file_rank("tests/architecture/test_test_layout.py::test_x") == len(ranks)
+
+
 def test_the_slow_list_check_reports_a_moved_file_and_a_renamed_test():
     real = "tests/architecture/test_test_layout.py"
     assert stale_entries([real, f"{real}::test_test_file_names_are_unique",
