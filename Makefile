@@ -21,7 +21,8 @@ help:
 run: $(STAMP)
 	$(VENV)/bin/jppo train
 
-## test: the whole test suite, one worker per core (most of its time is single-threaded compiles)
+## test: the whole test suite, one worker per core (most of its time is single-threaded compiles;
+##   how it is kept fast: docs/testing.md), the longest files first
 test: $(STAMP)
 	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
