@@ -21,14 +21,15 @@ help:
 run: $(STAMP)
 	$(VENV)/bin/jppo train
 
-## test: the whole test suite, one worker per core (most of its time is single-threaded compiles)
+## test: the whole test suite, one worker per core (most of its time is single-threaded compiles;
+##   how it is kept fast: docs/testing.md), the longest files first
 test: $(STAMP)
-	$(PY) -m pytest -n auto --dist loadfile
+	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 ## test-fast: the tests not marked slow (pure functions, parsing, file formats, the
 ##   architecture checks): under two minutes on 2 cores; `make test` runs them all
 test-fast: $(STAMP)
-	$(PY) -m pytest -n auto --dist loadfile -m "not slow"
+	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder -m "not slow"
 
 ## docs: the manual into site/ (MkDocs, strict: a broken link or reference fails); first
 ##   writes the generated reference pages (knobs, metrics, diagnosis rules) into docs/

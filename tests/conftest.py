@@ -1,13 +1,15 @@
-"""One XLA compilation cache for the whole test session.
+"""What the whole test session shares, so that the suite stays fast (docs/testing.md).
 
-Many test files compile the same small programs (the same tiny CartPole config,
-the same chunk sizes), and the CLI and multi-process tests compile them again in
-subprocesses. JAX's persistent compilation cache, in a folder made for this
-session and shared by the xdist workers and every subprocess they start (through
-the environment), compiles each program once. A cached executable is the one XLA
-built, so bitwise comparisons are unaffected; the cache key covers the program,
-the devices and XLA_FLAGS. Set JAX_COMPILATION_CACHE_DIR yourself to keep a cache
-between sessions.
+Most of the suite's time is XLA compiling small programs. Many test files compile
+the same ones (the same tiny CartPole config, the same chunk sizes), and the CLI
+and multi-process tests compile them again in subprocesses. JAX's persistent
+compilation cache, in a folder made for this session and shared by the xdist
+workers and every subprocess they start (through the environment), compiles each
+program once. A cached executable is the one XLA built, so bitwise comparisons are
+unaffected; the cache key covers the program, the devices and XLA_FLAGS. Set
+JAX_COMPILATION_CACHE_DIR yourself to keep a cache between sessions. XLA also
+optimizes less (FAST_COMPILE_FLAGS), the longest files start first (LONGEST_FIRST),
+and SLOW lists the tests `make test-fast` leaves out.
 """
 
 from __future__ import annotations
@@ -20,6 +22,36 @@ import tempfile
 CACHE_VARIABLE = "JAX_COMPILATION_CACHE_DIR"
 _MADE_HERE = "JPPO_TEST_CACHE_MADE_HERE"
 
+# Cheaper compiles: most of the suite's time is XLA compiling tiny programs on one
+# core each. LLVM at its lowest optimization level, without its expensive passes,
+# compiles them in about 2/3 of the time (the programs run a few updates, so slower
+# code costs little). Appended to the user's XLA_FLAGS when conftest is imported
+# (before jax creates its CPU client), so xdist workers and every subprocess inherit
+# them; a flag the user set wins. A test that sets XLA_FLAGS for a child appends to
+# os.environ's value (`with_devices`).
+FAST_COMPILE_FLAGS = {"--xla_backend_optimization_level": "0",
+                      "--xla_llvm_disable_expensive_passes": "true"}
+
+
+def add_fast_compile_flags(flags: str) -> str:
+    """`flags` with each of FAST_COMPILE_FLAGS it does not set appended."""
+    added = [f"{name}={value}" for name, value in FAST_COMPILE_FLAGS.items() if name not in flags]
+    return " ".join([flags, *added]).strip()
+
+
+os.environ["XLA_FLAGS"] = add_fast_compile_flags(os.environ.get("XLA_FLAGS", ""))
+# Every compiled program goes into the session's cache, not only those that took a
+# second (the default; at -O0 most compile faster): subprocesses and later tests
+# that compile the same program read it back.
+MIN_COMPILE_TIME = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"
+os.environ.setdefault(MIN_COMPILE_TIME, "0")
+
+
+def with_devices(count: int) -> str:
+    """XLA_FLAGS for a child process with `count` forced host devices, keeping the
+    session's flags (the last device count given wins)."""
+    return f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}"
+
 
 def pytest_configure(config) -> None:
     """Runs in the controller before the workers start, so they inherit the folder."""
@@ -27,9 +59,11 @@ def pytest_configure(config) -> None:
         return
     os.environ[CACHE_VARIABLE] = tempfile.mkdtemp(prefix="jppo-test-xla-cache-")
     os.environ[_MADE_HERE] = "1"
-    if "jax" in sys.modules:  # imported before the variable was set: tell it directly
+    if "jax" in sys.modules:  # imported before the variables were set: tell it directly
         sys.modules["jax"].config.update("jax_compilation_cache_dir",
                                          os.environ[CACHE_VARIABLE])
+        sys.modules["jax"].config.update("jax_persistent_cache_min_compile_time_secs",
+                                         float(os.environ[MIN_COMPILE_TIME]))
 
 
 def pytest_unconfigure(config) -> None:
@@ -334,9 +368,48 @@ SLOW: tuple[str, ...] = (
 )
 
 
+# ------------------------------------------------------------------ the longest files first
+# `make test` hands whole files to the workers (`--dist loadfile`, so a file's
+# module fixtures are built once) in collection order (`--no-loadscope-reorder`).
+# Starting the longest files first keeps one of them from starting last and
+# leaving the other core idle at the end (longest-processing-time-first).
+# Longest first, as measured with `--durations=0`; the rest follow in their usual
+# order. tests/architecture/test_test_layout.py checks that each entry exists.
+LONGEST_FIRST: tuple[str, ...] = (
+    "tests/docs/test_docs_examples.py",
+    "tests/experiments/test_published.py",
+    "tests/core/test_stabilization_train.py",
+    "tests/core/test_evaluation.py",
+    "tests/core/test_networks.py",
+    "tests/runs/test_checks_before_compiling.py",
+    "tests/runs/test_runner.py",
+    "tests/experiments/test_case_studies.py",
+    "tests/runs/test_multihost.py",
+    "tests/envs/test_custom_env.py",
+    "tests/cli/test_cli.py",
+    "tests/core/test_train.py",
+    "tests/core/test_shared_rnn.py",
+    "tests/envs/test_brax.py",
+    "tests/core/test_recurrent.py",
+    "tests/core/test_train_step_by_hand.py",
+    "tests/bench/test_reference_and_profile.py",
+    "tests/docs/test_examples.py",
+    "tests/analysis/test_diagnose.py",
+    "tests/envs/test_make_and_wrappers.py",
+    "tests/docs/test_notebook.py",
+)
+
+
+def file_rank(nodeid: str) -> int:
+    """Where a test's file runs: its place in LONGEST_FIRST, or after all of them."""
+    path = nodeid.partition("::")[0]
+    return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     import pytest
 
+    items.sort(key=lambda item: file_rank(item.nodeid))  # stable: a file keeps its order
     for item in items:
         path, _, name = item.nodeid.partition("::")
         if path in SLOW or f"{path}::{name.partition('[')[0]}" in SLOW:

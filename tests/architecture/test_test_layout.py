@@ -54,6 +54,35 @@ def test_every_slow_entry_names_an_existing_test():
     assert stale_entries(conftest.SLOW, TESTS.parent) == []
 
 
+def test_every_longest_first_entry_names_an_existing_file_once():
+    """A file moved or renamed would silently fall back to its usual place."""
+    assert conftest.LONGEST_FIRST, "nothing starts first: the longest files may start last"
+    assert stale_entries(conftest.LONGEST_FIRST, TESTS.parent) == []
+    assert len(set(conftest.LONGEST_FIRST)) == len(conftest.LONGEST_FIRST)
+
+
+def test_the_longest_files_are_collected_first_in_their_order():
+    ranks = [conftest.file_rank(f"{path}::test_x") for path in conftest.LONGEST_FIRST]
+    assert ranks == list(range(len(conftest.LONGEST_FIRST)))
+    assert conftest.file_rank("tests/architecture/test_test_layout.py::test_x") == len(ranks)
+
+
+def test_the_session_compiles_cheaply_unless_the_user_chose_otherwise():
+    """The fast-compile flags reach os.environ (and so every subprocess); a flag the
+    user set keeps its value; a child's device count comes after the session's flags."""
+    import os
+
+    flags = os.environ["XLA_FLAGS"].split()
+    for name in conftest.FAST_COMPILE_FLAGS:
+        assert any(f.startswith(f"{name}=") for f in flags), name
+    assert conftest.add_fast_compile_flags("--xla_backend_optimization_level=3 --a=1") == (
+        "--xla_backend_optimization_level=3 --a=1 --xla_llvm_disable_expensive_passes=true")
+    assert conftest.add_fast_compile_flags("") == (
+        "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+    child = conftest.with_devices(2).split()
+    assert child[:-1] == flags and child[-1] == "--xla_force_host_platform_device_count=2"
+
+
 def test_the_slow_list_check_reports_a_moved_file_and_a_renamed_test():
     real = "tests/architecture/test_test_layout.py"
     assert stale_entries([real, f"{real}::test_test_file_names_are_unique",

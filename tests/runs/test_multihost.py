@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import with_devices
 
 from jppo.runs import multihost, results
 
@@ -73,13 +74,12 @@ def free_port() -> int:
 def launch(commands: list[tuple[list[str], int]], logs: Path) -> list[str]:
     """Start the (command, local device count) pairs at once, wait for all; on a
     failure or a timeout stop the rest and fail with every process's output.
-    Returns their stdouts. XLA optimizes less (compiles in about 2/3 of the CPU
-    time), alike in every run, so the runs still compare bitwise."""
+    Returns their stdouts. They keep the session's XLA_FLAGS (tests/conftest.py:
+    XLA optimizes less, alike in every run, so the runs still compare bitwise)."""
     env = dict(os.environ, PYTHONPATH=str(REPO))  # the code under test, wherever pytest runs
-    flag = "--xla_backend_optimization_level=0 --xla_force_host_platform_device_count"
     logs.mkdir(parents=True)
     with contextlib.ExitStack() as stack:
-        procs = [subprocess.Popen(cmd, cwd=REPO, env=env | {"XLA_FLAGS": f"{flag}={devices}"},
+        procs = [subprocess.Popen(cmd, cwd=REPO, env=env | {"XLA_FLAGS": with_devices(devices)},
                                   stdout=stack.enter_context(open(logs / f"{i}.out", "w")),
                                   stderr=stack.enter_context(open(logs / f"{i}.err", "w")))
                  for i, (cmd, devices) in enumerate(commands)]

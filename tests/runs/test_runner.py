@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import with_devices
 
 import jppo
 from jppo import envs
@@ -115,7 +116,7 @@ def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "jppo.cli", "train", str(file), "--out", str(out),
            "--progress", "lines"]
-    one_device = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    one_device = dict(os.environ, XLA_FLAGS=with_devices(1))
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                text=True, env=one_device)
     lines = 0
@@ -159,7 +160,7 @@ def test_seeds_sharded_over_two_devices_equal_one_device_and_resume_on_one(tmp_p
                 chunk_updates=2, config=dict(TINY),
                 variants={"standard": {}, "mse": {"value_loss": "mse"}})
     out, one_device = tmp_path / "started-on-two", tmp_path / "one.parquet"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(os.environ, XLA_FLAGS=with_devices(2))
     done = subprocess.run([sys.executable, "-c", SHARDED, json.dumps(data), str(out),
                            str(one_device)],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
