@@ -260,6 +260,8 @@ def test_cli_train_with_import_path_and_env_params(tmp_path, in_memory, capsys):
     """`jppo train --env package.module:factory --env-param ...` in a fresh
     process, its 2 seeds sharded over 2 devices; summary, plot and diagnose
     re-read the run directory."""
+    from conftest import with_devices  # here, not at the top: the child imports this module
+
     file = tmp_path / "cartpole.toml"
     file.write_text(TOML.replace(f'"{TICKER}"', '"CartPole-v1"').split("[env_params")[0])
     out = tmp_path / "run"
@@ -268,10 +270,7 @@ def test_cli_train_with_import_path_and_env_params(tmp_path, in_memory, capsys):
          "--env-param", "width=3", "--env-param", "terminate_at=2", "--devices", "2",
          "--out", str(out), "--progress", "off"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-        env=dict(os.environ,  # the session's flags kept (this module is imported by the child:
-                 # no conftest import here)
-                 XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} "
-                           "--xla_force_host_platform_device_count=2"))
+        env=dict(os.environ, XLA_FLAGS=with_devices(2)))
     assert done.returncode == 0, done.stderr[-3000:]
     info = results.read_run_info(out)
     assert info["envs"] == [TICKER]

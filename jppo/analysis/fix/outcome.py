@@ -102,8 +102,7 @@ def roots(plan: FixPlan) -> set[str]:
 def is_gone(answers: Sequence[str], remaining: Sequence[str], root_rules: set[str]) -> bool:
     """The root causes a candidate answers are gone (a consequence may stay); one
     that answers consequences only must remove them all."""
-    answered_roots = [rule for rule in answers if rule in root_rules]
-    if answered_roots:
+    if any(rule in root_rules for rule in answers):
         return not any(rule in root_rules for rule in remaining)
     return not remaining
 
@@ -159,11 +158,15 @@ def recommendation(table: pd.DataFrame, kept: Sequence[Candidate] = (), *,
 
 def _removed(rows: pd.DataFrame) -> str:
     """What the candidate removed, and the original's consequences it left."""
-    answers = rows["answers"].iloc[0].split(", ")
     left = sorted({rule for text in rows["remaining"] for rule in text.split(", ") if rule})
-    removed = ", ".join(rule for rule in answers if rule not in left)
+    removed = _without(rows["answers"].iloc[0], left)
     return f"{removed} ({', '.join(left)} remains: a consequence in the original)" \
         if left else removed
+
+
+def _without(answers: str, left: Sequence[str]) -> str:
+    """The rules of `answers` (a ", "-joined list) not in `left`: those removed."""
+    return ", ".join(rule for rule in answers.split(", ") if rule not in left)
 
 
 def _return_holds(rows: pd.DataFrame, latent: bool) -> bool:
@@ -223,7 +226,6 @@ def _finding_state(answers: str, remaining: str, original: bool, gone: bool = Fa
     if not remaining:
         return f"gone: {answers}"
     if gone:  # its roots gone, consequences of the original's root left
-        left = set(remaining.split(", "))
-        solved = ", ".join(a for a in answers.split(", ") if a not in left)
+        solved = _without(answers, remaining.split(", "))
         return f"gone: {solved}; remain: {remaining} (a consequence in the original)"
     return f"remain: {remaining}"
