@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,brax]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,brax,playground]"
 	touch $(STAMP)
 
 ## help: this list (every target creates .venv first if needed)
@@ -35,7 +35,7 @@ test-fast: $(STAMP)
 ##   writes the generated reference pages (knobs, metrics, diagnosis rules) into docs/
 DOCS_STAMP := $(VENV)/.docs-stamp
 $(DOCS_STAMP): $(STAMP)
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,brax,docs]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,brax,playground,docs]"
 	touch $(DOCS_STAMP)
 
 docs: $(DOCS_STAMP)

@@ -1,6 +1,7 @@
 """Environments wrapped for PPO: float32 observations (flat vectors, or (H, W, C)
 images), clipped continuous actions, optional reward scaling and cheap episode
-statistics. Gymnax ids, Brax's envs as ``brax/<env>`` (the brax extra), import
+statistics. Gymnax ids, Brax's envs as ``brax/<env>`` (the brax extra), MuJoCo
+Playground's DM Control Suite as ``playground/<EnvName>`` (the playground extra), import
 paths ``package.module:factory``, partially observable variants with observation
 entries hidden (``CartPole-NoVelocity-v1``, ``envs.masked``) and any object with
 the gymnax Environment API (``wrap``) are accepted; ``MultiDiscrete`` action
@@ -18,6 +19,7 @@ from .brax import is_brax_name, list_brax_envs
 from .masked import MASKED, ObservationMask, list_masked_envs
 from .no_reset import NoAutoReset, without_auto_reset
 from .params import apply_param_overrides
+from .playground import is_playground_name, list_playground_envs
 from .registry import (
     EnvFamily,
     check_env_name,
@@ -59,10 +61,12 @@ __all__ = [
     "episode_totals",
     "family",
     "is_brax_name",
+    "is_playground_name",
     "is_wrapped",
     "list_brax_envs",
     "list_envs",
     "list_masked_envs",
+    "list_playground_envs",
     "make",
     "object_name",
     "reset_episode_totals",

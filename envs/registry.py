@@ -2,7 +2,8 @@
 
 A name is an import path ``package.module:factory`` if it contains ``':'``
 (see ``envs.imported``), a Brax env if it starts with ``brax/`` (see
-``envs.brax``), a partially observable variant such as ``CartPole-NoVelocity-v1``
+``envs.brax``), a MuJoCo Playground env if it starts with ``playground/`` (see
+``envs.playground``), a partially observable variant such as ``CartPole-NoVelocity-v1``
 (see ``envs.masked``), else a gymnax id (``envs.list_envs()``). ``family`` is the
 whole dispatch: a new family of names is one more branch there.
 """
@@ -12,6 +13,7 @@ from typing import Any, NamedTuple
 
 from . import brax as brax_family
 from . import gymnax_family, imported, masked
+from . import playground as playground_family
 from .api import wrap
 from .wrappers import EpisodeStatistics
 
@@ -25,9 +27,12 @@ class EnvFamily(NamedTuple):
 
 def list_envs(include_brax: bool = False) -> list[str]:
     """Sorted ids of every registered gymnax environment; with ``include_brax``,
-    then the ``brax/<env>`` ids when brax is installed."""
+    then the ``brax/<env>`` ids when brax is installed and the
+    ``playground/<EnvName>`` ids when MuJoCo Playground is."""
     names = gymnax_family.list_gymnax_envs()
-    return names + brax_family.list_brax_envs() if include_brax else names
+    if not include_brax:
+        return names
+    return names + brax_family.list_brax_envs() + playground_family.list_playground_envs()
 
 
 def family(name: str) -> EnvFamily:
@@ -36,6 +41,8 @@ def family(name: str) -> EnvFamily:
         return EnvFamily(imported.check, imported.build)
     if brax_family.is_brax_name(name):
         return EnvFamily(brax_family.check_brax_name, brax_family.build)
+    if playground_family.is_playground_name(name):
+        return EnvFamily(playground_family.check_playground_name, playground_family.build)
     if masked.is_masked_name(name):
         return EnvFamily(masked.check, masked.build)
     return EnvFamily(gymnax_family.check, gymnax_family.build)

@@ -1,4 +1,10 @@
-"""jppo against Brax's own PPO trainer on one Brax env, same config and budget.
+"""jppo against Brax's own PPO trainer on one Brax or Playground env, same config and budget.
+
+`--env` is a Brax id (`inverted_pendulum`, jppo's `brax/inverted_pendulum`) or a
+MuJoCo Playground name as jppo spells it (`playground/CartpoleBalance`). A
+Playground env is loaded once per side the same way (DM Control Suite, MJX's
+`impl="jax"`): jppo through `playground/<EnvName>`, Brax's trainer with
+Playground's own `wrapper.wrap_for_brax_training`, as Playground's notebooks run it.
 
 Brax's trainer (`brax.training.agents.ppo.train`, installed with the brax extra)
 runs one seed per call, as its users run it; jppo runs all seeds in one
@@ -35,6 +41,9 @@ takes) before importing it. Nothing of Brax's trainer is changed.
 
     python experiments/brax_side_by_side.py --env inverted_double_pendulum \\
         --steps 1000000 --seeds 4 --rounds 1 --out experiments/brax_side_by_side.json
+    python experiments/brax_side_by_side.py --env playground/CartpoleBalance \\
+        --steps 524288 --seeds 2 --evaluations 4 --rounds 1 \\
+        --out experiments/brax_side_by_side_playground_cartpole_balance.json
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jppo
+from jppo import envs
 from jppo.analysis.metrics import final_eval_return
 from jppo.analysis.stats import cell_statistics
 from jppo.runs import results
@@ -91,16 +101,31 @@ def brax_trainer():
     return ppo.train
 
 
-def run_brax(env_name: str, steps: int, seeds: int, evaluations: int) -> dict:
-    """Brax's trainer once per seed (as its users run seeds): last evaluation each."""
+def jppo_name(env_name: str) -> str:
+    """The name jppo resolves: a Playground name as given, a Brax id under `brax/`."""
+    return env_name if envs.is_playground_name(env_name) else f"brax/{env_name}"
+
+
+def brax_side_env(env_name: str) -> tuple[object, dict]:
+    """The raw env Brax's trainer gets, and the extra `train` arguments it needs."""
+    if envs.is_playground_name(env_name):
+        from mujoco_playground import wrapper
+
+        env, _ = envs.resolve(env_name)  # the same raw env jppo steps (impl="jax")
+        return env.brax_env, {"wrap_env_fn": wrapper.wrap_for_brax_training}
     from brax import envs as brax_envs
 
+    return brax_envs.get_environment(env_name, backend="generalized"), {}
+
+
+def run_brax(env_name: str, steps: int, seeds: int, evaluations: int) -> dict:
+    """Brax's trainer once per seed (as its users run seeds): last evaluation each."""
     train = brax_trainer()
     start, finals = time.perf_counter(), []
     for seed in range(seeds):
-        env = brax_envs.get_environment(env_name, backend="generalized")
+        env, extra = brax_side_env(env_name)
         _, _, metrics = train(environment=env, num_timesteps=steps, seed=seed,
-                              num_evals=evaluations + 1, **BRAX)
+                              num_evals=evaluations + 1, **BRAX, **extra)
         finals.append(float(metrics["eval/episode_reward"]))
     return {"wall_s": time.perf_counter() - start, "per_seed": finals}
 
@@ -110,7 +135,7 @@ def run_jppo(env_name: str, steps: int, seeds: int, evaluations: int) -> dict:
     config = jppo_config(steps, evaluations)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        jppo.run(config, f"brax/{env_name}", seeds, out, progress="off")
+        jppo.run(config, jppo_name(env_name), seeds, out, progress="off")
         wall = time.perf_counter() - start
         frame = results.read_metrics(Path(out))
         variant, env = results.groups(frame)[0]
@@ -145,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             samples[name].append(runners[name](args.env, args.steps, args.seeds,
                                                args.evaluations))
             print(f"round {round_} {name}: {samples[name][-1]}", flush=True)
-    record = {"env": f"brax/{args.env}", "steps_per_seed": args.steps, "seeds": args.seeds,
+    record = {"env": jppo_name(args.env), "steps_per_seed": args.steps, "seeds": args.seeds,
               "brax_config": BRAX, "backend": jax.default_backend(), "versions": versions(),
               **{name: summary(s) for name, s in samples.items()}}
     print(json.dumps(record, indent=2))

@@ -354,8 +354,9 @@ def export(
 
 
 def envs() -> int:
-    """List the gymnax environment ids, then the partially observable variants
-    (any import path package.module:factory works too)."""
+    """List the gymnax environment ids, the brax/<env> and playground/<EnvName> ids
+    of the installed extras, then the partially observable variants (any import
+    path package.module:factory works too)."""
     from jppo import envs as envs_lib
 
     print("\n".join(envs_lib.list_envs(include_brax=True) + envs_lib.list_masked_envs()))

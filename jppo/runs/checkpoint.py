@@ -56,7 +56,7 @@ def save(manager: Any, step: int, state: Any, runs: int) -> None:
 
     folder = Path(manager.directory)
     try:
-        manager.save(step, args=ocp.args.StandardSave(_unpadded(state, runs)))
+        manager.save(step, args=ocp.args.StandardSave(_storable(_unpadded(state, runs))))
         manager.wait_until_finished()
         if jax.process_index() == 0:
             _record_digests(folder, manager.all_steps(), step)
@@ -69,6 +69,18 @@ def save(manager: Any, step: int, state: Any, runs: int) -> None:
 @functools.partial(jax.jit, static_argnums=1)
 def _unpadded(state: Any, runs: int) -> Any:
     return jax.tree.map(lambda x: x[:runs], state)
+
+
+def _is_empty(shape: tuple[int, ...]) -> bool:
+    return int(np.prod(shape)) == 0
+
+
+def _storable(tree: Any) -> Any:
+    """Orbax refuses arrays of zero size, and an env state can hold some (MJX's
+    physics state of a model without actuator activations has `act` of shape (0,)).
+    They hold no values: a one-element stand-in is saved in their place, and
+    `restore` rebuilds them from the shapes. Trees without one are saved unchanged."""
+    return jax.tree.map(lambda x: np.zeros((1,), x.dtype) if _is_empty(x.shape) else x, tree)
 
 
 def restore_newest_readable(manager: Any, shapes: Any, runs: int, sharding: NamedSharding
@@ -109,10 +121,16 @@ def restore(manager: Any, step: int, shapes: Any, runs: int, sharding: NamedShar
     import orbax.checkpoint as ocp
 
     replicated = NamedSharding(sharding.mesh, PartitionSpec())
-    abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct((runs, *x.shape[1:]), x.dtype, sharding=replicated),
-        shapes)
-    state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+    def saved(x: Any) -> jax.ShapeDtypeStruct:
+        shape = (runs, *x.shape[1:])
+        return jax.ShapeDtypeStruct((1,) if _is_empty(shape) else shape, x.dtype,
+                                    sharding=replicated)
+
+    stored = manager.restore(step, args=ocp.args.StandardRestore(jax.tree.map(saved, shapes)))
+    state = jax.tree.map(  # the zero-size arrays `_storable` stood in for
+        lambda x, s: np.zeros((runs, *x.shape[1:]), x.dtype) if _is_empty(x.shape[1:]) else s,
+        shapes, stored)
     padded = jax.tree.leaves(shapes)[0].shape[0]
     index = np.minimum(np.arange(padded), runs - 1)
     return jax.jit(lambda tree: jax.tree.map(lambda x: x[index], tree),

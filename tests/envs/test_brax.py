@@ -170,6 +170,7 @@ def test_a_tiny_run_trains_and_counts_truncations(brax_envs, tmp_path):
 def test_without_brax_a_brax_name_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "brax", None)  # `import brax` now fails
     monkeypatch.setitem(sys.modules, "brax.envs", None)
+    monkeypatch.setitem(sys.modules, "mujoco_playground", None)  # Playground requires brax
     with pytest.raises(ImportError, match=r"pip install 'jppo\[brax\]'") as err:
         envs.make("brax/ant")
     assert "\n" not in str(err.value)

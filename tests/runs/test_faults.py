@@ -286,6 +286,26 @@ def test_checkpoint_fallback_without_digests_uses_the_restore_error(tmp_path):
     assert manager.all_steps() == [1]
 
 
+def test_zero_size_arrays_in_the_state_checkpoint_and_restore_padded(tmp_path):
+    """Orbax refuses zero-size arrays, which an MJX physics state holds (`act` of a
+    model without actuator activations): they are stood in for and rebuilt, and the
+    other leaves restore as saved, padded to the device batch by repeating the last run."""
+    mesh = Mesh(np.asarray(jax.devices()[:1]), ("seeds",))
+    sharding = NamedSharding(mesh, PartitionSpec("seeds"))
+    manager = checkpoint.manager(tmp_path, "program-000")
+    state = {"act": jnp.zeros((3, 0), jnp.float32), "qpos": jnp.arange(6.0).reshape(3, 2),
+             "time": jnp.asarray([4, 5, 6], jnp.int32), "empty": jnp.zeros((3, 2, 0), jnp.int32)}
+    checkpoint.save(manager, 1, state, 2)  # 2 real runs of a batch padded to 3
+    restored = checkpoint.restore_newest_readable(
+        manager, jax.eval_shape(lambda: state), 2, sharding)
+    assert restored.step == 1 and restored.skipped == []
+    got = restored.state
+    assert got["act"].shape == (3, 0) and got["act"].dtype == jnp.float32
+    assert got["empty"].shape == (3, 2, 0) and got["empty"].dtype == jnp.int32
+    np.testing.assert_array_equal(got["qpos"], [[0.0, 1.0], [2.0, 3.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(got["time"], [4, 5, 5])
+
+
 def test_no_readable_checkpoint_is_one_line(tmp_path):
     manager, shapes, sharding = toy_manager(tmp_path)
     for step in (1, 2):
