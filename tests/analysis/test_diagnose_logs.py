@@ -11,6 +11,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from jppo import cli
@@ -305,3 +306,57 @@ def test_runs_logged_with_the_reports_sb3_callback_are_judged_by_every_rule():
     found = diagnose_logs(group)
     assert not any(f.missing for f in found.findings)
     assert not any(f.fired for f in found.findings)
+
+
+def test_a_logged_inf_or_nan_loss_is_the_nonfinite_flag_and_a_gap_is_not():
+    """Hand-made rows: an inf loss, a NaN next to a finite one at the same step, all
+    finite, nothing logged (a gap, not a divergence)."""
+    from jppo.analysis.logs.base import nonfinite_flags
+
+    long = pd.DataFrame({"tag": ["a", "b", "a", "b", "a", "c"],
+                         "step": [1, 1, 2, 2, 3, 4],
+                         "value": [math.inf, 0.5, math.nan, 2.0, 1.0, math.nan]})
+    flags = nonfinite_flags(long, ("a", "b"), np.array([1, 2, 3, 4]))
+    np.testing.assert_array_equal(flags, [1.0, 1.0, 0.0, np.nan])
+
+
+def test_sb3_value_loss_overflow_is_read_as_a_numerical_divergence():
+    """sb3_rewards_x1e19: SB3 logs train/value_loss inf (the squared error of 1e20-scale
+    returns overflows float32) on every update and keeps training; the reader flags each
+    update non-finite, so the divergence finding names every seed. Healthy runs: 0."""
+    group = FIXTURES / "sb3" / "sb3_rewards_x1e19"
+    for seed in ("seed1", "seed2", "seed3"):
+        rows = csv_rows(group / seed / "progress.csv")[1:]  # train/* from the second dump
+        expected = [float(not math.isfinite(r["train/value_loss"])) for r in rows]
+        assert expected == [1.0] * len(rows)
+        np.testing.assert_array_equal(load(group / seed).normalised.metrics["nonfinite"],
+                                      expected)
+    found = diagnose_logs(group, map=Options(env="CartPole-v1"))
+    (divergence,) = [f for f in found.findings if f.rule == "numerical_divergence"]
+    assert divergence.fired and divergence.seeds == [0, 1, 2]
+    healthy = load(FIXTURES / "sb3" / "sb3_healthy" / "seed1").normalised.metrics
+    assert set(healthy["nonfinite"]) == {0.0}
+    cleanrl_run = load(next(CLEANRL_GROUP.iterdir())).normalised.metrics
+    assert set(cleanrl_run["nonfinite"]) == {0.0}
+
+
+def test_an_sb3_epoch_count_cut_the_same_on_every_update_is_said_and_can_be_set():
+    """sb3_target_kl_tiny: target_kl 1e-7 stops every update after one epoch (its
+    progress.csv's n_updates counter rises by 1 per dump); SB3's logs cannot tell that
+    from n_epochs = 1, so the reader says what it assumed, and with update_epochs and
+    kl_early_stop given in [config] kl_cut_epochs judges the run."""
+    group = FIXTURES / "sb3" / "sb3_target_kl_tiny"
+    rows = csv_rows(group / "seed1" / "progress.csv")
+    counter = [r["train/n_updates"] for r in rows[1:]]
+    assert np.diff(counter, prepend=0.0).tolist() == [1.0] * len(counter)
+    run = load(group / "seed1")
+    assert run.normalised.config["update_epochs"] == 1
+    assert "every update ran 1 epoch(s)" in run.normalised.notes[0]
+    assert not load(FIXTURES / "sb3" / "sb3_healthy" / "seed1").normalised.notes
+    given = Options(env="CartPole-v1", config={"update_epochs": 10, "kl_early_stop": True})
+    assert not load(group / "seed1", options=given).normalised.notes
+    # beside the healthy twin, whose returns set the learning range the progress test reads
+    found = diagnose_logs([group, FIXTURES / "sb3" / "sb3_healthy"], map=given)
+    (cut,) = [f for f in found.findings if f.rule == "kl_cut_epochs"
+              and f.variant == "sb3_target_kl_tiny"]
+    assert cut.fired and cut.key_value == pytest.approx(0.1)

@@ -90,6 +90,20 @@ def at_steps(long: pd.DataFrame, tag: str, steps: np.ndarray) -> np.ndarray:
     return series(long, tag).reindex(steps).to_numpy(np.float64)
 
 
+def nonfinite_flags(long: pd.DataFrame, tags: tuple[str, ...], steps: np.ndarray) -> np.ndarray:
+    """jppo's `nonfinite` flag at each of `steps`, from the losses a trainer logs: 1 where
+    one of `tags` was logged NaN or inf there, 0 where they were all logged finite, NaN
+    where none was logged. Read from the rows themselves, since `at_steps` averages a
+    step's values (skipping NaNs) and gives NaN for a tag not logged: a loss that overflowed
+    would otherwise look like a gap, and the divergence finding, which only the flag
+    triggers, would never report it. (A table keeps an inf but not a NaN: its NaN cells
+    are read as not logged.)"""
+    rows = long[long["tag"].isin(tags)]
+    bad = pd.Series(~np.isfinite(rows["value"].to_numpy(np.float64)),
+                    index=rows["step"].to_numpy()).astype(np.float64)
+    return bad.groupby(level=0).max().reindex(steps).to_numpy(np.float64)
+
+
 def passthrough_tags(tags: set[str], options: Options, claimed: set[str]) -> dict[str, str]:
     """jppo metric -> tag for tags the source does not convert: those named in `--map`,
     and those whose last part is a jppo metric name (`train/grad_norm_value`), in jppo

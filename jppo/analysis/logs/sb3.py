@@ -23,10 +23,14 @@ from jppo.analysis.logs.base import (
     RawRun,
     Source,
     at_steps,
+    nonfinite_flags,
     passthrough_tags,
 )
 from jppo.analysis.logs.events import LogError
 
+# the losses (and the callback's gradient norm) whose NaN or inf is jppo's `nonfinite`
+LOSS_TAGS = ("train/value_loss", "train/policy_gradient_loss", "train/entropy_loss",
+             "train/approx_kl", "train/loss", "train/grad_norm")
 STEP_COLUMN = "time/total_timesteps"  # progress.csv; TensorBoard's step is the same count
 MARKERS = ("train/policy_gradient_loss", "train/entropy_loss", "rollout/ep_rew_mean")
 DEFAULTS = {"lr": 3e-4, "update_epochs": 10, "num_minibatches": 32, "clip_eps": 0.2,
@@ -53,6 +57,9 @@ CONVERSIONS = (
                "target_kl counts"),
     Conversion("train/clip_range, train/clip_range_vf", "config clip_eps, value_clip_eps",
                "last value; clip_range_vf also sets value_loss = clipped"),
+    Conversion("(train/value_loss, policy_gradient_loss, entropy_loss, approx_kl, loss, "
+               "grad_norm)", "nonfinite", "1 where one of them was logged inf (progress.csv: "
+               "its NaN cells read as not logged) or NaN (TensorBoard), else 0"),
     Conversion("rollout/ep_rew_mean", "episode_return", "as is: the mean over the last 100 "
                "episodes (stats_window_size), smoother than jppo's per-update mean"),
     Conversion("rollout/ep_len_mean", "episode_length", "as is (same window)"),
@@ -147,14 +154,32 @@ def normalise(raw: RawRun, options: Options) -> Normalised:
     columns["lr_policy"] = columns["lr_value"] = train("train/learning_rate")
     counter = at_steps(long, "train/n_updates", train_steps)
     columns["epochs_completed"] = np.diff(counter, prepend=0.0)
+    columns["nonfinite"] = nonfinite_flags(long, LOSS_TAGS, train_steps)
     columns["episode_return"] = at_steps(long, "rollout/ep_rew_mean", own)
     columns["episode_length"] = at_steps(long, "rollout/ep_len_mean", own)
     claimed = {c.theirs for c in CONVERSIONS} | {"train/loss", "time/fps", "train/clip_range",
                                                  "train/clip_range_vf", "train/n_updates"}
     for name, tag in passthrough_tags(raw.tags, options, claimed).items():
         columns[name] = at_steps(long, tag, own if tag.startswith("rollout/") else train_steps)
-    return Normalised(pd.DataFrame(columns), _config(raw, columns["epochs_completed"]),
-                      options.env)
+    epochs = columns["epochs_completed"]
+    notes = [] if "update_epochs" in options.config else _constant_epochs_note(epochs)
+    return Normalised(pd.DataFrame(columns), _config(raw, epochs), options.env, notes)
+
+
+def _constant_epochs_note(epochs: np.ndarray) -> list[str]:
+    """SB3 logs neither n_epochs nor target_kl: update_epochs is read as the most epochs
+    any update ran, and early stopping from their spread. Where every update ran the
+    same count, a target_kl that cut each update at that epoch reads the same as no
+    early stopping, so the report says what it assumed and how to tell it otherwise
+    (below SB3's default n_epochs only: at or above it nothing was cut)."""
+    finite = epochs[np.isfinite(epochs)]
+    if finite.size < 2 or finite.min() < finite.max() or finite[0] >= DEFAULTS["update_epochs"]:
+        return []
+    count = int(finite[0])
+    return [f"every update ran {count} epoch(s): read as update_epochs = {count} without "
+            "early stopping (kl_cut_epochs not applicable); SB3 logs neither n_epochs nor "
+            "target_kl, so a target_kl that cut every update at that epoch reads the same: "
+            "set update_epochs and kl_early_stop = true in the [config] table of --map-file"]
 
 
 def _config(raw: RawRun, epochs: np.ndarray) -> dict:
