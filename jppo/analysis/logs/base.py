@@ -7,7 +7,7 @@ lacks) and helpers over the long rows.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class Normalised:
     env: str | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     seed: int | None = None
+    given: frozenset[str] = frozenset()  # config fields set by [config]: kept as given
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +78,9 @@ class Source:
     conversions: tuple[Conversion, ...]
     snippets: Mapping[str, str] = dataclasses.field(default_factory=dict)  # metric -> code
     config_note: str = ""
+    # The config fields a source infers from the data rather than reads as a setting,
+    # pooled over the seeds of a cell (their metrics), with notes; None: none inferred.
+    pool: Callable[[Sequence[Normalised]], tuple[dict[str, Any], list[str]]] | None = None
 
 
 def series(long: pd.DataFrame, tag: str) -> pd.Series:
