@@ -55,6 +55,17 @@ SB3_CONFIGS = {
                                       1.0, False),
     "sb3_pendulum_negative_ent_coef": ("Pendulum-v1", {"ent_coef": -0.5,
                                                        "learning_rate": 3e-3}, 1.0, False),
+    # one injection per mode the rules judge on SB3's logs (labels.toml, fixed before
+    # training); those whose rule reads gradient norms or target statistics log with the
+    # diagnostics callback, their healthy twin is sb3_healthy_diagnostics
+    "sb3_target_kl_tiny": ("CartPole-v1", {"target_kl": 1e-7}, 1.0, False),
+    "sb3_target_kl_small": ("CartPole-v1", {"target_kl": 1e-3}, 1.0, False),
+    "sb3_max_grad_norm_tiny": ("CartPole-v1", {"max_grad_norm": 1e-3}, 1.0, True),
+    "sb3_vf_coef_0": ("CartPole-v1", {"vf_coef": 0.0}, 1.0, True),
+    "sb3_gamma_0": ("CartPole-v1", {"gamma": 0.0}, 1.0, True),
+    "sb3_rewards_x1000": ("CartPole-v1", {}, 1000.0, False),
+    "sb3_rewards_x1e19": ("CartPole-v1", {}, 1e19, False),
+    "sb3_negative_ent_coef": ("CartPole-v1", {"ent_coef": -0.5}, 1.0, False),
 }
 # name -> (script, command-line flags)
 CLEANRL_CONFIGS = {
@@ -77,6 +88,16 @@ CLEANRL_CONFIGS = {
                                             "--num-steps", "128", "--num-minibatches", "4",
                                             "--ent-coef", "-0.5", "--learning-rate", "5e-3",
                                             "--no-anneal-lr"]),
+    # the same injections on CleanRL's ppo.py where its flags reach them (it has no reward
+    # scale); several leave their rule without the metric it reads (not judged)
+    "cleanrl_target_kl_tiny": ("ppo.py", ["--env-id", "CartPole-v1", "--target-kl", "1e-7"]),
+    "cleanrl_max_grad_norm_tiny": ("ppo.py", ["--env-id", "CartPole-v1",
+                                              "--max-grad-norm", "1e-3"]),
+    "cleanrl_vf_coef_0": ("ppo.py", ["--env-id", "CartPole-v1", "--vf-coef", "0.0"]),
+    "cleanrl_vf_coef_20": ("ppo.py", ["--env-id", "CartPole-v1", "--vf-coef", "20.0"]),
+    "cleanrl_gamma_0": ("ppo.py", ["--env-id", "CartPole-v1", "--gamma", "0.0"]),
+    "cleanrl_negative_ent_coef": ("ppo.py", ["--env-id", "CartPole-v1", "--ent-coef", "-0.5",
+                                             "--learning-rate", "1e-3", "--no-anneal-lr"]),
 }
 SNIPPET_SOURCE = HERE.parent.parent / "jppo" / "analysis" / "logs" / "sb3.py"
 

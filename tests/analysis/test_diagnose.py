@@ -560,3 +560,41 @@ def test_a_gaussian_std_narrowed_threefold_on_a_return_that_does_not_rise_collap
                      episode_return=step(-180.0, -980.0, 5))
     assert not finding(short, "entropy_collapse").fired
     assert math.isclose(diagnose.STUCK_LOG_STD_DROP, math.log(3.0))
+
+
+def test_a_rule_whose_metric_is_finite_on_too_few_updates_is_not_judged():
+    """explained_variance -5 (noise advantages: the critic's error dwarfs the returns)
+    logged NaN on most updates, as CleanRL does where the returns do not vary: a seed
+    with fewer than 5 finite updates after the warm-up (the first 8 of 40), or under a
+    quarter of its 32, is not judged, and a cell of such seeds says so with the count
+    instead of "no failure"."""
+    assert finding(handmade(explained_variance=-5.0), "noise_advantages").fired
+    four = finding(handmade(explained_variance=step(-5.0, math.nan, 12)), "noise_advantages")
+    assert not four.fired and four.missing == ("explained_variance",)
+    # 4 seeds x 28 NaN updates of their 32; each keeps 4
+    assert four.unjudged.startswith("explained_variance non-finite on 112 of 128 updates")
+    assert "seed 0: 4 of 32" in four.unjudged
+    seven = finding(handmade(explained_variance=step(-5.0, math.nan, 15)), "noise_advantages")
+    assert not seven.fired and "seed 3: 7 of 32" in seven.unjudged  # 7 < 32 / 4
+    eight = finding(handmade(explained_variance=step(-5.0, math.nan, 16)), "noise_advantages")
+    assert eight.fired and not eight.unjudged and eight.seeds == [0, 1, 2, 3]
+    markdown = diagnose.format_markdown([four])
+    assert "not judged: explained_variance non-finite on 112 of 128" in markdown
+    assert "No failure mode detected (0 of 1 rules judged)" in markdown
+
+
+def test_seeds_with_too_few_finite_updates_are_left_out_of_the_rest():
+    values = np.full((4, UPDATES), -5.0)
+    values[3, 12:] = math.nan
+    values[2] = 0.9  # a judged seed without the failure
+    partly = finding(handmade(explained_variance=values), "noise_advantages")
+    assert partly.seeds == [0, 1] and partly.fired and partly.num_seeds == 4
+    assert "not judged on some seeds: explained_variance non-finite on 28 of 32" in \
+        partly.note and "seed 3: 4 of 32" in partly.note
+    values[1:, 12:] = math.nan  # 1 seed judged of 4: 25%, the reporting line
+    assert finding(handmade(explained_variance=values), "noise_advantages").fired
+    eight = np.full((8, UPDATES), -5.0)
+    eight[1:, 12:] = math.nan  # 1 of 8: could never reach the reporting line
+    lone = finding(handmade(8, explained_variance=eight), "noise_advantages")
+    assert not lone.fired and lone.unjudged.startswith(
+        "explained_variance non-finite on 196 of 224")  # over the 7 seeds left out

@@ -11,6 +11,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from jppo import cli
@@ -305,3 +306,129 @@ def test_runs_logged_with_the_reports_sb3_callback_are_judged_by_every_rule():
     found = diagnose_logs(group)
     assert not any(f.missing for f in found.findings)
     assert not any(f.fired for f in found.findings)
+
+
+def test_a_logged_inf_or_nan_loss_is_the_nonfinite_flag_and_a_gap_is_not():
+    """Hand-made rows: an inf loss, a NaN next to a finite one at the same step, all
+    finite, nothing logged (a gap, not a divergence)."""
+    from jppo.analysis.logs.base import nonfinite_flags
+
+    long = pd.DataFrame({"tag": ["a", "b", "a", "b", "a", "c"],
+                         "step": [1, 1, 2, 2, 3, 4],
+                         "value": [math.inf, 0.5, math.nan, 2.0, 1.0, math.nan]})
+    flags = nonfinite_flags(long, ("a", "b"), np.array([1, 2, 3, 4]))
+    np.testing.assert_array_equal(flags, [1.0, 1.0, 0.0, np.nan])
+
+
+def test_sb3_value_loss_overflow_is_read_as_a_numerical_divergence():
+    """sb3_rewards_x1e19: SB3 logs train/value_loss inf (the squared error of 1e20-scale
+    returns overflows float32) on every update and keeps training; the reader flags each
+    update non-finite, so the divergence finding names every seed. Healthy runs: 0."""
+    group = FIXTURES / "sb3" / "sb3_rewards_x1e19"
+    for seed in ("seed1", "seed2", "seed3"):
+        rows = csv_rows(group / seed / "progress.csv")[1:]  # train/* from the second dump
+        expected = [float(not math.isfinite(r["train/value_loss"])) for r in rows]
+        assert expected == [1.0] * len(rows)
+        np.testing.assert_array_equal(load(group / seed).normalised.metrics["nonfinite"],
+                                      expected)
+    found = diagnose_logs(group, map=Options(env="CartPole-v1"))
+    (divergence,) = [f for f in found.findings if f.rule == "numerical_divergence"]
+    assert divergence.fired and divergence.seeds == [0, 1, 2]
+    healthy = load(FIXTURES / "sb3" / "sb3_healthy" / "seed1").normalised.metrics
+    assert set(healthy["nonfinite"]) == {0.0}
+    cleanrl_run = load(next(CLEANRL_GROUP.iterdir())).normalised.metrics
+    assert set(cleanrl_run["nonfinite"]) == {0.0}
+
+
+def test_an_sb3_epoch_count_cut_the_same_on_every_update_is_said_and_can_be_set():
+    """sb3_target_kl_tiny: target_kl 1e-7 stops every update after one epoch (its
+    progress.csv's n_updates counter rises by 1 per dump); SB3's logs cannot tell that
+    from n_epochs = 1, so the reader says what it assumed, and with update_epochs and
+    kl_early_stop given in [config] kl_cut_epochs judges the run."""
+    group = FIXTURES / "sb3" / "sb3_target_kl_tiny"
+    rows = csv_rows(group / "seed1" / "progress.csv")
+    counter = [r["train/n_updates"] for r in rows[1:]]
+    assert np.diff(counter, prepend=0.0).tolist() == [1.0] * len(counter)
+    run = load(group / "seed1")
+    assert run.normalised.config["update_epochs"] == 1
+    said = "sb3_target_kl_tiny: every update of every seed ran 1 epoch(s)"
+    assert any(note.startswith(said) for note in diagnose_logs(group).notes)
+    assert not any("epoch(s)" in n for n in diagnose_logs(FIXTURES / "sb3" / "sb3_healthy").notes)
+    given = Options(env="CartPole-v1", config={"update_epochs": 10, "kl_early_stop": True})
+    assert not any("epoch(s)" in note for note in diagnose_logs(group, map=given).notes)
+    # beside the healthy twin, whose returns set the learning range the progress test reads
+    found = diagnose_logs([group, FIXTURES / "sb3" / "sb3_healthy"], map=given)
+    (cut,) = [f for f in found.findings if f.rule == "kl_cut_epochs"
+              and f.variant == "sb3_target_kl_tiny"]
+    assert cut.fired and cut.key_value == pytest.approx(0.1)
+
+
+def test_a_cells_planned_epochs_are_the_most_any_seed_ran():
+    """sb3_target_kl_small: SB3 (>= 1.8) adds one to n_updates per epoch run, so no seed
+    logs n_epochs; one seed's most (8) is not the plan where another seed ran 10. The
+    cell is judged with the most of all its seeds, and kl_cut_epochs reads each update's
+    count over it (the raw csv's counter differences)."""
+    group = FIXTURES / "sb3" / "sb3_target_kl_small"
+    counts = []
+    for seed in sorted(group.iterdir()):
+        counter = [r["train/n_updates"] for r in csv_rows(seed / "progress.csv")[1:]]
+        counts.append(np.diff(counter, prepend=0.0))
+    assert [int(c.max()) for c in counts] == [8, 10, 7]
+    assert load(group / "seed1").normalised.config["update_epochs"] == 8  # one seed alone
+    found = diagnose_logs(group, map=Options(env="CartPole-v1"))
+    config = found.info["variants"]["sb3_target_kl_small"]["config"]
+    assert (config["update_epochs"], config["kl_early_stop"]) == (10, True)
+    assert not [n for n in found.notes if "disagree" in n]  # pooled, not a disagreement
+    (cut,) = [f for f in found.findings if f.rule == "kl_cut_epochs"]
+    warm = math.ceil(0.2 * len(counts[0]))
+    expected = np.median(np.concatenate([c[warm:] for c in counts]) / 10)
+    assert cut.key == "epochs_completed / update_epochs"
+    assert cut.key_value == pytest.approx(expected)
+
+
+def test_seeds_that_disagree_on_a_setting_are_said_and_sb3_epochs_pooled():
+    def member(config: dict, epochs: list[float], given: frozenset = frozenset()):
+        metrics = pd.DataFrame({"update": range(len(epochs)), "epochs_completed": epochs})
+        normalised = sb3.Normalised(metrics, config, given=given)
+        return discover.LogRun(Path("r"), "sb3", "g", normalised)
+
+    same, other = {"vf_coef": 0.5, "update_epochs": 4}, {"vf_coef": 20.0, "update_epochs": 6}
+    config, notes = discover.cell_config([member(same, [4.0, 4.0]),
+                                          member(other, [6.0, math.nan])])
+    assert (config["vf_coef"], config["update_epochs"], config["kl_early_stop"]) == \
+        (0.5, 6, True)
+    assert notes == ["the seeds disagree on vf_coef (seed 0: 0.5, seed 1: 20.0): judged "
+                     "with seed 0's 0.5"]
+    config, notes = discover.cell_config([member({}, [4.0]), member({"gamma": 0.9}, [4.0])])
+    assert "gamma" not in config and "seed 1: 0.9" in notes[-1]  # seed 0: the default
+    given = frozenset({"update_epochs"})
+    config, notes = discover.cell_config([member(same, [4.0], given), member(same, [6.0],
+                                                                            given)])
+    assert (config["update_epochs"], config["kl_early_stop"]) == (4, True)
+    config, notes = discover.cell_config([member(same, [math.nan])])
+    assert "update_epochs" not in config or config["update_epochs"] == 4
+    assert notes == [sb3.NO_COUNTER]
+
+
+def test_cleanrl_hyperparameters_fill_the_config_and_out_of_range_ones_are_said():
+    """CleanRL writes its args as the `hyperparameters` text: every setting a rule or a
+    remedy reads comes from there; gamma 0 (jppo's gamma is in (0, 1]) is said, once
+    per cell, with the default it is judged with."""
+    group = FIXTURES / "cleanrl" / "cleanrl_gamma_0"
+    found = diagnose_logs(group, map=Options(env="CartPole-v1"))
+    config = found.info["variants"]["cleanrl_gamma_0"]["config"]
+    params = cleanrl.hyperparameters(dict(discover.read_raw(
+        sorted(group.iterdir())[0]).texts))
+    for theirs, ours in (("gae_lambda", "gae_lambda"), ("ent_coef", "ent_coef"),
+                         ("vf_coef", "vf_coef"), ("max_grad_norm", "max_grad_norm"),
+                         ("update_epochs", "update_epochs"), ("learning_rate", "lr"),
+                         ("num_minibatches", "num_minibatches")):
+        assert config[ours] == pytest.approx(float(params[theirs])), theirs
+    assert params["gamma"] == "0.0" and "gamma" not in config
+    gamma = [n for n in found.notes if "gamma =" in n]
+    assert gamma == ["cleanrl_gamma_0: gamma = 0.0 (read from the logs) is outside jppo's "
+                     "range: judged with jppo's default 0.99"]
+    (noise,) = [f for f in found.findings if f.rule == "noise_advantages"]
+    assert not noise.fired and noise.missing == ("explained_variance",)
+    assert noise.unjudged.startswith("explained_variance non-finite on 56 of 57")
+    assert "Noise advantages not judged: explained_variance non-finite" in found.terminal

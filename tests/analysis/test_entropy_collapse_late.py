@@ -109,5 +109,7 @@ def test_late_updates_are_the_last_third_of_each_seeds_judged_updates():
 
 def test_a_trainer_setting_outside_jppos_range_is_left_at_jppos_default():
     """CleanRL and SB3 accept a negative entropy coefficient; jppo's config does not."""
-    kept = representable({"ent_coef": -0.5, "lr": 5e-3, "update_epochs": 10})
+    kept, notes = representable({"ent_coef": -0.5, "lr": 5e-3, "update_epochs": 10})
     assert kept == {"lr": 5e-3, "update_epochs": 10}
+    assert notes == ["ent_coef = -0.5 (read from the logs) is outside jppo's range: judged "
+                     "with jppo's default 0.01"]

@@ -25,6 +25,10 @@ from jppo.runs import results
 
 WARMUP_FRACTION = 0.2  # of the updates skipped: every run starts far from steady state
 MIN_EVALUATED = 5  # fewer evaluated updates cannot show a persistent failure
+# A seed whose judged metrics are finite on fewer than MIN_EVALUATED updates of its
+# window, or on less than this share of them, is not judged by that rule (a trainer
+# that logs NaN most of the time): the rule cannot say "no failure" there.
+MIN_FINITE_SHARE = 0.25
 FIRE_FRACTION = 0.25  # of the seeds affected before a finding is reported
 EVIDENCE_ROWS = 8
 FLAT_TARGETS = 0.05  # target std below this x the return scale: Var[R] says nothing
@@ -252,6 +256,8 @@ class Finding:
     latent: bool = False  # would fire but for the solved gate: a defect the task hid
     late_seeds: int = 0  # affected seeds whose quote reads their late updates only
     missing: tuple[str, ...] = ()  # not judged: the metrics of its first Needs not logged
+    # (or, with `unjudged` set, the metrics logged but finite on too few updates)
+    unjudged: str = ""  # not judged for too few finite updates: which, on how many
     needs_text: str = ""  # not judged: every set of metrics it could judge on
     criterion: str = ""  # the Needs it judged on, where a sharpening metric was not logged
     unlogged: tuple[str, ...] = ()  # the sharpening metrics that were not logged
@@ -464,13 +470,57 @@ def _ordered_pairs(pairs: Sequence[tuple[str, str]], info: Mapping[str, Any] | N
 
 
 def judge(cell: Cell, rule: Rule) -> Verdict:
-    """The rule's verdict, "not applicable" when its config predicate says so, or "not
-    judged" when none of its `needs` is logged."""
+    """The rule's verdict, "not applicable" when its config predicate says so, "not
+    judged" when none of its `needs` is logged or its metrics are finite on too few
+    updates of too many seeds (`sparse_seeds`); seeds with too few are not affected."""
     if not rule.applies(cell.config):
         return nothing_judged(cell, f"not applicable: {rule.name} judges only {rule.scope}")
     if rule.needs and usable_needs(cell, rule) is None:
         return nothing_judged(cell, f"not judged: {needs_text(cell, rule)} not logged")
-    return rule.check(cell)
+    few, reason, _ = sparse_seeds(cell, rule)
+    if not few.any():
+        return rule.check(cell)
+    if unjudgeable(few):
+        return nothing_judged(cell, f"not judged: {reason}")
+    verdict = rule.check(cell)
+    note = "; ".join(n for n in (verdict.note, f"not judged on some seeds: {reason}") if n)
+    return dataclasses.replace(verdict, affected=verdict.affected & ~few,
+                               evaluated=verdict.evaluated & ~few[:, None], note=note)
+
+
+def unjudgeable(few: np.ndarray) -> bool:
+    """Too few seeds left to judge: even all of them affected would stay below
+    FIRE_FRACTION of the cell's seeds, so the rule could only say "no failure"."""
+    return int(np.sum(~few)) < FIRE_FRACTION * len(few)
+
+
+def sparse_seeds(cell: Cell, rule: Rule) -> tuple[np.ndarray, str, tuple[str, ...]]:
+    """(seeds, bool) whose judged metrics (the rule's usable `needs`) are finite on fewer
+    than MIN_EVALUATED of the window's updates (or all, in a shorter window) or on less
+    than MIN_FINITE_SHARE of them; the reason, naming each metric and on how many
+    updates it was non-finite; those metrics. `persistent` cannot judge such a seed:
+    its few finite updates decide "no failure" on the updates the trainer lost."""
+    usable = usable_needs(cell, rule) if rule.needs else None
+    none = np.zeros(len(cell.seeds), bool)
+    if usable is None:
+        return none, "", ()
+    window = cell.window
+    values = [np.broadcast_to(cell.get(m), window.shape) for m in usable.metrics]
+    kept = (window & np.logical_and.reduce([np.isfinite(v) for v in values])).sum(axis=1)
+    sizes = window.sum(axis=1)
+    few = (sizes > 0) & ((kept < np.minimum(MIN_EVALUATED, sizes))
+                         | (kept < MIN_FINITE_SHARE * sizes))
+    if not few.any():
+        return none, "", ()
+    lost = [(m, int(np.sum(window[few] & ~np.isfinite(v[few]))))
+            for m, v in zip(usable.metrics, values, strict=True)]
+    lost = [(m, n) for m, n in lost if n]
+    seeds = ", ".join(f"seed {s}: {k} of {n}" for s, k, n in
+                      zip(cell.seeds[few], kept[few], sizes[few], strict=True))
+    reason = (", ".join(f"{m} non-finite on {n} of {int(sizes[few].sum())}" for m, n in lost)
+              + f" updates after the warm-up ({seeds} finite; a seed needs "
+              f"{MIN_EVALUATED} and {MIN_FINITE_SHARE:.0%} of its window)")
+    return few, reason, tuple(m for m, _ in lost)
 
 
 def usable_needs(cell: Cell, rule: Rule) -> Needs | None:
@@ -486,8 +536,9 @@ def needs_text(cell: Cell, rule: Rule) -> str:
 
 
 def judged_on(cell: Cell, rule: Rule) -> dict[str, Any]:
-    """Finding fields saying what a rule lacked: the metrics it needs (not judged), or
-    the criterion it judged on and the sharpening metrics that were not logged."""
+    """Finding fields saying what a rule lacked: the metrics it needs (not judged), those
+    finite on too few updates to judge (not judged, with the reason), or the criterion
+    it judged on and the sharpening metrics that were not logged."""
     if not rule.needs or not rule.applies(cell.config):
         return {}
     usable = usable_needs(cell, rule)
@@ -495,6 +546,9 @@ def judged_on(cell: Cell, rule: Rule) -> dict[str, Any]:
         first = rule.needs[0].metrics
         return {"missing": tuple(m for m in first if cell.get(m) is None),
                 "needs_text": needs_text(cell, rule)}
+    few, reason, lost = sparse_seeds(cell, rule)
+    if few.any() and unjudgeable(few):
+        return {"missing": lost, "unjudged": reason}
     unlogged = tuple(m for m in rule.sharpens if cell.get(m) is None)
     return {"criterion": usable.criterion, "unlogged": unlogged} if unlogged else {}
 

@@ -124,8 +124,8 @@ def _root_of(finding: Finding, cell: Sequence[Finding]) -> str:
 def not_judged_markdown(cell: Sequence[Finding]) -> list[str]:
     """The rules that could not run for lack of a metric, and those that judged on fewer
     signals than they can read: never a silent "no failure found"."""
-    lines = [f"- **{f.title}**: not judged: {f.needs_text} not logged" for f in cell
-             if f.missing]
+    lines = [f"- **{f.title}**: not judged: {f.unjudged or f.needs_text + ' not logged'}"
+             for f in cell if f.missing]
     lines += [f"- {f.title}: judged on {f.criterion}; sharper with {', '.join(f.unlogged)} "
               "(not logged)" for f in cell if f.unlogged]
     return ["What the logs could not show:", "", *lines, ""] if lines else []
@@ -212,10 +212,13 @@ def format_terminal(findings: Sequence[Finding], notes: Sequence[str] = ()) -> s
                 lines.append(f"  fired on: {f.quote} ({quote_basis(f)})")
             if f.remedies:
                 lines.append("  try: " + "; ".join(r.text() for r in f.remedies[:3]))
-        missing = [f"{f.title} ({', '.join(f.missing)})" for f in cell if f.missing]
+        missing = [f"{f.title} ({', '.join(f.missing)})" for f in cell
+                   if f.missing and not f.unjudged]
         if missing:
             lines.append(f"{variant} / {env}: not judged, metrics not logged: "
                          + "; ".join(missing))
+        lines += [f"{variant} / {env}: {f.title} not judged: {f.unjudged}" for f in cell
+                  if f.unjudged]
     if healthy:
         lines.append(f"no failure mode detected: {', '.join(healthy)}")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ lacks) and helpers over the long rows.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class Normalised:
     env: str | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     seed: int | None = None
+    given: frozenset[str] = frozenset()  # config fields set by [config]: kept as given
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +78,9 @@ class Source:
     conversions: tuple[Conversion, ...]
     snippets: Mapping[str, str] = dataclasses.field(default_factory=dict)  # metric -> code
     config_note: str = ""
+    # The config fields a source infers from the data rather than reads as a setting,
+    # pooled over the seeds of a cell (their metrics), with notes; None: none inferred.
+    pool: Callable[[Sequence[Normalised]], tuple[dict[str, Any], list[str]]] | None = None
 
 
 def series(long: pd.DataFrame, tag: str) -> pd.Series:
@@ -88,6 +92,20 @@ def series(long: pd.DataFrame, tag: str) -> pd.Series:
 def at_steps(long: pd.DataFrame, tag: str, steps: np.ndarray) -> np.ndarray:
     """The tag's value at each of `steps` (NaN where it was not logged)."""
     return series(long, tag).reindex(steps).to_numpy(np.float64)
+
+
+def nonfinite_flags(long: pd.DataFrame, tags: tuple[str, ...], steps: np.ndarray) -> np.ndarray:
+    """jppo's `nonfinite` flag at each of `steps`, from the losses a trainer logs: 1 where
+    one of `tags` was logged NaN or inf there, 0 where they were all logged finite, NaN
+    where none was logged. Read from the rows themselves, since `at_steps` averages a
+    step's values (skipping NaNs) and gives NaN for a tag not logged: a loss that overflowed
+    would otherwise look like a gap, and the divergence finding, which only the flag
+    triggers, would never report it. (A table keeps an inf but not a NaN: its NaN cells
+    are read as not logged.)"""
+    rows = long[long["tag"].isin(tags)]
+    bad = pd.Series(~np.isfinite(rows["value"].to_numpy(np.float64)),
+                    index=rows["step"].to_numpy()).astype(np.float64)
+    return bad.groupby(level=0).max().reindex(steps).to_numpy(np.float64)
 
 
 def passthrough_tags(tags: set[str], options: Options, claimed: set[str]) -> dict[str, str]:

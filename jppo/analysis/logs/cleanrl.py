@@ -23,11 +23,15 @@ from jppo.analysis.logs.base import (
     Source,
     at_steps,
     first_number,
+    nonfinite_flags,
     passthrough_tags,
 )
 from jppo.core.distributions import GAUSSIAN_ENTROPY_AT_ZERO
 
 MARKERS = ("losses/value_loss", "losses/clipfrac", "losses/old_approx_kl")
+# the losses (and the added gradient norm) whose NaN or inf is jppo's `nonfinite`
+LOSS_TAGS = ("losses/value_loss", "losses/policy_loss", "losses/entropy", "losses/approx_kl",
+             "losses/old_approx_kl", "losses/grad_norm")
 DEFAULTS = {"lr": 2.5e-4, "update_epochs": 4, "num_minibatches": 4, "clip_eps": 0.2,
             "value_clip_eps": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5,
             "adam_eps": 1e-5, "value_loss": "clipped", "grad_clip": "global",
@@ -44,6 +48,8 @@ CONVERSIONS = (
     Conversion("losses/clipfrac", "clip_fraction", "as is (mean over all minibatches)"),
     Conversion("losses/explained_variance", "explained_variance", "as is (whole batch, "
                "before the update)"),
+    Conversion("(losses/value_loss, policy_loss, entropy, approx_kl, old_approx_kl, "
+               "grad_norm)", "nonfinite", "1 where one of them was logged NaN or inf, else 0"),
     Conversion("charts/learning_rate", "lr_policy, lr_value", "as is: the lr of the "
                "iteration (annealed linearly by default)"),
     Conversion("charts/episodic_return", "episode_return", "mean of the episodes that ended "
@@ -154,6 +160,7 @@ def normalise(raw: RawRun, options: Options) -> Normalised:
                          ("charts/learning_rate", "lr_policy")):
         columns[ours] = at_steps(long, theirs, steps)
     columns["lr_value"] = columns["lr_policy"]
+    columns["nonfinite"] = nonfinite_flags(long, LOSS_TAGS, steps)
     columns["episode_return"], columns["episodes_finished"] = _episodes(
         long, "charts/episodic_return", steps)
     columns["episode_length"], _ = _episodes(long, "charts/episodic_length", steps)

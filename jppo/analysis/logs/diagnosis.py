@@ -79,13 +79,26 @@ def diagnose_logs(paths: str | Path | Sequence[str | Path], source: str = "auto"
         raise LogError(f"{paths[0]}: not a jppo run directory (no run.json or metrics/)")
     runs = runs_under(paths, source, options, group)
     frame, info = assemble(runs)
-    notes = seed_lines(info) + [f"{run.path}: {note}" for run in runs
-                                for note in run.normalised.notes]
+    notes = seed_lines(info) + run_notes(runs, info)
     groups = list(info["variants"])
     if baseline is not None and baseline not in groups:
         raise LogError(f"--baseline {baseline!r} is not a cell; cells: {', '.join(groups)}")
     findings = [with_their_names(f, info, options) for f in diagnose.diagnose_frame(frame, info)]
     return LogDiagnosis(findings, frame, info, runs, notes, baseline)
+
+
+def run_notes(runs: Sequence[LogRun], info: dict[str, Any]) -> list[str]:
+    """The readers' notes: once per cell where every seed of it has the note (a setting
+    of the configuration), else per run; then the cell's own (`discover.cell_config`)."""
+    notes = []
+    for group, variant in info["variants"].items():
+        members = [r for r in runs if str(r.path) in variant["runs"]]
+        shared = set.intersection(*(set(r.normalised.notes) for r in members))
+        notes += [f"{group}: {note}" for note in members[0].normalised.notes if note in shared]
+        notes += [f"{r.path}: {note}" for r in members for note in r.normalised.notes
+                  if note not in shared]
+        notes += [f"{group}: {note}" for note in variant["notes"]]
+    return notes
 
 
 def their_names(source: str, options: Options) -> dict[str, str]:
@@ -144,7 +157,7 @@ def snippet_markdown(findings: Sequence[diagnose.Finding], info: dict[str, Any])
     """Per source: the trainer's lines that log the metrics a rule lacked (not judged) or
     would be sharper with, under names its reader takes as they are."""
     wanted: dict[str, dict[str, None]] = {}
-    for f in findings:
+    for f in (f for f in findings if not f.unjudged):  # unjudged: logged, mostly NaN
         source = info.get("variants", {}).get(f.variant, {}).get("source", "")
         wanted.setdefault(source, {}).update(dict.fromkeys([*f.missing, *f.unlogged]))
     lines: list[str] = []

@@ -20,7 +20,7 @@ from jppo.analysis.logs import brax, cleanrl, plain, sb3
 from jppo.analysis.logs.base import Normalised, Options, RawRun, Source, apply_scale, check_map
 from jppo.analysis.logs.events import EVENT_GLOB, LogError, read_event_folder
 from jppo.analysis.logs.tables import TABLE_SUFFIXES, long_rows, read_table
-from jppo.core.config import CONFIG_FIELDS, check_value
+from jppo.core.config import CONFIG_FIELDS, PPOConfig, check_value
 
 SOURCES: dict[str, Source] = {s.name: s for s in (sb3.SOURCE, cleanrl.SOURCE, brax.SOURCE,
                                                   plain.SOURCE)}
@@ -134,18 +134,23 @@ def group_of(run: Path, pattern: str | None) -> str:
     return own.resolve().parent.name
 
 
-def representable(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The trainer's settings that jppo's config can hold: one outside jppo's range (a
-    negative entropy coefficient, which CleanRL and SB3 accept) is left at jppo's
-    default instead of failing the diagnosis; no rule's test reads it."""
-    kept = {}
+def representable(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The trainer's settings that jppo's config can hold, and a note per setting left
+    out: one outside jppo's range (a negative entropy coefficient or gamma 0, which
+    CleanRL and SB3 accept) is left at jppo's default instead of failing the diagnosis;
+    no rule's test reads those two, and the note says which value was read."""
+    kept, notes = {}, []
     for name, value in config.items():
         try:
             check_value(name, value)
-        except (KeyError, ValueError):
+        except KeyError:
+            continue
+        except ValueError:
+            notes.append(f"{name} = {value!r} (read from the logs) is outside jppo's range: "
+                         f"judged with jppo's default {getattr(PPOConfig(), name)!r}")
             continue
         kept[name] = value
-    return kept
+    return kept, notes
 
 
 def load_run(run: Path, source: str, options: Options,
@@ -155,7 +160,10 @@ def load_run(run: Path, source: str, options: Options,
     check_map(options, raw.tags, run)
     normalised = SOURCES[name].normalise(raw, options)
     normalised.metrics = apply_scale(normalised.metrics, options)
-    normalised.config = representable(normalised.config) | dict(options.config)
+    kept, notes = representable(normalised.config)
+    normalised.config = kept | dict(options.config)
+    normalised.notes += [n for n in notes if n.split(" ", 1)[0] not in options.config]
+    normalised.given = frozenset(options.config)
     if normalised.metrics.empty:
         raise LogError(f"{run}: no updates logged")
     return LogRun(run, name, group_of(run, pattern), normalised)
@@ -174,12 +182,34 @@ def assemble(runs: Sequence[LogRun]) -> tuple[pd.DataFrame, dict[str, Any]]:
     parts, variants, envs = [], {}, []
     for (group, env), members in cells.items():
         parts += _cell_rows(group, env, members)
-        variants[group] = {"config": members[0].normalised.config,
-                           "source": members[0].source,
-                           "runs": [str(m.path) for m in members]}
+        config, notes = cell_config(members)
+        variants[group] = {"config": config, "source": members[0].source,
+                           "runs": [str(m.path) for m in members], "notes": notes}
         envs += [] if env in envs else [env]
     frame = pd.concat(parts, ignore_index=True)
     return frame, {"name": "logs", "envs": envs, "variants": variants}
+
+
+def cell_config(members: Sequence[LogRun]) -> tuple[dict[str, Any], list[str]]:
+    """One config for the seeds of a cell, and notes: the fields a source infers from
+    the data pooled over all seeds (`Source.pool`: SB3's epochs), a [config] field as
+    given; any other field on which the seeds disagree is seed 0's, and a note names
+    each seed's value (runs grouped into one cell that are not one configuration)."""
+    source = SOURCES.get(members[0].source)
+    pooled, notes = source.pool([m.normalised for m in members]) if source and \
+        source.pool else ({}, [])
+    pooled = {k: v for k, v in pooled.items() if k not in members[0].normalised.given}
+    configs = [m.normalised.config for m in members]
+    config = dict(configs[0]) | pooled
+    for name in dict.fromkeys(k for c in configs for k in c):
+        if name in pooled:
+            continue
+        values = [c.get(name) for c in configs]
+        if any(v != values[0] for v in values[1:]):  # seed 0's value stays, or the default
+            notes.append(f"the seeds disagree on {name} ("
+                         + ", ".join(f"seed {i}: {v!r}" for i, v in enumerate(values))
+                         + f"): judged with seed 0's {values[0]!r}")
+    return config, notes
 
 
 def _cell_rows(group: str, env: str, members: Sequence[LogRun]) -> list[pd.DataFrame]:

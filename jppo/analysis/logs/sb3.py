@@ -12,6 +12,7 @@ minibatches) and `train/loss` (its last minibatch).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,10 +24,14 @@ from jppo.analysis.logs.base import (
     RawRun,
     Source,
     at_steps,
+    nonfinite_flags,
     passthrough_tags,
 )
 from jppo.analysis.logs.events import LogError
 
+# the losses (and the callback's gradient norm) whose NaN or inf is jppo's `nonfinite`
+LOSS_TAGS = ("train/value_loss", "train/policy_gradient_loss", "train/entropy_loss",
+             "train/approx_kl", "train/loss", "train/grad_norm")
 STEP_COLUMN = "time/total_timesteps"  # progress.csv; TensorBoard's step is the same count
 MARKERS = ("train/policy_gradient_loss", "train/entropy_loss", "rollout/ep_rew_mean")
 DEFAULTS = {"lr": 3e-4, "update_epochs": 10, "num_minibatches": 32, "clip_eps": 0.2,
@@ -49,10 +54,16 @@ CONVERSIONS = (
                "action dimension, an upper bound (Jensen) otherwise"),
     Conversion("train/learning_rate", "lr_policy, lr_value", "as is (one optimizer)"),
     Conversion("train/n_updates", "epochs_completed", "difference between dumps "
-               "(progress.csv only: SB3 keeps it out of TensorBoard); an epoch cut by "
-               "target_kl counts"),
+               "(progress.csv only: SB3 keeps it out of TensorBoard): the epochs run, the "
+               "one target_kl cut included (SB3 >= 1.8; before, n_epochs cut or not)"),
+    Conversion("(most epochs_completed of any seed)", "config update_epochs, kl_early_stop",
+               "update_epochs: the most epochs any update of the cell's seeds ran; "
+               "kl_early_stop: some update ran fewer"),
     Conversion("train/clip_range, train/clip_range_vf", "config clip_eps, value_clip_eps",
                "last value; clip_range_vf also sets value_loss = clipped"),
+    Conversion("(train/value_loss, policy_gradient_loss, entropy_loss, approx_kl, loss, "
+               "grad_norm)", "nonfinite", "1 where one of them was logged inf (progress.csv: "
+               "its NaN cells read as not logged) or NaN (TensorBoard), else 0"),
     Conversion("rollout/ep_rew_mean", "episode_return", "as is: the mean over the last 100 "
                "episodes (stats_window_size), smoother than jppo's per-update mean"),
     Conversion("rollout/ep_len_mean", "episode_length", "as is (same window)"),
@@ -147,14 +158,59 @@ def normalise(raw: RawRun, options: Options) -> Normalised:
     columns["lr_policy"] = columns["lr_value"] = train("train/learning_rate")
     counter = at_steps(long, "train/n_updates", train_steps)
     columns["epochs_completed"] = np.diff(counter, prepend=0.0)
+    columns["nonfinite"] = nonfinite_flags(long, LOSS_TAGS, train_steps)
     columns["episode_return"] = at_steps(long, "rollout/ep_rew_mean", own)
     columns["episode_length"] = at_steps(long, "rollout/ep_len_mean", own)
     claimed = {c.theirs for c in CONVERSIONS} | {"train/loss", "time/fps", "train/clip_range",
                                                  "train/clip_range_vf", "train/n_updates"}
     for name, tag in passthrough_tags(raw.tags, options, claimed).items():
         columns[name] = at_steps(long, tag, own if tag.startswith("rollout/") else train_steps)
-    return Normalised(pd.DataFrame(columns), _config(raw, columns["epochs_completed"]),
-                      options.env)
+    epochs = columns["epochs_completed"]
+    return Normalised(pd.DataFrame(columns), _config(raw, epochs), options.env)
+
+
+EPOCH_FIELDS = ("update_epochs", "kl_early_stop")
+NO_COUNTER = ("no train/n_updates (SB3 keeps it out of TensorBoard): the epochs run are not "
+              "logged, so update_epochs is SB3's default 10 without early stopping "
+              "(kl_cut_epochs not applicable); log progress.csv as well, or set "
+              "update_epochs and kl_early_stop in the [config] table of --map-file")
+
+
+def pool(runs: Sequence[Normalised]) -> tuple[dict, list[str]]:
+    """A cell's update_epochs and kl_early_stop from the epoch counts of all its seeds.
+
+    SB3 >= 1.8 (stable-baselines3 PR #1311; 2.9.2 made the fixtures) adds 1 to
+    n_updates per epoch it ran, the one the KL stop broke in included; before, it added
+    n_epochs cut or not. So the increment is the epochs run, and n_epochs (logged
+    nowhere) is at least the most any update of any seed ran: one seed's counts can
+    make a cut look like the plan (sb3_target_kl_small: 8 at most on one seed, 10 on
+    another). An update that ran fewer than that was cut by target_kl."""
+    if all(field in runs[0].given for field in EPOCH_FIELDS):
+        return {}, []
+    counts = np.concatenate([r.metrics["epochs_completed"].to_numpy(np.float64)
+                             for r in runs])
+    finite = counts[np.isfinite(counts)]
+    if not finite.size:
+        return {}, [NO_COUNTER]
+    planned = int(finite.max())
+    config = {"update_epochs": planned, "kl_early_stop": bool(finite.min() < planned)}
+    return config, _constant_epochs_note(finite)
+
+
+def _constant_epochs_note(finite: np.ndarray) -> list[str]:
+    """Where every update of every seed ran the same count, a target_kl that cut each
+    update at that epoch reads the same as n_epochs = that count without early stopping
+    (SB3 >= 1.8 counts the epochs run; before 1.8 it counted n_epochs, cut or not), so
+    the report says what it assumed and how to tell it otherwise (below SB3's default
+    n_epochs only: at or above it nothing was cut)."""
+    if finite.size < 2 or finite.min() < finite.max() or finite[0] >= DEFAULTS["update_epochs"]:
+        return []
+    count = int(finite[0])
+    return [f"every update of every seed ran {count} epoch(s): read as update_epochs = "
+            f"{count} without early stopping (kl_cut_epochs not applicable); SB3 logs "
+            "neither n_epochs nor target_kl, and its n_updates counts the epochs run, so a "
+            "target_kl that cut every update at that epoch reads the same: set "
+            "update_epochs and kl_early_stop = true in the [config] table of --map-file"]
 
 
 def _config(raw: RawRun, epochs: np.ndarray) -> dict:
@@ -183,4 +239,5 @@ SOURCE = Source(
     CONVERSIONS, SNIPPETS,
     config_note="SB3's PPO defaults (MlpPolicy: separate 64x64 networks, one Adam with "
     "eps 1e-5, one global clip at max_grad_norm 0.5, advantages normalized per minibatch)",
+    pool=pool,
 )
