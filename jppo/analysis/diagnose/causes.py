@@ -32,6 +32,7 @@ import numpy as np
 
 from jppo.analysis.diagnose.divergence_source import DIVERGENCE
 from jppo.analysis.diagnose.engine import (
+    FLAT_TARGETS,
     Cell,
     Criterion,
     Finding,
@@ -39,6 +40,7 @@ from jppo.analysis.diagnose.engine import (
     Signal,
     Verdict,
     judge,
+    reached_scale,
     return_scale,
     short_number,
 )
@@ -50,6 +52,7 @@ from jppo.analysis.diagnose.rules import (
     STALL_KL,
     STUCK_LOG_STD_DROP,
     THROTTLE_RATIO,
+    squared_error_in_return_units,
 )
 from jppo.analysis.metrics import first_nonfinite_update
 
@@ -75,6 +78,10 @@ EXPLAINS_SCALE = 10 * LARGE_RETURN_SCALE
 # as a cause, entropy collapse starts where entropy first falls below this share of its
 # first value (a Gaussian: its std below it).
 DECLINE_SHARE = 0.5
+# A critic whose mean closed at least this share of its gap to the targets' mean over
+# the judged updates learns (rewards x300: 0.1-0.15); a frozen or epoch-starved one
+# closes less (a KL stop at 1.5e-7: 0.014).
+CLOSING_CRITIC = 0.05
 
 PRIORITY = (DIVERGENCE, "exploding_value_loss", "throttled_updates", "value_dominance",
             "kl_cut_epochs", "entropy_collapse", "noise_advantages", "critic_collapse",
@@ -279,17 +286,49 @@ def _critic_failed_while_exploring(cell: Cell, verdicts: Mapping[str, Verdict]
             "value: the policy still explored")
 
 
+def _outgrown(cell: Cell, verdicts: Mapping[str, Verdict], mode: str) -> str | None:
+    """A critic whose outputs have not grown to the targets' spread (value_std under
+    FLAT_TARGETS of target_std) while its mean climbs toward theirs: it learns at its
+    optimizer's pace, and the scale is what it cannot reach (Breakout, rewards x300, no
+    gradient clip: value_std 0.001 against target_std 159, its mean 0 -> 35 toward 250).
+    A frozen critic's outputs keep their spread at initialization."""
+    value_std, target_std = cell.get("value_std"), cell.get("target_std")
+    value, target = cell.get("value_mean"), cell.get("target_mean")
+    verdict = verdicts[mode]
+    if value_std is None or target_std is None or value is None or target is None:
+        return None
+    spread = _median(value_std / target_std, failing_updates(verdict))
+    closed = []
+    for row in np.flatnonzero(verdict.affected):
+        at = np.flatnonzero(verdict.evaluated[row] & np.isfinite(value[row]))
+        if len(at) > 1:
+            gap = np.nanmedian(target[row, at]) - value[row, at[0]]
+            closed.append((value[row, at[-1]] - value[row, at[0]]) / gap if gap else 0.0)
+    toward = float(np.median(closed)) if closed else math.nan
+    if not spread < FLAT_TARGETS or not toward >= CLOSING_CRITIC:
+        return None
+    return (f"value_std / target_std {short_number(spread)} < {FLAT_TARGETS:g} while the "
+            f"critic's mean closed {short_number(toward)} of its gap to the targets': its "
+            "outputs have not grown to the return scale")
+
+
 def _scale_explains(cell: Cell, verdicts: Mapping[str, Verdict], mode: str, large: bool
                     ) -> str | None:
     """Whether the return scale on the mode's failing updates is far beyond the
-    exploding-loss line (`large`: it explains a critic's failure) or not (a critic that
-    fails at that scale fails of itself)."""
+    exploding-loss line, or the critic learns but has not grown to it (`large`: the
+    scale explains a critic's failure), or neither (a critic that fails at that scale
+    fails of itself)."""
     scale = return_scale(cell)
     value = _median(scale, failing_updates(verdicts[mode]))
-    if math.isnan(value) or (value >= EXPLAINS_SCALE) != large:
+    if math.isnan(value):
         return None
-    side = ">=" if large else "<"
-    return f"return scale max|target| {short_number(value)} {side} {EXPLAINS_SCALE:g}"
+    outgrown = _outgrown(cell, verdicts, "critic_collapse") \
+        if "critic_collapse" in verdicts else None
+    if (value >= EXPLAINS_SCALE or outgrown is not None) != large:
+        return None
+    side = ">=" if value >= EXPLAINS_SCALE else "<"
+    text = f"return scale max|target| {short_number(value)} {side} {EXPLAINS_SCALE:g}"
+    return text if outgrown is None or value >= EXPLAINS_SCALE else f"{text}; {outgrown}"
 
 
 def standard_weight_dominance(cell: Cell, mode: str, verdicts: Mapping[str, Verdict]
@@ -342,12 +381,26 @@ def _entropy_first(cell: Cell, verdicts: Mapping[str, Verdict]) -> str | None:
             "deterministic policy's probabilities saturate (ratio ~1, KL ~0)")
 
 
+def _fails_of_itself(cell: Cell, mask: np.ndarray) -> bool:
+    """Explained variance far below a constant predictor's, from an error that is not
+    negligible at the return scale the targets have reached: a deterministic policy's
+    returns barely vary, so a critic off by 1% of the scale scores an explained
+    variance of -30 (Breakout at policy_lr 0.05) without failing of itself."""
+    ev = _median(cell.get("explained_variance"), mask)
+    if not ev < OWN_FAILURE_EV:
+        return False
+    loss, scale = cell.get("value_loss"), reached_scale(cell)
+    if loss is None or scale is None or not squared_error_in_return_units(cell.config):
+        return True
+    error = _median(np.sqrt(2.0 * np.fmax(loss, 0.0)) / scale, mask)
+    return not error < FLAT_TARGETS
+
+
 def _deterministic_policy(cell: Cell, verdicts: Mapping[str, Verdict], mode: str
                           ) -> str | None:
     """The policy had collapsed to (near) determinism on the mode's failing updates."""
     mask = failing_updates(verdicts[mode])
-    ev = _median(cell.get("explained_variance"), mask)
-    if ev < OWN_FAILURE_EV:
+    if _fails_of_itself(cell, mask):
         return None
     log_std, entropy = cell.get("log_std_mean"), cell.get("entropy")
     if log_std is not None:
@@ -417,6 +470,8 @@ LINKS: tuple[Link, ...] = (
          "two: the policy barely moves", _epochs_cut),
     Link("kl_cut_epochs", "critic_collapse", "the KL stop ends the critic's epochs too",
          _epochs_cut),
+    Link("kl_cut_epochs", "exploding_value_loss", "the KL stop ends the critic's epochs "
+         "too: its loss cannot come down", _epochs_cut),
     Link("entropy_collapse", "policy_stall", "a deterministic policy's probabilities "
          "saturate: ratio ~1 and KL ~0 between rollouts", _entropy_first),
     Link("entropy_collapse", "critic_collapse", "a deterministic policy stops moving: the "

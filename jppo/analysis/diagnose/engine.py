@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jppo.analysis.diagnose.network_size import policy_parameters
 from jppo.analysis.metrics import TRAINING_RETURN, first_nonfinite_update, return_metric
 from jppo.core.config import CONFIG_FIELDS, PPOConfig
 from jppo.runs import results
@@ -71,6 +72,9 @@ class Cell:
     best_return: float | None = None  # best smoothed return of any variant on this env
     best_training: float | None = None  # the same of the training return (episode_return)
     solved_gate: bool = True  # False: judge solved updates too (a latent finding's check)
+    # parameters of the policy group where the run's network can be rebuilt (jppo runs);
+    # None for other trainers' logs (network_size)
+    policy_parameters: int | None = None
 
     def get(self, name: str) -> np.ndarray | None:
         """The metric, or None when it was not recorded (absent or all NaN)."""
@@ -317,9 +321,22 @@ def return_scale(cell: Cell) -> np.ndarray | None:
     return np.abs(mean) if abs_max is None else np.fmax(abs_max, np.abs(mean))
 
 
+def reached_scale(cell: Cell) -> np.ndarray | None:
+    """Per seed and update, the largest return scale its targets have had so far: the
+    scale a return that fell to a constant is measured against. A policy turned
+    deterministic that never scores (Breakout at policy_lr 0.2: max|target| 1.3 ->
+    3e-8) shrinks its own max|target| with its returns, so a ratio to that update's
+    scale never calls them flat."""
+    scale = return_scale(cell)
+    if scale is None:
+        return None
+    return np.fmax.accumulate(scale, axis=1)
+
+
 def flat_targets(cell: Cell) -> np.ndarray:
-    """Updates whose targets barely vary (std < FLAT_TARGETS x the return scale)."""
-    std, scale = cell.get("target_std"), return_scale(cell)
+    """Updates whose targets barely vary: std < FLAT_TARGETS x the return scale the
+    seed's targets have reached (`reached_scale`)."""
+    std, scale = cell.get("target_std"), reached_scale(cell)
     if std is None or scale is None:
         return np.zeros(cell.window.shape, bool)
     return std < FLAT_TARGETS * scale
@@ -431,9 +448,16 @@ def cell_config(info: Mapping[str, Any] | None, variant: str) -> PPOConfig:
 
 def make_cell(frame: pd.DataFrame, variant: str, env: str,
               info: Mapping[str, Any] | None = None, best: float | None = None) -> Cell:
+    """One (variant, env) of a jppo run; its policy's size where the gradient rules
+    need it (the run logged per-head gradient norms) and its network can be rebuilt."""
     rows = frame[(frame["variant"] == variant) & (frame["env"] == env)]
+    config = cell_config(info, variant)
+    entry = ((info or {}).get("variants") or {}).get(variant) or {}
+    logged = ("grad_norm_policy" in rows and not entry.get("source")  # not another trainer's
+              and bool(np.isfinite(rows["grad_norm_policy"]).any()))
     return Cell(variant, env, np.sort(rows["seed"].unique()), np.sort(rows["update"].unique()),
-                results.metric_arrays(frame, variant, env), cell_config(info, variant), best)
+                results.metric_arrays(frame, variant, env), config, best,
+                policy_parameters=policy_parameters(config, env) if logged else None)
 
 
 def make_cells(frame: pd.DataFrame, info: Mapping[str, Any] | None = None) -> list[Cell]:

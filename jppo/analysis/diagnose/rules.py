@@ -75,13 +75,31 @@ def _one_global_clip(config: PPOConfig) -> bool:
 # proportion below. Healthy runs at returns of 100 (CartPole, clip ratio ~66) keep
 # ~400 adam_eps; value gradients 40x larger leave ~10.
 CRUSHED_EPS = 100.0
+# Per parameter where the policy's size is known (network_size): the clipped norm over
+# sqrt(parameters), in adam_eps. Adam halves the step of a parameter whose gradient is
+# eps, and gradients across parameters are heavy-tailed, so at an RMS of eps most
+# parameters take steps shrunk by more than half. The total-norm line above is that
+# RMS line for a policy of 10k parameters; per parameter it holds for any size: value
+# gradients ~400x the policy's leave Breakout-MinAtar's 30k-parameter MLP policy an
+# RMS of 0.6-0.8 eps (125 eps in all; return 1.9 against 4.3).
+CRUSHED_RMS_EPS = 1.0
+
+
+def _per_parameter(cell: Cell) -> tuple[float, float, str]:
+    """(divisor of the norm, crushed line, unit): per parameter where the policy's size
+    is known, the whole norm otherwise."""
+    if cell.policy_parameters:
+        return (math.sqrt(cell.policy_parameters), CRUSHED_RMS_EPS,
+                "clipped policy gradient RMS per parameter / adam_eps")
+    return 1.0, CRUSHED_EPS, "clipped policy gradient / adam_eps"
 
 
 def clipped_policy_gradient(cell: Cell) -> np.ndarray | None:
-    """The policy's gradient norm after the clip, in units of adam_eps: divided by
-    the global clip ratio, or at most max_grad_norm when clipped per head; inf
-    where it was below CRUSHED_EPS adam_eps before the clip (a saturated policy
-    has no gradient to crush: that is not the clip's doing)."""
+    """The policy's gradient after the clip, in units of adam_eps, per parameter (RMS)
+    where the policy's size is known: divided by the global clip ratio, or at most
+    max_grad_norm when clipped per head; inf where it was below the crushed line
+    before the clip (a saturated policy has no gradient to crush: that is not the
+    clip's doing)."""
     policy, clip = cell.get("grad_norm_policy"), cell.get("grad_clip_ratio")
     if policy is None or clip is None:
         return None
@@ -90,16 +108,18 @@ def clipped_policy_gradient(cell: Cell) -> np.ndarray | None:
         clipped = policy / np.fmax(clip, 1.0)
     else:
         clipped = np.fmin(policy, config.max_grad_norm)
+    size, line, _ = _per_parameter(cell)
     with np.errstate(invalid="ignore"):
-        return np.where(policy / config.adam_eps < CRUSHED_EPS, np.inf,
-                        clipped / config.adam_eps)
+        return np.where(policy / config.adam_eps / size < line, np.inf,
+                        clipped / config.adam_eps / size)
 
 
 def _crushed(cell: Cell) -> Criterion | None:
     values = clipped_policy_gradient(cell)
     if values is None:
         return None
-    return Criterion("clipped policy gradient / adam_eps", values, "<", CRUSHED_EPS)
+    _, line, name = _per_parameter(cell)
+    return Criterion(name, values, "<", line)
 
 
 TORSO_COLUMN, HEADS_COLUMN = "torso value/policy term", "value/policy grad"
@@ -153,13 +173,16 @@ VALUE_DOMINANCE = Rule(
     description="The value-loss gradient outweighs the policy gradient where they meet, "
     "so the critic's error sets the size of the policy step (case study: value_dominance).",
     thresholds={"ratio": DOMINANCE_RATIO, "torso": TORSO_DOMINANCE_RATIO,
-                "clip_active": CLIP_ACTIVE, "crushed": CRUSHED_EPS},
+                "clip_active": CLIP_ACTIVE, "crushed": CRUSHED_EPS,
+                "crushed_rms": CRUSHED_RMS_EPS},
     condition_template="value/policy gradient norm > {ratio:g} under the global clip (shared "
     "torso terms: > {torso:g})",
     threshold_template="on the shared torso, value-loss vs policy-loss term gradient > "
     "{torso:g}; or between the heads value/policy gradient norm > {ratio:g} while the "
     "global clip is active (grad_clip_ratio > {clip_active:g}) and leaves the policy a "
-    "gradient norm < {crushed:g} adam_eps, where Adam no longer undoes the clip's scaling",
+    "gradient RMS per parameter < {crushed_rms:g} adam_eps (a jppo run, whose policy's "
+    "size is known) or a gradient norm < {crushed:g} adam_eps (other trainers' logs), "
+    "where Adam no longer undoes the clip's scaling",
     metrics=("grad_norm_value", "grad_norm_policy", "grad_norm_value_term_torso",
              "grad_norm_policy_term_torso", "grad_clip_ratio", "value_loss"),
     remedies=(
@@ -298,10 +321,12 @@ THROTTLED_UPDATES = Rule(
     "every gradient to a few percent of its size, at a scale set by its largest term "
     "(case study: throttled_gradients: 10-73x). Adam undoes a constant shrink, so the "
     "policy step is throttled once its clipped gradient nears adam_eps.",
-    thresholds={"ratio": THROTTLE_RATIO, "crushed": CRUSHED_EPS},
+    thresholds={"ratio": THROTTLE_RATIO, "crushed": CRUSHED_EPS,
+                "crushed_rms": CRUSHED_RMS_EPS},
     condition_template="grad_clip_ratio > {ratio:g} leaving the policy < {crushed:g} adam_eps",
     threshold_template="grad_clip_ratio (pre-clip norm / max_grad_norm) > {ratio:g} while "
-    "the clipped policy gradient norm < {crushed:g} adam_eps (where recorded): Adam undoes "
+    "the clipped policy gradient RMS per parameter < {crushed_rms:g} adam_eps (jppo runs) "
+    "or its norm < {crushed:g} adam_eps (other trainers' logs), where recorded: Adam undoes "
     "a clip's constant scaling until the gradients near adam_eps",
     metrics=("grad_clip_ratio", "grad_norm", "grad_norm_value", "grad_norm_policy",
              "value_loss"),
@@ -523,7 +548,7 @@ NOT_HALVED = 0.5
 TINY_ABSOLUTE_CLIP = 0.01  # x the return scale: an absolute value clip this small
 
 
-def _squared_error_in_return_units(config: PPOConfig) -> bool:
+def squared_error_in_return_units(config: PPOConfig) -> bool:
     """Only then does the loss compare with Var[R] of the raw targets."""
     chosen = strategies.of(config)
     return chosen.value_loss.squared_error and chosen.value_target.return_units
@@ -645,7 +670,7 @@ EXPLODING_VALUE_LOSS = Rule(
                  "(the critic's RMS error for the return scale)")),
     sharpens=("target_std", "target_abs_max"),
     latent_when_solved=True,
-    applies=_squared_error_in_return_units,
+    applies=squared_error_in_return_units,
     scope="squared-error value losses in return units (value_loss clipped or mse with "
     "value_target raw)",
 )
@@ -664,6 +689,11 @@ NOISE_ADVANTAGE = 1e-2
 # (case study frozen_policy: EV -9; rewards x1e-6: EV -7). Healthy Pendulum dips
 # to EV -1.2 on a quarter of its updates.
 NOISE_EV = -3.0
+# A discount horizon 1/(1 - gamma) under 2 steps on episodes longer than
+# MYOPIC_EPISODE horizons: the advantages are one-step rewards (Catch at gamma 1e-4:
+# 9-step episodes, only the last move gets credit; return 0.07 against 0.9).
+MYOPIC_HORIZON = 2.0
+MYOPIC_EPISODE = 2.0
 
 
 def _divides_by_advantage_std(config: PPOConfig) -> bool:
@@ -671,9 +701,41 @@ def _divides_by_advantage_std(config: PPOConfig) -> bool:
     return strategies.of(config).advantage_norm.divides_by_std
 
 
+def _myopic_signal(cell: Cell) -> Signal | None:
+    """A discount whose horizon 1/(1 - gamma) is under MYOPIC_HORIZON steps on episodes
+    several times longer: each advantage is the next reward minus the critic's guess,
+    so every action but the last before a reward gets no credit for it."""
+    lengths = cell.get("episode_length")
+    if lengths is None:
+        return None
+    horizon = np.full(lengths.shape, 1.0 / (1.0 - float(cell.config.gamma)))
+    return Signal((Criterion("discount horizon 1/(1-gamma)", horizon, "<", MYOPIC_HORIZON),
+                   Criterion("episode_length", lengths, ">", MYOPIC_EPISODE * MYOPIC_HORIZON)),
+                  "a discount that sees one step on episodes of many: the advantages carry "
+                  "the next reward, not the return", " on ")
+
+
+def _below_resolution_signal(cell: Cell) -> Signal | None:
+    """Returns smaller than the critic's learning rate: Adam moves the critic's output by
+    about its lr every step, so it cannot resolve them, and its jitter is the advantages."""
+    returns, lr = cell.get("episode_return"), cell.get("lr_value")
+    chosen = strategies.of(cell.config)
+    if returns is None or lr is None or cell.config.reward_scaling \
+            or not chosen.value_target.return_units:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reached = np.nanmax(np.where(cell.window, np.abs(returns), np.nan), axis=1,
+                            keepdims=True)
+    return Signal((Criterion("max |episode return| / value lr", ratio(
+        np.broadcast_to(reached, lr.shape), lr), "<", 1.0),),
+        "returns below the critic's resolution: its output moves by about its lr per step")
+
+
 def _noise_signals(cell: Cell, scale: np.ndarray | None) -> tuple[list[Signal], dict]:
     """Tiny advantages at the return scale, flat targets, advantages made of the
-    critic's error; with their evidence columns."""
+    critic's error, a one-step discount, returns below the critic's resolution; with
+    their evidence columns."""
     std = cell.get("advantage_std")
     relative = ratio(std, scale) if scale is not None else std
     signals = [Signal((Criterion("advantage_std / return scale", relative, "<",
@@ -692,6 +754,7 @@ def _noise_signals(cell: Cell, scale: np.ndarray | None) -> tuple[list[Signal], 
     if ev is not None:
         signals.append(Signal((Criterion("explained_variance", ev, "<", NOISE_EV),),
                               "the critic's error dominates the advantages' variance"))
+    signals += [s for s in (_myopic_signal(cell), _below_resolution_signal(cell)) if s]
     return signals, derived
 
 
@@ -724,15 +787,22 @@ NOISE_ADVANTAGES = Rule(
     "returns' variance), so per-minibatch normalization blows "
     "the critic's noise up to unit std and the policy follows it (case study: "
     "frozen_policy).",
-    thresholds={"ratio": NOISE_ADVANTAGE, "flat": FLAT_TARGETS, "ev": NOISE_EV},
+    thresholds={"ratio": NOISE_ADVANTAGE, "flat": FLAT_TARGETS, "ev": NOISE_EV,
+                "horizon": MYOPIC_HORIZON, "episode": MYOPIC_EPISODE * MYOPIC_HORIZON},
     condition_template="advantage_std < {ratio:g} x return scale, or target_std < "
-    "{flat:g} x return scale, or explained_variance < {ev:g}",
+    "{flat:g} x return scale, or explained_variance < {ev:g}, or a discount horizon < "
+    "{horizon:g} steps, or returns below the value lr",
     threshold_template="advantage_std before normalization < {ratio:g} x the return "
     "scale, or target_std < {flat:g} x the return scale (returns that do not vary carry no "
     "advantage signal), or explained variance < {ev:g} (the critic's error has twice the "
-    "returns' std: most of the advantages' variance is its error), while advantages are "
+    "returns' std: most of the advantages' variance is its error), or a discount horizon "
+    "1/(1-gamma) < {horizon:g} steps on episodes longer than {episode:g} steps (each "
+    "advantage is the next reward), or the largest |episode return| below the value lr "
+    "(the critic's output moves by about its lr every step: returns that small are below "
+    "its resolution; raw targets without reward scaling only), while advantages are "
     "divided by their std; updates where the seed is solved are skipped",
-    metrics=("advantage_std", "advantage_mean", "target_std", "explained_variance"),
+    metrics=("advantage_std", "advantage_mean", "target_std", "explained_variance",
+             "episode_length", "episode_return", "lr_value"),
     remedies=(
         Remedy({"advantage_norm": "robust"}, "divides by the std only above "
                "adv_std_threshold, else only centers (case study: frozen_policy)"),
@@ -752,6 +822,11 @@ NOISE_ADVANTAGES = Rule(
 
 # ------------------------------------------------------------ kl cut epochs
 KL_CUT_FRACTION = 0.5  # of update_epochs completed: below, most of the epochs were cut
+KL_STOP_FACTOR = 1.5  # the epochs stop once approx_kl > 1.5 target_kl (SB3's rule)
+# A KL limit this small keeps every update within 10x of the stall line: the policy
+# creeps (Catch at target_kl 3e-6: one epoch of four, return -0.29 against 0.9 while
+# still rising), so its cut epochs cost the run whether or not the return climbs.
+STILL_POLICY_KL = 10 * STALL_KL
 
 
 def _kl_early_stop(config: PPOConfig) -> bool:
@@ -775,8 +850,13 @@ def _check_kl_cut_epochs(cell: Cell) -> Verdict:
                  "over the window are still learning"
         criteria.append(Criterion("return gain / learning range", progress, "<",
                                   STALL_PROGRESS))
-    return verdict_of([Signal(tuple(criteria))], evaluated, derived={"epochs share": share},
-                      basis=basis)
+    signals = [Signal(tuple(criteria))]
+    limit = np.full(share.shape, KL_STOP_FACTOR * float(cell.config.target_kl))
+    signals.append(Signal((criteria[0], Criterion("KL stop 1.5 target_kl", limit, "<",
+                                                  STILL_POLICY_KL)),
+                          "a KL limit that holds every update near the stall line, whatever "
+                          "the return does", " at "))
+    return verdict_of(signals, evaluated, derived={"epochs share": share}, basis=basis)
 
 
 KL_CUT_EPOCHS = Rule(
@@ -786,11 +866,16 @@ KL_CUT_EPOCHS = Rule(
     "the policy past 1.5 target_kl, so every update is a few large steps and the rest of the "
     "rollout goes unused; the epochs planned are not the epochs run (case study: "
     "kl_early_stop: 20 epochs of one full-batch minibatch stopped at epoch 4-14).",
-    thresholds={"fraction": KL_CUT_FRACTION, "progress": STALL_PROGRESS},
-    condition_template="epochs_completed < {fraction:g} x update_epochs, return not rising",
+    thresholds={"fraction": KL_CUT_FRACTION, "progress": STALL_PROGRESS,
+                "still": STILL_POLICY_KL},
+    condition_template="epochs_completed < {fraction:g} x update_epochs, return not rising "
+    "or a KL limit 1.5 target_kl < {still:g}",
     threshold_template="epochs_completed (optimizer epochs applied before the KL stop) < "
     "{fraction:g} x update_epochs while the seed's smoothed return gains less than "
-    "{progress:.0%} of the learning range over the window; only with kl_early_stop on",
+    "{progress:.0%} of the learning range over the window, or while the stop's limit 1.5 "
+    "target_kl < {still:g} (10x the stall KL: every update is held near the stall line, "
+    "so the cut epochs cost the run even where its return creeps up); only with "
+    "kl_early_stop on",
     metrics=("epochs_completed", "approx_kl", "clip_fraction", "entropy", "lr_policy"),
     remedies=(
         Remedy({"num_minibatches": 8}, "more, smaller minibatches: each step moves the "
