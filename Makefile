@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help run test test-fast docs bench lint results compare objectives-study case-studies diagnosis-benchmark mutants clean modern-variants-networks published
+.PHONY: help run test test-fast docs bench lint results compare objectives-study case-studies diagnosis-benchmark mutants clean modern-variants-networks modern-variants-families published
 .DEFAULT_GOAL := help
 
 $(STAMP): pyproject.toml constraints.txt
@@ -85,6 +85,21 @@ modern-variants-networks: $(STAMP)
 	  cp runs/modern-variants/$$name/summary.md runs/modern-variants/$$name/summary.csv \
 	     runs/modern-variants/$$name/diagnosis.md runs/modern-variants/$$name/plots/*.png \
 	     $(NETWORK_STUDY)/$$name/ || exit 1; \
+	done
+
+## modern-variants-families: every new variant (networks, critics, policy objectives) with
+##   standard PPO, PopArt and symlog + HL-Gauss on SpaceInvaders-MinAtar and
+##   brax/inverted_pendulum, 16 seeds; summaries next to experiments/modern_variants/families/
+FAMILY_STUDY := experiments/modern_variants/families
+modern-variants-families: $(STAMP)
+	for name in minatar brax; do \
+	  rm -rf runs/modern-variants/$$name && \
+	  $(VENV)/bin/jppo compare $(FAMILY_STUDY)/$$name.toml --out runs/modern-variants/$$name \
+	    --progress lines && \
+	  mkdir -p $(FAMILY_STUDY)/$$name && \
+	  cp runs/modern-variants/$$name/summary.md runs/modern-variants/$$name/summary.csv \
+	     runs/modern-variants/$$name/diagnosis.md runs/modern-variants/$$name/plots/*.png \
+	     $(FAMILY_STUDY)/$$name/ || exit 1; \
 	done
 
 ## case-studies: run every experiments/case_studies/*.toml into runs/case-studies/NAME and copy

@@ -308,7 +308,7 @@ def _outgrown(cell: Cell, verdicts: Mapping[str, Verdict], mode: str) -> str | N
     if not spread < FLAT_TARGETS or not toward >= CLOSING_CRITIC:
         return None
     return (f"value_std / target_std {short_number(spread)} < {FLAT_TARGETS:g} while the "
-            f"critic's mean closed {short_number(toward)} of its gap to the targets': its "
+            f"critic's mean closed {short_number(toward)} of its gap to the targets' mean: its "
             "outputs have not grown to the return scale")
 
 
