@@ -75,32 +75,27 @@ objectives-study: $(STAMP)
 ## modern-variants-networks: the network-variant study (quantile, SimBa, LayerNorm,
 ##   shrink-and-perturb, PFO) on CartPole, Acrobot and the value-scale case; its summaries and
 ##   plots go next to experiments/modern_variants/networks/README.md (about 60 minutes on 2 cores)
-NETWORK_STUDY := experiments/modern_variants/networks
-modern-variants-networks: $(STAMP)
-	for name in networks acrobot value_scale; do \
+# $(call run_study,FOLDER,NAMES): jppo compare FOLDER/NAME.toml into runs/modern-variants/NAME
+#   for each NAME, then its summaries, diagnosis and plots copied into FOLDER/NAME/
+define run_study
+	for name in $(2); do \
 	  rm -rf runs/modern-variants/$$name && \
-	  $(VENV)/bin/jppo compare $(NETWORK_STUDY)/$$name.toml --out runs/modern-variants/$$name \
+	  $(VENV)/bin/jppo compare $(1)/$$name.toml --out runs/modern-variants/$$name \
 	    --progress lines && \
-	  mkdir -p $(NETWORK_STUDY)/$$name && \
+	  mkdir -p $(1)/$$name && \
 	  cp runs/modern-variants/$$name/summary.md runs/modern-variants/$$name/summary.csv \
 	     runs/modern-variants/$$name/diagnosis.md runs/modern-variants/$$name/plots/*.png \
-	     $(NETWORK_STUDY)/$$name/ || exit 1; \
+	     $(1)/$$name/ || exit 1; \
 	done
+endef
+modern-variants-networks: $(STAMP)
+	$(call run_study,experiments/modern_variants/networks,networks acrobot value_scale)
 
 ## modern-variants-families: every new variant (networks, critics, policy objectives) with
 ##   standard PPO, PopArt and symlog + HL-Gauss on SpaceInvaders-MinAtar and
 ##   brax/inverted_pendulum, 16 seeds; summaries next to experiments/modern_variants/families/
-FAMILY_STUDY := experiments/modern_variants/families
 modern-variants-families: $(STAMP)
-	for name in minatar brax; do \
-	  rm -rf runs/modern-variants/$$name && \
-	  $(VENV)/bin/jppo compare $(FAMILY_STUDY)/$$name.toml --out runs/modern-variants/$$name \
-	    --progress lines && \
-	  mkdir -p $(FAMILY_STUDY)/$$name && \
-	  cp runs/modern-variants/$$name/summary.md runs/modern-variants/$$name/summary.csv \
-	     runs/modern-variants/$$name/diagnosis.md runs/modern-variants/$$name/plots/*.png \
-	     $(FAMILY_STUDY)/$$name/ || exit 1; \
-	done
+	$(call run_study,experiments/modern_variants/families,minatar brax)
 
 ## case-studies: run every experiments/case_studies/*.toml into runs/case-studies/NAME and copy
 ##   its summary, diagnosis and plots next to its README (about 20 minutes on 2 cores). Options in
