@@ -20,20 +20,24 @@ from typing import Any
 from experiments.diagnosis_benchmark import score as scoring
 from jppo.analysis import diagnose
 from jppo.analysis.logs import Options, diagnose_logs
+from jppo.analysis.logs.discover import read_options
 
 EXTERNAL = Path(__file__).parent.parent / "external_logs"
+SETTINGS = EXTERNAL / "settings.toml"
 TRAINERS = ("sb3", "cleanrl")
 HEADING = "## External logs (SB3, CleanRL)"
 
 
-def diagnose_fixtures(labels: dict[str, scoring.Label]) -> list[dict[str, Any]]:
-    """Per cell of every trainer's fixtures: its label, the modes fired and not judged."""
+def diagnose_fixtures(labels: dict[str, scoring.Label],
+                      settings: Options | None = None) -> list[dict[str, Any]]:
+    """Per cell of every trainer's fixtures: its label, the modes fired and not judged;
+    with `settings`, each group's [config.GROUP] fields (settings.toml) as given."""
     from experiments.diagnosis_benchmark.run import check_injections, first_and_final
     from jppo.runs import results
 
     rows = []
     for trainer, folders, env_id in fixture_groups():
-        found = diagnose_logs(folders, map=Options(env=env_id))
+        found = diagnose_logs(folders, map=options_for(folders, env_id, settings))
         for (variant, env), cell in diagnose.report.group_findings(found.findings).items():
             entry = labels[variant]
             first, final = first_and_final(results.metric_arrays(found.frame, variant, env),
@@ -62,19 +66,46 @@ def fixture_groups() -> list[tuple[str, list[Path], str | None]]:
     return [*groups, ("cleanrl", [root / "cleanrl"], None)]
 
 
+def options_for(folders: list[Path], env_id: str | None,
+                settings: Options | None) -> Options:
+    """The env, and the settings' tables of the groups among these folders (a CleanRL
+    folder holds its groups one level down)."""
+    if settings is None:
+        return Options(env=env_id)
+    names = {f.name for f in folders} | {g.name for f in folders for g in f.iterdir()
+                                         if g.is_dir()}
+    groups = {g: c for g, c in settings.group_config.items() if g in names}
+    return Options(config=settings.config, env=env_id, group_config=groups)
+
+
 def expressible_recall(rows: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+    """Recall over the runs whose logs judged the label's rule, and over those of them
+    whose injection was valid (the target's measure)."""
     judged = [r for r in rows if r["label"] == mode and mode not in r["not_judged"]]
-    hits = sum(mode in r["fired"] for r in judged)
-    return {"labelled_expressible": len(judged),
-            "recall_expressible": hits / len(judged) if judged else None,
+    valid = [r for r in judged if r["valid"]]
+
+    def recall(runs: list[dict[str, Any]]) -> float | None:
+        return sum(mode in r["fired"] for r in runs) / len(runs) if runs else None
+
+    return {"labelled_expressible": len(judged), "recall_expressible": recall(judged),
+            "valid_expressible": len(valid), "recall_valid_expressible": recall(valid),
             "not_judged_runs": sum(mode in r["not_judged"] for r in rows)}
 
 
 def run(modes: list[str]) -> dict[str, Any]:
+    """The fixtures scored on their logs alone, and (`with_settings`) on their logs and
+    the settings their reports ask for (settings.toml: SB3's n_epochs and target_kl)."""
     labels = scoring.read_labels(EXTERNAL / "labels.toml")
     scoring.check_labels(labels, modes)
+    logs_only = scored_pass(labels, modes, None)
+    settings = read_options(map_file=SETTINGS)
+    return logs_only | {"with_settings": scored_pass(labels, modes, settings)}
+
+
+def scored_pass(labels: dict[str, scoring.Label], modes: list[str],
+                settings: Options | None) -> dict[str, Any]:
     start = time.perf_counter()
-    rows = diagnose_fixtures(labels)
+    rows = diagnose_fixtures(labels, settings)
     seconds = time.perf_counter() - start
     results = scoring.score([scoring.scored(r["label"], r["also"], r["fired"], r["valid"])
                              for r in rows], modes)
@@ -87,30 +118,49 @@ def _cell(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.2f}"
 
 
+def mode_table(results: dict[str, Any]) -> list[str]:
+    lines = ["| mode | labelled | recall | valid injections | recall (valid) | judged and "
+             "valid | recall (judged, valid) | precision | TP | FP | runs not judged "
+             "(metrics not logged) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for mode, c in results["modes"].items():
+        lines.append(f"| {mode} | {c['labelled']} | {_cell(c['recall'])} | "
+                     f"{c['valid_injections']} | {_cell(c['recall_valid'])} | "
+                     f"{c['valid_expressible']} | {_cell(c['recall_valid_expressible'])} | "
+                     f"{_cell(c['precision'])} | {c['true_positives']} | "
+                     f"{c['false_positives']} | {c['not_judged_runs']} |")
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> list[str]:
-    """The section of results.md: per mode recall / precision, not-judged counts, runs."""
+    """The section of results.md: per mode recall / precision, not-judged counts, runs;
+    then the same with the settings the reports ask for."""
     lines = ["", HEADING, "",
              f"{results['runs']} runs (configuration cells of SB3 / CleanRL PPO fixtures, "
              f"3 seeds each), {results['healthy_runs']} healthy. False alarm rate: "
              f"**{results['false_alarm_rate']:.1%}**. Diagnosis: "
              f"{results['diagnose_seconds']:.1f} s. Labels: experiments/external_logs/"
-             "labels.toml.", "",
-             "| mode | labelled | recall | valid injections | recall (valid) | precision "
-             "| TP | FP | runs not judged (metrics not logged) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for mode, c in results["modes"].items():
-        lines.append(f"| {mode} | {c['labelled']} | {_cell(c['recall'])} | "
-                     f"{c['valid_injections']} | {_cell(c['recall_valid'])} | "
-                     f"{_cell(c['precision'])} | {c['true_positives']} | "
-                     f"{c['false_positives']} | {c['not_judged_runs']} |")
-    lines += ["", "Runs:", ""]
-    for r in results["per_run"]:
-        missed = "" if r["label"] in r["fired"] or (r["label"] == "healthy" and not r["fired"]) \
-            else " **(missed)**" if r["label"] != "healthy" else " **(false alarm)**"
-        check = "" if r["deficit"] is None else f"; check: deficit {_cell(r['deficit'])} " + (
-            "(valid)" if r["valid"] else "**(invalid injection)**")
-        lines.append(f"- {r['variant']} / {r['env']} ({r['seeds']} seeds): label {r['label']}; "
-                     f"fired: {', '.join(r['fired']) or 'nothing'}{missed}; root causes: "
-                     f"{', '.join(r.get('roots', r['fired'])) or 'nothing'}; not judged: "
-                     f"{', '.join(r['not_judged']) or 'none'}{check}")
-    return lines
+             "labels.toml. *Judged*: the label's rule had the metrics it needs in the "
+             "logs; *valid*: the injection cost the run its return (the check below).", "",
+             "Logs alone:", "", *mode_table(results)]
+    settings = results.get("with_settings")
+    if settings:
+        lines += ["", "Logs and the settings their reports ask for (experiments/external_logs/"
+                  "settings.toml: SB3's n_epochs and target_kl, which SB3 does not log): "
+                  f"false alarm rate **{settings['false_alarm_rate']:.1%}**.", "",
+                  *mode_table(settings), "", "Runs whose diagnosis the settings changed:", ""]
+        before = {(r["variant"], r["env"]): r for r in results["per_run"]}
+        lines += [run_line(r) for r in settings["per_run"]
+                  if r["fired"] != before[(r["variant"], r["env"])]["fired"]] or ["- none"]
+    lines += ["", "Runs (logs alone):", ""]
+    return lines + [run_line(r) for r in results["per_run"]]
+
+
+def run_line(r: dict[str, Any]) -> str:
+    missed = "" if r["label"] in r["fired"] or (r["label"] == "healthy" and not r["fired"]) \
+        else " **(missed)**" if r["label"] != "healthy" else " **(false alarm)**"
+    check = "" if r["deficit"] is None else f"; check: deficit {_cell(r['deficit'])} " + (
+        "(valid)" if r["valid"] else "**(invalid injection)**")
+    return (f"- {r['variant']} / {r['env']} ({r['seeds']} seeds): label {r['label']}; "
+            f"fired: {', '.join(r['fired']) or 'nothing'}{missed}; root causes: "
+            f"{', '.join(r.get('roots', r['fired'])) or 'nothing'}; not judged: "
+            f"{', '.join(r['not_judged']) or 'none'}{check}")

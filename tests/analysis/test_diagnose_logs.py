@@ -432,3 +432,70 @@ def test_cleanrl_hyperparameters_fill_the_config_and_out_of_range_ones_are_said(
     assert not noise.fired and noise.missing == ("explained_variance",)
     assert noise.unjudged.startswith("explained_variance non-finite on 56 of 57")
     assert "Noise advantages not judged: explained_variance non-finite" in found.terminal
+
+
+def test_config_tables_per_group_set_each_configurations_own_settings(tmp_path):
+    """Several configurations diagnosed at once, each with what its logs cannot say: a
+    `[config.GROUP]` table holds that group's fields over the flat [config]'s; with
+    SB3's target_kl given for the cut configuration only, kl_cut_epochs judges it on
+    its own epochs share (1 of 10) while its healthy twin keeps kl_early_stop off."""
+    path = tmp_path / "settings.toml"
+    path.write_text("[config]\nupdate_epochs = 10\n\n[config.sb3_target_kl_tiny]\n"
+                    "kl_early_stop = true\ntarget_kl = 1e-7\n")
+    options = discover.read_options(map_file=path, env="CartPole-v1")
+    assert options.config == {"update_epochs": 10}
+    assert options.config_of("sb3_target_kl_tiny") == {"update_epochs": 10,
+                                                       "kl_early_stop": True, "target_kl": 1e-7}
+    found = diagnose_logs([FIXTURES / "sb3" / "sb3_target_kl_tiny",
+                           FIXTURES / "sb3" / "sb3_healthy"], map=options)
+    configs = {name: v["config"] for name, v in found.info["variants"].items()}
+    assert configs["sb3_target_kl_tiny"]["target_kl"] == 1e-7
+    assert configs["sb3_target_kl_tiny"]["kl_early_stop"] is True
+    assert configs["sb3_healthy"]["kl_early_stop"] is False
+    assert configs["sb3_healthy"]["update_epochs"] == 10
+    fired = {(f.variant, f.rule) for f in found.findings if f.fired}
+    assert ("sb3_target_kl_tiny", "kl_cut_epochs") in fired
+    assert not any(variant == "sb3_healthy" for variant, _ in fired)
+
+
+def test_a_config_table_naming_no_group_or_out_of_range_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "settings.toml"
+    path.write_text("[config.sb3_healthyy]\nupdate_epochs = 10\n")
+    assert cli.main(["diagnose", str(FIXTURES / "sb3" / "sb3_healthy"), "--map-file",
+                     str(path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error
+    assert "[config.sb3_healthyy] names no group of these runs; groups: sb3_healthy" in error
+    path.write_text("[config.sb3_healthy]\nupdate_epochs = 0\n")
+    with pytest.raises(LogError, match=r"\[config.sb3_healthy\] update_epochs=0"):
+        discover.read_options(map_file=path)
+    with pytest.raises(LogError, match="'update_epoch' is not a PPOConfig field"):
+        diagnose_logs(FIXTURES / "sb3" / "sb3_healthy",
+                      map=Options(group_config={"sb3_healthy": {"update_epoch": 3}}))
+
+
+def test_without_an_epochs_count_the_kl_stop_is_judged_on_the_kl_it_compares():
+    """CleanRL logs no epochs run, but its logged approx_kl is the last minibatch's, the
+    one its stop compares with target_kl after each epoch: cleanrl_target_kl_tiny
+    (target_kl 1.5e-7 in CleanRL's terms, jppo's 1e-7) has that KL over the limit on
+    every judged update, at a limit under 1e-5, so the rule fires on that criterion
+    and says so; the healthy twin has no KL stop (not applicable)."""
+    group = FIXTURES / "cleanrl" / "cleanrl_target_kl_tiny"
+    limit = None
+    for seed_folder in sorted(group.iterdir()):
+        kls = [v for _, v in raw_events(seed_folder)["losses/approx_kl"]]
+        run = load(seed_folder)
+        limit = 1.5 * run.normalised.config["target_kl"]
+        assert limit == pytest.approx(float(cleanrl.hyperparameters(
+            dict(discover.read_raw(seed_folder).texts))["target_kl"]))
+        warm = len(kls) // 5  # the rules' warm-up: the first 20% of updates
+        assert np.mean(np.asarray(kls[warm:]) > limit) > 0.5
+    assert limit < 1e-5
+    found = diagnose_logs([group, CLEANRL_GROUP])
+    (cut,) = [f for f in found.findings if f.rule == "kl_cut_epochs"
+              and f.variant == "cleanrl_target_kl_tiny"]
+    assert cut.fired and cut.num_seeds == 3 and len(cut.seeds) == 3
+    assert "no epochs count logged" in cut.basis and not cut.missing
+    (healthy,) = [f for f in found.findings if f.rule == "kl_cut_epochs"
+                  and f.variant == "cleanrl_healthy"]
+    assert not healthy.fired

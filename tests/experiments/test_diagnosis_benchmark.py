@@ -149,3 +149,28 @@ def test_committed_external_results_are_scored_from_their_labels():
     fresh = external.run(bench.modes())
     assert [(r["variant"], r["fired"], r["not_judged"]) for r in fresh["per_run"]] == \
         [(r["variant"], r["fired"], r["not_judged"]) for r in rows]
+    given = section["with_settings"]["per_run"]
+    assert [(r["variant"], r["fired"], r["not_judged"]) for r in fresh["with_settings"][
+        "per_run"]] == [(r["variant"], r["fired"], r["not_judged"]) for r in given]
+
+
+def test_the_external_settings_are_each_sb3_configurations_own():
+    """settings.toml gives each SB3 fixture folder the n_epochs (SB3's default 10) and
+    target_kl it was trained with, and nothing else; with them, the only diagnosis that
+    changes is the one whose cut SB3's logs hide (every update cut at its first epoch)."""
+    from experiments.diagnosis_benchmark import external
+    from experiments.external_logs.generate import SB3_CONFIGS
+    from jppo.analysis.logs.discover import read_options
+
+    settings = read_options(map_file=external.SETTINGS)
+    assert settings.config == {} and set(settings.group_config) == set(SB3_CONFIGS)
+    for name, (_, kwargs, _, _) in SB3_CONFIGS.items():
+        expected = {"update_epochs": kwargs.get("n_epochs", 10),
+                    "kl_early_stop": "target_kl" in kwargs}
+        expected |= {"target_kl": kwargs["target_kl"]} if "target_kl" in kwargs else {}
+        assert settings.group_config[name] == expected
+    section = json.loads((bench.HERE / "results.json").read_text())["external"]
+    changed = [a["variant"] for a, b in zip(section["per_run"],
+                                            section["with_settings"]["per_run"], strict=True)
+               if a["fired"] != b["fired"]]
+    assert changed == ["sb3_target_kl_tiny"]

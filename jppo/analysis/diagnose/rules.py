@@ -833,8 +833,27 @@ def _kl_early_stop(config: PPOConfig) -> bool:
     return config.kl_early_stop
 
 
+def _kl_stop_held(cell: Cell) -> Verdict:
+    """Without the epochs run (CleanRL logs none): the stop fired at an update where the
+    logged KL is above its limit, and a limit under STILL_POLICY_KL holds that update
+    near the stall line however many epochs it cut. Exact where the logged KL is the
+    one the stop compares (CleanRL: the last minibatch's, checked after each epoch); a
+    logged mean over minibatches (SB3's TensorBoard without progress.csv) can sit below
+    the minibatch that tripped the stop, so it misses rather than over-reports."""
+    kl = cell.get("approx_kl")
+    limit = np.full(kl.shape, KL_STOP_FACTOR * float(cell.config.target_kl))
+    fired = Criterion("approx_kl vs the stop's limit 1.5 target_kl", kl / limit, ">", 1.0)
+    held = Criterion("KL stop 1.5 target_kl", limit, "<", STILL_POLICY_KL)
+    signal = Signal((fired, held), "no epochs count logged: the KL stop fired (the logged "
+                    "KL, the one the stop compares, is over its limit) at a limit that holds "
+                    "every update near the stall line", " at ")
+    return verdict_of([signal], cell.window & np.isfinite(kl), derived={"KL / limit": kl / limit})
+
+
 def _check_kl_cut_epochs(cell: Cell) -> Verdict:
     """Per update, the share of the planned epochs run before the KL stop."""
+    if cell.get("epochs_completed") is None and cell.get("approx_kl") is not None:
+        return _kl_stop_held(cell)
     missing = not_recorded(cell, ["epochs_completed"])
     if missing:
         return missing
@@ -874,8 +893,9 @@ KL_CUT_EPOCHS = Rule(
     "{fraction:g} x update_epochs while the seed's smoothed return gains less than "
     "{progress:.0%} of the learning range over the window, or while the stop's limit 1.5 "
     "target_kl < {still:g} (10x the stall KL: every update is held near the stall line, "
-    "so the cut epochs cost the run even where its return creeps up); only with "
-    "kl_early_stop on",
+    "so the cut epochs cost the run even where its return creeps up); without an epochs "
+    "count (CleanRL logs none), the logged KL, the one the stop compares, over 1.5 "
+    "target_kl at a limit < {still:g}; only with kl_early_stop on",
     metrics=("epochs_completed", "approx_kl", "clip_fraction", "entropy", "lr_policy"),
     remedies=(
         Remedy({"num_minibatches": 8}, "more, smaller minibatches: each step moves the "
@@ -889,7 +909,10 @@ KL_CUT_EPOCHS = Rule(
                "update is meant to reach, since the stop is at 1.5 target_kl"),
     ),
     check=_check_kl_cut_epochs,
-    needs=(Needs(("epochs_completed",), "epochs completed before the KL stop"),),
+    needs=(Needs(("epochs_completed",), "epochs completed before the KL stop"),
+           Needs(("approx_kl",), "the KL stop fired at a limit near the stall line (the "
+                 "logged KL over its limit 1.5 target_kl, and that limit < 1e-5, 10x the stall "
+                 "KL); the epochs it cut are not logged")),
     sharpens=("episode_return",),
     applies=_kl_early_stop,
     scope="kl_early_stop = true",

@@ -38,14 +38,22 @@ class RawRun:
 @dataclasses.dataclass(frozen=True)
 class Options:
     """What a source cannot read from the logs: `map` (ours -> theirs), `scale` (ours ->
-    factor), `config` (PPOConfig fields), and `settings` of the trainer (e.g. Brax's
-    entropy_cost) from the `[map]`, `[scale]`, `[config]` and `[source]` TOML tables."""
+    factor), `config` (PPOConfig fields; `group_config` per group, from `[config.GROUP]`
+    sub-tables: runs of several configurations diagnosed at once), and `settings` of
+    the trainer (e.g. Brax's entropy_cost) from the `[map]`, `[scale]`, `[config]` and
+    `[source]` TOML tables."""
 
     map: Mapping[str, str] = dataclasses.field(default_factory=dict)
     scale: Mapping[str, float] = dataclasses.field(default_factory=dict)
     config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     env: str | None = None
+    # PPOConfig fields of one group only (a `[config.GROUP]` table), over `config`
+    group_config: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def config_of(self, group: str) -> dict[str, Any]:
+        """The [config] fields a run of `group` is judged with: the group's over all's."""
+        return dict(self.config) | dict(self.group_config.get(group, {}))
 
 
 @dataclasses.dataclass

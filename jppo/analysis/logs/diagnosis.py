@@ -14,7 +14,14 @@ import pandas as pd
 
 from jppo.analysis import diagnose, stats
 from jppo.analysis.logs.base import METRIC_NAMES, Options
-from jppo.analysis.logs.discover import SOURCES, LogRun, assemble, runs_under, seed_lines
+from jppo.analysis.logs.discover import (
+    SOURCES,
+    LogRun,
+    assemble,
+    check_groups,
+    runs_under,
+    seed_lines,
+)
 from jppo.analysis.logs.events import LogError
 
 
@@ -81,6 +88,7 @@ def diagnose_logs(paths: str | Path | Sequence[str | Path], source: str = "auto"
     frame, info = assemble(runs)
     notes = seed_lines(info) + run_notes(runs, info)
     groups = list(info["variants"])
+    check_groups(options, groups)
     if baseline is not None and baseline not in groups:
         raise LogError(f"--baseline {baseline!r} is not a cell; cells: {', '.join(groups)}")
     findings = [with_their_names(f, info, options) for f in diagnose.diagnose_frame(frame, info)]

@@ -66,14 +66,38 @@ def read_options(map_pairs: Sequence[str] = (), map_file: str | Path | None = No
             raise LogError(f"--map {pair!r}: expected OURS=THEIRS, e.g. "
                            "value_loss=train/critic_loss")
         pairs[ours.strip()] = theirs.strip()
-    config = dict(data.get("config", {}))
-    unknown = sorted(set(config) - set(CONFIG_FIELDS))
-    if unknown:
-        raise LogError(f"{map_file}: [config] {unknown[0]!r} is not a PPOConfig field; valid: "
-                       f"{', '.join(CONFIG_FIELDS)}")
+    table = dict(data.get("config", {}))
+    groups = {name: dict(value) for name, value in table.items() if isinstance(value, dict)}
+    config = {name: value for name, value in table.items() if name not in groups}
+    for where, fields in [("[config]", config)] + [(f"[config.{g}]", f)
+                                                   for g, f in groups.items()]:
+        check_config_table(fields, f"{map_file}: {where}")
     source = dict(data.get("source", {}))
     return Options(pairs, dict(data.get("scale", {})), config, source,
-                   env or source.pop("env", None))
+                   env or source.pop("env", None), groups)
+
+
+def check_config_table(fields: Mapping[str, Any], where: str) -> None:
+    """A one-line error for a [config] field PPOConfig lacks or a value outside its range."""
+    unknown = sorted(set(fields) - set(CONFIG_FIELDS))
+    if unknown:
+        raise LogError(f"{where} {unknown[0]!r} is not a PPOConfig field; valid: "
+                       f"{', '.join(CONFIG_FIELDS)}")
+    for name, value in fields.items():
+        try:
+            check_value(name, value)
+        except ValueError as error:
+            raise LogError(f"{where} {error}") from None
+
+
+def check_groups(options: Options, groups: Sequence[str]) -> None:
+    """Every `[config.GROUP]` names a group of the runs (a typo would be ignored), and
+    holds PPOConfig fields in range (Options built in Python skip read_options)."""
+    for group, fields in options.group_config.items():
+        check_config_table(fields, f"[config.{group}]")
+        if group not in groups:
+            raise LogError(f"[config.{group}] names no group of these runs; groups: "
+                           f"{', '.join(groups)}")
 
 
 # ------------------------------------------------------------------- finding runs
@@ -160,13 +184,15 @@ def load_run(run: Path, source: str, options: Options,
     check_map(options, raw.tags, run)
     normalised = SOURCES[name].normalise(raw, options)
     normalised.metrics = apply_scale(normalised.metrics, options)
+    group = group_of(run, pattern)
+    given = options.config_of(group)
     kept, notes = representable(normalised.config)
-    normalised.config = kept | dict(options.config)
-    normalised.notes += [n for n in notes if n.split(" ", 1)[0] not in options.config]
-    normalised.given = frozenset(options.config)
+    normalised.config = kept | given
+    normalised.notes += [n for n in notes if n.split(" ", 1)[0] not in given]
+    normalised.given = frozenset(given)
     if normalised.metrics.empty:
         raise LogError(f"{run}: no updates logged")
-    return LogRun(run, name, group_of(run, pattern), normalised)
+    return LogRun(run, name, group, normalised)
 
 
 # ----------------------------------------------------------------- the cells
