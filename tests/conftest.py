@@ -403,6 +403,7 @@ LONGEST_FIRST: tuple[str, ...] = (
     "tests/analysis/test_diagnose.py",
     "tests/envs/test_make_and_wrappers.py",
     "tests/docs/test_notebook.py",
+    "tests/core/test_network_variants.py::test_a_recurrent_quantile_critic_trains_one_update",
 )
 
 

@@ -29,8 +29,9 @@ def midpoints(n: int) -> jax.Array:
 def quantile_huber_loss(quantiles: jax.Array, targets: jax.Array,
                         kappa: float = KAPPA) -> jax.Array:
     """Mean over states and quantiles of rho_tau^kappa(R - theta); `quantiles`
-    (N, n), `targets` (N,)."""
-    u = targets[:, None] - quantiles
+    (..., n), `targets` (...): (N,) for a feed-forward minibatch, (envs, time) for a
+    recurrent one."""
+    u = targets[..., None] - quantiles
     tau = midpoints(quantiles.shape[-1])
     abs_u = jnp.abs(u)
     huber = jnp.where(abs_u <= kappa, 0.5 * u**2, kappa * (abs_u - 0.5 * kappa))

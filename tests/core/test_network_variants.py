@@ -101,6 +101,30 @@ def test_quantile_huber_matches_the_elementwise_definition():
     np.testing.assert_allclose(quantiles.midpoints(4), [0.125, 0.375, 0.625, 0.875])
 
 
+def test_quantile_huber_over_sequences_equals_the_flattened_batch():
+    """A recurrent minibatch is (envs, time): the loss pairs each step's target with
+    that step's quantiles, as numpy's on the flattened batch does (a target broadcast
+    along the wrong axis fails or mixes steps)."""
+    rng = np.random.default_rng(1)
+    theta = rng.normal(0, 2, (3, 4, 5)).astype(np.float32)
+    target = rng.normal(0, 2, (3, 4)).astype(np.float32)
+    got = float(quantiles.quantile_huber_loss(jnp.asarray(theta), jnp.asarray(target)))
+    assert got == pytest.approx(np_quantile_huber(theta.reshape(12, 5), target.reshape(12)),
+                                rel=1e-5)
+
+
+def test_a_recurrent_quantile_critic_trains_one_update():
+    """The quantile loss inside a recurrent learn phase (whole-sequence minibatches):
+    one update compiles and its value loss is finite and positive."""
+    config = jppo.PPOConfig(**BASE, value_loss="quantile", quantile_count=5, rnn_cell="lstm",
+                            policy_rnn=8, value_rnn=8)
+    trainer = jppo.make_train(config, *envs.make("CartPole-v1"))
+    hparams = config.hparams()
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0), hparams)
+    _, metrics = jax.jit(trainer.update)(state, hparams)
+    assert np.isfinite(float(metrics["value_loss"])) and float(metrics["value_loss"]) > 0
+
+
 def test_quantile_regression_recovers_the_target_quantiles():
     """Minimizing the loss over constant quantiles puts theta_i near the tau_i
     quantile of the targets (the property that makes their mean the value);
