@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help run test test-fast docs bench lint results compare objectives-study case-studies diagnosis-benchmark mutants clean modern-variants-networks modern-variants-families published
+.PHONY: help run test test-fast docs bench lint results compare objectives-study case-studies diagnosis-benchmark mutants clean modern-variants-networks modern-variants-families modern-variants-case-studies published
 .DEFAULT_GOAL := help
 
 $(STAMP): pyproject.toml constraints.txt
@@ -96,6 +96,12 @@ modern-variants-networks: $(STAMP)
 ##   brax/inverted_pendulum, 16 seeds; summaries next to experiments/modern_variants/families/
 modern-variants-families: $(STAMP)
 	$(call run_study,experiments/modern_variants/families,minatar brax)
+
+## modern-variants-case-studies: each case study's setting with the new variants that address
+##   its failure beside its own fixes, 16 seeds; summaries next to
+##   experiments/modern_variants/case_studies/README.md (about 60 minutes on 2 cores)
+modern-variants-case-studies: $(STAMP)
+	$(call run_study,experiments/modern_variants/case_studies,value_dominance kl_early_stop frozen_policy value_clip_scale throttled_gradients)
 
 ## case-studies: run every experiments/case_studies/*.toml into runs/case-studies/NAME and copy
 ##   its summary, diagnosis and plots next to its README (about 20 minutes on 2 cores). Options in

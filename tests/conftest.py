@@ -370,6 +370,8 @@ SLOW: tuple[str, ...] = (
     "tests/runs/test_sweeps.py::test_jppo_sweep_keeps_rejecting_static_fields",
     "tests/runs/test_tensorboard.py::test_event_files_hold_the_median_and_iqr_across_seeds",
     "tests/runs/test_tensorboard.py::test_tensorboard_needs_a_run_directory_and_the_flag_sets_it",
+    "tests/core/test_network_variants.py::test_a_recurrent_quantile_critic_trains_one_update",
+    "tests/experiments/test_modern_variants.py",
 )
 
 
@@ -403,7 +405,6 @@ LONGEST_FIRST: tuple[str, ...] = (
     "tests/analysis/test_diagnose.py",
     "tests/envs/test_make_and_wrappers.py",
     "tests/docs/test_notebook.py",
-    "tests/core/test_network_variants.py::test_a_recurrent_quantile_critic_trains_one_update",
 )
 
 
