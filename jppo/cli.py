@@ -204,8 +204,8 @@ def diagnose(paths: Annotated[tuple[str, ...], tyro.conf.Positional],
             brax, csv or jppo.
         map: OURS=THEIRS: read their column THEIRS as jppo's metric OURS (repeatable).
         map_file: a TOML with [map] (OURS = "THEIRS"), [scale] (OURS = factor),
-            [config] (PPOConfig fields) and [source] (env, action_dim, Brax's
-            entropy_cost, vf_loss_coefficient) tables.
+            [config] (PPOConfig fields; [config.GROUP] for one group's runs) and
+            [source] (env, action_dim, Brax's entropy_cost, vf_loss_coefficient) tables.
         group: a regex; its first group (or match) in a run's path names its cell.
         baseline: the cell the summary's P(> baseline) compares the others with.
         report: where the Markdown report of logs goes (a jppo run: RUN/diagnosis.md).
