@@ -833,6 +833,13 @@ def _kl_early_stop(config: PPOConfig) -> bool:
     return config.kl_early_stop
 
 
+def _stop_limit(cell: Cell, shape: tuple[int, ...]) -> tuple[np.ndarray, Criterion]:
+    """The KL stop's limit 1.5 target_kl at every update, and the test that it is low
+    enough to hold every update near the stall line."""
+    limit = np.full(shape, KL_STOP_FACTOR * float(cell.config.target_kl))
+    return limit, Criterion("KL stop 1.5 target_kl", limit, "<", STILL_POLICY_KL)
+
+
 def _kl_stop_held(cell: Cell) -> Verdict:
     """Without the epochs run (CleanRL logs none): the stop fired at an update where the
     logged KL is above its limit, and a limit under STILL_POLICY_KL holds that update
@@ -841,9 +848,8 @@ def _kl_stop_held(cell: Cell) -> Verdict:
     logged mean over minibatches (SB3's TensorBoard without progress.csv) can sit below
     the minibatch that tripped the stop, so it misses rather than over-reports."""
     kl = cell.get("approx_kl")
-    limit = np.full(kl.shape, KL_STOP_FACTOR * float(cell.config.target_kl))
+    limit, held = _stop_limit(cell, kl.shape)
     fired = Criterion("approx_kl vs the stop's limit 1.5 target_kl", kl / limit, ">", 1.0)
-    held = Criterion("KL stop 1.5 target_kl", limit, "<", STILL_POLICY_KL)
     signal = Signal((fired, held), "no epochs count logged: the KL stop fired (the logged "
                     "KL, the one the stop compares, is over its limit) at a limit that holds "
                     "every update near the stall line", " at ")
@@ -870,9 +876,8 @@ def _check_kl_cut_epochs(cell: Cell) -> Verdict:
         criteria.append(Criterion("return gain / learning range", progress, "<",
                                   STALL_PROGRESS))
     signals = [Signal(tuple(criteria))]
-    limit = np.full(share.shape, KL_STOP_FACTOR * float(cell.config.target_kl))
-    signals.append(Signal((criteria[0], Criterion("KL stop 1.5 target_kl", limit, "<",
-                                                  STILL_POLICY_KL)),
+    _, held = _stop_limit(cell, share.shape)
+    signals.append(Signal((criteria[0], held),
                           "a KL limit that holds every update near the stall line, whatever "
                           "the return does", " at "))
     return verdict_of(signals, evaluated, derived={"epochs share": share}, basis=basis)
@@ -911,8 +916,8 @@ KL_CUT_EPOCHS = Rule(
     check=_check_kl_cut_epochs,
     needs=(Needs(("epochs_completed",), "epochs completed before the KL stop"),
            Needs(("approx_kl",), "the KL stop fired at a limit near the stall line (the "
-                 "logged KL over its limit 1.5 target_kl, and that limit < 1e-5, 10x the stall "
-                 "KL); the epochs it cut are not logged")),
+                 f"logged KL over its limit 1.5 target_kl, and that limit < {STILL_POLICY_KL:g}, "
+                 "10x the stall KL); the epochs it cut are not logged")),
     sharpens=("episode_return",),
     applies=_kl_early_stop,
     scope="kl_early_stop = true",
